@@ -1,0 +1,296 @@
+//! The control channel (port 6971, path `/ws/camera`): JSON text messages.
+//!
+//! Camera → hub: [`CameraMsg`] (`hello`, `telemetry`, `ack`).
+//! Hub → camera: [`HubMsg`] (`welcome`, `rejected`, or a command).
+//!
+//! Every message is one WebSocket text message holding one JSON object with a `"type"`
+//! field — except commands, which keep the seed's form `{"cmd":...,"value":...}` with an
+//! optional `"id"`.
+
+use alloc::string::{String, ToString};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::command::{CommandError, CommandMsg, kind_of};
+use crate::settings::Settings;
+
+/// The protocol version carried in hellos. Bumped on incompatible changes.
+pub const PROTOCOL_VERSION: u8 = 1;
+
+/// Longest text message either side accepts on the control channel.
+pub const MAX_CONTROL_MESSAGE: usize = 16 * 1024;
+
+/// Longest camera id: 1..=32 characters of `[A-Za-z0-9_-]`.
+pub const MAX_CAMERA_ID: usize = 32;
+
+/// A validated camera id: 1..=32 characters of `[A-Za-z0-9_-]`, safe in URLs, file names,
+/// metric labels and log lines.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct CameraId(String);
+
+/// A camera id that is empty, too long or has characters outside `[A-Za-z0-9_-]`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("camera id {0:?} is invalid: expected 1..=32 characters of A-Z a-z 0-9 _ -")]
+pub struct CameraIdError(pub String);
+
+impl CameraId {
+    /// Validates `id`.
+    pub fn new(id: &str) -> Result<Self, CameraIdError> {
+        let ok = !id.is_empty()
+            && id.len() <= MAX_CAMERA_ID
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if ok {
+            Ok(Self(id.to_string()))
+        } else {
+            Err(CameraIdError(id.chars().take(40).collect()))
+        }
+    }
+
+    /// The id as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl core::fmt::Display for CameraId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for CameraId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        CameraId::new(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// First message a camera sends on the control channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Protocol version the camera speaks ([`PROTOCOL_VERSION`]).
+    pub proto: u8,
+    /// Camera id.
+    pub camera: CameraId,
+    /// Shared secret; empty when the hub needs none.
+    #[serde(default)]
+    pub token: String,
+    /// Firmware name and version, e.g. `espcam-fw 0.1.0`.
+    pub firmware: String,
+    /// Sensor model, e.g. `OV3660`, `OV2640`, `virtual`.
+    pub sensor: String,
+    /// Settings in force on the sensor.
+    pub settings: Settings,
+}
+
+/// Health report, sent by the camera once a second.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Telemetry {
+    /// Frames per second sent, measured over the last window.
+    pub fps: f32,
+    /// Frames sent since boot.
+    pub frames_sent: u64,
+    /// Frames captured but dropped (link busy, too late) since boot.
+    pub frames_dropped: u64,
+    /// Free internal heap, bytes.
+    pub heap_free: u32,
+    /// Free PSRAM, bytes (0 when there is none).
+    pub psram_free: u32,
+    /// Milliseconds since boot.
+    pub uptime_ms: u64,
+    /// Wi-Fi signal strength in dBm; `null` when unknown (wired, virtual).
+    pub rssi: Option<i16>,
+    /// Settings in force (resolution, quality, …).
+    pub settings: Settings,
+}
+
+/// A camera's answer to one command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    /// The command's correlation id (`null` when the command had none).
+    pub id: Option<u32>,
+    /// The command's name as received (`"quality"`), `null` when it could not be read.
+    pub cmd: Option<String>,
+    /// Whether the command was applied.
+    pub ok: bool,
+    /// Settings in force after the command (unchanged when `ok` is false).
+    pub settings: Settings,
+    /// Why the command failed, when `ok` is false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Camera → hub, control channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum CameraMsg {
+    /// First message on the connection.
+    Hello(Hello),
+    /// Periodic health report.
+    Telemetry(Telemetry),
+    /// Answer to a command.
+    Ack(Ack),
+}
+
+/// Hub → camera, control or stream channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HubMsg {
+    /// The hello was accepted.
+    Welcome {
+        /// The camera id the hub registered.
+        camera: CameraId,
+    },
+    /// The hello was refused; the hub closes the connection after this.
+    Rejected {
+        /// Human-readable reason, e.g. `wrong token for camera cam-1`.
+        reason: String,
+    },
+    /// A command to apply and ack.
+    Command(CommandMsg),
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum HubTagged {
+    Welcome { camera: CameraId },
+    Rejected { reason: String },
+}
+
+/// Why a control message could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Longer than [`MAX_CONTROL_MESSAGE`].
+    #[error("message of {0} bytes exceeds the limit of {MAX_CONTROL_MESSAGE} bytes")]
+    TooLong(usize),
+    /// Not valid JSON or not of the expected shape.
+    #[error("invalid message: {0}")]
+    Invalid(String),
+    /// A command that failed validation.
+    #[error(transparent)]
+    Command(#[from] CommandError),
+}
+
+fn check_len(text: &str) -> Result<(), DecodeError> {
+    if text.len() > MAX_CONTROL_MESSAGE {
+        return Err(DecodeError::TooLong(text.len()));
+    }
+    Ok(())
+}
+
+impl CameraMsg {
+    /// Decodes a camera → hub message.
+    pub fn from_json(text: &str) -> Result<Self, DecodeError> {
+        check_len(text)?;
+        serde_json::from_str(text).map_err(|e| DecodeError::Invalid(e.to_string()))
+    }
+
+    /// Encodes as JSON text.
+    pub fn to_json(&self) -> String {
+        // Serializing these plain structs cannot fail: no maps with non-string keys, no
+        // fallible Serialize impls.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+impl HubMsg {
+    /// Decodes a hub → camera message. Any object with a `"cmd"` field is a command (the
+    /// seed's form); otherwise `"type"` selects `welcome` or `rejected`.
+    pub fn from_json(text: &str) -> Result<Self, DecodeError> {
+        check_len(text)?;
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| DecodeError::Invalid(e.to_string()))?;
+        let Value::Object(map) = &value else {
+            return Err(DecodeError::Invalid(alloc::format!(
+                "expected a JSON object, got {}",
+                kind_of(&value)
+            )));
+        };
+        if map.contains_key("cmd") {
+            return Ok(HubMsg::Command(CommandMsg::from_object(map)?));
+        }
+        let tagged: HubTagged =
+            serde_json::from_value(value).map_err(|e| DecodeError::Invalid(e.to_string()))?;
+        Ok(match tagged {
+            HubTagged::Welcome { camera } => HubMsg::Welcome { camera },
+            HubTagged::Rejected { reason } => HubMsg::Rejected { reason },
+        })
+    }
+
+    /// Encodes as JSON text.
+    pub fn to_json(&self) -> String {
+        match self {
+            HubMsg::Welcome { camera } => serde_json::to_string(&HubTagged::Welcome {
+                camera: camera.clone(),
+            }),
+            HubMsg::Rejected { reason } => serde_json::to_string(&HubTagged::Rejected {
+                reason: reason.clone(),
+            }),
+            HubMsg::Command(c) => return c.to_json(),
+        }
+        .unwrap_or_default()
+    }
+}
+
+/// First message a camera sends on the stream channel (port 6972): ties the connection to a
+/// camera. The hub answers with [`HubMsg::Welcome`] or [`HubMsg::Rejected`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename = "hello")]
+pub struct StreamHello {
+    /// Protocol version ([`PROTOCOL_VERSION`]).
+    pub proto: u8,
+    /// Camera id; must match the control channel's.
+    pub camera: CameraId,
+    /// Shared secret; empty when the hub needs none.
+    #[serde(default)]
+    pub token: String,
+}
+
+impl StreamHello {
+    /// Decodes a stream hello.
+    pub fn from_json(text: &str) -> Result<Self, DecodeError> {
+        check_len(text)?;
+        serde_json::from_str(text).map_err(|e| DecodeError::Invalid(e.to_string()))
+    }
+
+    /// Encodes as JSON text.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Command, Quality};
+
+    #[test]
+    fn camera_ids() {
+        assert!(CameraId::new("cam-1").is_ok());
+        assert!(CameraId::new("Front_Door-2").is_ok());
+        for bad in ["", "../etc", "cam 1", "a/b", "ü", &"x".repeat(33)] {
+            assert!(CameraId::new(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn hub_msg_accepts_seed_command() {
+        let m = HubMsg::from_json(r#"{"cmd":"quality","value":10}"#).unwrap();
+        assert_eq!(
+            m,
+            HubMsg::Command(CommandMsg::simple(Command::Quality(Quality::new(10).unwrap())))
+        );
+        let e = HubMsg::from_json(r#"{"cmd":"quality","value":64}"#).unwrap_err();
+        assert_eq!(e.to_string(), "quality 64 out of range 0..=63");
+    }
+
+    #[test]
+    fn too_long_is_refused_before_parsing() {
+        let big = alloc::format!("{{\"cmd\":\"{}\"}}", "x".repeat(MAX_CONTROL_MESSAGE));
+        assert!(matches!(HubMsg::from_json(&big), Err(DecodeError::TooLong(_))));
+        assert!(matches!(CameraMsg::from_json(&big), Err(DecodeError::TooLong(_))));
+    }
+}
