@@ -3,6 +3,10 @@
 
 use clap::{Parser, Subcommand};
 
+mod bench;
+mod serve;
+mod sim;
+
 /// espcam: stream and control ESP32-S3 cameras from a browser.
 #[derive(Debug, Parser)]
 #[command(name = "espcam", version, about, long_about = None)]
@@ -15,6 +19,14 @@ struct Cli {
 enum Cmd {
     /// Print the protocol version, ports and paths.
     Protocol,
+    /// Run the hub: dashboard at http://localhost:6971/, cameras on 6971 (control) and 6972
+    /// (stream). `--demo` adds virtual cameras.
+    Serve(serve::ServeArgs),
+    /// Benchmark the hub's relay: start it, push frames, fan out to viewers, print figures.
+    Bench(bench::BenchArgs),
+    /// Run virtual cameras: `--hub HOST[:PORT]` (hub mode, `--count N`) or `--mode ap`
+    /// (standalone seed-002 camera at ws://127.0.0.1:8080/ws).
+    Sim(sim::SimArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -31,6 +43,9 @@ fn main() -> std::process::ExitCode {
             print_protocol();
             Ok(())
         }
+        Cmd::Serve(args) => serve::run(args),
+        Cmd::Bench(args) => bench::run(args),
+        Cmd::Sim(args) => sim::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

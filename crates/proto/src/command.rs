@@ -74,7 +74,9 @@ impl Command {
     pub fn from_parts(cmd: &str, value: Option<&Value>) -> Result<Self, CommandError> {
         let need = |name: &'static str| value.ok_or(CommandError::MissingValue(name));
         Ok(match cmd {
-            "resolution" | "framesize" => Command::Resolution(parse_resolution(need("resolution")?)?),
+            "resolution" | "framesize" => {
+                Command::Resolution(parse_resolution(need("resolution")?)?)
+            }
             "quality" => Command::Quality(Quality::new(parse_int("quality", need("quality")?)?)?),
             "brightness" => Command::Brightness(Brightness::new(parse_int(
                 "brightness",
@@ -151,9 +153,8 @@ impl CommandMsg {
 
     /// Parses a command from JSON text.
     pub fn from_json(text: &str) -> Result<Self, CommandError> {
-        let value: Value = serde_json::from_str(text).map_err(|e| {
-            CommandError::NotAnObject(alloc::format!("invalid JSON ({e})"))
-        })?;
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| CommandError::NotAnObject(alloc::format!("invalid JSON ({e})")))?;
         match value {
             Value::Object(map) => Self::from_object(&map),
             other => Err(CommandError::NotAnObject(alloc::format!(
@@ -178,7 +179,10 @@ impl CommandMsg {
                     .ok_or(CommandError::BadId)?,
             ),
         };
-        let camera = map.get("camera").and_then(Value::as_str).map(ToString::to_string);
+        let camera = map
+            .get("camera")
+            .and_then(Value::as_str)
+            .map(ToString::to_string);
         Ok(Self {
             id,
             camera,
@@ -227,19 +231,37 @@ mod tests {
     #[test]
     fn seed_simple_form() {
         let m = CommandMsg::from_json(r#"{"cmd":"quality","value":10}"#).unwrap();
-        assert_eq!(m, CommandMsg::simple(Command::Quality(Quality::new(10).unwrap())));
+        assert_eq!(
+            m,
+            CommandMsg::simple(Command::Quality(Quality::new(10).unwrap()))
+        );
         assert_eq!(m.to_json(), r#"{"cmd":"quality","value":10}"#);
     }
 
     #[test]
     fn every_seed_command() {
         let cases = [
-            (r#"{"cmd":"resolution","value":6}"#, Command::Resolution(Resolution::Vga)),
-            (r#"{"cmd":"resolution","value":"uxga"}"#, Command::Resolution(Resolution::Uxga)),
-            (r#"{"cmd":"quality","value":0}"#, Command::Quality(Quality::new(0).unwrap())),
-            (r#"{"cmd":"brightness","value":-2}"#, Command::Brightness(Brightness::new(-2).unwrap())),
+            (
+                r#"{"cmd":"resolution","value":6}"#,
+                Command::Resolution(Resolution::Vga),
+            ),
+            (
+                r#"{"cmd":"resolution","value":"uxga"}"#,
+                Command::Resolution(Resolution::Uxga),
+            ),
+            (
+                r#"{"cmd":"quality","value":0}"#,
+                Command::Quality(Quality::new(0).unwrap()),
+            ),
+            (
+                r#"{"cmd":"brightness","value":-2}"#,
+                Command::Brightness(Brightness::new(-2).unwrap()),
+            ),
             (r#"{"cmd":"vflip","value":1}"#, Command::Vflip(true)),
-            (r#"{"cmd":"hmirror","value":false}"#, Command::Hmirror(false)),
+            (
+                r#"{"cmd":"hmirror","value":false}"#,
+                Command::Hmirror(false),
+            ),
             (r#"{"cmd":"reboot"}"#, Command::Reboot),
         ];
         for (json, cmd) in cases {
@@ -250,9 +272,18 @@ mod tests {
     #[test]
     fn errors_are_specific() {
         let err = |j: &str| CommandMsg::from_json(j).unwrap_err().to_string();
-        assert_eq!(err(r#"{"cmd":"quality","value":70}"#), "quality 70 out of range 0..=63");
-        assert_eq!(err(r#"{"cmd":"vflip","value":2}"#), "vflip 2 out of range 0..=1");
-        assert_eq!(err(r#"{"cmd":"quality"}"#), "command quality needs a \"value\"");
+        assert_eq!(
+            err(r#"{"cmd":"quality","value":70}"#),
+            "quality 70 out of range 0..=63"
+        );
+        assert_eq!(
+            err(r#"{"cmd":"vflip","value":2}"#),
+            "vflip 2 out of range 0..=1"
+        );
+        assert_eq!(
+            err(r#"{"cmd":"quality"}"#),
+            "command quality needs a \"value\""
+        );
         assert!(err(r#"{"cmd":"zoom","value":1}"#).starts_with("unknown command \"zoom\""));
         assert!(err(r#"{"value":1}"#).contains("no \"cmd\" field"));
         assert!(err("[1,2]").contains("got an array"));
@@ -275,7 +306,10 @@ mod tests {
             command: Command::Brightness(Brightness::new(1).unwrap()),
         };
         let j = m.to_json();
-        assert_eq!(j, r#"{"camera":"cam-1","cmd":"brightness","id":7,"value":1}"#);
+        assert_eq!(
+            j,
+            r#"{"camera":"cam-1","cmd":"brightness","id":7,"value":1}"#
+        );
         assert_eq!(CommandMsg::from_json(&j).unwrap(), m);
     }
 }

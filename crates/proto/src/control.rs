@@ -91,6 +91,7 @@ pub struct Hello {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Telemetry {
     /// Frames per second sent, measured over the last window.
+    #[serde(deserialize_with = "finite_f32")]
     pub fps: f32,
     /// Frames sent since boot.
     pub frames_sent: u64,
@@ -174,6 +175,21 @@ pub enum DecodeError {
     Command(#[from] CommandError),
 }
 
+/// Decodes an `f32` that JSON can carry back. serde's own `f32` turns `1e39` into infinity,
+/// which serde_json encodes as `null`: a value decoded from a peer could then not be forwarded.
+pub(crate) fn finite_f32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
+    let v = f64::deserialize(d)?;
+    // Deliberately lossy: the wire carries f32 values; only overflow to infinity is refused.
+    let f = v as f32;
+    if f.is_finite() {
+        Ok(f)
+    } else {
+        Err(serde::de::Error::custom(alloc::format!(
+            "number {v:e} out of range for fps, expected a finite 32-bit float"
+        )))
+    }
+}
+
 fn check_len(text: &str) -> Result<(), DecodeError> {
     if text.len() > MAX_CONTROL_MESSAGE {
         return Err(DecodeError::TooLong(text.len()));
@@ -249,11 +265,22 @@ pub struct StreamHello {
     pub token: String,
 }
 
+/// Decode-side wrapper that makes serde check the `"type"` tag of a [`StreamHello`].
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum StreamTagged {
+    Hello(StreamHello),
+}
+
 impl StreamHello {
-    /// Decodes a stream hello.
+    /// Decodes a stream hello. `"type":"hello"` is required: serde's `tag` on a struct only
+    /// writes the tag and would accept any or no `"type"` on decode.
     pub fn from_json(text: &str) -> Result<Self, DecodeError> {
         check_len(text)?;
-        serde_json::from_str(text).map_err(|e| DecodeError::Invalid(e.to_string()))
+        match serde_json::from_str(text) {
+            Ok(StreamTagged::Hello(hello)) => Ok(hello),
+            Err(e) => Err(DecodeError::Invalid(e.to_string())),
+        }
     }
 
     /// Encodes as JSON text.
@@ -281,7 +308,9 @@ mod tests {
         let m = HubMsg::from_json(r#"{"cmd":"quality","value":10}"#).unwrap();
         assert_eq!(
             m,
-            HubMsg::Command(CommandMsg::simple(Command::Quality(Quality::new(10).unwrap())))
+            HubMsg::Command(CommandMsg::simple(Command::Quality(
+                Quality::new(10).unwrap()
+            )))
         );
         let e = HubMsg::from_json(r#"{"cmd":"quality","value":64}"#).unwrap_err();
         assert_eq!(e.to_string(), "quality 64 out of range 0..=63");
@@ -290,7 +319,13 @@ mod tests {
     #[test]
     fn too_long_is_refused_before_parsing() {
         let big = alloc::format!("{{\"cmd\":\"{}\"}}", "x".repeat(MAX_CONTROL_MESSAGE));
-        assert!(matches!(HubMsg::from_json(&big), Err(DecodeError::TooLong(_))));
-        assert!(matches!(CameraMsg::from_json(&big), Err(DecodeError::TooLong(_))));
+        assert!(matches!(
+            HubMsg::from_json(&big),
+            Err(DecodeError::TooLong(_))
+        ));
+        assert!(matches!(
+            CameraMsg::from_json(&big),
+            Err(DecodeError::TooLong(_))
+        ));
     }
 }

@@ -67,7 +67,11 @@ pub fn scan(buf: &[u8]) -> Result<JpegInfo, JpegError> {
         match marker {
             0xD9 => {
                 let (width, height) = dims.ok_or(JpegError::NoDimensions)?;
-                return Ok(JpegInfo { len: i, width, height });
+                return Ok(JpegInfo {
+                    len: i,
+                    width,
+                    height,
+                });
             }
             0xD0..=0xD7 | 0x01 => {}
             0x00 | 0xD8 => return Err(JpegError::BadMarker(marker_at)),

@@ -25,8 +25,7 @@ pub mod stream;
 
 pub use command::{Command, CommandError, CommandMsg};
 pub use control::{
-    Ack, CameraId, CameraMsg, DecodeError, Hello, HubMsg, PROTOCOL_VERSION, StreamHello,
-    Telemetry,
+    Ack, CameraId, CameraMsg, DecodeError, Hello, HubMsg, PROTOCOL_VERSION, StreamHello, Telemetry,
 };
 pub use settings::{Brightness, Quality, Resolution, SettingError, Settings};
 pub use standalone::{ApMessage, ApRequest};

@@ -439,7 +439,10 @@ mod tests {
             "resolution 13 out of range 0..=12"
         );
         let e = Resolution::from_name("8K").unwrap_err().to_string();
-        assert!(e.starts_with("resolution: invalid value \"8K\", expected"), "{e}");
+        assert!(
+            e.starts_with("resolution: invalid value \"8K\", expected"),
+            "{e}"
+        );
     }
 
     #[test]

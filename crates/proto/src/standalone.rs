@@ -32,6 +32,7 @@ pub enum ApMessage {
     /// Sent every second.
     Heartbeat {
         /// Frames per second being streamed.
+        #[serde(deserialize_with = "crate::control::finite_f32")]
         fps: f32,
         /// Connected clients.
         clients: u8,
@@ -41,6 +42,7 @@ pub enum ApMessage {
         /// Connected clients.
         clients: u8,
         /// Frames per second being streamed.
+        #[serde(deserialize_with = "crate::control::finite_f32")]
         fps: f32,
         /// Frames sent since boot.
         frames: u64,
@@ -60,8 +62,9 @@ impl ApMessage {
         if text.len() > crate::control::MAX_CONTROL_MESSAGE {
             return Err(crate::control::DecodeError::TooLong(text.len()));
         }
-        serde_json::from_str(text)
-            .map_err(|e| crate::control::DecodeError::Invalid(alloc::string::ToString::to_string(&e)))
+        serde_json::from_str(text).map_err(|e| {
+            crate::control::DecodeError::Invalid(alloc::string::ToString::to_string(&e))
+        })
     }
 }
 

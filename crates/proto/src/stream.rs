@@ -319,14 +319,20 @@ mod tests {
         let msg = encode_frame(&header_for(&j, 320, 240), &j);
         assert_eq!(decode_frame(&[], &lim), Err(FrameError::Empty));
         assert_eq!(decode_frame(b"hello", &lim), Err(FrameError::BadMagic));
-        assert_eq!(decode_frame(&msg[..10], &lim), Err(FrameError::ShortHeader(10)));
+        assert_eq!(
+            decode_frame(&msg[..10], &lim),
+            Err(FrameError::ShortHeader(10))
+        );
         assert_eq!(decode_frame(&msg[..28], &lim), Err(FrameError::HeaderOnly));
         assert!(matches!(
             decode_frame(&msg[..msg.len() - 1], &lim),
             Err(FrameError::LengthMismatch { .. })
         ));
         let small = FrameLimits { max_frame: 64 };
-        assert!(matches!(decode_frame(&msg, &small), Err(FrameError::TooLarge { .. })));
+        assert!(matches!(
+            decode_frame(&msg, &small),
+            Err(FrameError::TooLarge { .. })
+        ));
         let wrong_dims = encode_frame(&header_for(&j, 640, 480), &j);
         assert!(matches!(
             decode_frame(&wrong_dims, &lim),
@@ -334,7 +340,10 @@ mod tests {
         ));
         let mut v2 = msg.clone();
         v2[4] = 2;
-        assert_eq!(decode_frame(&v2, &lim), Err(FrameError::UnsupportedVersion(2)));
+        assert_eq!(
+            decode_frame(&v2, &lim),
+            Err(FrameError::UnsupportedVersion(2))
+        );
         assert_eq!(
             decode_frame(&j[..j.len() - 2], &lim),
             Err(FrameError::Jpeg(JpegError::Truncated(j.len() - 2)))

@@ -1,0 +1,82 @@
+//! The espcam camera's application logic, written once: a sans-IO state machine that runs
+//! unchanged in the ESP32-S3 firmware and in the virtual camera (`espcam-sim`).
+//!
+//! `#![no_std]` + `alloc`, no clock, no sockets, no threads (modelled on `quinn-proto` and
+//! smoltcp). Everything the seed firmware's modules decided lives here:
+//!
+//! - **commands**: parsed and validated with `espcam-proto`, applied through the [`Sensor`]
+//!   seam, every one answered with an ack (settings in force, or the error);
+//! - **fps control**: captures paced to a target rate; a frame that finds its link still busy
+//!   with the previous one is dropped and counted, never queued, and the rate adapts down
+//!   (see `pacing`);
+//! - **frame sending**: a 28-byte [`FrameHeader`](espcam_proto::FrameHeader) (sequence,
+//!   capture time, size) that the shell sends in front of the JPEG without copying it;
+//! - **health**: telemetry every second (measured fps, frames sent/dropped, heap, PSRAM,
+//!   uptime, RSSI from [`Camera::set_health`]);
+//! - **connections**: hub mode (control link, then stream link, each reconnecting with capped
+//!   exponential backoff and jitter) or standalone mode (seed 002: up to five clients, the
+//!   sixth refused, welcome, heartbeat every second, `ping`/`pong`, `get_stats`, commands).
+//!
+//! # The shell's loop
+//!
+//! A shell (firmware task, simulator task) owns one [`Camera`], the sockets and the sensor's
+//! frame buffers, and runs:
+//!
+//! ```text
+//! cam = Camera::new(config, sensor, now())          // sensor already in config.settings
+//! cam.set_wall_clock(now(), unix_us)                 // when known (SNTP); optional
+//! loop {
+//!     while let Some(out) = cam.poll_output() {      // always drain before waiting
+//!         match out {
+//!             Connect { conn, link }  => start opening ws://HUB:6971/ws/camera (Control) or
+//!                                        ws://HUB:6972/ws/stream (Stream); remember conn
+//!             Text { conn, text }     => send a text message on conn
+//!             Close { conn, code, reason } => send a close frame, drop conn, log reason;
+//!                                        report nothing more about conn
+//!             Capture                 => grab a frame (esp_camera_fb_get), then
+//!                 match cam.handle_frame(now(), &CapturedFrame { captured_at, width, height, len }) {
+//!                     Send(f) => for conn in f.targets.as_slice():
+//!                                  send ONE binary message = f.header (if Some) ++ jpeg
+//!                                  (two fragments / a vectored write: never copy the JPEG);
+//!                                  when the socket took it: cam.handle_frame_sent(now(), conn)
+//!                     Drop(_) => release the frame buffer
+//!                 }
+//!                 (capture error: cam.handle_capture_failed(now()))
+//!             Reboot                  => flush pending sends, close everything, restart
+//!         }
+//!     }
+//!     wait until cam.poll_timeout() or an event, then report it:
+//!         deadline reached        => cam.handle_timeout(now())
+//!         link opened             => cam.handle_connected(now(), conn)
+//!         link closed / failed    => cam.handle_closed(now(), conn)
+//!         text message received   => cam.handle_text(now(), conn, &text)
+//!         frame send completed    => cam.handle_frame_sent(now(), conn)
+//!         client connected (standalone) => match cam.handle_client_open(now()) {
+//!                                        Ok(conn) => keep the socket as conn,
+//!                                        Err(r)   => close it with r.code, r.reason }
+//!     every few seconds: cam.set_health(Health { heap_free, psram_free, rssi })
+//! }
+//! ```
+//!
+//! Binary messages received by the camera are ignored by the protocol; shells drop them.
+//! The per-frame path (`handle_timeout` → `Capture` → `handle_frame` → `handle_frame_sent`)
+//! performs no heap allocation (proved by `tests/zero_alloc.rs`); text messages (acks,
+//! telemetry once a second) allocate their `String`.
+#![no_std]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+mod backoff;
+mod camera;
+mod pacing;
+mod rng;
+mod time;
+
+pub use backoff::BackoffConfig;
+pub use camera::{
+    CLOSE_NORMAL, CLOSE_RESTART, CLOSE_TRY_AGAIN, Camera, CapturedFrame, Config, ConnId,
+    DropReason, FrameDecision, FrameSend, HANDSHAKE_TIMEOUT, Health, HubConfig, Link, LinkStatus,
+    Mode, Output, Refused, Sensor, SensorError, StandaloneConfig, Stats, TICK, Targets,
+};
+pub use time::Instant;

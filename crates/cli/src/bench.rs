@@ -1,0 +1,538 @@
+//! `espcam bench`: the hub relay benchmark.
+//!
+//! Starts the real hub (`espcam serve`) as a child process on loopback, then from this
+//! process connects C virtual cameras pushing S-byte frames at F fps and V viewers on
+//! `/ws/view/{camera}?meta=1`, and measures for D seconds after a warm-up: delivered
+//! frames/s, relay latency (camera send → viewer holds the whole message; both ends are in
+//! this process, so one clock), the hub's CPU time per delivered frame and its resident
+//! memory (from `/proc`), and frames viewers skipped. The `stalled` scenario makes a
+//! fraction of the viewers stop reading and watches the others' latency and the hub's
+//! memory over time. Results go to `docs/BENCHMARKS.md` by hand.
+//!
+//! This is a benchmark, never a test: nothing here asserts a speed. Every run is bounded in
+//! time (warm-up + duration + set-up timeouts) and cleans up its hub and files.
+
+mod frame;
+mod hub_process;
+mod load;
+mod procfs;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use espcam_proto::CameraId;
+use serde::Serialize;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use self::frame::Template;
+use self::hub_process::HubProcess;
+use self::load::{CameraCounters, Phase, ViewerSpec};
+
+/// Arguments of `espcam bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Scenario: `custom` uses the flags below; the named ones fix cameras, viewers, fps and
+    /// stalled fraction (frame size and duration still apply); `all` runs every named one.
+    #[arg(long, value_enum, default_value_t = Scenario::Custom)]
+    scenario: Scenario,
+    /// Cameras pushing frames.
+    #[arg(long, default_value_t = 1)]
+    cameras: u32,
+    /// Viewers, spread evenly over the cameras.
+    #[arg(long, default_value_t = 10)]
+    viewers: u32,
+    /// Frames per second per camera; 0 sends as fast as the hub accepts (saturation).
+    #[arg(long, default_value_t = 30.0)]
+    fps: f64,
+    /// JPEG size in bytes (each stream message adds the 28-byte header).
+    #[arg(long, default_value_t = 10_240)]
+    frame_size: usize,
+    /// Measured seconds per scenario.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds of load before measuring starts.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Fraction of viewers (0..=1) that stop reading when measuring starts.
+    #[arg(long, default_value_t = 0.0)]
+    stalled_fraction: f64,
+    /// Connect viewers without `?meta=1` (bare JPEG messages only).
+    #[arg(long)]
+    no_meta: bool,
+    /// Worker threads of the load generator (default: one per core).
+    #[arg(long)]
+    load_threads: Option<usize>,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// The standard scenarios (see `docs/BENCHMARKS.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    /// Only the flags.
+    Custom,
+    /// 1 camera × 10 viewers at 30 fps.
+    V10,
+    /// 1 camera × 100 viewers at 30 fps.
+    V100,
+    /// 1 camera × 500 viewers at 30 fps.
+    V500,
+    /// 1 camera × 10 viewers, the camera sending as fast as the hub takes frames.
+    Saturate,
+    /// 1 camera × 100 viewers at 30 fps, half of them stalled.
+    Stalled,
+    /// Every named scenario, one fresh hub each.
+    All,
+}
+
+/// One scenario's parameters, validated.
+#[derive(Debug, Clone, Serialize)]
+struct Spec {
+    name: String,
+    cameras: u32,
+    viewers: u32,
+    stalled: u32,
+    fps: f64,
+    frame_size: usize,
+    duration_s: f64,
+    warmup_s: f64,
+    meta: bool,
+}
+
+/// Latency percentiles, µs.
+#[derive(Debug, Clone, Default, Serialize)]
+struct Latency {
+    samples: u64,
+    p50_us: u64,
+    p99_us: u64,
+    p999_us: u64,
+    max_us: u64,
+    mean_us: f64,
+}
+
+/// One scenario's figures.
+#[derive(Debug, Clone, Serialize)]
+struct Report {
+    spec: Spec,
+    /// Seconds actually measured.
+    measured_s: f64,
+    frames_sent: u64,
+    sent_per_s: f64,
+    /// Frames received by the viewers that kept reading.
+    frames_delivered: u64,
+    delivered_per_s: f64,
+    latency: Latency,
+    /// Frames the reading viewers never got (the hub skipped them to send a newer one).
+    frames_skipped: u64,
+    /// Hub CPU time (user + system) per delivered frame, µs (10 ms tick resolution overall).
+    server_cpu_us_per_frame: f64,
+    /// Hub CPU use during the window, % of one core.
+    server_cpu_percent: f64,
+    rss_idle_kib: u64,
+    /// Highest RSS sampled during the measured window.
+    rss_loaded_kib: u64,
+    rss_peak_kib: u64,
+    /// (loaded − idle) / viewers.
+    bytes_per_viewer: u64,
+    /// RSS once per second through the window, KiB.
+    rss_series_kib: Vec<u64>,
+    /// Viewers the hub still counted at the end (stalled ones it dropped are gone).
+    hub_viewers_at_end: Option<u64>,
+    /// Viewer connections that ended early, with the first reason.
+    viewer_errors: u64,
+    first_error: Option<String>,
+}
+
+/// Runs `espcam bench`.
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let specs = specs(&args)?;
+    let exe = std::env::current_exe().context("finding the espcam binary to start the hub")?;
+    let threads = args
+        .load_threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .enable_all()
+        .build()
+        .context("starting the load generator's runtime")?;
+    let mut reports = Vec::new();
+    for spec in specs {
+        eprintln!(
+            "bench {}: {} camera(s) × {} viewer(s){} at {} fps, {} B frames, {} s ...",
+            spec.name,
+            spec.cameras,
+            spec.viewers,
+            if spec.stalled > 0 {
+                format!(" ({} stalled)", spec.stalled)
+            } else {
+                String::new()
+            },
+            fps_label(spec.fps),
+            spec.frame_size,
+            spec.duration_s
+        );
+        let report = rt
+            .block_on(run_scenario(&exe, &spec))
+            .with_context(|| format!("scenario {}", spec.name))?;
+        reports.push(report);
+    }
+    print!("{}", table(&reports));
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string(&reports).context("encoding the results")?;
+        std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn specs(a: &BenchArgs) -> anyhow::Result<Vec<Spec>> {
+    if !(a.duration > 0.0 && a.duration <= 600.0) {
+        bail!(
+            "duration {} out of range: expected 0 < seconds <= 600",
+            a.duration
+        );
+    }
+    if !(0.0..=60.0).contains(&a.warmup) {
+        bail!("warmup {} out of range 0..=60 seconds", a.warmup);
+    }
+    let max_frame = espcam_proto::stream::DEFAULT_MAX_FRAME - espcam_proto::HEADER_LEN;
+    if a.frame_size > max_frame {
+        bail!(
+            "frame size {} exceeds the hub's limit of {max_frame} bytes",
+            a.frame_size
+        );
+    }
+    let make =
+        |name: &str, cameras: u32, viewers: u32, fps: f64, stalled: f64| -> anyhow::Result<Spec> {
+            if !(1..=64).contains(&cameras) {
+                bail!("cameras {cameras} out of range 1..=64");
+            }
+            if viewers > 5000 {
+                bail!("viewers {viewers} out of range 0..=5000");
+            }
+            if !(0.0..=1000.0).contains(&fps) {
+                bail!("fps {fps} out of range 0..=1000 (0: unlimited)");
+            }
+            if !(0.0..=1.0).contains(&stalled) {
+                bail!("stalled fraction {stalled} out of range 0..=1");
+            }
+            Ok(Spec {
+                name: name.to_string(),
+                cameras,
+                viewers,
+                stalled: (f64::from(viewers) * stalled).round() as u32,
+                fps,
+                frame_size: a.frame_size,
+                duration_s: a.duration,
+                warmup_s: a.warmup,
+                meta: !a.no_meta,
+            })
+        };
+    let named = |s: Scenario| match s {
+        Scenario::V10 => make("v10", 1, 10, 30.0, 0.0),
+        Scenario::V100 => make("v100", 1, 100, 30.0, 0.0),
+        Scenario::V500 => make("v500", 1, 500, 30.0, 0.0),
+        Scenario::Saturate => make("saturate", 1, 10, 0.0, 0.0),
+        Scenario::Stalled => make("stalled", 1, 100, 30.0, 0.5),
+        Scenario::Custom | Scenario::All => {
+            make("custom", a.cameras, a.viewers, a.fps, a.stalled_fraction)
+        }
+    };
+    match a.scenario {
+        Scenario::All => [
+            Scenario::V10,
+            Scenario::V100,
+            Scenario::V500,
+            Scenario::Saturate,
+            Scenario::Stalled,
+        ]
+        .into_iter()
+        .map(named)
+        .collect(),
+        s => Ok(vec![named(s)?]),
+    }
+}
+
+async fn run_scenario(exe: &std::path::Path, spec: &Spec) -> anyhow::Result<Report> {
+    let mut hub = HubProcess::spawn(exe)?;
+    hub.wait_healthy().await?;
+    let pid = hub.pid();
+    // Let start-up allocations settle before the idle reading.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let idle = procfs::memory(pid)?;
+
+    // Sent to every task: viewers record only while `Measure`; everyone stops at `Done`.
+    let (phase_tx, phase_rx) = watch::channel(Phase::Warmup);
+    let template = Template::new(spec.frame_size)?;
+    let counters = Arc::new(CameraCounters::default());
+    let mut cameras = JoinSet::new();
+    let mut ids = Vec::new();
+    for i in 0..spec.cameras {
+        let id = CameraId::new(&format!("bench-{i}")).context("camera id")?;
+        let (control, stream) = load::connect_camera(hub.port, hub.stream_port, &id)
+            .await
+            .with_context(|| format!("connecting camera {id}"))?;
+        let control_phase = phase_rx.clone();
+        cameras.spawn(async move {
+            load::control_loop(control, control_phase).await;
+            Ok(())
+        });
+        cameras.spawn(load::send_loop(
+            stream,
+            template.clone(),
+            spec.fps,
+            phase_rx.clone(),
+            counters.clone(),
+        ));
+        ids.push(id);
+    }
+    // Viewers can only open `/ws/view/{camera}` once the hub knows the camera, which the
+    // welcomes above guarantee.
+    let viewers = connect_viewers(&hub, spec, &ids, &phase_rx).await?;
+
+    tokio::time::sleep(Duration::from_secs_f64(spec.warmup_s)).await;
+    let cpu0 = procfs::cpu_time_us(pid)?;
+    let t0 = Instant::now();
+    phase_tx.send_replace(Phase::Measure);
+
+    let mut series = Vec::new();
+    let mut loaded = 0u64;
+    let window = Duration::from_secs_f64(spec.duration_s);
+    let mut next_series = Duration::ZERO;
+    while t0.elapsed() < window {
+        let m = procfs::memory(pid)?;
+        loaded = loaded.max(m.rss_kib);
+        if t0.elapsed() >= next_series {
+            series.push(m.rss_kib);
+            next_series += Duration::from_secs(1);
+        }
+        if !hub.running() {
+            bail!("the hub exited under load:\n{}", hub.log_tail());
+        }
+        let left = window.saturating_sub(t0.elapsed());
+        tokio::time::sleep(left.min(Duration::from_millis(100))).await;
+    }
+    let hub_viewers = hub_viewer_count(&hub).await;
+    let cpu1 = procfs::cpu_time_us(pid)?;
+    let measured = t0.elapsed().as_secs_f64();
+    let peak = procfs::memory(pid)?.peak_kib;
+    phase_tx.send_replace(Phase::Done);
+
+    let mut latency = load::histogram();
+    let (mut delivered, mut skipped, mut errors, mut first_error) = (0u64, 0u64, 0u64, None);
+    for outcome in viewers.join_all().await {
+        let r = outcome.result;
+        if let Some(e) = r.error {
+            errors += 1;
+            first_error.get_or_insert(e);
+        }
+        if outcome.stalled {
+            continue;
+        }
+        latency
+            .add(&r.latency)
+            .context("merging latency histograms")?;
+        delivered += r.frames;
+        skipped += r.skipped;
+    }
+    let stop_cameras = tokio::time::timeout(Duration::from_secs(10), cameras.join_all()).await;
+    if let Ok(results) = stop_cameras {
+        for r in results {
+            r.context("camera")?;
+        }
+    }
+    let sent = counters.sent.load(Ordering::Relaxed);
+    let cpu_us = cpu1.saturating_sub(cpu0) as f64;
+    Ok(Report {
+        spec: spec.clone(),
+        measured_s: measured,
+        frames_sent: sent,
+        sent_per_s: sent as f64 / measured,
+        frames_delivered: delivered,
+        delivered_per_s: delivered as f64 / measured,
+        latency: Latency {
+            samples: latency.len(),
+            p50_us: latency.value_at_quantile(0.5),
+            p99_us: latency.value_at_quantile(0.99),
+            p999_us: latency.value_at_quantile(0.999),
+            max_us: latency.max(),
+            mean_us: latency.mean(),
+        },
+        frames_skipped: skipped,
+        server_cpu_us_per_frame: if delivered > 0 {
+            cpu_us / delivered as f64
+        } else {
+            0.0
+        },
+        server_cpu_percent: cpu_us / (measured * 1e6) * 100.0,
+        rss_idle_kib: idle.rss_kib,
+        rss_loaded_kib: loaded,
+        rss_peak_kib: peak,
+        bytes_per_viewer: if spec.viewers > 0 {
+            loaded.saturating_sub(idle.rss_kib) * 1024 / u64::from(spec.viewers)
+        } else {
+            0
+        },
+        rss_series_kib: series,
+        hub_viewers_at_end: hub_viewers,
+        viewer_errors: errors,
+        first_error,
+    })
+}
+
+/// A finished viewer task. Stalled viewers' frames are not counted: they stopped reading.
+struct ViewerOutcome {
+    stalled: bool,
+    result: load::ViewerResult,
+}
+
+/// Connects all viewers (a bounded number at a time, as a crowd of browsers would not all
+/// arrive in one millisecond either) and starts their receive loops.
+async fn connect_viewers(
+    hub: &HubProcess,
+    spec: &Spec,
+    ids: &[CameraId],
+    phase: &watch::Receiver<Phase>,
+) -> anyhow::Result<JoinSet<ViewerOutcome>> {
+    // Bounds concurrent handshakes so the hub's accept backlog never overflows.
+    let handshakes = Arc::new(Semaphore::new(64));
+    let mut connecting = JoinSet::new();
+    for v in 0..spec.viewers {
+        let camera = &ids[v as usize % ids.len()];
+        let vspec = ViewerSpec {
+            url: format!(
+                "ws://127.0.0.1:{}/ws/view/{camera}{}",
+                hub.port,
+                if spec.meta { "?meta=1" } else { "" }
+            ),
+            // Every other viewer, so stalled ones are spread over cameras and time.
+            stalled: stalled_index(v, spec.viewers, spec.stalled),
+        };
+        let port = hub.port;
+        let handshakes = handshakes.clone();
+        connecting.spawn(async move {
+            let _permit = handshakes.acquire_owned().await;
+            load::connect_viewer(&vspec, port)
+                .await
+                .map(|ws| (ws, vspec.stalled))
+        });
+    }
+    let mut running = JoinSet::new();
+    while let Some(joined) = connecting.join_next().await {
+        let (ws, stalled) = joined.context("viewer task")??;
+        let phase = phase.clone();
+        running.spawn(async move {
+            ViewerOutcome {
+                stalled,
+                result: load::view_loop(ws, stalled, phase).await,
+            }
+        });
+    }
+    Ok(running)
+}
+
+/// Whether viewer `v` of `n` is one of the `stalled` ones, spread evenly.
+fn stalled_index(v: u32, n: u32, stalled: u32) -> bool {
+    // Viewer v is stalled when the running count of stalled ones steps up at v.
+    let before = u64::from(v) * u64::from(stalled) / u64::from(n.max(1));
+    let after = (u64::from(v) + 1) * u64::from(stalled) / u64::from(n.max(1));
+    after > before
+}
+
+/// Sum of `viewers` over the hub's cameras, from `GET /api/cameras`.
+async fn hub_viewer_count(hub: &HubProcess) -> Option<u64> {
+    let (status, body) = hub.get("/api/cameras").await.ok()?;
+    if status != 200 {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    v.as_array()?
+        .iter()
+        .map(|c| c.get("viewers").and_then(serde_json::Value::as_u64))
+        .sum()
+}
+
+fn fps_label(fps: f64) -> String {
+    if fps == 0.0 {
+        "max".into()
+    } else {
+        format!("{fps}")
+    }
+}
+
+fn ms(us: u64) -> String {
+    format!("{:.2}", us as f64 / 1000.0)
+}
+
+/// The results as a Markdown table (pasted into `docs/BENCHMARKS.md` as is).
+fn table(reports: &[Report]) -> String {
+    let mut out = String::from(
+        "| scenario | cameras × viewers | fps | frame | sent/s | delivered/s | p50 ms | p99 ms | p99.9 ms | max ms | skipped | hub CPU µs/frame | hub CPU % | RSS idle MiB | RSS loaded MiB | KiB/viewer | errors |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in reports {
+        let s = &r.spec;
+        let viewers = if s.stalled > 0 {
+            format!("{} × {} ({} stalled)", s.cameras, s.viewers, s.stalled)
+        } else {
+            format!("{} × {}", s.cameras, s.viewers)
+        };
+        out.push_str(&format!(
+            "| {} | {} | {} | {} B | {:.0} | {:.0} | {} | {} | {} | {} | {} | {:.2} | {:.0} | {:.1} | {:.1} | {:.1} | {} |\n",
+            s.name,
+            viewers,
+            fps_label(s.fps),
+            s.frame_size,
+            r.sent_per_s,
+            r.delivered_per_s,
+            ms(r.latency.p50_us),
+            ms(r.latency.p99_us),
+            ms(r.latency.p999_us),
+            ms(r.latency.max_us),
+            r.frames_skipped,
+            r.server_cpu_us_per_frame,
+            r.server_cpu_percent,
+            r.rss_idle_kib as f64 / 1024.0,
+            r.rss_loaded_kib as f64 / 1024.0,
+            r.bytes_per_viewer as f64 / 1024.0,
+            r.viewer_errors,
+        ));
+    }
+    for r in reports.iter().filter(|r| r.spec.stalled > 0) {
+        out.push_str(&format!(
+            "\n{}: hub RSS each second (MiB): {}; viewers the hub still served at the end: {}\n",
+            r.spec.name,
+            r.rss_series_kib
+                .iter()
+                .map(|k| format!("{:.1}", *k as f64 / 1024.0))
+                .collect::<Vec<_>>()
+                .join(" "),
+            r.hub_viewers_at_end
+                .map_or_else(|| "unknown".into(), |n| n.to_string()),
+        ));
+    }
+    if let Some(e) = reports.iter().find_map(|r| r.first_error.as_deref()) {
+        out.push_str(&format!("\nfirst viewer error: {e}\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stalled_viewers_are_spread_and_counted_exactly() {
+        for (n, k) in [(100u32, 50u32), (10, 3), (7, 7), (5, 0), (1, 1)] {
+            let picked: Vec<u32> = (0..n).filter(|&v| stalled_index(v, n, k)).collect();
+            assert_eq!(picked.len() as u32, k, "{n} {k}");
+        }
+        let half: Vec<u32> = (0..6).filter(|&v| stalled_index(v, 6, 3)).collect();
+        assert_eq!(half, vec![1, 3, 5]);
+    }
+}

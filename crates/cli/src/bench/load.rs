@@ -1,0 +1,343 @@
+//! The load side of the benchmark: virtual cameras that push stamped frames at a fixed rate
+//! and viewers that receive them and measure relay latency, all as real WebSocket clients
+//! on loopback.
+//!
+//! Everything here is a client of the hub's public protocol (the same bytes a board or a
+//! browser sends); it must never reach into the hub's memory or files, so the figures are
+//! what a real deployment would see.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use espcam_proto::{
+    CameraId, CameraMsg, Hello, HubMsg, PROTOCOL_VERSION, Settings, StreamHello, Telemetry,
+};
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::watch;
+use tokio::time::MissedTickBehavior;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use super::frame::{Template, read_stamp};
+
+/// Where a run is: viewers record only while `Measure`, so connection set-up and warm-up
+/// do not count, and everything stops at `Done`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Connecting and warming up.
+    Warmup,
+    /// The measured window.
+    Measure,
+    /// Stop.
+    Done,
+}
+
+/// Highest latency the histograms hold, µs; larger values are clamped (and would show as
+/// this maximum in the report).
+const MAX_LATENCY_US: u64 = 60_000_000;
+/// Receive buffer of stalled viewers' sockets: small, as on a slow phone link, so the hub's
+/// send path actually fills up within a short run instead of after megabytes of kernel
+/// buffering.
+const STALLED_RCVBUF: u32 = 4096;
+/// How long one client connection (TCP + WebSocket handshake) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Wall-clock µs since the Unix epoch: cameras stamp frames with it and viewers compare,
+/// which is valid because both run in this one process.
+pub fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// A new latency histogram (µs, 3 significant digits).
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
+        .expect("constant bounds satisfy low >= 1 and high >= 2 * low")
+}
+
+/// Returns once the run is `Done` (or the orchestrator is gone). The `Ref` that
+/// `wait_for` yields is dropped here: it is not `Send` and must not live across an await.
+async fn until_done(phase: &mut watch::Receiver<Phase>) {
+    let _ = phase.wait_for(|p| *p == Phase::Done).await;
+}
+
+/// Counters the cameras share with the orchestrator.
+#[derive(Debug, Default)]
+pub struct CameraCounters {
+    /// Frames sent during the measured window.
+    pub sent: AtomicU64,
+}
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Connects `camera`'s control and stream sockets and waits for both welcomes.
+pub async fn connect_camera(
+    port: u16,
+    stream_port: u16,
+    camera: &CameraId,
+) -> anyhow::Result<(Ws, Ws)> {
+    let mut control = connect(&format!(
+        "ws://127.0.0.1:{port}{}",
+        espcam_proto::CONTROL_PATH
+    ))
+    .await
+    .context("camera control socket")?;
+    let hello = CameraMsg::Hello(Hello {
+        proto: PROTOCOL_VERSION,
+        camera: camera.clone(),
+        token: String::new(),
+        firmware: "espcam-bench".into(),
+        sensor: "virtual".into(),
+        settings: Settings::default(),
+    });
+    control.send(Message::Text(hello.to_json().into())).await?;
+    expect_welcome(&mut control)
+        .await
+        .context("control hello")?;
+
+    let mut stream = connect(&format!(
+        "ws://127.0.0.1:{stream_port}{}",
+        espcam_proto::STREAM_PATH
+    ))
+    .await
+    .context("camera stream socket")?;
+    let hello = StreamHello {
+        proto: PROTOCOL_VERSION,
+        camera: camera.clone(),
+        token: String::new(),
+    };
+    stream.send(Message::Text(hello.to_json().into())).await?;
+    expect_welcome(&mut stream).await.context("stream hello")?;
+    Ok((control, stream))
+}
+
+async fn connect(url: &str) -> anyhow::Result<Ws> {
+    let (ws, _) = tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(url))
+        .await
+        .with_context(|| format!("connecting to {url} timed out"))?
+        .with_context(|| format!("connecting to {url}"))?;
+    Ok(ws)
+}
+
+async fn expect_welcome(ws: &mut Ws) -> anyhow::Result<()> {
+    loop {
+        let msg = tokio::time::timeout(CONNECT_TIMEOUT, ws.next())
+            .await
+            .context("no answer to hello")?;
+        match msg {
+            Some(Ok(Message::Text(t))) => {
+                return match HubMsg::from_json(t.as_str()) {
+                    Ok(HubMsg::Welcome { .. }) => Ok(()),
+                    Ok(HubMsg::Rejected { reason }) => bail!("hub rejected the camera: {reason}"),
+                    other => bail!("expected a welcome, got {other:?}"),
+                };
+            }
+            Some(Ok(Message::Close(c))) => bail!("hub closed the connection: {c:?}"),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(e.into()),
+            None => bail!("hub closed the connection"),
+        }
+    }
+}
+
+/// Keeps the control link alive: telemetry once a second (the hub drops silent cameras),
+/// and reads whatever the hub sends so its writes never block.
+pub async fn control_loop(mut control: Ws, mut phase: watch::Receiver<Phase>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let started = now_us();
+    loop {
+        tokio::select! {
+            () = until_done(&mut phase) => return,
+            _ = tick.tick() => {
+                let t = CameraMsg::Telemetry(Telemetry {
+                    fps: 0.0,
+                    frames_sent: 0,
+                    frames_dropped: 0,
+                    heap_free: 0,
+                    psram_free: 0,
+                    uptime_ms: (now_us() - started) / 1000,
+                    rssi: None,
+                    settings: Settings::default(),
+                });
+                if control.send(Message::Text(t.to_json().into())).await.is_err() {
+                    return;
+                }
+            }
+            msg = control.next() => if !matches!(msg, Some(Ok(_))) { return },
+        }
+    }
+}
+
+/// Sends stamped frames on `stream` at `fps` (0: as fast as the hub takes them) until
+/// `Done`. Returns an error if the hub closes the stream.
+pub async fn send_loop(
+    mut stream: Ws,
+    mut template: Template,
+    fps: f64,
+    mut phase: watch::Receiver<Phase>,
+    counters: Arc<CameraCounters>,
+) -> anyhow::Result<()> {
+    let mut tick = (fps > 0.0).then(|| {
+        let mut t = tokio::time::interval(Duration::from_secs_f64(1.0 / fps));
+        // A late tick is skipped, not made up in a burst: a camera sends its newest frame.
+        t.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        t
+    });
+    let mut seq = 0u64;
+    loop {
+        if let Some(t) = tick.as_mut() {
+            tokio::select! {
+                () = until_done(&mut phase) => break,
+                _ = t.tick() => {}
+            }
+        } else if *phase.borrow() == Phase::Done {
+            break;
+        }
+        seq += 1;
+        let msg = Bytes::copy_from_slice(template.stamp(seq, now_us()));
+        stream
+            .send(Message::Binary(msg))
+            .await
+            .context("sending a frame")?;
+        if *phase.borrow() == Phase::Measure {
+            counters.sent.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    let _ = stream.close(None).await;
+    Ok(())
+}
+
+/// What one viewer saw during the measured window.
+#[derive(Debug)]
+pub struct ViewerResult {
+    /// Relay latency of each frame, camera send → whole message received, µs.
+    pub latency: Histogram<u64>,
+    /// Binary messages (frames) received.
+    pub frames: u64,
+    /// Frames of its camera that it never received (gaps in the sequence).
+    pub skipped: u64,
+    /// Text (`?meta=1`) messages received.
+    pub meta: u64,
+    /// Why the connection ended early, if it did.
+    pub error: Option<String>,
+}
+
+/// How a viewer behaves.
+#[derive(Debug, Clone)]
+pub struct ViewerSpec {
+    /// `ws://…/ws/view/{camera}[?meta=1]`.
+    pub url: String,
+    /// Stops reading when the measured window starts (keeps the socket open).
+    pub stalled: bool,
+}
+
+/// Connects one viewer; the returned future runs it until `Done`.
+pub async fn connect_viewer(spec: &ViewerSpec, port: u16) -> anyhow::Result<Ws> {
+    let connect = async {
+        let socket = TcpSocket::new_v4()?;
+        if spec.stalled {
+            socket.set_recv_buffer_size(STALLED_RCVBUF)?;
+        }
+        let tcp = socket
+            .connect(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+            .await?;
+        tcp.set_nodelay(true)?;
+        let config = WebSocketConfig::default().read_buffer_size(if spec.stalled {
+            STALLED_RCVBUF as usize
+        } else {
+            64 * 1024
+        });
+        let (ws, _) = tokio_tungstenite::client_async_with_config(
+            spec.url.as_str(),
+            MaybeTlsStream::Plain(tcp),
+            Some(config),
+        )
+        .await?;
+        anyhow::Ok(ws)
+    };
+    tokio::time::timeout(CONNECT_TIMEOUT, connect)
+        .await
+        .with_context(|| format!("connecting viewer to {} timed out", spec.url))?
+        .with_context(|| format!("connecting viewer to {}", spec.url))
+}
+
+/// Receives frames until `Done`, recording latency and gaps while `Measure`.
+pub async fn view_loop(
+    mut ws: Ws,
+    stalled: bool,
+    mut phase: watch::Receiver<Phase>,
+) -> ViewerResult {
+    let mut r = ViewerResult {
+        latency: histogram(),
+        frames: 0,
+        skipped: 0,
+        meta: 0,
+        error: None,
+    };
+    let mut last_seq: Option<u64> = None;
+    loop {
+        let now_phase = *phase.borrow_and_update();
+        match now_phase {
+            Phase::Done => break,
+            Phase::Measure if stalled => {
+                // Stop reading but keep the connection: the hub's writes back up.
+                until_done(&mut phase).await;
+                break;
+            }
+            _ => {}
+        }
+        let msg = tokio::select! {
+            biased;
+            _ = phase.changed() => continue,
+            msg = ws.next() => msg,
+        };
+        match msg {
+            Some(Ok(Message::Binary(b))) => {
+                let received = now_us();
+                let Some((seq, sent)) = read_stamp(&b) else {
+                    r.error = Some(format!(
+                        "a {}-byte frame without the benchmark stamp",
+                        b.len()
+                    ));
+                    break;
+                };
+                if now_phase == Phase::Measure {
+                    r.latency
+                        .saturating_record(received.saturating_sub(sent).max(1));
+                    r.frames += 1;
+                    if let Some(last) = last_seq {
+                        r.skipped += seq.saturating_sub(last + 1);
+                    }
+                }
+                last_seq = Some(seq);
+            }
+            Some(Ok(Message::Text(_))) => {
+                if now_phase == Phase::Measure {
+                    r.meta += 1;
+                }
+            }
+            Some(Ok(Message::Close(c))) => {
+                r.error = Some(format!("hub closed the viewer: {c:?}"));
+                break;
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                r.error = Some(format!("viewer connection failed: {e}"));
+                break;
+            }
+            None => {
+                r.error = Some("hub closed the viewer".into());
+                break;
+            }
+        }
+    }
+    r
+}

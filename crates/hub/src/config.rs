@@ -1,0 +1,355 @@
+//! Hub configuration: defaults, an optional `espcam.toml`, and overrides from flags and
+//! `ESPCAM_*` variables (the `espcam` binary turns those into [`Overrides`]).
+//!
+//! Precedence: flags > environment > file > defaults. Everything is validated here, once,
+//! so the server never starts with a half-valid configuration. This module must never read
+//! the environment or the command line itself: the binary does that.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use espcam_proto::{CameraId, FrameLimits};
+use serde::Deserialize;
+
+/// Default configuration file name, looked up in the working directory.
+pub const DEFAULT_CONFIG_FILE: &str = "espcam.toml";
+/// Default data directory.
+pub const DEFAULT_DATA_DIR: &str = "espcam-data";
+
+/// A camera allowed to connect, with its shared secret.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraAuth {
+    /// Camera id.
+    pub id: CameraId,
+    /// Token the camera must present; empty means none.
+    #[serde(default)]
+    pub token: String,
+}
+
+/// A standalone (seed-002) camera the hub connects to: `cam-ap=ws://192.168.4.1/ws`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullTarget {
+    /// The id the camera gets in the hub.
+    pub id: CameraId,
+    /// Its WebSocket URL.
+    pub url: String,
+}
+
+impl std::str::FromStr for PullTarget {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        let bad = |why: String| ConfigError::Pull(s.chars().take(200).collect(), why);
+        let (id, url) = s.split_once('=').ok_or_else(|| bad("missing '='".into()))?;
+        let id = CameraId::new(id.trim()).map_err(|e| bad(e.to_string()))?;
+        let url = url.trim();
+        let rest = url
+            .strip_prefix("ws://")
+            .ok_or_else(|| bad("the URL must start with ws://".into()))?;
+        if rest.is_empty() || rest.starts_with('/') {
+            return Err(bad("the URL has no host".into()));
+        }
+        Ok(Self {
+            id,
+            url: url.to_string(),
+        })
+    }
+}
+
+/// Why the configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("could not read config file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown keys.
+    #[error("config file {}: {message}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said, with the line.
+        message: String,
+    },
+    /// A `--pull` / `pull = [...]` entry is malformed.
+    #[error(
+        "pull target {0:?} is invalid: {1}; expected ID=ws://HOST[:PORT]/PATH, e.g. cam-ap=ws://192.168.4.1/ws"
+    )]
+    Pull(String, String),
+    /// Two entries for the same camera.
+    #[error("camera {0} is listed twice")]
+    Duplicate(String),
+    /// A value out of range.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The `espcam.toml` file. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Address to listen on.
+    pub bind: Option<IpAddr>,
+    /// HTTP port.
+    pub port: Option<u16>,
+    /// Camera stream port.
+    pub stream_port: Option<u16>,
+    /// Data directory (snapshots).
+    pub data_dir: Option<PathBuf>,
+    /// Milliseconds to wait for a camera's ack.
+    pub ack_timeout_ms: Option<u64>,
+    /// Milliseconds a viewer may take to accept one frame before it is dropped.
+    pub viewer_timeout_ms: Option<u64>,
+    /// Milliseconds of silence after which a camera link is considered dead.
+    pub camera_timeout_ms: Option<u64>,
+    /// Largest accepted frame message, bytes.
+    pub max_frame_bytes: Option<usize>,
+    /// Most cameras the hub tracks.
+    pub max_cameras: Option<usize>,
+    /// Cameras allowed to connect (none listed: any valid id, trusted networks only).
+    #[serde(default)]
+    pub camera: Vec<CameraAuth>,
+    /// Standalone cameras to pull from, `"id=ws://host/ws"`.
+    #[serde(default)]
+    pub pull: Vec<String>,
+}
+
+/// Values from flags or the environment; `None` leaves the file's or the default value.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--bind` / `ESPCAM_BIND`.
+    pub bind: Option<IpAddr>,
+    /// `--port` / `ESPCAM_PORT`.
+    pub port: Option<u16>,
+    /// `--stream-port` / `ESPCAM_STREAM_PORT`.
+    pub stream_port: Option<u16>,
+    /// `--data-dir` / `ESPCAM_DATA_DIR`.
+    pub data_dir: Option<PathBuf>,
+    /// `--ack-timeout-ms` / `ESPCAM_ACK_TIMEOUT_MS`.
+    pub ack_timeout_ms: Option<u64>,
+    /// `--pull` (repeatable) / `ESPCAM_PULL`: added to the file's list.
+    pub pull: Vec<String>,
+}
+
+/// The validated configuration the hub runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address both listeners bind to.
+    pub bind: IpAddr,
+    /// HTTP port (dashboard, REST, browser and camera control sockets).
+    pub port: u16,
+    /// Camera stream port.
+    pub stream_port: u16,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Cameras allowed to connect; empty accepts any valid id.
+    pub cameras: Vec<CameraAuth>,
+    /// Standalone cameras to pull from.
+    pub pull: Vec<PullTarget>,
+    /// How long a settings change waits for the camera's ack.
+    pub ack_timeout: Duration,
+    /// How long one frame may take to go out to a viewer before the viewer is dropped.
+    pub viewer_timeout: Duration,
+    /// Silence after which a camera link is closed as dead (cameras send telemetry or
+    /// heartbeats every second).
+    pub camera_timeout: Duration,
+    /// Frame checks.
+    pub limits: FrameLimits,
+    /// Most cameras tracked at once, so a flood of made-up ids cannot grow memory.
+    pub max_cameras: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port: espcam_proto::CONTROL_PORT,
+            stream_port: espcam_proto::STREAM_PORT,
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            cameras: Vec::new(),
+            pull: Vec::new(),
+            ack_timeout: Duration::from_millis(3000),
+            viewer_timeout: Duration::from_millis(5000),
+            camera_timeout: Duration::from_millis(5000),
+            limits: FrameLimits::default(),
+            max_cameras: 256,
+        }
+    }
+}
+
+impl Config {
+    /// A configuration for tests: loopback, ephemeral ports, the given data directory.
+    pub fn for_tests(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+            stream_port: 0,
+            data_dir: data_dir.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Loads `path` (or `./espcam.toml` when `path` is `None` and the file exists), then
+    /// applies `overrides`.
+    pub fn load(path: Option<&Path>, overrides: Overrides) -> Result<Self, ConfigError> {
+        let file = match path {
+            Some(p) => Some(read_file(p)?),
+            None => {
+                let p = Path::new(DEFAULT_CONFIG_FILE);
+                if p.exists() {
+                    Some(read_file(p)?)
+                } else {
+                    None
+                }
+            }
+        };
+        Self::from_parts(file.unwrap_or_default(), overrides)
+    }
+
+    /// Parses the text of an `espcam.toml`.
+    pub fn parse_file(text: &str, path: &Path) -> Result<FileConfig, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })
+    }
+
+    /// Combines a file's values and overrides over the defaults, and validates.
+    pub fn from_parts(file: FileConfig, o: Overrides) -> Result<Self, ConfigError> {
+        let d = Self::default();
+        let ms = |v: Option<u64>, default: Duration, name: &str| -> Result<Duration, ConfigError> {
+            match v {
+                None => Ok(default),
+                Some(n) if (1..=600_000).contains(&n) => Ok(Duration::from_millis(n)),
+                Some(n) => Err(ConfigError::Invalid(format!(
+                    "{name} {n} out of range 1..=600000"
+                ))),
+            }
+        };
+        let mut seen = std::collections::HashSet::new();
+        for c in &file.camera {
+            if !seen.insert(c.id.clone()) {
+                return Err(ConfigError::Duplicate(c.id.to_string()));
+            }
+        }
+        let mut pull = Vec::new();
+        for p in file.pull.iter().chain(o.pull.iter()) {
+            let t: PullTarget = p.parse()?;
+            if pull.iter().any(|q: &PullTarget| q.id == t.id) {
+                return Err(ConfigError::Duplicate(t.id.to_string()));
+            }
+            pull.push(t);
+        }
+        let max_frame = file.max_frame_bytes.unwrap_or(d.limits.max_frame);
+        if !(1024..=16 * 1024 * 1024).contains(&max_frame) {
+            return Err(ConfigError::Invalid(format!(
+                "max_frame_bytes {max_frame} out of range 1024..=16777216"
+            )));
+        }
+        let max_cameras = file.max_cameras.unwrap_or(d.max_cameras);
+        if max_cameras == 0 {
+            return Err(ConfigError::Invalid(
+                "max_cameras must be at least 1".into(),
+            ));
+        }
+        Ok(Self {
+            bind: o.bind.or(file.bind).unwrap_or(d.bind),
+            port: o.port.or(file.port).unwrap_or(d.port),
+            stream_port: o.stream_port.or(file.stream_port).unwrap_or(d.stream_port),
+            data_dir: o.data_dir.or(file.data_dir).unwrap_or(d.data_dir),
+            cameras: file.camera,
+            pull,
+            ack_timeout: ms(
+                o.ack_timeout_ms.or(file.ack_timeout_ms),
+                d.ack_timeout,
+                "ack_timeout_ms",
+            )?,
+            viewer_timeout: ms(
+                file.viewer_timeout_ms,
+                d.viewer_timeout,
+                "viewer_timeout_ms",
+            )?,
+            camera_timeout: ms(
+                file.camera_timeout_ms,
+                d.camera_timeout,
+                "camera_timeout_ms",
+            )?,
+            limits: FrameLimits { max_frame },
+            max_cameras,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Config::parse_file(&text, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_seed() {
+        let c = Config::from_parts(FileConfig::default(), Overrides::default()).unwrap();
+        assert_eq!((c.port, c.stream_port), (6971, 6972));
+        assert_eq!(c.bind, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        assert_eq!(c.data_dir, PathBuf::from("espcam-data"));
+    }
+
+    #[test]
+    fn flags_beat_file() {
+        let file = Config::parse_file(
+            r#"
+            port = 8000
+            stream_port = 8001
+            data_dir = "/var/lib/espcam"
+            pull = ["cam-ap=ws://192.168.4.1/ws"]
+            [[camera]]
+            id = "cam-1"
+            token = "s3cret"
+            "#,
+            Path::new("espcam.toml"),
+        )
+        .unwrap();
+        let o = Overrides {
+            port: Some(9000),
+            pull: vec!["cam-b=ws://10.0.0.2:81/ws".into()],
+            ..Overrides::default()
+        };
+        let c = Config::from_parts(file, o).unwrap();
+        assert_eq!((c.port, c.stream_port), (9000, 8001));
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/espcam"));
+        assert_eq!(c.cameras[0].token, "s3cret");
+        assert_eq!(c.pull.len(), 2);
+        assert_eq!(c.pull[1].url, "ws://10.0.0.2:81/ws");
+    }
+
+    #[test]
+    fn bad_files_say_what_is_wrong() {
+        let e = Config::parse_file("prot = 1", Path::new("x.toml")).unwrap_err();
+        assert!(e.to_string().contains("unknown field `prot`"), "{e}");
+        let e = Config::parse_file("[[camera]]\nid = \"../etc\"", Path::new("x.toml")).unwrap_err();
+        assert!(e.to_string().contains("camera id"), "{e}");
+        let e = "cam=http://x/ws".parse::<PullTarget>().unwrap_err();
+        assert!(e.to_string().contains("must start with ws://"), "{e}");
+        let e = "nocam".parse::<PullTarget>().unwrap_err();
+        assert!(e.to_string().contains("missing '='"), "{e}");
+        let file = FileConfig {
+            ack_timeout_ms: Some(0),
+            ..FileConfig::default()
+        };
+        let e = Config::from_parts(file, Overrides::default()).unwrap_err();
+        assert_eq!(e.to_string(), "ack_timeout_ms 0 out of range 1..=600000");
+    }
+}

@@ -1,0 +1,213 @@
+//! The two listeners and their routers, and [`run`]: what `espcam serve` calls.
+//!
+//! Port 6971 serves everything people and camera control links use; port 6972 serves only
+//! the camera stream socket, so frame traffic never shares a listener with the dashboard.
+//! An error on one connection ends only that connection; `run` returns only when the
+//! shutdown future resolves or a listener fails.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::serve::ListenerExt;
+use espcam_store::Store;
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::error::error_body;
+use crate::hub::Hub;
+use crate::{api, ingest, pull, ui, view};
+
+/// Largest REST request body (settings JSON).
+const MAX_BODY: usize = 16 * 1024;
+
+/// Why the hub could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A listener could not bind.
+    #[error(
+        "could not listen on {addr} for {what}: {source} (is another espcam running? pick another port with --port / --stream-port)"
+    )]
+    Bind {
+        /// Which listener.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The snapshot store could not be opened.
+    #[error("could not open the data directory: {0}")]
+    Store(#[from] espcam_store::OpenError),
+    /// A server failed.
+    #[error("server error: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+/// The hub's two bound sockets. Bind them first (tests bind port 0 and read the ports).
+#[derive(Debug)]
+pub struct Listeners {
+    /// Port 6971: HTTP, dashboard, REST, browser sockets, camera control.
+    pub http: TcpListener,
+    /// Port 6972: camera stream.
+    pub stream: TcpListener,
+}
+
+impl Listeners {
+    /// Binds both listeners as configured.
+    pub async fn bind(config: &Config) -> Result<Self, RunError> {
+        let bind = |what, port| async move {
+            let addr = SocketAddr::new(config.bind, port);
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| RunError::Bind { what, addr, source })
+        };
+        Ok(Self {
+            http: bind("HTTP", config.port).await?,
+            stream: bind("the camera stream", config.stream_port).await?,
+        })
+    }
+
+    /// The addresses actually bound.
+    pub fn local_addrs(&self) -> std::io::Result<(SocketAddr, SocketAddr)> {
+        Ok((self.http.local_addr()?, self.stream.local_addr()?))
+    }
+}
+
+/// The router for port 6971.
+pub fn app(hub: Hub) -> Router {
+    let api = Router::new()
+        .route("/healthz", get(api::healthz))
+        .route("/metrics", get(api::metrics))
+        .route("/api/cameras", get(api::list_cameras))
+        .route("/api/cameras/{camera}", get(api::get_camera))
+        .route("/api/cameras/{camera}/settings", post(api::post_settings))
+        .route("/api/cameras/{camera}/reboot", post(api::post_reboot))
+        .route(
+            "/api/cameras/{camera}/snapshot.jpg",
+            get(view::snapshot_jpg),
+        )
+        .route("/api/cameras/{camera}/stream.mjpg", get(view::stream_mjpg))
+        .route("/api/cameras/{camera}/snapshots", post(api::post_snapshot))
+        .route("/api/snapshots", get(api::list_snapshots))
+        .route(
+            "/api/snapshots/{file}",
+            get(api::get_snapshot_jpg).delete(api::delete_snapshot),
+        )
+        .route("/ws/view/{camera}", get(view::view_ws))
+        .route("/ws/ui", get(ui::ui_ws))
+        .route(espcam_proto::CONTROL_PATH, get(ingest::control_ws))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(hub);
+    api.merge(crate::assets::router())
+}
+
+/// The router for port 6972.
+pub fn stream_app(hub: Hub) -> Router {
+    Router::new()
+        .route(espcam_proto::STREAM_PATH, get(ingest::stream_ws))
+        .route("/healthz", get(api::healthz))
+        .fallback(not_found)
+        .with_state(hub)
+}
+
+async fn not_found(uri: axum::http::Uri) -> Response {
+    let path: String = uri.path().chars().take(100).collect();
+    error_body(StatusCode::NOT_FOUND, &format!("no such endpoint: {path}"))
+}
+
+/// Opens the store in the configured data directory and serves until `shutdown` resolves.
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let dir = config.data_dir.clone();
+    let (store, report) = tokio::task::spawn_blocking(move || Store::open_with_report(&dir))
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))??;
+    if report.is_clean() {
+        info!("data directory {}", config.data_dir.display());
+    } else {
+        warn!(
+            "data directory {}: repaired after an unclean stop: {report:?}",
+            config.data_dir.display()
+        );
+    }
+    serve(Hub::new(config, Some(store)), listeners, shutdown).await
+}
+
+/// Serves `hub` on `listeners` until `shutdown` resolves, then stops every connection.
+pub async fn serve(
+    hub: Hub,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let (http_addr, stream_addr) = listeners.local_addrs()?;
+    info!(
+        "hub listening on {http_addr} (dashboard, API, camera control {}) and {stream_addr} (camera stream {})",
+        espcam_proto::CONTROL_PATH,
+        espcam_proto::STREAM_PATH
+    );
+    if hub.config().cameras.is_empty() {
+        info!(
+            "no [[camera]] list configured: any camera id is accepted without a token (trusted networks only)"
+        );
+    }
+    tokio::spawn({
+        let hub = hub.clone();
+        async move { hub.tick(Duration::from_secs(1)).await }
+    });
+    for target in hub.config().pull.clone() {
+        info!("pulling camera {} from {}", target.id, target.url);
+        tokio::spawn(pull::run(hub.clone(), target));
+    }
+    tokio::spawn({
+        let hub = hub.clone();
+        async move {
+            shutdown.await;
+            hub.stop();
+        }
+    });
+    let stopped = |hub: &Hub| {
+        let mut rx = hub.shutdown_signal();
+        async move {
+            // Err means the hub is gone, which is as good as stopped.
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    // Frames and small JSON messages must leave at once, not wait for Nagle's algorithm.
+    let nodelay = |tcp: &mut tokio::net::TcpStream| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            warn!("could not set TCP_NODELAY: {e}");
+        }
+    };
+    let http = axum::serve(
+        listeners.http.tap_io(nodelay),
+        app(hub.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(stopped(&hub));
+    let stream = axum::serve(
+        listeners.stream.tap_io(nodelay),
+        stream_app(hub.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(stopped(&hub));
+    let shown = if http_addr.ip().is_unspecified() {
+        format!("http://localhost:{}/", http_addr.port())
+    } else {
+        format!("http://{http_addr}/")
+    };
+    info!("dashboard: open {shown} in a browser");
+    let result = tokio::try_join!(async { http.await }, async { stream.await },);
+    hub.stop();
+    info!("hub stopped");
+    result.map(|_| ()).map_err(RunError::Serve)
+}

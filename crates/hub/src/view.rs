@@ -1,0 +1,328 @@
+//! Viewer outputs: `/ws/view/{camera}` (a bare JPEG per binary message, optional metadata),
+//! `stream.mjpg` (multipart MJPEG) and `snapshot.jpg` (the newest frame).
+//!
+//! Each viewer is one task reading the camera's latest-frame slot when it is ready for the
+//! next frame, so a slow viewer skips to the newest frame and holds at most two (the one
+//! being written and the shared newest). A viewer whose write does not complete within the
+//! viewer timeout is dropped. Nothing here may make a camera's ingest wait or copy a JPEG
+//! per viewer (the WebSocket layer copies it into the socket buffer; `Bytes` are shared).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use espcam_proto::ApMessage;
+use espcam_proto::standalone::{ApRequest, PONG};
+use serde::Deserialize;
+use tokio::sync::watch;
+use tracing::{debug, info};
+
+use crate::camera::{Camera, Frame, ViewerGuard};
+use crate::clock::now_us;
+use crate::error::ApiError;
+use crate::hub::Hub;
+use crate::ingest::close;
+
+/// A viewer sends almost nothing (pings, `ping`, `get_stats`): a small read buffer keeps a
+/// connected viewer's memory low (tungstenite's default is 128 KiB).
+const VIEWER_READ_BUFFER: usize = 1024;
+/// Largest message a viewer may send.
+const VIEWER_MAX_MESSAGE: usize = 4096;
+/// How long `snapshot.jpg` waits for a frame at the resolution in force.
+const SNAPSHOT_WAIT: Duration = Duration::from_secs(2);
+/// The MJPEG part boundary.
+const BOUNDARY: &str = "espcamframe";
+
+pub(crate) fn find_camera(hub: &Hub, id: &str) -> Result<Arc<Camera>, ApiError> {
+    hub.camera(id)
+        .ok_or_else(|| ApiError::NotFound(format!("unknown camera {:?}", truncate(id))))
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+/// Query of `/ws/view/{camera}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ViewQuery {
+    /// `1`/`true`: precede each frame with a JSON text message describing it.
+    meta: Option<String>,
+}
+
+/// `GET /ws/view/{camera}`.
+pub(crate) async fn view_ws(
+    State(hub): State<Hub>,
+    Path(camera): Path<String>,
+    Query(q): Query<ViewQuery>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let cam = find_camera(&hub, &camera)?;
+    let meta = matches!(q.meta.as_deref(), Some("1" | "true"));
+    Ok(ws
+        .read_buffer_size(VIEWER_READ_BUFFER)
+        .write_buffer_size(0)
+        .max_message_size(VIEWER_MAX_MESSAGE)
+        .max_frame_size(VIEWER_MAX_MESSAGE)
+        .on_upgrade(move |socket| view_conn(hub, cam, socket, meta)))
+}
+
+async fn view_conn(hub: Hub, cam: Arc<Camera>, mut socket: WebSocket, meta: bool) {
+    let _guard = ViewerGuard::new(cam.clone());
+    let mut rx = cam.subscribe();
+    // Send the newest frame right away rather than waiting for the next one.
+    rx.mark_changed();
+    let timeout = hub.config().viewer_timeout;
+    let mut stop = hub.shutdown_signal();
+    let mut last_in = cam.counters.frames_in.load(Ordering::Relaxed);
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.changed() => {
+                let _ = close(&mut socket, close_code::AWAY, "hub shutting down").await;
+                return;
+            }
+            changed = rx.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let Some(frame) = rx.borrow_and_update().clone() else { continue };
+                count_skipped(&cam, &mut last_in);
+                match send_frame(&hub, &cam, &mut socket, &frame, meta, timeout).await {
+                    Ok(()) => {}
+                    Err(Stall::Closed) => return,
+                    Err(Stall::Timeout) => {
+                        info!(
+                            "viewer of camera {} dropped: a frame took over {} ms to send",
+                            cam.id,
+                            timeout.as_millis()
+                        );
+                        return;
+                    }
+                }
+            }
+            msg = socket.recv() => match msg {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(Message::Text(t))) => {
+                    if let Some(reply) = seed_reply(&cam, t.as_str()) {
+                        let sent = tokio::time::timeout(timeout, socket.send(Message::Text(reply.into()))).await;
+                        if !matches!(sent, Ok(Ok(()))) {
+                            return;
+                        }
+                    }
+                }
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}
+
+/// Counts frames this viewer never saw because newer ones replaced them.
+fn count_skipped(cam: &Camera, last_in: &mut u64) {
+    let now = cam.counters.frames_in.load(Ordering::Relaxed);
+    let skipped = now.saturating_sub(*last_in).saturating_sub(1);
+    if skipped > 0 {
+        cam.counters
+            .frames_skipped
+            .fetch_add(skipped, Ordering::Relaxed);
+    }
+    *last_in = now;
+}
+
+enum Stall {
+    Closed,
+    Timeout,
+}
+
+async fn send_frame(
+    hub: &Hub,
+    cam: &Camera,
+    socket: &mut WebSocket,
+    frame: &Frame,
+    meta: bool,
+    timeout: Duration,
+) -> Result<(), Stall> {
+    let send = async {
+        if meta {
+            socket.send(Message::Text(frame.meta_json().into())).await?;
+        }
+        socket.send(Message::Binary(frame.jpeg.clone())).await
+    };
+    match tokio::time::timeout(timeout, send).await {
+        Ok(Ok(())) => {
+            cam.counters.frames_out.fetch_add(1, Ordering::Relaxed);
+            cam.counters
+                .bytes_out
+                .fetch_add(frame.jpeg.len() as u64, Ordering::Relaxed);
+            hub.relay_latency()
+                .record(now_us().saturating_sub(frame.received_us));
+            Ok(())
+        }
+        Ok(Err(_)) => Err(Stall::Closed),
+        Err(_) => Err(Stall::Timeout),
+    }
+}
+
+/// Answers the seed-002 client requests: `ping` → `pong`, `get_stats` → stats JSON.
+/// Commands are not taken on the viewer socket (use `/ws/ui` or the REST API).
+fn seed_reply(cam: &Camera, text: &str) -> Option<String> {
+    match ApRequest::parse(text) {
+        Ok(ApRequest::Ping) => Some(PONG.to_string()),
+        Ok(ApRequest::GetStats) => {
+            let info = cam.info();
+            Some(
+                ApMessage::Stats {
+                    clients: u8::try_from(info.viewers).unwrap_or(u8::MAX),
+                    fps: info.fps_in,
+                    frames: info.frames_in,
+                }
+                .to_json(),
+            )
+        }
+        _ => {
+            debug!("viewer of camera {}: text message ignored", cam.id);
+            None
+        }
+    }
+}
+
+/// `GET /api/cameras/{camera}/snapshot.jpg`: the newest frame, never one from before the
+/// resolution in force.
+pub(crate) async fn snapshot_jpg(
+    State(hub): State<Hub>,
+    Path(camera): Path<String>,
+) -> Result<Response, ApiError> {
+    let cam = find_camera(&hub, &camera)?;
+    let frame = current_frame(&cam).await?;
+    Ok(jpeg_response(&frame))
+}
+
+/// The newest frame whose size matches the camera's settings in force; waits briefly for
+/// one after a resolution change. Falls back to the newest frame if it arrived after the
+/// request started (fresh, just not of the expected size).
+pub(crate) async fn current_frame(cam: &Camera) -> Result<Arc<Frame>, ApiError> {
+    let started = now_us();
+    let matches = |f: &Frame, expected: Option<(u16, u16)>| {
+        expected.is_none_or(|dims| dims == (f.width, f.height))
+    };
+    let mut rx = cam.subscribe();
+    if let Some(f) = rx.borrow_and_update().clone() {
+        if matches(&f, cam.expected_dims()) {
+            return Ok(f);
+        }
+    }
+    let deadline = tokio::time::Instant::now() + SNAPSHOT_WAIT;
+    while let Ok(Ok(())) = tokio::time::timeout_at(deadline, rx.changed()).await {
+        if let Some(f) = rx.borrow_and_update().clone() {
+            if matches(&f, cam.expected_dims()) {
+                return Ok(f);
+            }
+        }
+    }
+    match cam.latest() {
+        Some(f) if f.received_us >= started => Ok(f),
+        Some(_) => Err(ApiError::Unavailable(format!(
+            "no frame from camera {} at its current resolution yet",
+            cam.id
+        ))),
+        None => Err(ApiError::Unavailable(format!(
+            "no frame from camera {} yet",
+            cam.id
+        ))),
+    }
+}
+
+fn jpeg_response(frame: &Frame) -> Response {
+    let mut r = Body::from(frame.jpeg.clone()).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert("x-espcam-seq", HeaderValue::from(frame.seq));
+    h.insert("x-espcam-received-us", HeaderValue::from(frame.received_us));
+    if let Some(c) = frame.captured_us {
+        h.insert("x-espcam-captured-us", HeaderValue::from(c));
+    }
+    h.insert("x-espcam-width", HeaderValue::from(frame.width));
+    h.insert("x-espcam-height", HeaderValue::from(frame.height));
+    r
+}
+
+/// `GET /api/cameras/{camera}/stream.mjpg`: `multipart/x-mixed-replace` MJPEG.
+pub(crate) async fn stream_mjpg(
+    State(hub): State<Hub>,
+    Path(camera): Path<String>,
+) -> Result<Response, ApiError> {
+    let cam = find_camera(&hub, &camera)?;
+    let mut rx = cam.subscribe();
+    rx.mark_changed();
+    let state = Mjpeg {
+        guard: ViewerGuard::new(cam),
+        rx,
+        stop: hub.shutdown_signal(),
+        pending: Vec::with_capacity(2),
+    };
+    // hyper polls the stream only when the socket can take more, so a slow client simply
+    // is not polled: it holds at most the frame in flight, and skips to the newest frame.
+    let stream = futures_util::stream::unfold(state, |mut st| async move {
+        let chunk = st.next_chunk().await?;
+        Some((Ok::<Bytes, std::convert::Infallible>(chunk), st))
+    });
+    let mut r = Body::from_stream(stream).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(concat!(
+            "multipart/x-mixed-replace; boundary=",
+            "espcamframe"
+        )),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+    );
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    Ok(r)
+}
+
+struct Mjpeg {
+    guard: ViewerGuard,
+    rx: watch::Receiver<Option<Arc<Frame>>>,
+    stop: watch::Receiver<bool>,
+    /// The rest of the current part, in reverse order (popped from the end).
+    pending: Vec<Bytes>,
+}
+
+impl Mjpeg {
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        if let Some(b) = self.pending.pop() {
+            return Some(b);
+        }
+        loop {
+            tokio::select! {
+                _ = self.stop.changed() => return None,
+                r = self.rx.changed() => r.ok()?,
+            }
+            let Some(frame) = self.rx.borrow_and_update().clone() else {
+                continue;
+            };
+            let cam = &self.guard.0;
+            cam.counters.frames_out.fetch_add(1, Ordering::Relaxed);
+            cam.counters
+                .bytes_out
+                .fetch_add(frame.jpeg.len() as u64, Ordering::Relaxed);
+            let head = format!(
+                "--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\nX-Timestamp: {}\r\n\r\n",
+                frame.jpeg.len(),
+                frame.received_us as f64 / 1e6,
+            );
+            self.pending.push(Bytes::from_static(b"\r\n"));
+            self.pending.push(frame.jpeg.clone());
+            return Some(Bytes::from(head));
+        }
+    }
+}

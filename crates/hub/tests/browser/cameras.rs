@@ -1,0 +1,37 @@
+//! Virtual cameras for the browser tests: `espcam-sim` hub-mode cameras (the real camera core
+//! and real JPEGs) pointed at the test hub.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use espcam_proto::CameraId;
+use espcam_sim::{CameraHandle, Fault, HubCamera, HubCameraConfig};
+
+/// Frames per second of each test camera: smooth enough to see motion, light on two cores.
+const FPS: u16 = 15;
+
+pub struct VirtualCamera(CameraHandle);
+
+impl VirtualCamera {
+    pub fn start(id: &str, http: SocketAddr, stream: SocketAddr) -> VirtualCamera {
+        let mut config = HubCameraConfig::new(
+            &http.ip().to_string(),
+            http.port(),
+            stream.port(),
+            CameraId::new(id).unwrap(),
+            "",
+        );
+        config.fps = FPS;
+        VirtualCamera(HubCamera::spawn(config))
+    }
+
+    /// Freezes the camera (sockets open, nothing read or answered) for `d`.
+    pub fn stall(&self, d: Duration) {
+        self.0.inject(Fault::Stall(d));
+    }
+
+    /// Stops the camera: its connections close, as when it is switched off.
+    pub async fn stop(self) {
+        self.0.stop().await;
+    }
+}

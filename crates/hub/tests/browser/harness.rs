@@ -1,0 +1,176 @@
+//! A real hub on loopback (ports 0, a temporary data directory) with virtual cameras from
+//! `espcam-sim`, plus the few plain HTTP requests the browser tests use to check the hub's
+//! side of what the page shows. Never binds anything but 127.0.0.1 port 0.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use espcam_hub::{Config, Listeners, RunError};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::cameras::VirtualCamera;
+
+/// How long the hub waits for a camera's ack in these tests.
+pub const ACK_TIMEOUT: Duration = Duration::from_millis(1500);
+
+pub struct Harness {
+    http: SocketAddr,
+    stream: SocketAddr,
+    data: tempfile::TempDir,
+    /// Resolving it stops the hub (graceful shutdown of every connection).
+    shutdown: Option<oneshot::Sender<()>>,
+    server: JoinHandle<Result<(), RunError>>,
+    cameras: HashMap<String, VirtualCamera>,
+}
+
+impl Harness {
+    /// Starts a hub and one virtual camera per id, and waits until all are online.
+    pub async fn start(ids: &[&str]) -> Harness {
+        let data = tempfile::tempdir().unwrap();
+        let mut config = Config::for_tests(data.path());
+        // Short, so the timed-out command scenario does not wait long.
+        config.ack_timeout = ACK_TIMEOUT;
+        let listeners = Listeners::bind(&config).await.unwrap();
+        let (http, stream) = listeners.local_addrs().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(espcam_hub::run(config, listeners, async {
+            let _ = rx.await;
+        }));
+        let mut h = Harness {
+            http,
+            stream,
+            data,
+            shutdown: Some(tx),
+            server,
+            cameras: HashMap::new(),
+        };
+        for id in ids {
+            h.start_camera(id).await;
+        }
+        h
+    }
+
+    /// `http://127.0.0.1:<port><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http)
+    }
+
+    /// Starts virtual camera `id` and waits until the hub lists it online with a frame.
+    pub async fn start_camera(&mut self, id: &str) {
+        let cam = VirtualCamera::start(id, self.http, self.stream);
+        self.cameras.insert(id.to_owned(), cam);
+        let deadline = tokio::time::Instant::now() + crate::driver::WAIT;
+        loop {
+            let (status, body) = self.get(&format!("/api/cameras/{id}")).await;
+            if status == 200 {
+                let v: Value = serde_json::from_slice(&body).unwrap();
+                if v["online"] == true && v["frames_in"].as_u64().unwrap_or(0) > 0 {
+                    return;
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "camera {id} did not come online"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Freezes virtual camera `id` for `d`: connected, but deaf and mute.
+    pub fn stall_camera(&self, id: &str, d: Duration) {
+        self.cameras[id].stall(d);
+    }
+
+    /// Stops virtual camera `id` (its connections close, as when a board loses power).
+    pub async fn stop_camera(&mut self, id: &str) {
+        let cam = self.cameras.remove(id).expect("no such virtual camera");
+        cam.stop().await;
+    }
+
+    /// Stops the hub and waits for it to finish.
+    pub async fn stop(mut self) {
+        for (_, cam) in self.cameras.drain() {
+            cam.stop().await;
+        }
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        (&mut self.server).await.unwrap().unwrap();
+    }
+
+    /// `GET /api/cameras/{id}` as JSON.
+    pub async fn camera_info(&self, id: &str) -> Value {
+        let (status, body) = self.get(&format!("/api/cameras/{id}")).await;
+        assert_eq!(status, 200);
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    /// The body of a `GET` that must answer 200.
+    pub async fn get_bytes(&self, path: &str) -> Vec<u8> {
+        let (status, body) = self.get(path).await;
+        assert_eq!(
+            status,
+            200,
+            "GET {path}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        body
+    }
+
+    /// The status of a `GET`.
+    pub async fn status(&self, path: &str) -> u16 {
+        self.get(path).await.0
+    }
+
+    /// A file under the data directory whose bytes are exactly `bytes`.
+    pub fn find_file_with(&self, bytes: &[u8]) -> Option<std::path::PathBuf> {
+        fn walk(dir: &Path, bytes: &[u8]) -> Option<std::path::PathBuf> {
+            for entry in std::fs::read_dir(dir).ok()?.flatten() {
+                let p = entry.path();
+                if p.is_dir() {
+                    if let Some(found) = walk(&p, bytes) {
+                        return Some(found);
+                    }
+                } else if std::fs::read(&p).is_ok_and(|b| b == bytes) {
+                    return Some(p);
+                }
+            }
+            None
+        }
+        walk(self.data.path(), bytes)
+    }
+
+    /// A minimal HTTP/1.1 GET (the hub answers with Content-Length bodies).
+    async fn get(&self, path: &str) -> (u16, Vec<u8>) {
+        let mut s = tokio::net::TcpStream::connect(self.http).await.unwrap();
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.http
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).await.unwrap();
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("HTTP response without header end");
+        let head = String::from_utf8_lossy(&raw[..split]).to_string();
+        let status: u16 = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("HTTP status line");
+        assert!(
+            !head
+                .to_ascii_lowercase()
+                .contains("transfer-encoding: chunked"),
+            "unexpected chunked response to {path}"
+        );
+        (status, raw[split + 4..].to_vec())
+    }
+}

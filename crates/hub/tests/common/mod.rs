@@ -1,0 +1,495 @@
+//! Shared fixtures for the hub's end-to-end tests: a real hub on `127.0.0.1:0`, a minimal
+//! test camera speaking the push protocol with real JPEGs, raw socket helpers, and a fake
+//! standalone (seed-002) camera for pull mode.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use espcam_hub::{Config, Listeners};
+use espcam_proto::stream::FrameFlags;
+use espcam_proto::{
+    Ack, ApMessage, ApRequest, CameraId, CameraMsg, Command, FrameHeader, Hello, HubMsg, Settings,
+    StreamHello, Telemetry, encode_frame,
+};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A hub running in this process.
+pub struct TestHub {
+    pub http: SocketAddr,
+    pub stream: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), espcam_hub::RunError>>>,
+}
+
+impl TestHub {
+    pub async fn start(config: Config) -> Self {
+        let listeners = Listeners::bind(&config).await.unwrap();
+        let (http, stream) = listeners.local_addrs().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(espcam_hub::run(config, listeners, async {
+            let _ = rx.await;
+        }));
+        Self {
+            http,
+            stream,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub async fn start_in(dir: &Path) -> Self {
+        Self::start(Config::for_tests(dir)).await
+    }
+
+    /// Stops the hub and waits until it has released its data directory.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap().unwrap();
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.http, path)
+    }
+
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{}", self.http, path)
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        http(self.http, "GET", path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: &str) -> Resp {
+        http(self.http, "POST", path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Resp {
+        http(self.http, "DELETE", path, None).await
+    }
+
+    /// Polls `GET /api/cameras/{id}` until `pred` holds (bounded).
+    pub async fn wait_camera(
+        &self,
+        id: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        for _ in 0..200 {
+            let r = self.get(&format!("/api/cameras/{id}")).await;
+            if r.status == 200 {
+                let v = r.json();
+                if pred(&v) {
+                    return v;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("camera {id} never reached the expected state");
+    }
+}
+
+/// A minimal HTTP/1.1 response.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn error(&self) -> String {
+        self.json()["error"].as_str().unwrap().to_string()
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close` (no client library needed).
+pub async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> Resp {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let body = body.unwrap_or("");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
+        .await
+        .expect("response within 10 s")
+        .unwrap();
+    parse_response(&buf)
+}
+
+fn parse_response(buf: &[u8]) -> Resp {
+    let end = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("header end")
+        + 4;
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: HashMap<String, String> = lines
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+        .collect();
+    let raw = &buf[end..];
+    let body = if headers.get("transfer-encoding").map(String::as_str) == Some("chunked") {
+        dechunk(raw)
+    } else {
+        raw.to_vec()
+    };
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(nl) = raw.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&raw[..nl]).unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&raw[nl + 2..nl + 2 + size]);
+        raw = &raw[nl + 2 + size + 2..];
+    }
+}
+
+/// A real JPEG of `w`×`h` (a gradient), at the esp32 quality scale `q` (0 = best).
+pub fn jpeg(w: u16, h: u16, q: u8) -> Vec<u8> {
+    let mut rgb = Vec::with_capacity(usize::from(w) * usize::from(h) * 3);
+    for y in 0..h {
+        for x in 0..w {
+            rgb.extend_from_slice(&[(x % 256) as u8, (y % 256) as u8, 128]);
+        }
+    }
+    let mut out = Vec::new();
+    let quality = 100u8.saturating_sub(q.min(63));
+    jpeg_encoder::Encoder::new(&mut out, quality.max(1))
+        .encode(&rgb, w, h, jpeg_encoder::ColorType::Rgb)
+        .unwrap();
+    out
+}
+
+/// Decodes a JPEG, returning its size.
+pub fn decode(j: &[u8]) -> (u16, u16) {
+    let mut d = jpeg_decoder::Decoder::new(j);
+    let pixels = d.decode().expect("a decodable JPEG");
+    let info = d.info().unwrap();
+    assert!(!pixels.is_empty());
+    (info.width, info.height)
+}
+
+pub fn now_us() -> u64 {
+    espcam_hub::clock::now_us()
+}
+
+/// Options for [`TestCamera`].
+#[derive(Clone)]
+pub struct CamOpts {
+    pub id: String,
+    pub token: String,
+    pub settings: Settings,
+    pub fps: u32,
+}
+
+impl CamOpts {
+    pub fn new(id: &str) -> Self {
+        let mut settings = Settings::default();
+        settings.resolution = espcam_proto::Resolution::Qqvga;
+        Self {
+            id: id.into(),
+            token: String::new(),
+            settings,
+            fps: 30,
+        }
+    }
+}
+
+/// Connects a WebSocket client.
+pub async fn ws(url: &str) -> Ws {
+    tokio_tungstenite::connect_async(url).await.unwrap().0
+}
+
+/// Sends a hello and returns the hub's first answer and, on rejection, the close frame.
+pub async fn hello_exchange(ws: &mut Ws, hello: String) -> (HubMsg, Option<(u16, String)>) {
+    ws.send(Message::Text(hello.into())).await.unwrap();
+    let first = next_text(ws).await;
+    let msg = HubMsg::from_json(&first).unwrap();
+    let close = if matches!(msg, HubMsg::Rejected { .. }) {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(Some(f)))) => {
+                    break Some((u16::from(f.code), f.reason.to_string()));
+                }
+                Some(Ok(_)) => continue,
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    } else {
+        None
+    };
+    (msg, close)
+}
+
+pub async fn next_text(ws: &mut Ws) -> String {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a message within 10 s")
+        {
+            Some(Ok(Message::Text(t))) => return t.to_string(),
+            Some(Ok(Message::Binary(_) | Message::Ping(_) | Message::Pong(_))) => continue,
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+}
+
+pub async fn next_binary(ws: &mut Ws) -> Bytes {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a frame within 10 s")
+        {
+            Some(Ok(Message::Binary(b))) => return b,
+            Some(Ok(Message::Text(_) | Message::Ping(_) | Message::Pong(_))) => continue,
+            other => panic!("expected binary, got {other:?}"),
+        }
+    }
+}
+
+pub fn control_hello(o: &CamOpts) -> String {
+    CameraMsg::Hello(Hello {
+        proto: 1,
+        camera: CameraId::new(&o.id).unwrap(),
+        token: o.token.clone(),
+        firmware: "test-cam 0".into(),
+        sensor: "virtual".into(),
+        settings: o.settings,
+    })
+    .to_json()
+}
+
+pub fn stream_hello(id: &str, token: &str) -> String {
+    StreamHello {
+        proto: 1,
+        camera: CameraId::new(id).unwrap(),
+        token: token.into(),
+    }
+    .to_json()
+}
+
+/// A framed message (header + JPEG).
+pub fn framed(seq: u32, j: &[u8], w: u16, h: u16) -> Vec<u8> {
+    encode_frame(
+        &FrameHeader {
+            flags: FrameFlags(FrameFlags::SYNTHETIC),
+            sequence: seq,
+            timestamp_us: now_us(),
+            width: w,
+            height: h,
+            jpeg_len: j.len() as u32,
+        },
+        j,
+    )
+}
+
+/// A push camera: control + stream links, real JPEGs at its current resolution, acks every
+/// command. Dropping it (or [`TestCamera::kill`]) cuts both connections abruptly.
+pub struct TestCamera {
+    pub id: String,
+    pub settings: Arc<Mutex<Settings>>,
+    task: JoinHandle<()>,
+}
+
+impl TestCamera {
+    pub async fn connect(hub: &TestHub, opts: CamOpts) -> Self {
+        Self::try_connect(hub, opts).await.unwrap()
+    }
+
+    /// Connects; `Err` holds the rejection reason.
+    pub async fn try_connect(hub: &TestHub, opts: CamOpts) -> Result<Self, String> {
+        let mut control = ws(&format!("ws://{}/ws/camera", hub.http)).await;
+        match hello_exchange(&mut control, control_hello(&opts)).await {
+            (HubMsg::Welcome { .. }, _) => {}
+            (HubMsg::Rejected { reason }, _) => return Err(reason),
+            (other, _) => panic!("unexpected {other:?}"),
+        }
+        let mut stream = ws(&format!("ws://{}/ws/stream", hub.stream)).await;
+        match hello_exchange(&mut stream, stream_hello(&opts.id, &opts.token)).await {
+            (HubMsg::Welcome { .. }, _) => {}
+            (HubMsg::Rejected { reason }, _) => return Err(reason),
+            (other, _) => panic!("unexpected {other:?}"),
+        }
+        let settings = Arc::new(Mutex::new(opts.settings));
+        let task = tokio::spawn(run_camera(control, stream, settings.clone(), opts.fps));
+        Ok(Self {
+            id: opts.id,
+            settings,
+            task,
+        })
+    }
+
+    pub fn kill(self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for TestCamera {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn run_camera(mut control: Ws, mut stream: Ws, settings: Arc<Mutex<Settings>>, fps: u32) {
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / u64::from(fps.max(1))));
+    let mut telemetry = tokio::time::interval(Duration::from_millis(500));
+    let mut cache: HashMap<(u16, u16, u8), Vec<u8>> = HashMap::new();
+    let mut seq = 0u32;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let s = *settings.lock().unwrap();
+                let (w, h) = (s.resolution.width(), s.resolution.height());
+                let j = cache.entry((w, h, s.quality.get())).or_insert_with(|| jpeg(w, h, s.quality.get()));
+                seq = seq.wrapping_add(1);
+                if stream.send(Message::Binary(framed(seq, j, w, h).into())).await.is_err() {
+                    return;
+                }
+            }
+            _ = telemetry.tick() => {
+                let s = *settings.lock().unwrap();
+                let t = CameraMsg::Telemetry(Telemetry {
+                    fps: fps as f32, frames_sent: u64::from(seq), frames_dropped: 0,
+                    heap_free: 100_000, psram_free: 0, uptime_ms: 1, rssi: None, settings: s,
+                });
+                if control.send(Message::Text(t.to_json().into())).await.is_err() {
+                    return;
+                }
+            }
+            msg = control.next() => match msg {
+                Some(Ok(Message::Text(t))) => {
+                    let HubMsg::Command(c) = HubMsg::from_json(&t).unwrap() else { continue };
+                    let ack = {
+                        let mut s = settings.lock().unwrap();
+                        c.command.apply(&mut s);
+                        Ack { id: c.id, cmd: Some(c.command.name().into()), ok: true, settings: *s, error: None }
+                    };
+                    if control.send(Message::Text(CameraMsg::Ack(ack).to_json().into())).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(_)) => {}
+                _ => return,
+            },
+            msg = stream.next() => match msg {
+                Some(Ok(_)) => {}
+                _ => return,
+            },
+        }
+    }
+}
+
+/// A fake standalone (seed-002) camera: `ws://127.0.0.1:P/ws`, bare JPEGs, welcome,
+/// heartbeats, acks. Accepts one client at a time.
+pub struct ApCamera {
+    pub addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl ApCamera {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let mut settings = Settings::default();
+            settings.resolution = espcam_proto::Resolution::Qqvga;
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                    continue;
+                };
+                let welcome = ApMessage::Welcome {
+                    message: "Connected to 30fps drone camera stream".into(),
+                };
+                if ws
+                    .send(Message::Text(welcome.to_json().into()))
+                    .await
+                    .is_err()
+                {
+                    continue;
+                }
+                let mut tick = tokio::time::interval(Duration::from_millis(33));
+                let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => {
+                            let j = jpeg(settings.resolution.width(), settings.resolution.height(), 12);
+                            if ws.send(Message::Binary(j.into())).await.is_err() { break; }
+                        }
+                        _ = heartbeat.tick() => {
+                            let hb = ApMessage::Heartbeat { fps: 30.0, clients: 1 };
+                            if ws.send(Message::Text(hb.to_json().into())).await.is_err() { break; }
+                        }
+                        msg = ws.next() => match msg {
+                            Some(Ok(Message::Text(t))) => {
+                                if let Ok(ApRequest::Command(c)) = ApRequest::parse(&t) {
+                                    let ok = !matches!(c.command, Command::Reboot);
+                                    c.command.apply(&mut settings);
+                                    let ack = ApMessage::Ack(Ack { id: c.id, cmd: Some(c.command.name().into()), ok, settings, error: None });
+                                    if ws.send(Message::Text(ack.to_json().into())).await.is_err() { break; }
+                                }
+                            }
+                            Some(Ok(_)) => {}
+                            _ => break,
+                        },
+                    }
+                }
+            }
+        });
+        Self { addr, task }
+    }
+}
+
+impl Drop for ApCamera {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

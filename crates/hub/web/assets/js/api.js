@@ -1,0 +1,61 @@
+// The hub's REST API (docs/API.md) as small async functions. Every failure becomes an Error
+// whose message is fit to show a user: the hub's own `{"error": ...}` text when it sent one,
+// otherwise what went wrong in plain words. Never touches the DOM.
+
+const TIMEOUT_MS = 15_000;
+
+async function request(path, { method = "GET", body } = {}) {
+  const ctrl = new AbortController();
+  const timer = setTimeout(() => ctrl.abort(), TIMEOUT_MS);
+  let res;
+  try {
+    res = await fetch(path, {
+      method,
+      signal: ctrl.signal,
+      headers: body === undefined ? {} : { "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (e) {
+    throw new Error(
+      e.name === "AbortError"
+        ? `the hub did not answer within ${TIMEOUT_MS / 1000} s`
+        : "cannot reach the hub",
+    );
+  } finally {
+    clearTimeout(timer);
+  }
+  if (res.status === 204) return null;
+  const text = await res.text();
+  let json = null;
+  try {
+    json = text ? JSON.parse(text) : null;
+  } catch {
+    // Not JSON: fall through with the raw text.
+  }
+  if (!res.ok) {
+    const why = json?.error ?? (text.trim() || res.statusText);
+    const err = new Error(why);
+    err.status = res.status;
+    throw err;
+  }
+  return json;
+}
+
+const cam = (id) => `/api/cameras/${encodeURIComponent(id)}`;
+
+export const api = {
+  cameras: () => request("/api/cameras"),
+  /** Resolves to the settings the camera acknowledged. */
+  applySettings: async (id, change) =>
+    (await request(`${cam(id)}/settings`, { method: "POST", body: change })).settings,
+  reboot: (id) => request(`${cam(id)}/reboot`, { method: "POST" }),
+  takeSnapshot: (id) => request(`${cam(id)}/snapshots`, { method: "POST" }),
+  snapshots: (id, { limit = 24, before } = {}) => {
+    const q = new URLSearchParams({ camera: id, limit: String(limit) });
+    if (before !== undefined) q.set("before", String(before));
+    return request(`/api/snapshots?${q}`);
+  },
+  deleteSnapshot: (snapshotId) =>
+    request(`/api/snapshots/${encodeURIComponent(snapshotId)}`, { method: "DELETE" }),
+  resolutions: () => request("/assets/resolutions.json"),
+};

@@ -1,0 +1,140 @@
+// Snapshots of one camera: save the current frame (the hub stores it), and the gallery of
+// saved ones with thumbnails, full-size view, download and delete. Talks only to the REST API;
+// never deletes anything without the user asking for it.
+
+import { api } from "./api.js";
+import { notify } from "./notifications.js";
+
+const PAGE = 24;
+
+function formatTime(us) {
+  return new Date(us / 1000).toLocaleString(undefined, {
+    month: "short",
+    day: "numeric",
+    hour: "2-digit",
+    minute: "2-digit",
+    second: "2-digit",
+  });
+}
+
+export class Snapshots {
+  #camera = null;
+  #items = []; // Snapshot objects shown, newest first
+  #open = null; // the snapshot shown in the dialog
+  #saving = false;
+
+  constructor({ list, empty, count, more, dialog }) {
+    this.list = list;
+    this.empty = empty;
+    this.count = count;
+    this.more = more;
+    this.dialog = dialog;
+    this.full = dialog.querySelector("#snapshot-full");
+    this.title = dialog.querySelector("#snapshot-title");
+    this.download = dialog.querySelector("#snapshot-download");
+    more.addEventListener("click", () => this.#load(true));
+    dialog.querySelector("#snapshot-delete").addEventListener("click", () => this.#delete());
+    dialog.addEventListener("close", () => this.full.removeAttribute("src"));
+  }
+
+  /** Shows the gallery of `camera`. */
+  setCamera(camera) {
+    if (camera === this.#camera) return;
+    this.#camera = camera;
+    this.#items = [];
+    this.#render();
+    this.#load(false);
+  }
+
+  /** Saves the camera's current frame and adds it to the gallery. */
+  async save() {
+    const camera = this.#camera;
+    if (!camera || this.#saving) return;
+    this.#saving = true;
+    try {
+      const snap = await api.takeSnapshot(camera);
+      if (camera === this.#camera && !this.#items.some((s) => s.id === snap.id)) {
+        this.#items.unshift(snap);
+        this.#render();
+      }
+      notify(`Snapshot saved (${snap.width}×${snap.height}, ${Math.round(snap.bytes / 1024)} KiB)`, {
+        kind: "success",
+      });
+    } catch (e) {
+      notify(`${camera}: snapshot failed: ${e.message}`, { kind: "error" });
+    } finally {
+      this.#saving = false;
+    }
+  }
+
+  async #load(older) {
+    const camera = this.#camera;
+    const last = this.#items[this.#items.length - 1];
+    try {
+      const page = await api.snapshots(camera, {
+        limit: PAGE,
+        before: older && last ? last.id : undefined,
+      });
+      if (camera !== this.#camera) return;
+      const known = new Set(this.#items.map((s) => s.id));
+      this.#items.push(...page.filter((s) => !known.has(s.id)));
+      this.more.hidden = page.length < PAGE;
+      this.#render();
+    } catch (e) {
+      notify(`Could not load snapshots: ${e.message}`, { kind: "error" });
+    }
+  }
+
+  #render() {
+    this.empty.hidden = this.#items.length > 0;
+    this.count.textContent = this.#items.length ? `(${this.#items.length}${this.more.hidden ? "" : "+"})` : "";
+    this.list.replaceChildren(...this.#items.map((s) => this.#tile(s)));
+  }
+
+  #tile(snap) {
+    const li = document.createElement("li");
+    li.dataset.snapshotId = String(snap.id);
+    li.dataset.testid = "snapshot";
+    const btn = document.createElement("button");
+    btn.type = "button";
+    btn.className = "thumb";
+    const when = formatTime(snap.taken_at_us);
+    btn.setAttribute("aria-label", `Open snapshot from ${when}, ${snap.width}×${snap.height}`);
+    const img = document.createElement("img");
+    img.src = snap.url;
+    img.alt = "";
+    img.loading = "lazy";
+    img.decoding = "async";
+    const cap = document.createElement("span");
+    cap.className = "caption";
+    cap.textContent = `${when} · ${snap.width}×${snap.height}`;
+    btn.append(img, cap);
+    btn.addEventListener("click", () => this.#show(snap));
+    li.append(btn);
+    return li;
+  }
+
+  #show(snap) {
+    this.#open = snap;
+    this.title.textContent = `${snap.camera} — ${formatTime(snap.taken_at_us)}`;
+    this.full.src = snap.url;
+    this.full.alt = `Snapshot of ${snap.camera}, ${snap.width}×${snap.height}`;
+    this.download.href = snap.url;
+    this.download.download = `${snap.camera}-${snap.id}.jpg`;
+    this.dialog.showModal();
+  }
+
+  async #delete() {
+    const snap = this.#open;
+    if (!snap) return;
+    try {
+      await api.deleteSnapshot(snap.id);
+      this.#items = this.#items.filter((s) => s.id !== snap.id);
+      this.#render();
+      this.dialog.close();
+      notify("Snapshot deleted", { kind: "info" });
+    } catch (e) {
+      notify(`Could not delete snapshot: ${e.message}`, { kind: "error" });
+    }
+  }
+}

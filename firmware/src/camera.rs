@@ -1,0 +1,216 @@
+//! The sensor seam: the esp32-camera driver in JPEG mode, and the core's [`Sensor`] trait on
+//! top of the driver's `sensor_t` setters.
+//!
+//! Frame buffers live in PSRAM, two of them in grab-latest mode, so `esp_camera_fb_get`
+//! always returns the newest frame and never one that waited in a queue. This module must
+//! never decide which settings, when to capture or where a frame goes: the core does.
+
+use core::ffi::{c_int, CStr};
+use core::ptr::NonNull;
+
+use esp_idf_svc::sys::{self, esp, EspError};
+use espcam_camera::{CapturedFrame, Instant, Sensor, SensorError};
+use espcam_proto::{Resolution, Settings};
+
+use crate::boards::Board;
+
+/// The initialised driver's sensor. One per boot: the driver is a C singleton.
+pub struct CameraSensor {
+    sensor: NonNull<sys::sensor_t>,
+    /// Largest frame size this sensor makes; bigger requests are refused, not clamped.
+    max: sys::framesize_t,
+    name: &'static str,
+    /// What the sensor is set to now, so only changed settings are written (a frame-size
+    /// write restarts the sensor's window and costs a frame or two).
+    current: Settings,
+}
+
+/// A frame held by the application; dropping it hands the buffer back to the driver.
+pub struct Frame(NonNull<sys::camera_fb_t>);
+
+impl CameraSensor {
+    /// Starts the driver on `board`'s pins and puts `settings` in force.
+    pub fn init(board: &Board, xclk_hz: u32, settings: &Settings) -> Result<Self, EspError> {
+        let p = &board.pins;
+        let config = sys::camera_config_t {
+            pin_pwdn: p.pwdn,
+            pin_reset: p.reset,
+            pin_xclk: p.xclk,
+            __bindgen_anon_1: sys::camera_config_t__bindgen_ty_1 {
+                pin_sccb_sda: p.sda,
+            },
+            __bindgen_anon_2: sys::camera_config_t__bindgen_ty_2 {
+                pin_sccb_scl: p.scl,
+            },
+            pin_d0: p.d[0],
+            pin_d1: p.d[1],
+            pin_d2: p.d[2],
+            pin_d3: p.d[3],
+            pin_d4: p.d[4],
+            pin_d5: p.d[5],
+            pin_d6: p.d[6],
+            pin_d7: p.d[7],
+            pin_vsync: p.vsync,
+            pin_href: p.href,
+            pin_pclk: p.pclk,
+            xclk_freq_hz: c_int::try_from(xclk_hz).unwrap_or(20_000_000),
+            ledc_timer: sys::ledc_timer_t_LEDC_TIMER_0,
+            ledc_channel: sys::ledc_channel_t_LEDC_CHANNEL_0,
+            pixel_format: sys::pixformat_t_PIXFORMAT_JPEG,
+            // Buffers are sized for the frame size given here and never grow: ask for the
+            // largest (the driver clamps it to the sensor's maximum) so that a later
+            // resolution command can never overflow them (FB-OVF).
+            frame_size: sys::framesize_t_FRAMESIZE_QXGA,
+            jpeg_quality: settings.quality.get().into(),
+            fb_count: 2,
+            fb_location: sys::camera_fb_location_t_CAMERA_FB_IN_PSRAM,
+            grab_mode: sys::camera_grab_mode_t_CAMERA_GRAB_LATEST,
+            ..Default::default()
+        };
+        esp!(unsafe { sys::esp_camera_init(&config) })?;
+        let sensor = NonNull::new(unsafe { sys::esp_camera_sensor_get() })
+            .ok_or_else(EspError::from_infallible::<{ sys::ESP_ERR_NOT_FOUND }>)?;
+        // SAFETY: the driver owns `sensor` for the rest of the program; the info table and
+        // its names are static data in flash.
+        let info = unsafe { sys::esp_camera_sensor_get_info(&mut (*sensor.as_ptr()).id) };
+        let (name, max) = match unsafe { info.as_ref() } {
+            Some(info) => (
+                unsafe { CStr::from_ptr(info.name) }
+                    .to_str()
+                    .unwrap_or("unknown"),
+                info.max_size,
+            ),
+            None => ("unknown", sys::framesize_t_FRAMESIZE_UXGA),
+        };
+        let cam = Self {
+            sensor,
+            max,
+            name,
+            current: *settings,
+        };
+        cam.write(settings, None)
+            .map_err(|_| EspError::from_infallible::<{ sys::ESP_ERR_INVALID_STATE }>())?;
+        Ok(cam)
+    }
+
+    /// The sensor model the driver detected, e.g. `OV3660`.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Writes each field of `to` that differs from `from` (all of them when `from` is None).
+    fn write(&self, to: &Settings, from: Option<&Settings>) -> Result<(), SensorError> {
+        let s = self.sensor.as_ptr();
+        // SAFETY: `s` is the driver's live sensor; its setters take it as first argument.
+        let sensor = unsafe { &*s };
+        let changed = |f: fn(&Settings) -> i32| from.is_none_or(|old| f(old) != f(to));
+        if changed(|x| x.resolution.index().into()) {
+            let size = framesize(to.resolution);
+            if size > self.max {
+                return Err(refused("resolution", "larger than this sensor's maximum"));
+            }
+            let set = sensor
+                .set_framesize
+                .ok_or(refused("resolution", UNSUPPORTED))?;
+            check("resolution", unsafe { set(s, size) })?;
+        }
+        type Setter = Option<unsafe extern "C" fn(*mut sys::sensor_t, c_int) -> c_int>;
+        let fields: [(&'static str, Setter, fn(&Settings) -> i32); 4] = [
+            ("quality", sensor.set_quality, |x| x.quality.get().into()),
+            ("brightness", sensor.set_brightness, |x| {
+                x.brightness.get().into()
+            }),
+            ("vflip", sensor.set_vflip, |x| x.vflip.into()),
+            ("hmirror", sensor.set_hmirror, |x| x.hmirror.into()),
+        ];
+        for (setting, setter, value) in fields {
+            if changed(value) {
+                let set = setter.ok_or(refused(setting, UNSUPPORTED))?;
+                check(setting, unsafe { set(s, value(to)) })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Sensor for CameraSensor {
+    fn apply(&mut self, settings: &Settings) -> Result<(), SensorError> {
+        let old = self.current;
+        if let Err(e) = self.write(settings, Some(&old)) {
+            // The trait promises the sensor is left as it was: undo what was written.
+            let _ = self.write(&old, None);
+            return Err(e);
+        }
+        self.current = *settings;
+        Ok(())
+    }
+}
+
+const UNSUPPORTED: &str = "not supported by this sensor";
+
+fn refused(setting: &'static str, reason: &'static str) -> SensorError {
+    SensorError { setting, reason }
+}
+
+fn check(setting: &'static str, ret: c_int) -> Result<(), SensorError> {
+    match ret {
+        0 => Ok(()),
+        _ => Err(refused(setting, "the camera driver returned an error")),
+    }
+}
+
+/// The driver's `framesize_t` for `r`, by name: the driver's numbering is not the seed's.
+fn framesize(r: Resolution) -> sys::framesize_t {
+    match r {
+        Resolution::Qqvga => sys::framesize_t_FRAMESIZE_QQVGA,
+        Resolution::Qcif => sys::framesize_t_FRAMESIZE_QCIF,
+        Resolution::Hqvga => sys::framesize_t_FRAMESIZE_HQVGA,
+        Resolution::Qvga => sys::framesize_t_FRAMESIZE_QVGA,
+        Resolution::Cif => sys::framesize_t_FRAMESIZE_CIF,
+        Resolution::Hvga => sys::framesize_t_FRAMESIZE_HVGA,
+        Resolution::Vga => sys::framesize_t_FRAMESIZE_VGA,
+        Resolution::Svga => sys::framesize_t_FRAMESIZE_SVGA,
+        Resolution::Xga => sys::framesize_t_FRAMESIZE_XGA,
+        Resolution::Hd => sys::framesize_t_FRAMESIZE_HD,
+        Resolution::Sxga => sys::framesize_t_FRAMESIZE_SXGA,
+        Resolution::Uxga => sys::framesize_t_FRAMESIZE_UXGA,
+        Resolution::Qxga => sys::framesize_t_FRAMESIZE_QXGA,
+    }
+}
+
+/// The newest frame, or None when the driver timed out (it logs why: NO-SOI, FB-OVF, …).
+pub fn grab() -> Option<Frame> {
+    NonNull::new(unsafe { sys::esp_camera_fb_get() }).map(Frame)
+}
+
+impl Frame {
+    fn fb(&self) -> &sys::camera_fb_t {
+        // SAFETY: the driver does not touch a buffer between fb_get and fb_return.
+        unsafe { self.0.as_ref() }
+    }
+
+    /// The JPEG bytes, in place in PSRAM.
+    pub fn jpeg(&self) -> &[u8] {
+        let fb = self.fb();
+        unsafe { core::slice::from_raw_parts(fb.buf, fb.len) }
+    }
+
+    /// The frame as the core sees it. The driver stamps the first DMA transfer with
+    /// `esp_timer` time, the same clock as [`crate::clock::now`].
+    pub fn describe(&self) -> CapturedFrame {
+        let fb = self.fb();
+        let us = (fb.timestamp.tv_sec as i64) * 1_000_000 + fb.timestamp.tv_usec as i64;
+        CapturedFrame {
+            captured_at: Instant::from_micros(u64::try_from(us).unwrap_or(0)),
+            width: u16::try_from(fb.width).unwrap_or(u16::MAX),
+            height: u16::try_from(fb.height).unwrap_or(u16::MAX),
+            len: fb.len,
+        }
+    }
+}
+
+impl Drop for Frame {
+    fn drop(&mut self) {
+        unsafe { sys::esp_camera_fb_return(self.0.as_ptr()) }
+    }
+}
