@@ -293,10 +293,10 @@ pub struct Settings {
     /// Exposure compensation.
     pub brightness: Brightness,
     /// Vertical flip. On the wire `0`/`1` (booleans are accepted too).
-    #[serde(with = "flag")]
+    #[serde(with = "vflip_flag")]
     pub vflip: bool,
     /// Horizontal mirror. On the wire `0`/`1` (booleans are accepted too).
-    #[serde(with = "flag")]
+    #[serde(with = "hmirror_flag")]
     pub hmirror: bool,
 }
 
@@ -378,18 +378,25 @@ pub(crate) fn invalid(
     }
 }
 
-mod flag {
-    use serde::{Deserialize, Deserializer, Serializer};
+/// Serde helpers for a 0/1 flag field; one module per field so errors name the field.
+macro_rules! flag_module {
+    ($module:ident, $field:literal) => {
+        mod $module {
+            use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(v: &bool, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u8(u8::from(*v))
-    }
+            pub fn serialize<S: Serializer>(v: &bool, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_u8(u8::from(*v))
+            }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-        let v = serde_json::Value::deserialize(d)?;
-        super::parse_flag("flag", &v).map_err(serde::de::Error::custom)
-    }
+            pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+                let v = serde_json::Value::deserialize(d)?;
+                super::parse_flag($field, &v).map_err(serde::de::Error::custom)
+            }
+        }
+    };
 }
+flag_module!(vflip_flag, "vflip");
+flag_module!(hmirror_flag, "hmirror");
 
 #[cfg(test)]
 mod tests {
@@ -471,5 +478,11 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(bad.contains("quality 99 out of range 0..=63"), "{bad}");
+        let bad_flag = serde_json::from_str::<Settings>(
+            r#"{"resolution":7,"quality":9,"brightness":0,"vflip":0,"hmirror":2}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(bad_flag.contains("hmirror 2 out of range 0..=1"), "{bad_flag}");
     }
 }
