@@ -2,6 +2,9 @@
 //! commands and acks, link loss and reconnection, backpressure, and the seed-002 standalone
 //! protocol. No sockets, no sleeps: an hour of camera life runs in milliseconds.
 
+// Helpers outside #[test] fns too: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::time::Duration;
@@ -21,7 +24,11 @@ fn hello_frames_command_ack_new_frame_size() {
     let mut h = Harness::new(hub_config(1));
     h.advance(Duration::ZERO);
     let (_, control) = h.last_connect(Link::Control).unwrap();
-    assert_eq!(h.last_connect(Link::Stream), None, "stream waits for control");
+    assert_eq!(
+        h.last_connect(Link::Stream),
+        None,
+        "stream waits for control"
+    );
     h.connected(control);
     let hello = &h.texts_to(control, 0)[0];
     assert_eq!(hello["type"], "hello");
@@ -37,15 +44,25 @@ fn hello_frames_command_ack_new_frame_size() {
     let (_, stream) = h.last_connect(Link::Stream).unwrap();
     h.connected(stream);
     let shello = &h.texts_to(stream, 0)[0];
-    assert_eq!(*shello, json!({"type":"hello","proto":1,"camera":"cam-1","token":"secret"}));
-    assert!(h.frames(0).is_empty(), "no frames before the stream welcome");
+    assert_eq!(
+        *shello,
+        json!({"type":"hello","proto":1,"camera":"cam-1","token":"secret"})
+    );
+    assert!(
+        h.frames(0).is_empty(),
+        "no frames before the stream welcome"
+    );
     h.text(stream, WELCOME);
 
     let start = h.log.len();
     let t0 = h.now;
     h.advance(Duration::from_secs(1));
     let frames = h.frames(start);
-    assert!((30..=31).contains(&frames.len()), "{} frames in 1 s", frames.len());
+    assert!(
+        (30..=31).contains(&frames.len()),
+        "{} frames in 1 s",
+        frames.len()
+    );
     for (i, (t, f)) in frames.iter().enumerate() {
         assert_eq!(f.targets.as_slice(), &[stream]);
         let header = FrameHeader::parse(&f.header.unwrap()).unwrap();
@@ -53,7 +70,11 @@ fn hello_frames_command_ack_new_frame_size() {
         assert_eq!(header.sequence, i as u32);
         assert_eq!((header.width, header.height), (640, 480));
         assert_eq!(header.jpeg_len, 20_000);
-        assert_eq!(header.timestamp_us, t.as_micros(), "boot-relative until the clock is set");
+        assert_eq!(
+            header.timestamp_us,
+            t.as_micros(),
+            "boot-relative until the clock is set"
+        );
         assert!(header.flags.has(FrameFlags::CLOCK_UNSYNCED));
         let expected = t0.as_micros() + i as u64 * 33_333;
         assert!(t.as_micros().abs_diff(expected) <= 1, "frame {i} at {t:?}");
@@ -64,7 +85,11 @@ fn hello_frames_command_ack_new_frame_size() {
         .filter(|v| v["type"] == "telemetry")
         .collect();
     assert_eq!(telemetry.len(), 1);
-    assert!(telemetry[0]["fps"].as_f64().unwrap() > 20.0, "{}", telemetry[0]);
+    assert!(
+        telemetry[0]["fps"].as_f64().unwrap() > 20.0,
+        "{}",
+        telemetry[0]
+    );
 
     let start = h.log.len();
     h.text(control, r#"{"cmd":"resolution","value":"QVGA","id":5}"#);
@@ -74,7 +99,10 @@ fn hello_frames_command_ack_new_frame_size() {
     assert_eq!(ack["cmd"], "resolution");
     assert_eq!(ack["ok"], true);
     assert_eq!(ack["settings"]["resolution"], 3);
-    assert_eq!(h.cam.sensor().applied.last().unwrap().resolution, Resolution::Qvga);
+    assert_eq!(
+        h.cam.sensor().applied.last().unwrap().resolution,
+        Resolution::Qvga
+    );
     h.advance(Duration::from_millis(100));
     let (_, next) = h.frames(start)[0];
     assert_eq!((next.info.width, next.info.height), (320, 240));
@@ -90,9 +118,21 @@ fn every_command_is_acknowledged_even_when_it_fails() {
         (r#"{"cmd":"brightness","value":-2,"id":2}"#, true, None),
         (r#"{"cmd":"vflip","value":1,"id":3}"#, true, None),
         (r#"{"cmd":"hmirror","value":true,"id":4}"#, true, None),
-        (r#"{"cmd":"quality","value":70,"id":5}"#, false, Some("quality 70 out of range 0..=63")),
-        (r#"{"cmd":"zoom","value":2,"id":6}"#, false, Some("unknown command \"zoom\"")),
-        (r#"{"cmd":"resolution","value":12,"id":7}"#, false, Some("sensor refused resolution")),
+        (
+            r#"{"cmd":"quality","value":70,"id":5}"#,
+            false,
+            Some("quality 70 out of range 0..=63"),
+        ),
+        (
+            r#"{"cmd":"zoom","value":2,"id":6}"#,
+            false,
+            Some("unknown command \"zoom\""),
+        ),
+        (
+            r#"{"cmd":"resolution","value":12,"id":7}"#,
+            false,
+            Some("sensor refused resolution"),
+        ),
         (r#"{"cmd":"quality"}"#, false, Some("needs a \"value\"")),
     ];
     for (cmd, ok, err) in cases {
@@ -111,7 +151,13 @@ fn every_command_is_acknowledged_even_when_it_fails() {
     }
     let s = h.cam.settings();
     assert_eq!(
-        (s.quality.get(), s.brightness.get(), s.vflip, s.hmirror, s.resolution),
+        (
+            s.quality.get(),
+            s.brightness.get(),
+            s.vflip,
+            s.hmirror,
+            s.resolution
+        ),
         (10, -2, true, true, Resolution::Vga),
         "failed commands change nothing"
     );
@@ -147,7 +193,9 @@ fn link_loss_backs_off_and_reconnects() {
     let start = h.log.len();
     h.closed(control);
     // The stream link goes down with the control link, and capture stops.
-    assert!(matches!(&h.since(start)[0].1, Seen::Close(c, _, r) if *c == stream && r.contains("control link lost")));
+    assert!(
+        matches!(&h.since(start)[0].1, Seen::Close(c, _, r) if *c == stream && r.contains("control link lost"))
+    );
     assert_eq!(h.cam.link_status(Link::Stream), LinkStatus::Idle);
     assert_eq!(h.cam.link_status(Link::Control), LinkStatus::Backoff);
 
@@ -157,15 +205,22 @@ fn link_loss_backs_off_and_reconnects() {
     let mut nominal = 500u64;
     for attempt in 0..10 {
         let i = h
-            .run_until(Duration::from_secs(31), |s| matches!(s, Seen::Connect(_, Link::Control)))
+            .run_until(Duration::from_secs(31), |s| {
+                matches!(s, Seen::Connect(_, Link::Control))
+            })
             .expect("reconnect");
-        let (t, Seen::Connect(conn, _)) = h.log[i].clone() else { unreachable!() };
+        let (t, Seen::Connect(conn, _)) = h.log[i].clone() else {
+            unreachable!()
+        };
         let waited = (t.as_micros() - failed_at.as_micros()) / 1000;
         assert!(
             waited >= nominal / 2 && waited <= nominal,
             "attempt {attempt}: waited {waited} ms, nominal {nominal} ms"
         );
-        assert!(frames_between(&h, failed_at, t).is_empty(), "no frames while down");
+        assert!(
+            frames_between(&h, failed_at, t).is_empty(),
+            "no frames while down"
+        );
         // The connection fails at once (hub still down).
         h.now = t;
         h.closed(conn);
@@ -174,8 +229,10 @@ fn link_loss_backs_off_and_reconnects() {
     }
 
     // The hub comes back: the next attempt succeeds and the backoff resets.
-    h.run_until(Duration::from_secs(31), |s| matches!(s, Seen::Connect(_, Link::Control)))
-        .expect("reconnect");
+    h.run_until(Duration::from_secs(31), |s| {
+        matches!(s, Seen::Connect(_, Link::Control))
+    })
+    .expect("reconnect");
     let (_, conn) = h.last_connect(Link::Control).unwrap();
     h.connected(conn);
     h.text(conn, WELCOME);
@@ -190,7 +247,10 @@ fn link_loss_backs_off_and_reconnects() {
     h.closed(conn);
     h.advance(Duration::from_secs(1));
     let (t, _) = h.last_connect(Link::Control).unwrap();
-    assert!(t > back_at && t.saturating_since(back_at) <= Duration::from_millis(500), "backoff was reset");
+    assert!(
+        t > back_at && t.saturating_since(back_at) <= Duration::from_millis(500),
+        "backoff was reset"
+    );
 }
 
 fn frames_between(h: &Harness, a: Instant, b: Instant) -> Vec<Instant> {
@@ -215,7 +275,11 @@ fn stream_link_reconnects_alone() {
     h.text(stream2, WELCOME);
     let start = h.log.len();
     h.advance(Duration::from_millis(200));
-    assert!(h.frames(start).iter().all(|(_, f)| f.targets.as_slice() == [stream2]));
+    assert!(
+        h.frames(start)
+            .iter()
+            .all(|(_, f)| f.targets.as_slice() == [stream2])
+    );
     assert!(!h.frames(start).is_empty());
     // A stale event about the old connection changes nothing.
     h.closed(stream);
@@ -230,7 +294,10 @@ fn rejected_and_silent_hubs_are_retried_later() {
     let (_, control) = h.last_connect(Link::Control).unwrap();
     h.connected(control);
     let start = h.log.len();
-    h.text(control, r#"{"type":"rejected","reason":"wrong token for camera cam-1"}"#);
+    h.text(
+        control,
+        r#"{"type":"rejected","reason":"wrong token for camera cam-1"}"#,
+    );
     assert!(matches!(&h.since(start)[0].1,
         Seen::Close(c, 1000, r) if *c == control && r == "rejected by hub: wrong token for camera cam-1"));
     assert_eq!(h.cam.link_status(Link::Control), LinkStatus::Backoff);
@@ -258,7 +325,10 @@ fn jitter_spreads_cameras_deterministically() {
         let lost = h.now;
         h.closed(control);
         h.advance(Duration::from_secs(1));
-        h.last_connect(Link::Control).unwrap().0.saturating_since(lost)
+        h.last_connect(Link::Control)
+            .unwrap()
+            .0
+            .saturating_since(lost)
     };
     assert_eq!(reconnect_delay(11), reconnect_delay(11));
     let delays: std::collections::HashSet<_> = (0..8).map(reconnect_delay).collect();
@@ -330,7 +400,10 @@ fn telemetry_reports_health_and_wall_clock_frames() {
     assert_eq!(last["heap_free"], 123_456);
     assert_eq!(last["psram_free"], 7_000_000);
     assert_eq!(last["rssi"], -61);
-    assert_eq!(last["uptime_ms"], 3000, "booted at 1 s, last tick at 4 s: {last}");
+    assert_eq!(
+        last["uptime_ms"], 3000,
+        "booted at 1 s, last tick at 4 s: {last}"
+    );
     assert!(last["frames_sent"].as_u64().unwrap() >= 90);
     let (t, f) = h.frames(start)[5];
     assert!(!f.info.flags.has(FrameFlags::CLOCK_UNSYNCED));
@@ -352,7 +425,10 @@ fn standalone_clients_welcome_limit_heartbeat_ping_stats_commands() {
         clients.push(h.cam.handle_client_open(h.now).unwrap());
     }
     let refused = h.cam.handle_client_open(h.now).unwrap_err();
-    assert_eq!((refused.code, refused.reason), (CLOSE_TRY_AGAIN, TOO_MANY_CLIENTS));
+    assert_eq!(
+        (refused.code, refused.reason),
+        (CLOSE_TRY_AGAIN, TOO_MANY_CLIENTS)
+    );
     h.drain();
     for c in &clients {
         let welcome = &h.texts_to(*c, 0)[0];
@@ -392,8 +468,16 @@ fn standalone_clients_welcome_limit_heartbeat_ping_stats_commands() {
     assert_eq!(replies[2]["settings"]["quality"], 30);
     assert_eq!(replies[3]["type"], "ack");
     assert_eq!(replies[3]["ok"], false);
-    assert!(replies[3]["error"].as_str().unwrap().contains("invalid JSON"));
-    assert!(h.texts_to(clients[0], start).is_empty(), "replies go to the asker only");
+    assert!(
+        replies[3]["error"]
+            .as_str()
+            .unwrap()
+            .contains("invalid JSON")
+    );
+    assert!(
+        h.texts_to(clients[0], start).is_empty(),
+        "replies go to the asker only"
+    );
 
     // A slot frees when a client leaves; a slow client only misses frames itself.
     h.closed(clients[0]);
@@ -440,7 +524,10 @@ fn standalone_slow_client_misses_frames_others_do_not() {
             }
         }
     }
-    assert_eq!(to_fast, 1, "without sent reports nobody gets a second frame");
+    assert_eq!(
+        to_fast, 1,
+        "without sent reports nobody gets a second frame"
+    );
     assert_eq!(to_slow, 1);
     let _ = slow;
 }

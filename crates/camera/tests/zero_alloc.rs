@@ -156,7 +156,10 @@ fn steady_state_frame_path_allocates_nothing() {
     let mut hub = Tally::default();
     run(&mut cam, &mut now, 60, &mut hub);
     assert!(hub.frames >= 60 * 29, "{hub:?}");
-    assert_eq!(hub.frame_path_allocs, 0, "hub frame path allocated: {hub:?}");
+    assert_eq!(
+        hub.frame_path_allocs, 0,
+        "hub frame path allocated: {hub:?}"
+    );
     assert_eq!(hub.text_calls, 60, "one telemetry per second: {hub:?}");
 
     // Standalone mode, five clients.
@@ -171,7 +174,10 @@ fn steady_state_frame_path_allocates_nothing() {
     let mut sa = Tally::default();
     run(&mut cam, &mut now, 60, &mut sa);
     assert!(sa.frames >= 60 * 29, "{sa:?}");
-    assert_eq!(sa.frame_path_allocs, 0, "standalone frame path allocated: {sa:?}");
+    assert_eq!(
+        sa.frame_path_allocs, 0,
+        "standalone frame path allocated: {sa:?}"
+    );
     assert_eq!(sa.text_calls, 60, "one heartbeat round per second: {sa:?}");
     println!("hub: {hub:?}\nstandalone: {sa:?}");
 }

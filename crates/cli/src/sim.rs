@@ -66,7 +66,9 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
         (Some(SimMode::Ap), Some(_)) => bail!("--hub cannot be used with --mode ap"),
         (Some(m), _) => m,
         (None, Some(_)) => SimMode::Hub,
-        (None, None) => bail!("give --hub HOST[:PORT] to connect to a hub, or --mode ap to serve ws://127.0.0.1:8080/ws"),
+        (None, None) => bail!(
+            "give --hub HOST[:PORT] to connect to a hub, or --mode ap to serve ws://127.0.0.1:8080/ws"
+        ),
     };
     if args.count == 0 {
         bail!("--count must be at least 1");
@@ -118,7 +120,13 @@ fn spawn_hub(args: &SimArgs, settings: Settings) -> anyhow::Result<Vec<CameraHan
     };
     let mut cams = Vec::with_capacity(ids.len());
     for id in ids {
-        let mut cfg = HubCameraConfig::new(&host, port, args.stream_port, CameraId::new(&id)?, args.token.clone());
+        let mut cfg = HubCameraConfig::new(
+            &host,
+            port,
+            args.stream_port,
+            CameraId::new(&id)?,
+            args.token.clone(),
+        );
         cfg.settings = settings;
         cfg.fps = args.fps;
         cams.push(HubCamera::spawn(cfg));
@@ -140,7 +148,10 @@ fn split_host_port(s: &str) -> anyhow::Result<(String, u16)> {
         bail!("--hub needs a host, e.g. --hub 192.168.1.10 or --hub localhost:6971");
     }
     if let Some((host, port)) = s.rsplit_once(':') {
-        if !host.is_empty() && !host.ends_with(':') && (host.starts_with('[') || !host.contains(':')) {
+        if !host.is_empty()
+            && !host.ends_with(':')
+            && (host.starts_with('[') || !host.contains(':'))
+        {
             let port = port
                 .parse()
                 .with_context(|| format!("--hub {s}: port {port:?} is not a number 1..=65535"))?;
@@ -195,9 +206,18 @@ mod tests {
 
     #[test]
     fn hub_addresses() {
-        assert_eq!(split_host_port("10.0.0.2").unwrap(), ("10.0.0.2".into(), 6971));
-        assert_eq!(split_host_port("localhost:7000").unwrap(), ("localhost".into(), 7000));
-        assert_eq!(split_host_port("[::1]:7000").unwrap(), ("[::1]".into(), 7000));
+        assert_eq!(
+            split_host_port("10.0.0.2").unwrap(),
+            ("10.0.0.2".into(), 6971)
+        );
+        assert_eq!(
+            split_host_port("localhost:7000").unwrap(),
+            ("localhost".into(), 7000)
+        );
+        assert_eq!(
+            split_host_port("[::1]:7000").unwrap(),
+            ("[::1]".into(), 7000)
+        );
         assert!(split_host_port("host:http").is_err());
         assert!(split_host_port("").is_err());
     }

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::Bytes;
 use espcam_proto::stream::FrameFlags;
@@ -45,11 +45,18 @@ pub struct Frame {
     pub width: u16,
     /// Height from the JPEG itself.
     pub height: u16,
+    /// The `?meta=1` JSON, built once by the first viewer that wants it.
+    pub(crate) meta: OnceLock<String>,
 }
 
 impl Frame {
-    /// The `?meta=1` text message that precedes this frame on `/ws/view`.
-    pub fn meta_json(&self) -> String {
+    /// The `?meta=1` text message that precedes this frame on `/ws/view` (built once per
+    /// frame, shared by every viewer).
+    pub fn meta_json(&self) -> &str {
+        self.meta.get_or_init(|| self.build_meta())
+    }
+
+    fn build_meta(&self) -> String {
         serde_json::json!({
             "type": "frame",
             "seq": self.seq,
@@ -207,6 +214,7 @@ impl Camera {
             received_us,
             width,
             height,
+            meta: OnceLock::new(),
         };
         self.counters.frames_in.fetch_add(1, Ordering::Relaxed);
         self.counters

@@ -27,6 +27,7 @@ mod pull;
 pub mod server;
 mod ui;
 mod view;
+mod viewer_ws;
 
 pub use api::parse_settings;
 pub use camera::{Camera, CameraInfo, Frame, Source};

@@ -12,14 +12,14 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade, close_code};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use espcam_proto::ApMessage;
 use espcam_proto::standalone::{ApRequest, PONG};
 use serde::Deserialize;
+use hyper_util::rt::TokioIo;
 use tokio::sync::watch;
 use tracing::{debug, info};
 
@@ -27,13 +27,8 @@ use crate::camera::{Camera, Frame, ViewerGuard};
 use crate::clock::now_us;
 use crate::error::ApiError;
 use crate::hub::Hub;
-use crate::ingest::close;
+use crate::viewer_ws;
 
-/// A viewer sends almost nothing (pings, `ping`, `get_stats`): a small read buffer keeps a
-/// connected viewer's memory low (tungstenite's default is 128 KiB).
-const VIEWER_READ_BUFFER: usize = 1024;
-/// Largest message a viewer may send.
-const VIEWER_MAX_MESSAGE: usize = 4096;
 /// How long `snapshot.jpg` waits for a frame at the resolution in force.
 const SNAPSHOT_WAIT: Duration = Duration::from_secs(2);
 /// The MJPEG part boundary.
@@ -60,19 +55,27 @@ pub(crate) async fn view_ws(
     State(hub): State<Hub>,
     Path(camera): Path<String>,
     Query(q): Query<ViewQuery>,
-    ws: WebSocketUpgrade,
-) -> Result<Response, ApiError> {
-    let cam = find_camera(&hub, &camera)?;
+    mut req: Request,
+) -> Response {
+    let cam = match find_camera(&hub, &camera) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
     let meta = matches!(q.meta.as_deref(), Some("1" | "true"));
-    Ok(ws
-        .read_buffer_size(VIEWER_READ_BUFFER)
-        .write_buffer_size(0)
-        .max_message_size(VIEWER_MAX_MESSAGE)
-        .max_frame_size(VIEWER_MAX_MESSAGE)
-        .on_upgrade(move |socket| view_conn(hub, cam, socket, meta)))
+    let (response, on_upgrade) = match viewer_ws::accept(&mut req) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => view_conn(hub, cam, TokioIo::new(upgraded), meta).await,
+            Err(e) => debug!("viewer upgrade failed: {e}"),
+        }
+    });
+    response
 }
 
-async fn view_conn(hub: Hub, cam: Arc<Camera>, mut socket: WebSocket, meta: bool) {
+async fn view_conn(hub: Hub, cam: Arc<Camera>, mut io: viewer_ws::Io, meta: bool) {
     let _guard = ViewerGuard::new(cam.clone());
     let mut rx = cam.subscribe();
     // Send the newest frame right away rather than waiting for the next one.
@@ -80,11 +83,14 @@ async fn view_conn(hub: Hub, cam: Arc<Camera>, mut socket: WebSocket, meta: bool
     let timeout = hub.config().viewer_timeout;
     let mut stop = hub.shutdown_signal();
     let mut last_in = cam.counters.frames_in.load(Ordering::Relaxed);
+    let mut reader = viewer_ws::Reader::default();
+    let mut incoming = Vec::new();
     loop {
         tokio::select! {
             biased;
             _ = stop.changed() => {
-                let _ = close(&mut socket, close_code::AWAY, "hub shutting down").await;
+                let close = viewer_ws::send_close(&mut io, viewer_ws::CLOSE_AWAY, "hub shutting down");
+                let _ = tokio::time::timeout(timeout, close).await;
                 return;
             }
             changed = rx.changed() => {
@@ -93,10 +99,19 @@ async fn view_conn(hub: Hub, cam: Arc<Camera>, mut socket: WebSocket, meta: bool
                 }
                 let Some(frame) = rx.borrow_and_update().clone() else { continue };
                 count_skipped(&cam, &mut last_in);
-                match send_frame(&hub, &cam, &mut socket, &frame, meta, timeout).await {
-                    Ok(()) => {}
-                    Err(Stall::Closed) => return,
-                    Err(Stall::Timeout) => {
+                let text = meta.then(|| frame.meta_json().as_bytes());
+                let sent = tokio::time::timeout(timeout, viewer_ws::send_binary(&mut io, text, &frame.jpeg)).await;
+                match sent {
+                    Ok(Ok(())) => {
+                        cam.counters.frames_out.fetch_add(1, Ordering::Relaxed);
+                        cam.counters
+                            .bytes_out
+                            .fetch_add(frame.jpeg.len() as u64, Ordering::Relaxed);
+                        hub.relay_latency()
+                            .record(now_us().saturating_sub(frame.received_us));
+                    }
+                    Ok(Err(_)) => return,
+                    Err(_) => {
                         info!(
                             "viewer of camera {} dropped: a frame took over {} ms to send",
                             cam.id,
@@ -106,18 +121,24 @@ async fn view_conn(hub: Hub, cam: Arc<Camera>, mut socket: WebSocket, meta: bool
                     }
                 }
             }
-            msg = socket.recv() => match msg {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
-                Some(Ok(Message::Text(t))) => {
-                    if let Some(reply) = seed_reply(&cam, t.as_str()) {
-                        let sent = tokio::time::timeout(timeout, socket.send(Message::Text(reply.into()))).await;
+            read = reader.read(&mut io) => {
+                if !matches!(read, Ok(true)) {
+                    return;
+                }
+                let processed = tokio::time::timeout(timeout, reader.process(&mut io, &mut incoming)).await;
+                if !matches!(processed, Ok(Ok(()))) {
+                    return;
+                }
+                for msg in incoming.drain(..) {
+                    let viewer_ws::Incoming::Text(t) = msg else { return };
+                    if let Some(reply) = seed_reply(&cam, &t) {
+                        let sent = tokio::time::timeout(timeout, viewer_ws::send_text(&mut io, &reply)).await;
                         if !matches!(sent, Ok(Ok(()))) {
                             return;
                         }
                     }
                 }
-                Some(Ok(_)) => {}
-            },
+            }
         }
     }
 }
@@ -132,40 +153,6 @@ fn count_skipped(cam: &Camera, last_in: &mut u64) {
             .fetch_add(skipped, Ordering::Relaxed);
     }
     *last_in = now;
-}
-
-enum Stall {
-    Closed,
-    Timeout,
-}
-
-async fn send_frame(
-    hub: &Hub,
-    cam: &Camera,
-    socket: &mut WebSocket,
-    frame: &Frame,
-    meta: bool,
-    timeout: Duration,
-) -> Result<(), Stall> {
-    let send = async {
-        if meta {
-            socket.send(Message::Text(frame.meta_json().into())).await?;
-        }
-        socket.send(Message::Binary(frame.jpeg.clone())).await
-    };
-    match tokio::time::timeout(timeout, send).await {
-        Ok(Ok(())) => {
-            cam.counters.frames_out.fetch_add(1, Ordering::Relaxed);
-            cam.counters
-                .bytes_out
-                .fetch_add(frame.jpeg.len() as u64, Ordering::Relaxed);
-            hub.relay_latency()
-                .record(now_us().saturating_sub(frame.received_us));
-            Ok(())
-        }
-        Ok(Err(_)) => Err(Stall::Closed),
-        Err(_) => Err(Stall::Timeout),
-    }
 }
 
 /// Answers the seed-002 client requests: `ping` → `pong`, `get_stats` → stats JSON.

@@ -7,6 +7,9 @@
 //! saves a screenshot to `target/browser-screenshots/<scenario>.png`. Without Chromium the test
 //! says so and passes, unless `ESPCAM_REQUIRE_BROWSER=1` (CI) makes that a failure.
 
+// Test code, helpers included: a failed unwrap is a failed test with its message.
+#![allow(clippy::unwrap_used)]
+
 #[path = "browser/cameras.rs"]
 mod cameras;
 #[path = "browser/driver.rs"]

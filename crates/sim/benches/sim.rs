@@ -19,7 +19,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant as StdInstant};
 
 use bytes::BytesMut;
-use espcam_camera::{Camera, CapturedFrame, Config, FrameDecision, Instant, Output, Sensor, SensorError};
+use espcam_camera::{
+    Camera, CapturedFrame, Config, FrameDecision, Instant, Output, Sensor, SensorError,
+};
 use espcam_proto::{CameraId, FrameLimits, Settings, decode_frame};
 use espcam_sim::{FrameSet, HubCamera, HubCameraConfig, LinkStatus, test_jpeg};
 use futures_util::{SinkExt, StreamExt};
@@ -29,7 +31,10 @@ use tokio_tungstenite::tungstenite::Message;
 fn main() {
     let cameras: usize = env("ESPCAM_BENCH_CAMERAS", 200);
     let secs: u64 = env("ESPCAM_BENCH_SECS", 10);
-    println!("espcam-sim benchmark ({} CPUs)", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    println!(
+        "espcam-sim benchmark ({} CPUs)",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     core_cost();
     picture_cost();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -40,7 +45,10 @@ fn main() {
 }
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 struct NullSensor;
@@ -52,7 +60,11 @@ impl Sensor for NullSensor {
 
 fn core_cost() {
     let mut now = Instant::from_millis(1);
-    let mut cam = Camera::new(Config::hub(CameraId::new("cam-1").unwrap(), ""), NullSensor, now);
+    let mut cam = Camera::new(
+        Config::hub(CameraId::new("cam-1").expect("valid id"), ""),
+        NullSensor,
+        now,
+    );
     // Bring both links up.
     for _ in 0..2 {
         cam.handle_timeout(now);
@@ -72,7 +84,12 @@ fn core_cost() {
         cam.handle_timeout(now);
         while let Some(o) = cam.poll_output() {
             if o == Output::Capture {
-                let f = CapturedFrame { captured_at: now, width: 640, height: 480, len: 20_000 };
+                let f = CapturedFrame {
+                    captured_at: now,
+                    width: 640,
+                    height: 480,
+                    len: 20_000,
+                };
                 if let FrameDecision::Send(s) = cam.handle_frame(now, &f) {
                     black_box(&s.header);
                     sent += 1;
@@ -110,7 +127,11 @@ fn picture_cost() {
     for i in 0..frames {
         out.clear();
         let seq = format!("#{i:06}");
-        set.compose(i, &["CAM-123", &seq, "12:34:56.789", "VGA Q12 B+0"], &mut out);
+        set.compose(
+            i,
+            &["CAM-123", &seq, "12:34:56.789", "VGA Q12 B+0"],
+            &mut out,
+        );
         black_box(&out);
     }
     let compose = start.elapsed() / frames as u32;
@@ -138,33 +159,65 @@ fn cpu_time() -> Option<Duration> {
 async fn many_cameras(n: usize, secs: u64) {
     let control = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let stream = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let (cport, sport) = (control.local_addr().unwrap().port(), stream.local_addr().unwrap().port());
+    let (cport, sport) = (
+        control.local_addr().expect("bound").port(),
+        stream.local_addr().expect("bound").port(),
+    );
     let frames = Arc::new(AtomicU64::new(0));
     let bytes = Arc::new(AtomicU64::new(0));
     let bad = Arc::new(AtomicU64::new(0));
     tokio::spawn(sink(control, None));
-    tokio::spawn(sink(stream, Some((frames.clone(), bytes.clone(), bad.clone()))));
+    tokio::spawn(sink(
+        stream,
+        Some((frames.clone(), bytes.clone(), bad.clone())),
+    ));
 
     let start = StdInstant::now();
     let cams: Vec<_> = (1..=n)
         .map(|i| {
-            let mut cfg = HubCameraConfig::new("127.0.0.1", cport, sport, CameraId::new(&format!("cam-{i}")).unwrap(), "");
+            let mut cfg = HubCameraConfig::new(
+                "127.0.0.1",
+                cport,
+                sport,
+                CameraId::new(&format!("cam-{i}")).expect("valid id"),
+                "",
+            );
             cfg.settings = Settings::default();
             cfg.fps = 30;
             HubCamera::spawn(cfg)
         })
         .collect();
     for c in &cams {
-        let _ = tokio::time::timeout(Duration::from_secs(30), c.wait_for(|s| s.stream == LinkStatus::Ready)).await;
+        let _ = tokio::time::timeout(
+            Duration::from_secs(30),
+            c.wait_for(|s| s.stream == LinkStatus::Ready),
+        )
+        .await;
     }
-    let online = cams.iter().filter(|c| c.status().stream == LinkStatus::Ready).count();
-    println!("cameras: {online}/{n} streaming after {:.1} s; measuring {secs} s at VGA 30 fps", start.elapsed().as_secs_f64());
+    let online = cams
+        .iter()
+        .filter(|c| c.status().stream == LinkStatus::Ready)
+        .count();
+    println!(
+        "cameras: {online}/{n} streaming after {:.1} s; measuring {secs} s at VGA 30 fps",
+        start.elapsed().as_secs_f64()
+    );
     // Let start-up effects (first frames, pacing) settle: the figure is the steady state.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (f0, b0, cpu0, t0) = (frames.load(Ordering::Relaxed), bytes.load(Ordering::Relaxed), cpu_time(), StdInstant::now());
+    let (f0, b0, cpu0, t0) = (
+        frames.load(Ordering::Relaxed),
+        bytes.load(Ordering::Relaxed),
+        cpu_time(),
+        StdInstant::now(),
+    );
     let drops0: u64 = cams.iter().map(|c| c.status().frames_dropped).sum();
     tokio::time::sleep(Duration::from_secs(secs)).await;
-    let (f1, b1, cpu1, el) = (frames.load(Ordering::Relaxed), bytes.load(Ordering::Relaxed), cpu_time(), t0.elapsed());
+    let (f1, b1, cpu1, el) = (
+        frames.load(Ordering::Relaxed),
+        bytes.load(Ordering::Relaxed),
+        cpu_time(),
+        t0.elapsed(),
+    );
     let drops1: u64 = cams.iter().map(|c| c.status().frames_dropped).sum();
     let fps = (f1 - f0) as f64 / el.as_secs_f64();
     let target = n as f64 * 30.0;
@@ -190,17 +243,26 @@ async fn many_cameras(n: usize, secs: u64) {
 }
 
 /// A minimal hub: welcomes every hello; on the stream port decodes and counts every frame.
-async fn sink(listener: TcpListener, counters: Option<(Arc<AtomicU64>, Arc<AtomicU64>, Arc<AtomicU64>)>) {
+async fn sink(
+    listener: TcpListener,
+    counters: Option<(Arc<AtomicU64>, Arc<AtomicU64>, Arc<AtomicU64>)>,
+) {
     loop {
-        let Ok((tcp, _)) = listener.accept().await else { continue };
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
         let counters = counters.clone();
         tokio::spawn(async move {
             let _ = tcp.set_nodelay(true);
-            let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else { return };
+            let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                return;
+            };
             while let Some(Ok(msg)) = ws.next().await {
                 match msg {
                     Message::Text(t) if t.contains("\"hello\"") => {
-                        let _ = ws.send(Message::text(r#"{"type":"welcome","camera":"x"}"#)).await;
+                        let _ = ws
+                            .send(Message::text(r#"{"type":"welcome","camera":"x"}"#))
+                            .await;
                     }
                     Message::Binary(b) => {
                         if let Some((frames, bytes, bad)) = &counters {

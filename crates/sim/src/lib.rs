@@ -353,22 +353,30 @@ async fn accept_loop(listener: TcpListener, events: mpsc::Sender<Event>) {
         let _ = tcp.set_nodelay(true);
         let events = events.clone();
         tokio::spawn(async move {
+            // The error type is fixed by tungstenite's handshake callback.
+            #[allow(clippy::result_large_err)]
             let check_path = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
                 if req.uri().path() == espcam_proto::standalone::PATH {
                     Ok(resp)
                 } else {
-                    let mut e = ErrorResponse::new(Some("not found: the camera serves ws://HOST/ws\n".into()));
+                    let mut e = ErrorResponse::new(Some(
+                        "not found: the camera serves ws://HOST/ws\n".into(),
+                    ));
                     *e.status_mut() = StatusCode::NOT_FOUND;
                     Err(e)
                 }
             };
             let accepted = tokio::time::timeout(
                 Duration::from_secs(10),
-                tokio_tungstenite::accept_hdr_async_with_config(tcp, check_path, Some(shell::ws_config())),
+                tokio_tungstenite::accept_hdr_async_with_config(
+                    tcp,
+                    check_path,
+                    Some(shell::ws_config()),
+                ),
             )
             .await;
             if let Ok(Ok(ws)) = accepted {
-                let _ = events.send(Event::Client(ws)).await;
+                let _ = events.send(Event::Client(Box::new(ws))).await;
             }
         });
     }

@@ -80,7 +80,8 @@ impl FrameSet {
     /// Encodes the loop and the glyphs for `settings` (tens of milliseconds at VGA: call it
     /// off the async runtime).
     pub fn build(settings: Settings) -> Result<Self, PictureError> {
-        let pixels = usize::from(settings.resolution.width()) * usize::from(settings.resolution.height());
+        let pixels =
+            usize::from(settings.resolution.width()) * usize::from(settings.resolution.height());
         Self::build_loop(settings, if pixels <= 800 * 600 { 30 } else { 10 })
     }
 
@@ -98,7 +99,8 @@ impl FrameSet {
         }
         let n = font::CHARSET.len();
         let strip = render_glyphs(&settings);
-        let width = u16::try_from(n * CELL).map_err(|_| PictureError::Layout("glyph strip too wide"))?;
+        let width =
+            u16::try_from(n * CELL).map_err(|_| PictureError::Layout("glyph strip too wide"))?;
         let glyph_jpeg = encode(&strip, width, CELL as u16, quality)?;
         let glyphs = mcu_segments(&glyph_jpeg, n)?
             .into_iter()
@@ -162,7 +164,9 @@ impl FrameSet {
         out.reserve(base.jpeg.len() + spots.len() * 64);
         let mut cursor = 0;
         for (mcu, glyph) in spots {
-            let Some(&(start, end)) = base.mcus.get(mcu) else { continue };
+            let Some(&(start, end)) = base.mcus.get(mcu) else {
+                continue;
+            };
             out.extend_from_slice(&base.jpeg[cursor..start]);
             out.extend_from_slice(&self.glyphs[glyph]);
             cursor = end;
@@ -223,14 +227,19 @@ fn encode(rgb: &[u8], w: u16, h: u16, quality: u8) -> Result<Vec<u8>, PictureErr
 /// per MCU with correctly numbered markers.
 fn mcu_segments(jpeg: &[u8], expected: usize) -> Result<Vec<(usize, usize)>, PictureError> {
     let be16 = |i: usize| -> Option<usize> {
-        Some(usize::from(u16::from_be_bytes([*jpeg.get(i)?, *jpeg.get(i + 1)?])))
+        Some(usize::from(u16::from_be_bytes([
+            *jpeg.get(i)?,
+            *jpeg.get(i + 1)?,
+        ])))
     };
     let mut i = 2;
     loop {
         if jpeg.get(i) != Some(&0xFF) {
             return Err(PictureError::Layout("marker expected before the scan"));
         }
-        let marker = *jpeg.get(i + 1).ok_or(PictureError::Layout("truncated header"))?;
+        let marker = *jpeg
+            .get(i + 1)
+            .ok_or(PictureError::Layout("truncated header"))?;
         let len = be16(i + 2).ok_or(PictureError::Layout("truncated header"))?;
         i += 2 + len;
         if marker == 0xDA {
@@ -277,7 +286,8 @@ fn shade(v: i32, settings: &Settings) -> u8 {
 
 /// Corner marker colours (top-left, top-right, bottom-left, bottom-right) before flipping:
 /// tests find them after a flip to prove the image really flipped.
-pub(crate) const CORNERS: [[u8; 3]; 4] = [[230, 30, 30], [30, 200, 30], [30, 30, 230], [230, 230, 30]];
+pub(crate) const CORNERS: [[u8; 3]; 4] =
+    [[230, 30, 30], [30, 200, 30], [30, 30, 230], [230, 230, 30]];
 
 /// The moving test pattern for loop frame `phase`, with flips and brightness applied.
 fn render_base(settings: &Settings, phase: usize, loop_len: usize) -> Vec<u8> {
@@ -333,7 +343,11 @@ fn render_glyphs(settings: &Settings) -> Vec<u8> {
         for x in 0..w {
             let (g, cx) = (x / CELL, x % CELL);
             let lx = if settings.hmirror { CELL - 1 - cx } else { cx };
-            let v = if font::ink(g, lx, ly) { [250, 250, 250] } else { [16, 16, 40] };
+            let v = if font::ink(g, lx, ly) {
+                [250, 250, 250]
+            } else {
+                [16, 16, 40]
+            };
             let p = &mut rgb[(y * w + x) * 3..(y * w + x) * 3 + 3];
             for k in 0..3 {
                 p[k] = shade(v[k], settings);

@@ -61,7 +61,7 @@ pub(crate) enum Event {
     Text(ConnId, String),
     Sent(ConnId),
     /// Standalone mode: a WebSocket client finished its handshake on `/ws`.
-    Client(WebSocketStream<TcpStream>),
+    Client(Box<WebSocketStream<TcpStream>>),
 }
 
 /// What the camera task tells one connection task.
@@ -84,7 +84,10 @@ pub(crate) enum Control {
 /// Where the camera's links go.
 #[derive(Debug, Clone)]
 pub(crate) enum Target {
-    Hub { control_url: String, stream_url: String },
+    Hub {
+        control_url: String,
+        stream_url: String,
+    },
     Standalone,
 }
 
@@ -207,7 +210,7 @@ impl Shell {
             Event::Client(ws) => match self.cam.handle_client_open(now) {
                 Ok(conn) => self.spawn_conn(conn, ConnSource::Accepted(ws)),
                 Err(refused) => {
-                    tokio::spawn(refuse(ws, refused.code, refused.reason));
+                    tokio::spawn(refuse(*ws, refused.code, refused.reason));
                 }
             },
         }
@@ -218,7 +221,11 @@ impl Shell {
         while let Some(out) = self.cam.poll_output() {
             match out {
                 Output::Connect { conn, link } => {
-                    let Target::Hub { control_url, stream_url } = &self.config.target else {
+                    let Target::Hub {
+                        control_url,
+                        stream_url,
+                    } = &self.config.target
+                    else {
                         continue;
                     };
                     let url = match link {
@@ -261,7 +268,12 @@ impl Shell {
             s.quality.get(),
             s.brightness.get()
         );
-        let lines = [self.config.label.as_str(), &seq_text, &clock, &settings_text];
+        let lines = [
+            self.config.label.as_str(),
+            &seq_text,
+            &clock,
+            &settings_text,
+        ];
         let mut buf = BytesMut::with_capacity(HEADER_LEN + 64 * 1024);
         buf.resize(HEADER_LEN, 0);
         frames.compose(self.captures, &lines, &mut buf);
@@ -304,7 +316,9 @@ impl Shell {
     }
 
     fn send(&mut self, conn: ConnId, cmd: ConnCmd) {
-        let Some(tx) = self.conns.get(&conn) else { return };
+        let Some(tx) = self.conns.get(&conn) else {
+            return;
+        };
         if tx.try_send(cmd).is_err() {
             // The connection is stuck or gone: treat it as lost rather than queue forever.
             if let Some(tx) = self.conns.remove(&conn) {
@@ -431,7 +445,7 @@ enum ConnSource {
     /// Hub mode: dial this URL.
     Connect(String),
     /// Standalone mode: a client already accepted.
-    Accepted(WebSocketStream<TcpStream>),
+    Accepted(Box<WebSocketStream<TcpStream>>),
 }
 
 async fn run_conn(
@@ -441,7 +455,7 @@ async fn run_conn(
     mut cmds: mpsc::Receiver<ConnCmd>,
 ) {
     match source {
-        ConnSource::Accepted(ws) => pump(conn, ws, events, cmds).await,
+        ConnSource::Accepted(ws) => pump(conn, *ws, events, cmds).await,
         ConnSource::Connect(url) => {
             let connect =
                 tokio_tungstenite::connect_async_with_config(url.as_str(), Some(ws_config()), true);

@@ -2,6 +2,9 @@
 //! frames decode as JPEGs of the expected size, commands are acknowledged and change the
 //! next frames, the sixth client is refused, and reboots and faults behave.
 
+// Helpers outside #[test] fns too: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use espcam_proto::standalone::TOO_MANY_CLIENTS;
@@ -19,15 +22,22 @@ const T: Duration = Duration::from_secs(10);
 
 async fn camera(resolution: Resolution) -> CameraHandle {
     let cfg = ApCameraConfig {
-        settings: Settings { resolution, ..Settings::default() },
+        settings: Settings {
+            resolution,
+            ..Settings::default()
+        },
         reboot_delay: Duration::from_millis(50),
         ..ApCameraConfig::default()
     };
-    ApCamera::bind("127.0.0.1:0".parse().unwrap(), cfg).await.unwrap()
+    ApCamera::bind("127.0.0.1:0".parse().unwrap(), cfg)
+        .await
+        .unwrap()
 }
 
 async fn connect(cam: &CameraHandle) -> Ws {
-    let (ws, _) = tokio_tungstenite::connect_async(cam.url().unwrap()).await.unwrap();
+    let (ws, _) = tokio_tungstenite::connect_async(cam.url().unwrap())
+        .await
+        .unwrap();
     ws
 }
 
@@ -82,7 +92,10 @@ async fn seed_002_session_frames_ping_stats_commands() {
     let cam = camera(Resolution::Qvga).await;
     let mut ws = connect(&cam).await;
     let welcome = next_text(&mut ws, "welcome").await;
-    assert!(welcome["message"].as_str().unwrap().contains("cam-ap"), "{welcome}");
+    assert!(
+        welcome["message"].as_str().unwrap().contains("cam-ap"),
+        "{welcome}"
+    );
     for _ in 0..5 {
         let (w, h, bytes) = next_jpeg(&mut ws).await;
         assert_eq!((w, h), (320, 240));
@@ -98,9 +111,17 @@ async fn seed_002_session_frames_ping_stats_commands() {
     assert_eq!(hb["clients"], 1);
 
     // Every command of the seed's table is acknowledged and changes the frames.
-    ws.send(Message::text(r#"{"cmd":"resolution","value":"QQVGA","id":1}"#)).await.unwrap();
+    ws.send(Message::text(
+        r#"{"cmd":"resolution","value":"QQVGA","id":1}"#,
+    ))
+    .await
+    .unwrap();
     let ack = next_text(&mut ws, "ack").await;
-    assert_eq!((ack["id"].clone(), ack["ok"].clone()), (1.into(), true.into()), "{ack}");
+    assert_eq!(
+        (ack["id"].clone(), ack["ok"].clone()),
+        (1.into(), true.into()),
+        "{ack}"
+    );
     assert_eq!(ack["settings"]["resolution"], 0);
     // Frames already on their way may be the old size; the new size arrives next.
     let mut seen = None;
@@ -123,7 +144,10 @@ async fn seed_002_session_frames_ping_stats_commands() {
         next_jpeg(&mut ws).await;
         sizes.push(next_jpeg(&mut ws).await.2.len());
     }
-    assert!(sizes[0] > 2 * sizes[1], "quality changes the JPEG size: {sizes:?}");
+    assert!(
+        sizes[0] > 2 * sizes[1],
+        "quality changes the JPEG size: {sizes:?}"
+    );
 
     for cmd in [
         r#"{"cmd":"brightness","value":2}"#,
@@ -137,7 +161,9 @@ async fn seed_002_session_frames_ping_stats_commands() {
     let s = cam.status().settings;
     assert_eq!((s.brightness.get(), s.vflip, s.hmirror), (2, true, true));
 
-    ws.send(Message::text(r#"{"cmd":"quality","value":99,"id":5}"#)).await.unwrap();
+    ws.send(Message::text(r#"{"cmd":"quality","value":99,"id":5}"#))
+        .await
+        .unwrap();
     let ack = next_text(&mut ws, "ack").await;
     assert_eq!(ack["ok"], false);
     assert_eq!(ack["id"], 5);
@@ -191,7 +217,10 @@ async fn sixth_client_is_refused_with_a_reason() {
 async fn other_paths_are_not_found() {
     let cam = camera(Resolution::Qqvga).await;
     let url = format!("ws://{}/stream", cam.local_addr().unwrap());
-    let err = tokio_tungstenite::connect_async(url).await.unwrap_err().to_string();
+    let err = tokio_tungstenite::connect_async(url)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("404"), "{err}");
 }
 
@@ -200,11 +229,18 @@ async fn reboot_acks_closes_and_comes_back_fresh() {
     let cam = camera(Resolution::Qqvga).await;
     let mut ws = connect(&cam).await;
     next_text(&mut ws, "welcome").await;
-    ws.send(Message::text(r#"{"cmd":"quality","value":40}"#)).await.unwrap();
+    ws.send(Message::text(r#"{"cmd":"quality","value":40}"#))
+        .await
+        .unwrap();
     next_text(&mut ws, "ack").await;
-    ws.send(Message::text(r#"{"cmd":"reboot","id":77}"#)).await.unwrap();
+    ws.send(Message::text(r#"{"cmd":"reboot","id":77}"#))
+        .await
+        .unwrap();
     let ack = next_text(&mut ws, "ack").await;
-    assert_eq!((ack["id"].clone(), ack["ok"].clone()), (77.into(), true.into()));
+    assert_eq!(
+        (ack["id"].clone(), ack["ok"].clone()),
+        (77.into(), true.into())
+    );
     let close = timeout(T, async {
         loop {
             match ws.next().await {
@@ -219,12 +255,19 @@ async fn reboot_acks_closes_and_comes_back_fresh() {
     .unwrap();
     assert_eq!(u16::from(close.code), 1012);
     let st = timeout(T, cam.wait_for(|s| s.boots == 2)).await.unwrap();
-    assert_eq!(st.settings.quality.get(), 12, "settings back to boot settings");
+    assert_eq!(
+        st.settings.quality.get(),
+        12,
+        "settings back to boot settings"
+    );
     let mut ws = connect(&cam).await;
     next_text(&mut ws, "welcome").await;
     ws.send(Message::text("get_stats")).await.unwrap();
     let stats = next_text(&mut ws, "stats").await;
-    assert!(stats["frames"].as_u64().unwrap() < 60, "counters restarted: {stats}");
+    assert!(
+        stats["frames"].as_u64().unwrap() < 60,
+        "counters restarted: {stats}"
+    );
 }
 
 #[tokio::test]

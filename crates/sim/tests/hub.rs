@@ -2,6 +2,11 @@
 //! (hello → welcome on control, stream hello → welcome, framed JPEGs), commands and acks,
 //! telemetry, rejection, link loss and reconnection, and an abrupt kill.
 
+// Helpers outside #[test] fns too: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+// tungstenite's handshake callback fixes its error type.
+#![allow(clippy::result_large_err)]
+
 use std::time::Duration;
 
 use espcam_proto::{
@@ -39,7 +44,10 @@ impl FakeHub {
             CameraId::new(id).unwrap(),
             token,
         );
-        cfg.settings = Settings { resolution: Resolution::Qvga, ..Settings::default() };
+        cfg.settings = Settings {
+            resolution: Resolution::Qvga,
+            ..Settings::default()
+        };
         cfg.backoff = BackoffConfig {
             initial: Duration::from_millis(100),
             max: Duration::from_millis(400),
@@ -49,12 +57,18 @@ impl FakeHub {
     }
 
     async fn accept(listener: &TcpListener, path: &str) -> Ws {
-        let (tcp, _) = timeout(T, listener.accept()).await.expect("camera connects").unwrap();
+        let (tcp, _) = timeout(T, listener.accept())
+            .await
+            .expect("camera connects")
+            .unwrap();
         let expected = path.to_string();
-        tokio_tungstenite::accept_hdr_async(tcp, move |req: &tokio_tungstenite::tungstenite::handshake::server::Request, resp| {
-            assert_eq!(req.uri().path(), expected);
-            Ok(resp)
-        })
+        tokio_tungstenite::accept_hdr_async(
+            tcp,
+            move |req: &tokio_tungstenite::tungstenite::handshake::server::Request, resp| {
+                assert_eq!(req.uri().path(), expected);
+                Ok(resp)
+            },
+        )
         .await
         .unwrap()
     }
@@ -62,21 +76,28 @@ impl FakeHub {
     /// Accepts the control link, checks the hello and welcomes it.
     async fn control(&self) -> (Ws, espcam_proto::Hello) {
         let mut ws = Self::accept(&self.control, "/ws/camera").await;
-        let CameraMsg::Hello(hello) = CameraMsg::from_json(&next_text(&mut ws).await).unwrap() else {
+        let CameraMsg::Hello(hello) = CameraMsg::from_json(&next_text(&mut ws).await).unwrap()
+        else {
             panic!("first message is a hello")
         };
-        ws.send(Message::text(format!(r#"{{"type":"welcome","camera":"{}"}}"#, hello.camera)))
-            .await
-            .unwrap();
+        ws.send(Message::text(format!(
+            r#"{{"type":"welcome","camera":"{}"}}"#,
+            hello.camera
+        )))
+        .await
+        .unwrap();
         (ws, hello)
     }
 
     async fn stream(&self) -> (Ws, StreamHello) {
         let mut ws = Self::accept(&self.stream, "/ws/stream").await;
         let hello = StreamHello::from_json(&next_text(&mut ws).await).unwrap();
-        ws.send(Message::text(format!(r#"{{"type":"welcome","camera":"{}"}}"#, hello.camera)))
-            .await
-            .unwrap();
+        ws.send(Message::text(format!(
+            r#"{{"type":"welcome","camera":"{}"}}"#,
+            hello.camera
+        )))
+        .await
+        .unwrap();
         (ws, hello)
     }
 }
@@ -128,7 +149,9 @@ async fn online(hub: &FakeHub, cam: &CameraHandle) -> (Ws, Ws) {
     let (control, hello) = hub.control().await;
     assert_eq!(hello.camera.as_str(), cam.id());
     let (stream, _) = hub.stream().await;
-    timeout(T, cam.wait_for(|s| s.stream == LinkStatus::Ready)).await.unwrap();
+    timeout(T, cam.wait_for(|s| s.stream == LinkStatus::Ready))
+        .await
+        .unwrap();
     (control, stream)
 }
 
@@ -142,7 +165,10 @@ async fn hello_frames_command_ack_telemetry() {
     assert_eq!(hello.sensor, "virtual");
     assert_eq!(hello.settings.resolution, Resolution::Qvga);
     let (mut stream, shello) = hub.stream().await;
-    assert_eq!((shello.camera.as_str(), shello.token.as_str()), ("cam-7", "sesame"));
+    assert_eq!(
+        (shello.camera.as_str(), shello.token.as_str()),
+        ("cam-7", "sesame")
+    );
 
     let mut last_seq = None;
     for _ in 0..10 {
@@ -154,7 +180,10 @@ async fn hello_frames_command_ack_telemetry() {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_micros() as u64;
-        assert!(now_us.abs_diff(h.timestamp_us) < 5_000_000, "wall-clock capture time");
+        assert!(
+            now_us.abs_diff(h.timestamp_us) < 5_000_000,
+            "wall-clock capture time"
+        );
         if let Some(prev) = last_seq {
             assert_eq!(h.sequence, prev + 1, "consecutive sequence numbers");
         }
@@ -162,7 +191,9 @@ async fn hello_frames_command_ack_telemetry() {
     }
 
     control
-        .send(Message::text(r#"{"cmd":"resolution","value":"VGA","id":42}"#))
+        .send(Message::text(
+            r#"{"cmd":"resolution","value":"VGA","id":42}"#,
+        ))
         .await
         .unwrap();
     let ack = next_msg(&mut control, "ack").await;
@@ -211,9 +242,11 @@ async fn rejected_camera_retries_later() {
     let cam = HubCamera::spawn(hub.camera("cam-3", "wrong"));
     let mut ws = FakeHub::accept(&hub.control, "/ws/camera").await;
     next_text(&mut ws).await;
-    ws.send(Message::text(r#"{"type":"rejected","reason":"wrong token for camera cam-3"}"#))
-        .await
-        .unwrap();
+    ws.send(Message::text(
+        r#"{"type":"rejected","reason":"wrong token for camera cam-3"}"#,
+    ))
+    .await
+    .unwrap();
     let close = timeout(T, async {
         loop {
             match ws.next().await {
@@ -238,13 +271,22 @@ async fn reboot_command_reconnects_with_new_uptime() {
     let hub = FakeHub::new().await;
     let cam = HubCamera::spawn(hub.camera("cam-4", ""));
     let (mut control, _stream) = online(&hub, &cam).await;
-    control.send(Message::text(r#"{"cmd":"reboot","id":1}"#)).await.unwrap();
+    control
+        .send(Message::text(r#"{"cmd":"reboot","id":1}"#))
+        .await
+        .unwrap();
     let ack = next_msg(&mut control, "ack").await;
-    assert_eq!((ack["id"].clone(), ack["ok"].clone()), (1.into(), true.into()));
+    assert_eq!(
+        (ack["id"].clone(), ack["ok"].clone()),
+        (1.into(), true.into())
+    );
     let (mut control, _) = hub.control().await;
     let (_stream, _) = hub.stream().await;
     let tel = next_msg(&mut control, "telemetry").await;
-    assert!(tel["uptime_ms"].as_u64().unwrap() < 3000, "fresh uptime: {tel}");
+    assert!(
+        tel["uptime_ms"].as_u64().unwrap() < 3000,
+        "fresh uptime: {tel}"
+    );
     assert_eq!(cam.status().boots, 2);
 }
 

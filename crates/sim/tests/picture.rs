@@ -2,6 +2,9 @@
 //! independent decoder, they have the right size, flip when flipped, brighten when
 //! brightened, shrink when quality drops, and carry readable per-frame text.
 
+// Helpers outside #[test] fns too: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use bytes::BytesMut;
 use espcam_proto::{Brightness, Quality, Resolution, Settings};
 use espcam_sim::{FrameSet, test_jpeg};
@@ -30,12 +33,19 @@ fn mean(img: &(usize, usize, Vec<u8>)) -> f64 {
 #[test]
 fn every_resolution_decodes_at_its_size() {
     for r in Resolution::ALL.into_iter().take(9) {
-        let s = Settings { resolution: r, ..Settings::default() };
+        let s = Settings {
+            resolution: r,
+            ..Settings::default()
+        };
         let j = test_jpeg(&s, &["CAM-1", "#000001"]).unwrap();
         let info = espcam_proto::jpeg::scan(&j).unwrap();
         assert_eq!(info.len, j.len(), "{r}: exactly one image");
         let img = decode(&j);
-        assert_eq!((img.0, img.1), (usize::from(r.width()), usize::from(r.height())), "{r}");
+        assert_eq!(
+            (img.0, img.1),
+            (usize::from(r.width()), usize::from(r.height())),
+            "{r}"
+        );
     }
 }
 
@@ -44,16 +54,45 @@ fn flips_move_the_corner_markers() {
     let red = [230, 30, 30];
     let green = [30, 200, 30];
     let blue = [30, 30, 230];
-    let base = Settings { resolution: Resolution::Qvga, ..Settings::default() };
+    let base = Settings {
+        resolution: Resolution::Qvga,
+        ..Settings::default()
+    };
     let img = decode(&test_jpeg(&base, &[]).unwrap());
     assert!(close(pixel(&img, 4, 4), red), "{:?}", pixel(&img, 4, 4));
     assert!(close(pixel(&img, 315, 4), green));
     assert!(close(pixel(&img, 4, 235), blue));
-    let img = decode(&test_jpeg(&Settings { hmirror: true, ..base }, &[]).unwrap());
-    assert!(close(pixel(&img, 4, 4), green), "mirrored: {:?}", pixel(&img, 4, 4));
+    let img = decode(
+        &test_jpeg(
+            &Settings {
+                hmirror: true,
+                ..base
+            },
+            &[],
+        )
+        .unwrap(),
+    );
+    assert!(
+        close(pixel(&img, 4, 4), green),
+        "mirrored: {:?}",
+        pixel(&img, 4, 4)
+    );
     assert!(close(pixel(&img, 315, 4), red));
-    let img = decode(&test_jpeg(&Settings { vflip: true, ..base }, &[]).unwrap());
-    assert!(close(pixel(&img, 4, 4), blue), "flipped: {:?}", pixel(&img, 4, 4));
+    let img = decode(
+        &test_jpeg(
+            &Settings {
+                vflip: true,
+                ..base
+            },
+            &[],
+        )
+        .unwrap(),
+    );
+    assert!(
+        close(pixel(&img, 4, 4), blue),
+        "flipped: {:?}",
+        pixel(&img, 4, 4)
+    );
     assert!(close(pixel(&img, 4, 235), red));
 }
 
@@ -74,16 +113,25 @@ fn brightness_and_quality_change_the_picture() {
     let dark = mean(&decode(&at(-2, 12)));
     let normal = mean(&decode(&at(0, 12)));
     let bright = mean(&decode(&at(2, 12)));
-    assert!(dark + 30.0 < normal && normal + 30.0 < bright, "{dark} {normal} {bright}");
+    assert!(
+        dark + 30.0 < normal && normal + 30.0 < bright,
+        "{dark} {normal} {bright}"
+    );
     let best = at(0, 0).len();
     let usual = at(0, 12).len();
     let worst = at(0, 63).len();
-    assert!(best > 2 * usual && 2 * usual > 3 * worst, "{best} {usual} {worst}");
+    assert!(
+        best > 2 * usual && 2 * usual > 3 * worst,
+        "{best} {usual} {worst}"
+    );
 }
 
 #[test]
 fn composed_frames_are_valid_and_show_their_text() {
-    let s = Settings { resolution: Resolution::Qvga, ..Settings::default() };
+    let s = Settings {
+        resolution: Resolution::Qvga,
+        ..Settings::default()
+    };
     let set = FrameSet::build(s).unwrap();
     assert_eq!(set.loop_len(), 30);
     assert_eq!(set.line_chars(), 18);
@@ -110,7 +158,12 @@ fn composed_frames_are_valid_and_show_their_text() {
 
 #[test]
 fn text_follows_flips() {
-    let s = Settings { resolution: Resolution::Qvga, hmirror: true, vflip: true, ..Settings::default() };
+    let s = Settings {
+        resolution: Resolution::Qvga,
+        hmirror: true,
+        vflip: true,
+        ..Settings::default()
+    };
     let set = FrameSet::build(s).unwrap();
     let mut a = BytesMut::new();
     set.compose(0, &["1"], &mut a);

@@ -1,12 +1,14 @@
 //! A virtual-clock harness around the camera core: a fake sensor, and a recorder that plays
 //! the shell's part (draining outputs, answering captures) so tests read like a timeline.
 #![allow(dead_code)]
+// Test support: a failed unwrap here is a failed test.
+#![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 
 use espcam_camera::{
-    Camera, CapturedFrame, Config, ConnId, FrameDecision, FrameSend, Instant, Link, Output,
-    Sensor, SensorError,
+    Camera, CapturedFrame, Config, ConnId, FrameDecision, FrameSend, Instant, Link, Output, Sensor,
+    SensorError,
 };
 use espcam_proto::{CameraId, Resolution, Settings};
 
