@@ -1,8 +1,6 @@
-//! The clock seam: monotonic time for the core, and wall-clock time from SNTP for capture
-//! timestamps.
-//!
-//! `now()` is `esp_timer` time (µs since boot), the clock the camera driver stamps frames
-//! with. Must never interpret time: the core decides what an unsynced clock means.
+//! The clock seam: monotonic `esp_timer` time for the core (the clock the camera driver stamps
+//! frames with), and the wall clock SNTP sets, for capture timestamps. Must never interpret
+//! time: the core decides what an unsynced clock means.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -16,31 +14,22 @@ pub fn now() -> Instant {
     Instant::from_micros(u64::try_from(us).unwrap_or(0))
 }
 
-/// SNTP (pool.ntp.org by default), running in the background once the network is up.
-pub struct WallClock {
-    sntp: EspSntp<'static>,
-    /// Latched: the IDF reports "completed" once per sync, then "reset" again.
-    synced: bool,
-}
+/// SNTP (pool.ntp.org), syncing in the background whenever the network allows.
+pub struct WallClock(EspSntp<'static>);
 
 impl WallClock {
-    /// Starts SNTP; it syncs whenever the network allows.
     pub fn start() -> Result<Self, EspError> {
-        Ok(Self {
-            sntp: EspSntp::new_default()?,
-            synced: false,
-        })
+        Ok(Self(EspSntp::new_default()?))
     }
 
-    /// µs since the Unix epoch, once SNTP has set the system clock at least once.
-    pub fn unix_micros(&mut self) -> Option<u64> {
-        if !self.synced && self.sntp.get_sync_status() == SyncStatus::Completed {
-            self.synced = true;
-            log::info!("clock: synced by SNTP");
-        }
-        if !self.synced {
+    /// µs since the Unix epoch, right after a sync completed; otherwise None. The IDF
+    /// reports "completed" once per sync, so each sync (with its drift correction) reaches
+    /// the core once.
+    pub fn just_synced(&self) -> Option<u64> {
+        if self.0.get_sync_status() != SyncStatus::Completed {
             return None;
         }
+        log::info!("clock: synced by SNTP");
         let since = SystemTime::now().duration_since(UNIX_EPOCH).ok()?;
         u64::try_from(since.as_micros()).ok()
     }

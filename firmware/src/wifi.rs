@@ -1,9 +1,11 @@
-//! The Wi-Fi seam: station mode (hub topology) or access point (standalone topology).
+//! The Wi-Fi seam: station mode (hub topology) or access point (standalone topology), as
+//! `cfg.toml` says.
 //!
 //! Started before the camera, so the radio's calibration current peak never coincides with
-//! the sensor's power-up (a classic brown-out on USB-powered boards). Station mode asks the
-//! driver to reconnect on every disconnect, the ESP-IDF station example's idiom; the hub
-//! links on top reconnect on the core's schedule. Must never decide anything else.
+//! the sensor's power-up (a classic brown-out on USB-powered boards). Station mode rejoins
+//! on every disconnect (the ESP-IDF station example's idiom); the hub links on top reconnect
+//! on the core's schedule, and an outage no rejoin cures ends in the core's network-watchdog
+//! restart. Must never decide anything else.
 
 use esp_idf_svc::eventloop::{EspSubscription, EspSystemEventLoop, System};
 use esp_idf_svc::hal::modem::Modem;
@@ -14,41 +16,50 @@ use esp_idf_svc::wifi::{
     EspWifi, WifiEvent,
 };
 
-/// The running radio.
+use crate::config;
+
+/// The running radio; dropping it stops Wi-Fi.
 pub struct Wifi {
-    wifi: BlockingWifi<EspWifi<'static>>,
-    /// Keeps the reconnect-on-disconnect handler registered (station mode only).
-    _reconnect: Option<EspSubscription<'static, System>>,
+    _driver: BlockingWifi<EspWifi<'static>>,
+    /// Keeps the rejoin-on-disconnect handler registered (station mode).
+    _rejoin: Option<EspSubscription<'static, System>>,
 }
 
-fn too_long() -> EspError {
-    // build.rs has already checked the lengths; this only guards the conversion.
-    EspError::from_infallible::<{ sys::ESP_ERR_INVALID_ARG }>()
-}
-
-fn driver(
+/// Joins `wifi_ssid` (hub mode; returns without waiting) or opens the access point `ap_ssid`
+/// at 192.168.4.1 (standalone mode).
+pub fn start(
     modem: Modem<'static>,
     sysloop: &EspSystemEventLoop,
     nvs: EspDefaultNvsPartition,
-) -> Result<BlockingWifi<EspWifi<'static>>, EspError> {
-    BlockingWifi::wrap(
+) -> Result<Wifi, EspError> {
+    let mut wifi = BlockingWifi::wrap(
         EspWifi::new(modem, sysloop.clone(), Some(nvs))?,
         sysloop.clone(),
-    )
-}
-
-/// Joins `ssid` and keeps rejoining it; returns without waiting for the connection.
-pub fn station(
-    modem: Modem<'static>,
-    sysloop: &EspSystemEventLoop,
-    nvs: EspDefaultNvsPartition,
-    ssid: &str,
-    password: &str,
-) -> Result<Wifi, EspError> {
-    let mut wifi = driver(modem, sysloop, nvs)?;
+    )?;
+    if config::standalone() {
+        wifi.set_configuration(&Configuration::AccessPoint(AccessPointConfiguration {
+            ssid: config::AP_SSID.try_into().map_err(invalid)?,
+            password: config::AP_PASSWORD.try_into().map_err(invalid)?,
+            auth_method: AuthMethod::WPA2Personal,
+            max_connections: espcam_proto::standalone::MAX_CLIENTS as u16,
+            ..Default::default()
+        }))?;
+        wifi.start()?;
+        wifi.wait_netif_up()?;
+        let ip = wifi.wifi().ap_netif().get_ip_info()?.ip;
+        log::info!(
+            "wifi: access point {:?} up, clients connect to ws://{ip}/ws",
+            config::AP_SSID
+        );
+        return Ok(Wifi {
+            _driver: wifi,
+            _rejoin: None,
+        });
+    }
+    let password = config::WIFI_PASSWORD;
     wifi.set_configuration(&Configuration::Client(ClientConfiguration {
-        ssid: ssid.try_into().map_err(|_| too_long())?,
-        password: password.try_into().map_err(|_| too_long())?,
+        ssid: config::WIFI_SSID.try_into().map_err(invalid)?,
+        password: password.try_into().map_err(invalid)?,
         // The weakest security accepted: open networks have no password.
         auth_method: if password.is_empty() {
             AuthMethod::None
@@ -60,53 +71,29 @@ pub fn station(
     wifi.start()?;
     // Modem sleep adds up to a beacon interval (~100 ms) to every frame.
     esp!(unsafe { sys::esp_wifi_set_ps(sys::wifi_ps_type_t_WIFI_PS_NONE) })?;
-    let reconnect = sysloop.subscribe::<WifiEvent, _>(|event| {
+    let rejoin = sysloop.subscribe::<WifiEvent, _>(|event| {
         if let WifiEvent::StaDisconnected(_) = event {
             // Non-blocking: the driver scans and reports the outcome as another event.
             unsafe { sys::esp_wifi_connect() };
         }
     })?;
     wifi.wifi_mut().connect()?;
-    log::info!("wifi: joining {ssid:?}");
+    log::info!("wifi: joining {:?}", config::WIFI_SSID);
     Ok(Wifi {
-        wifi,
-        _reconnect: Some(reconnect),
+        _driver: wifi,
+        _rejoin: Some(rejoin),
     })
 }
 
-/// Opens the access point `ssid` (WPA2, `password`) at 192.168.4.1.
-pub fn access_point(
-    modem: Modem<'static>,
-    sysloop: &EspSystemEventLoop,
-    nvs: EspDefaultNvsPartition,
-    ssid: &str,
-    password: &str,
-) -> Result<Wifi, EspError> {
-    let mut wifi = driver(modem, sysloop, nvs)?;
-    wifi.set_configuration(&Configuration::AccessPoint(AccessPointConfiguration {
-        ssid: ssid.try_into().map_err(|_| too_long())?,
-        password: password.try_into().map_err(|_| too_long())?,
-        auth_method: AuthMethod::WPA2Personal,
-        max_connections: espcam_proto::standalone::MAX_CLIENTS as u16,
-        ..Default::default()
-    }))?;
-    wifi.start()?;
-    wifi.wait_netif_up()?;
-    let ip = wifi.wifi().ap_netif().get_ip_info()?.ip;
-    log::info!("wifi: access point {ssid:?} up, clients connect to ws://{ip}/ws");
-    Ok(Wifi {
-        wifi,
-        _reconnect: None,
-    })
+/// Signal strength of the joined network, dBm; None in AP mode or while disconnected
+/// (the driver call fails then; esp-idf-svc's `get_rssi` would hide that as 0 dBm).
+pub fn rssi() -> Option<i16> {
+    let mut rssi = 0;
+    esp!(unsafe { sys::esp_wifi_sta_get_rssi(&mut rssi) }).ok()?;
+    i16::try_from(rssi).ok()
 }
 
-impl Wifi {
-    /// Signal strength of the joined network, dBm; None in AP mode or while disconnected.
-    pub fn rssi(&self) -> Option<i16> {
-        if self._reconnect.is_none() {
-            return None;
-        }
-        let rssi = self.wifi.wifi().get_rssi().ok()?;
-        i16::try_from(rssi).ok()
-    }
+/// build.rs has checked SSID and password lengths; this only guards the conversions.
+fn invalid<E>(_: E) -> EspError {
+    EspError::from_infallible::<{ sys::ESP_ERR_INVALID_ARG }>()
 }

@@ -29,9 +29,15 @@ use crate::time::Instant;
 pub const TICK: Duration = Duration::from_secs(1);
 /// How long a hub link may take from `Connect` to the hub's welcome before it is abandoned.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default [`HubConfig::network_watchdog`]: how long a hub-mode camera may go without a
+/// welcomed control link before it asks to be restarted (the seed firmware's network
+/// watchdog, which rebooted after a long outage).
+pub const NETWORK_WATCHDOG: Duration = Duration::from_secs(5 * 60);
 
 /// WebSocket close code: normal closure.
 pub const CLOSE_NORMAL: u16 = 1000;
+/// WebSocket close code: internal error, e.g. the shell's send on the socket failed.
+pub const CLOSE_INTERNAL_ERROR: u16 = 1011;
 /// WebSocket close code: the camera is restarting.
 pub const CLOSE_RESTART: u16 = 1012;
 /// WebSocket close code: try again later (client limit reached).
@@ -250,6 +256,11 @@ pub struct HubConfig {
     pub token: String,
     /// Reconnect delays.
     pub backoff: BackoffConfig,
+    /// Restart the camera ([`Output::Reboot`]) when the control link has not been welcomed
+    /// for this long: since boot, or since it was last lost. A reconnecting link that is
+    /// welcomed again disarms it. A wedged Wi-Fi or IP stack that no reconnect can cure is
+    /// cured by a restart. `None`: never (standalone mode has no such rule at all).
+    pub network_watchdog: Option<Duration>,
 }
 
 /// Standalone-mode (seed 002) settings.
@@ -300,12 +311,14 @@ impl Config {
         }
     }
 
-    /// Hub mode with defaults: seed-002 settings, 30 fps, 500 ms…30 s backoff.
+    /// Hub mode with defaults: seed-002 settings, 30 fps, 500 ms…30 s backoff, restart
+    /// after [`NETWORK_WATCHDOG`] without the hub.
     pub fn hub(camera: CameraId, token: impl Into<String>) -> Self {
         Self::with_mode(Mode::Hub(HubConfig {
             camera,
             token: token.into(),
             backoff: BackoffConfig::default(),
+            network_watchdog: Some(NETWORK_WATCHDOG),
         }))
     }
 
@@ -359,6 +372,19 @@ struct HubRole {
     config: HubConfig,
     control: LinkSlot,
     stream: LinkSlot,
+    /// Boot, or when the welcomed control link was last lost: the network watchdog counts
+    /// from here while the control link is not ready.
+    offline_since: Instant,
+}
+
+impl HubRole {
+    /// When the network watchdog fires, if it is armed.
+    fn watchdog_deadline(&self) -> Option<Instant> {
+        if matches!(self.control.state, LinkState::Ready { .. }) {
+            return None;
+        }
+        self.config.network_watchdog.map(|w| self.offline_since + w)
+    }
 }
 
 impl HubRole {
@@ -441,7 +467,9 @@ pub struct Camera<S> {
     health: Health,
     /// Unix time minus monotonic time, µs, once the shell knows the wall clock.
     wall_offset: Option<u64>,
-    rebooting: bool,
+    /// Why the camera is restarting, once [`Output::Reboot`] is decided; every input is
+    /// ignored from then on.
+    reboot: Option<&'static str>,
 }
 
 impl<S: Sensor> Camera<S> {
@@ -459,6 +487,7 @@ impl<S: Sensor> Camera<S> {
                     state: LinkState::Idle,
                     failures: 0,
                 },
+                offline_since: now,
             }),
             Mode::Standalone(config) => Role::Standalone(StandaloneRole {
                 config,
@@ -488,7 +517,7 @@ impl<S: Sensor> Camera<S> {
             next_tick: now + TICK,
             health: Health::default(),
             wall_offset: None,
-            rebooting: false,
+            reboot: None,
         }
     }
 
@@ -501,7 +530,7 @@ impl<S: Sensor> Camera<S> {
         if let Some(o) = self.out.pop_front() {
             return Some(o);
         }
-        if self.capture_requested && !self.rebooting {
+        if self.capture_requested && !self.is_rebooting() {
             self.capture_requested = false;
             return Some(Output::Capture);
         }
@@ -511,7 +540,7 @@ impl<S: Sensor> Camera<S> {
     /// When [`Camera::handle_timeout`] must be called next; `None` once rebooting.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.rebooting {
+        if self.is_rebooting() {
             return None;
         }
         let mut t = self.next_tick;
@@ -521,10 +550,12 @@ impl<S: Sensor> Camera<S> {
             }
         }
         if let Role::Hub(hub) = &self.role {
-            for d in [hub.control.state.deadline(), hub.stream.state.deadline()]
-                .into_iter()
-                .flatten()
-            {
+            let deadlines = [
+                hub.control.state.deadline(),
+                hub.stream.state.deadline(),
+                hub.watchdog_deadline(),
+            ];
+            for d in deadlines.into_iter().flatten() {
                 t = t.min(d);
             }
         }
@@ -535,10 +566,16 @@ impl<S: Sensor> Camera<S> {
 
     /// Time passed: runs whatever is due (captures, reconnects, timeouts, telemetry).
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.rebooting {
+        if self.is_rebooting() {
             return;
         }
-        if let Role::Hub(_) = self.role {
+        if let Role::Hub(hub) = &self.role {
+            if hub.watchdog_deadline().is_some_and(|d| d <= now) {
+                self.reboot = Some("network watchdog: no welcome from the hub for too long");
+                self.capture_requested = false;
+                self.out.push_back(Output::Reboot);
+                return;
+            }
             self.hub_timers(now);
         }
         if !self.capture_outstanding && self.pacer.take_due(now) {
@@ -597,7 +634,7 @@ impl<S: Sensor> Camera<S> {
 
     /// The connection `conn` closed or failed to open (any mode).
     pub fn handle_closed(&mut self, now: Instant, conn: ConnId) {
-        if self.rebooting {
+        if self.is_rebooting() {
             return;
         }
         match &mut self.role {
@@ -619,7 +656,7 @@ impl<S: Sensor> Camera<S> {
 
     /// A text message arrived on `conn`.
     pub fn handle_text(&mut self, now: Instant, conn: ConnId, text: &str) {
-        if self.rebooting {
+        if self.is_rebooting() {
             return;
         }
         match &self.role {
@@ -645,7 +682,7 @@ impl<S: Sensor> Camera<S> {
                 reason: "camera is in hub mode",
             });
         };
-        if self.rebooting {
+        if self.reboot.is_some() {
             return Err(Refused {
                 code: CLOSE_RESTART,
                 reason: "camera is restarting",
@@ -674,7 +711,7 @@ impl<S: Sensor> Camera<S> {
     pub fn handle_frame(&mut self, now: Instant, frame: &CapturedFrame) -> FrameDecision {
         let _ = now;
         self.capture_outstanding = false;
-        if self.rebooting {
+        if self.is_rebooting() {
             return FrameDecision::Drop(DropReason::Rebooting);
         }
         let mut targets = Targets::EMPTY;
@@ -816,7 +853,13 @@ impl<S: Sensor> Camera<S> {
 
     /// Whether [`Output::Reboot`] was issued; the core ignores all inputs from then on.
     pub fn is_rebooting(&self) -> bool {
-        self.rebooting
+        self.reboot.is_some()
+    }
+
+    /// Why [`Output::Reboot`] was issued (`"reboot command"`, or the network watchdog), for
+    /// the shell's log line.
+    pub fn reboot_reason(&self) -> Option<&'static str> {
+        self.reboot
     }
 
     /// The sensor.
@@ -924,6 +967,9 @@ impl<S: Sensor> Camera<S> {
             return;
         };
         let backoff = hub.config.backoff;
+        if link == Link::Control && matches!(hub.control.state, LinkState::Ready { .. }) {
+            hub.offline_since = now;
+        }
         let slot = hub.slot(link);
         slot.failures = slot.failures.saturating_add(1);
         let delay = backoff.delay(slot.failures, &mut self.rng);
@@ -1022,7 +1068,7 @@ impl<S: Sensor> Camera<S> {
             CameraMsg::Ack(ack).to_json()
         };
         self.out.push_back(Output::Text { conn, text });
-        if self.rebooting {
+        if self.is_rebooting() {
             self.out.push_back(Output::Reboot);
         }
     }
@@ -1039,7 +1085,7 @@ impl<S: Sensor> Camera<S> {
         };
         if !msg.command.apply(&mut next) {
             // Reboot: acknowledged first, then the shell restarts (see `send_ack`).
-            self.rebooting = true;
+            self.reboot = Some("reboot command");
             self.capture_requested = false;
             return ack;
         }

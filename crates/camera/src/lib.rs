@@ -14,7 +14,8 @@
 //! - **health**: telemetry every second (measured fps, frames sent/dropped, heap, PSRAM,
 //!   uptime, RSSI from [`Camera::set_health`]);
 //! - **connections**: hub mode (control link, then stream link, each reconnecting with capped
-//!   exponential backoff and jitter) or standalone mode (seed 002: up to five clients, the
+//!   exponential backoff and jitter; a network watchdog asks for a restart when the hub has
+//!   not welcomed the control link for 5 minutes) or standalone mode (seed 002: up to five clients, the
 //!   sixth refused, welcome, heartbeat every second, `ping`/`pong`, `get_stats`, commands).
 //!
 //! # The shell's loop
@@ -42,13 +43,16 @@
 //!                     Drop(_) => release the frame buffer
 //!                 }
 //!                 (capture error: cam.handle_capture_failed(now()))
-//!             Reboot                  => flush pending sends, close everything, restart
+//!             Reboot                  => flush pending sends, close everything (close code
+//!                                        CLOSE_RESTART), log cam.reboot_reason(), restart
 //!         }
 //!     }
 //!     wait until cam.poll_timeout() or an event, then report it:
 //!         deadline reached        => cam.handle_timeout(now())
 //!         link opened             => cam.handle_connected(now(), conn)
 //!         link closed / failed    => cam.handle_closed(now(), conn)
+//!                                    (a send that failed too: close it with
+//!                                    CLOSE_INTERNAL_ERROR first)
 //!         text message received   => cam.handle_text(now(), conn, &text)
 //!         frame send completed    => cam.handle_frame_sent(now(), conn)
 //!         client connected (standalone) => match cam.handle_client_open(now()) {
@@ -75,8 +79,9 @@ mod time;
 
 pub use backoff::BackoffConfig;
 pub use camera::{
-    CLOSE_NORMAL, CLOSE_RESTART, CLOSE_TRY_AGAIN, Camera, CapturedFrame, Config, ConnId,
-    DropReason, FrameDecision, FrameSend, HANDSHAKE_TIMEOUT, Health, HubConfig, Link, LinkStatus,
-    Mode, Output, Refused, Sensor, SensorError, StandaloneConfig, Stats, TICK, Targets,
+    CLOSE_INTERNAL_ERROR, CLOSE_NORMAL, CLOSE_RESTART, CLOSE_TRY_AGAIN, Camera, CapturedFrame,
+    Config, ConnId, DropReason, FrameDecision, FrameSend, HANDSHAKE_TIMEOUT, Health, HubConfig,
+    Link, LinkStatus, Mode, NETWORK_WATCHDOG, Output, Refused, Sensor, SensorError,
+    StandaloneConfig, Stats, TICK, Targets,
 };
 pub use time::Instant;

@@ -46,15 +46,16 @@ pub struct BenchArgs {
     /// Viewers, spread evenly over the cameras.
     #[arg(long, default_value_t = 10)]
     viewers: u32,
-    /// Frames per second per camera; 0 sends as fast as the hub accepts (saturation).
+    /// Frames per second per camera; 0 sends as fast as the hub accepts (a flood).
     #[arg(long, default_value_t = 30.0)]
     fps: f64,
     /// JPEG size in bytes (each stream message adds the 28-byte header).
     #[arg(long, default_value_t = 10_240)]
     frame_size: usize,
-    /// Measured seconds per scenario.
-    #[arg(long, default_value_t = 10.0)]
-    duration: f64,
+    /// Measured seconds per scenario [default: 10; 30 for `stalled`, long enough for the
+    /// hub's socket buffers to fill and its viewer timeout to act].
+    #[arg(long)]
+    duration: Option<f64>,
     /// Seconds of load before measuring starts.
     #[arg(long, default_value_t = 1.0)]
     warmup: f64,
@@ -83,7 +84,7 @@ enum Scenario {
     V100,
     /// 1 camera × 500 viewers at 30 fps.
     V500,
-    /// 1 camera × 10 viewers, the camera sending as fast as the hub takes frames.
+    /// 1 camera × 10 viewers, the camera offering 10,000 fps (100,000 deliveries/s).
     Saturate,
     /// 1 camera × 100 viewers at 30 fps, half of them stalled.
     Stalled,
@@ -147,6 +148,13 @@ struct Report {
     /// Viewer connections that ended early, with the first reason.
     viewer_errors: u64,
     first_error: Option<String>,
+    /// The load generator's own CPU use during the window, % of one core: it shares the
+    /// machine with the hub, so a busy generator also inflates the latency it measures.
+    load_cpu_percent: f64,
+    /// 1-minute load average of the machine before the scenario started.
+    loadavg_before: Option<f64>,
+    /// Viewers the hub counted, once per second (stalled scenarios only).
+    hub_viewers_series: Vec<u64>,
 }
 
 /// Runs `espcam bench`.
@@ -191,11 +199,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 fn specs(a: &BenchArgs) -> anyhow::Result<Vec<Spec>> {
-    if !(a.duration > 0.0 && a.duration <= 600.0) {
-        bail!(
-            "duration {} out of range: expected 0 < seconds <= 600",
-            a.duration
-        );
+    if let Some(d) = a.duration {
+        if !(d > 0.0 && d <= 600.0) {
+            bail!("duration {d} out of range: expected 0 < seconds <= 600");
+        }
     }
     if !(0.0..=60.0).contains(&a.warmup) {
         bail!("warmup {} out of range 0..=60 seconds", a.warmup);
@@ -215,8 +222,8 @@ fn specs(a: &BenchArgs) -> anyhow::Result<Vec<Spec>> {
             if viewers > 5000 {
                 bail!("viewers {viewers} out of range 0..=5000");
             }
-            if !(0.0..=1000.0).contains(&fps) {
-                bail!("fps {fps} out of range 0..=1000 (0: unlimited)");
+            if !(0.0..=100_000.0).contains(&fps) {
+                bail!("fps {fps} out of range 0..=100000 (0: unlimited)");
             }
             if !(0.0..=1.0).contains(&stalled) {
                 bail!("stalled fraction {stalled} out of range 0..=1");
@@ -228,7 +235,9 @@ fn specs(a: &BenchArgs) -> anyhow::Result<Vec<Spec>> {
                 stalled: (f64::from(viewers) * stalled).round() as u32,
                 fps,
                 frame_size: a.frame_size,
-                duration_s: a.duration,
+                duration_s: a
+                    .duration
+                    .unwrap_or(if stalled > 0.0 { 30.0 } else { 10.0 }),
                 warmup_s: a.warmup,
                 meta: !a.no_meta,
             })
@@ -237,7 +246,7 @@ fn specs(a: &BenchArgs) -> anyhow::Result<Vec<Spec>> {
         Scenario::V10 => make("v10", 1, 10, 30.0, 0.0),
         Scenario::V100 => make("v100", 1, 100, 30.0, 0.0),
         Scenario::V500 => make("v500", 1, 500, 30.0, 0.0),
-        Scenario::Saturate => make("saturate", 1, 10, 0.0, 0.0),
+        Scenario::Saturate => make("saturate", 1, 10, 10_000.0, 0.0),
         Scenario::Stalled => make("stalled", 1, 100, 30.0, 0.5),
         Scenario::Custom | Scenario::All => {
             make("custom", a.cameras, a.viewers, a.fps, a.stalled_fraction)
@@ -265,30 +274,38 @@ async fn run_scenario(exe: &std::path::Path, spec: &Spec) -> anyhow::Result<Repo
     // Let start-up allocations settle before the idle reading.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let idle = procfs::memory(pid)?;
+    let loadavg_before = procfs::loadavg();
 
     // Sent to every task: viewers record only while `Measure`; everyone stops at `Done`.
     let (phase_tx, phase_rx) = watch::channel(Phase::Warmup);
     let template = Template::new(spec.frame_size)?;
     let counters = Arc::new(CameraCounters::default());
-    let mut cameras = JoinSet::new();
+    let mut controls = JoinSet::new();
+    let mut senders = Vec::new();
     let mut ids = Vec::new();
     for i in 0..spec.cameras {
         let id = CameraId::new(&format!("bench-{i}")).context("camera id")?;
-        let (control, stream) = load::connect_camera(hub.port, hub.stream_port, &id)
+        let control = load::connect_camera(hub.port, &id)
             .await
             .with_context(|| format!("connecting camera {id}"))?;
-        let control_phase = phase_rx.clone();
-        cameras.spawn(async move {
-            load::control_loop(control, control_phase).await;
-            Ok(())
-        });
-        cameras.spawn(load::send_loop(
-            stream,
-            template.clone(),
-            spec.fps,
-            phase_rx.clone(),
-            counters.clone(),
-        ));
+        controls.spawn(load::control_loop(control, phase_rx.clone()));
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        senders.push(
+            load::spawn_sender(
+                hub.stream_port,
+                id.clone(),
+                template.clone(),
+                spec.fps,
+                phase_rx.clone(),
+                counters.clone(),
+                ready_tx,
+            )
+            .context("starting a camera thread")?,
+        );
+        ready_rx
+            .await
+            .context("camera thread ended")?
+            .with_context(|| format!("connecting camera {id}'s stream"))?;
         ids.push(id);
     }
     // Viewers can only open `/ws/view/{camera}` once the hub knows the camera, which the
@@ -297,6 +314,9 @@ async fn run_scenario(exe: &std::path::Path, spec: &Spec) -> anyhow::Result<Repo
 
     tokio::time::sleep(Duration::from_secs_f64(spec.warmup_s)).await;
     let cpu0 = procfs::cpu_time_us(pid)?;
+    let own = std::process::id();
+    let load_cpu0 = procfs::cpu_time_us(own)?;
+    let mut viewer_series = Vec::new();
     let t0 = Instant::now();
     phase_tx.send_replace(Phase::Measure);
 
@@ -309,6 +329,9 @@ async fn run_scenario(exe: &std::path::Path, spec: &Spec) -> anyhow::Result<Repo
         loaded = loaded.max(m.rss_kib);
         if t0.elapsed() >= next_series {
             series.push(m.rss_kib);
+            if spec.stalled > 0 {
+                viewer_series.extend(hub_viewer_count(&hub).await);
+            }
             next_series += Duration::from_secs(1);
         }
         if !hub.running() {
@@ -319,6 +342,7 @@ async fn run_scenario(exe: &std::path::Path, spec: &Spec) -> anyhow::Result<Repo
     }
     let hub_viewers = hub_viewer_count(&hub).await;
     let cpu1 = procfs::cpu_time_us(pid)?;
+    let load_cpu1 = procfs::cpu_time_us(own)?;
     let measured = t0.elapsed().as_secs_f64();
     let peak = procfs::memory(pid)?.peak_kib;
     phase_tx.send_replace(Phase::Done);
@@ -340,12 +364,23 @@ async fn run_scenario(exe: &std::path::Path, spec: &Spec) -> anyhow::Result<Repo
         delivered += r.frames;
         skipped += r.skipped;
     }
-    let stop_cameras = tokio::time::timeout(Duration::from_secs(10), cameras.join_all()).await;
-    if let Ok(results) = stop_cameras {
-        for r in results {
-            r.context("camera")?;
+    // Senders see `Done` within 50 ms; a join that does not return in time is reported.
+    let joined = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::task::spawn_blocking(move || {
+            senders.into_iter().map(|h| h.join()).collect::<Vec<_>>()
+        }),
+    )
+    .await
+    .context("camera threads did not stop within 10 s")?
+    .context("joining camera threads")?;
+    for r in joined {
+        match r {
+            Ok(result) => result.context("camera stream")?,
+            Err(_) => bail!("a camera thread panicked"),
         }
     }
+    let _ = tokio::time::timeout(Duration::from_secs(5), controls.join_all()).await;
     let sent = counters.sent.load(Ordering::Relaxed);
     let cpu_us = cpu1.saturating_sub(cpu0) as f64;
     Ok(Report {
@@ -382,6 +417,9 @@ async fn run_scenario(exe: &std::path::Path, spec: &Spec) -> anyhow::Result<Repo
         hub_viewers_at_end: hub_viewers,
         viewer_errors: errors,
         first_error,
+        load_cpu_percent: load_cpu1.saturating_sub(load_cpu0) as f64 / (measured * 1e6) * 100.0,
+        loadavg_before,
+        hub_viewers_series: viewer_series,
     })
 }
 
@@ -469,11 +507,12 @@ fn ms(us: u64) -> String {
     format!("{:.2}", us as f64 / 1000.0)
 }
 
-/// The results as a Markdown table (pasted into `docs/BENCHMARKS.md` as is).
+/// The results as a Markdown table (pasted into `docs/BENCHMARKS.md` as is), then the
+/// stalled scenarios' time series and the machine's load.
 fn table(reports: &[Report]) -> String {
     let mut out = String::from(
-        "| scenario | cameras × viewers | fps | frame | sent/s | delivered/s | p50 ms | p99 ms | p99.9 ms | max ms | skipped | hub CPU µs/frame | hub CPU % | RSS idle MiB | RSS loaded MiB | KiB/viewer | errors |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| scenario | cameras × viewers | fps | frame | sent/s | delivered/s | p50 ms | p99 ms | p99.9 ms | max ms | skipped | hub CPU µs/frame | hub CPU % | load gen CPU % | RSS idle MiB | RSS loaded MiB | KiB/viewer | errors |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in reports {
         let s = &r.spec;
@@ -483,7 +522,7 @@ fn table(reports: &[Report]) -> String {
             format!("{} × {}", s.cameras, s.viewers)
         };
         out.push_str(&format!(
-            "| {} | {} | {} | {} B | {:.0} | {:.0} | {} | {} | {} | {} | {} | {:.2} | {:.0} | {:.1} | {:.1} | {:.1} | {} |\n",
+            "| {} | {} | {} | {} B | {:.0} | {:.0} | {} | {} | {} | {} | {} | {:.2} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {} |\n",
             s.name,
             viewers,
             fps_label(s.fps),
@@ -497,27 +536,43 @@ fn table(reports: &[Report]) -> String {
             r.frames_skipped,
             r.server_cpu_us_per_frame,
             r.server_cpu_percent,
+            r.load_cpu_percent,
             r.rss_idle_kib as f64 / 1024.0,
             r.rss_loaded_kib as f64 / 1024.0,
             r.bytes_per_viewer as f64 / 1024.0,
             r.viewer_errors,
         ));
     }
+    let join = |v: &mut dyn Iterator<Item = String>| v.collect::<Vec<_>>().join(" ");
     for r in reports.iter().filter(|r| r.spec.stalled > 0) {
         out.push_str(&format!(
-            "\n{}: hub RSS each second (MiB): {}; viewers the hub still served at the end: {}\n",
+            "\n{}: hub RSS each second (MiB): {}\n{}: viewers the hub served each second: {}\n",
             r.spec.name,
-            r.rss_series_kib
-                .iter()
-                .map(|k| format!("{:.1}", *k as f64 / 1024.0))
-                .collect::<Vec<_>>()
-                .join(" "),
-            r.hub_viewers_at_end
-                .map_or_else(|| "unknown".into(), |n| n.to_string()),
+            join(
+                &mut r
+                    .rss_series_kib
+                    .iter()
+                    .map(|k| format!("{:.1}", *k as f64 / 1024.0))
+            ),
+            r.spec.name,
+            join(&mut r.hub_viewers_series.iter().map(u64::to_string)),
         ));
     }
+    let loads: Vec<String> = reports
+        .iter()
+        .map(|r| {
+            let l = r
+                .loadavg_before
+                .map_or_else(|| "?".into(), |l| format!("{l:.2}"));
+            format!("{} {l}", r.spec.name)
+        })
+        .collect();
+    out.push_str(&format!(
+        "\nload average (1 min) before each scenario: {}\n",
+        loads.join(", ")
+    ));
     if let Some(e) = reports.iter().find_map(|r| r.first_error.as_deref()) {
-        out.push_str(&format!("\nfirst viewer error: {e}\n"));
+        out.push_str(&format!("first viewer error: {e}\n"));
     }
     out
 }

@@ -32,7 +32,12 @@ pub struct ServeArgs {
     ack_timeout_ms: Option<u64>,
     /// Pull frames from a standalone (seed-002) camera: ID=ws://HOST/ws. Repeatable; in
     /// ESPCAM_PULL, separate several with commas.
-    #[arg(long = "pull", value_name = "ID=URL", env = "ESPCAM_PULL", value_delimiter = ',')]
+    #[arg(
+        long = "pull",
+        value_name = "ID=URL",
+        env = "ESPCAM_PULL",
+        value_delimiter = ','
+    )]
     pull: Vec<String>,
     /// Start N virtual cameras in this process (demo-1 … demo-N), no hardware needed.
     #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "1", env = "ESPCAM_DEMO")]
@@ -61,11 +66,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     rt.block_on(async move {
         let listeners = Listeners::bind(&config).await?;
         let (http, stream) = listeners.local_addrs()?;
-        if demo > 0 {
-            let hub_http = reachable(http);
-            let hub_stream = reachable(stream);
-            demo::spawn(&config, demo, hub_http, hub_stream);
-        }
+        // Kept alive until the hub stops: dropping a handle stops its camera.
+        let _demo = if demo > 0 {
+            demo::spawn(&config, demo, reachable(http), reachable(stream))?
+        } else {
+            Vec::new()
+        };
         espcam_hub::run(config, listeners, shutdown_signal()).await?;
         Ok(())
     })
@@ -104,156 +110,40 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-/// Virtual cameras for `--demo`.
-// Interim: a minimal push camera until espcam-sim's `HubCamera` lands; then this module
-// becomes a call into espcam-sim.
+/// Virtual cameras for `--demo`: espcam-sim's hub-mode cameras, connecting over loopback
+/// like real ones would over Wi-Fi.
 mod demo {
     use std::net::SocketAddr;
-    use std::time::Duration;
 
     use espcam_hub::Config;
-    use espcam_proto::stream::FrameFlags;
-    use espcam_proto::{
-        Ack, CameraId, CameraMsg, FrameHeader, Hello, HubMsg, Settings, StreamHello, Telemetry,
-        encode_frame,
-    };
-    use futures_util::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::Message;
+    use espcam_proto::CameraId;
+    use espcam_sim::{CameraHandle, HubCamera, HubCameraConfig};
 
-    /// Starts `n` cameras `demo-1`..`demo-n`, each reconnecting forever.
-    pub fn spawn(config: &Config, n: u16, http: SocketAddr, stream: SocketAddr) {
+    /// Starts cameras `demo-1`..`demo-n` (with the token the config lists for that id, if
+    /// any). Dropping a handle stops its camera, so the caller keeps them.
+    pub fn spawn(
+        config: &Config,
+        n: u16,
+        http: SocketAddr,
+        stream: SocketAddr,
+    ) -> anyhow::Result<Vec<CameraHandle>> {
+        let host = match http {
+            SocketAddr::V4(a) => a.ip().to_string(),
+            SocketAddr::V6(a) => format!("[{}]", a.ip()),
+        };
+        let mut cams = Vec::new();
         for i in 1..=n {
-            let id = format!("demo-{i}");
+            let id = CameraId::new(&format!("demo-{i}"))?;
             let token = config
                 .cameras
                 .iter()
-                .find(|c| c.id.as_str() == id)
+                .find(|c| c.id == id)
                 .map(|c| c.token.clone())
                 .unwrap_or_default();
-            tokio::spawn(async move {
-                loop {
-                    if let Err(e) = run_camera(&id, &token, http, stream).await {
-                        tracing::debug!("demo camera {id}: {e}");
-                    }
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            });
+            let cfg = HubCameraConfig::new(&host, http.port(), stream.port(), id, token);
+            cams.push(HubCamera::spawn(cfg));
         }
-    }
-
-    fn now_us() -> u64 {
-        espcam_hub::clock::now_us()
-    }
-
-    fn picture(w: u16, h: u16, q: u8, t: u32, s: &Settings) -> Vec<u8> {
-        let mut rgb = Vec::with_capacity(usize::from(w) * usize::from(h) * 3);
-        let shift = (t * 4) as usize;
-        let b = (i32::from(s.brightness.get()) * 30) as i16;
-        for y in 0..h {
-            for x in 0..w {
-                let xx = if s.hmirror { w - 1 - x } else { x };
-                let yy = if s.vflip { h - 1 - y } else { y };
-                let px = |v: usize| (v as i16 + b).clamp(0, 255) as u8;
-                rgb.extend_from_slice(&[
-                    px((usize::from(xx) + shift) % 256),
-                    px(usize::from(yy) % 256),
-                    px((usize::from(xx) ^ usize::from(yy)) % 256),
-                ]);
-            }
-        }
-        let mut out = Vec::new();
-        let quality = 100u8.saturating_sub(q).max(5);
-        let _ = jpeg_encoder::Encoder::new(&mut out, quality).encode(
-            &rgb,
-            w,
-            h,
-            jpeg_encoder::ColorType::Rgb,
-        );
-        out
-    }
-
-    async fn run_camera(
-        id: &str,
-        token: &str,
-        http: SocketAddr,
-        stream: SocketAddr,
-    ) -> Result<(), String> {
-        let camera = CameraId::new(id).map_err(|e| e.to_string())?;
-        let mut settings = Settings::default();
-        let (mut control, _) = tokio_tungstenite::connect_async(format!("ws://{http}/ws/camera"))
-            .await
-            .map_err(|e| e.to_string())?;
-        let hello = CameraMsg::Hello(Hello {
-            proto: 1,
-            camera: camera.clone(),
-            token: token.into(),
-            firmware: "espcam demo".into(),
-            sensor: "virtual".into(),
-            settings,
-        });
-        control
-            .send(Message::Text(hello.to_json().into()))
-            .await
-            .map_err(|e| e.to_string())?;
-        let (mut frames, _) = tokio_tungstenite::connect_async(format!("ws://{stream}/ws/stream"))
-            .await
-            .map_err(|e| e.to_string())?;
-        let sh = StreamHello {
-            proto: 1,
-            camera,
-            token: token.into(),
-        };
-        frames
-            .send(Message::Text(sh.to_json().into()))
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut tick = tokio::time::interval(Duration::from_millis(100));
-        let mut tele = tokio::time::interval(Duration::from_secs(1));
-        let mut seq = 0u32;
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {
-                    seq = seq.wrapping_add(1);
-                    let (w, h) = (settings.resolution.width(), settings.resolution.height());
-                    let s = settings;
-                    let j = tokio::task::spawn_blocking(move || picture(w, h, s.quality.get(), seq, &s))
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    let head = FrameHeader {
-                        flags: FrameFlags(FrameFlags::SYNTHETIC),
-                        sequence: seq,
-                        timestamp_us: now_us(),
-                        width: w,
-                        height: h,
-                        jpeg_len: j.len() as u32,
-                    };
-                    frames.send(Message::Binary(encode_frame(&head, &j).into())).await.map_err(|e| e.to_string())?;
-                }
-                _ = tele.tick() => {
-                    let t = CameraMsg::Telemetry(Telemetry {
-                        fps: 10.0, frames_sent: u64::from(seq), frames_dropped: 0, heap_free: 200_000,
-                        psram_free: 0, uptime_ms: 0, rssi: None, settings,
-                    });
-                    control.send(Message::Text(t.to_json().into())).await.map_err(|e| e.to_string())?;
-                }
-                m = control.next() => match m {
-                    Some(Ok(Message::Text(t))) => {
-                        if let Ok(HubMsg::Command(c)) = HubMsg::from_json(t.as_str()) {
-                            c.command.apply(&mut settings);
-                            let ack = CameraMsg::Ack(Ack { id: c.id, cmd: Some(c.command.name().into()), ok: true, settings, error: None });
-                            control.send(Message::Text(ack.to_json().into())).await.map_err(|e| e.to_string())?;
-                        } else if let Ok(HubMsg::Rejected { reason }) = HubMsg::from_json(t.as_str()) {
-                            return Err(reason);
-                        }
-                    }
-                    Some(Ok(_)) => {}
-                    _ => return Err("control link closed".into()),
-                },
-                m = frames.next() => match m {
-                    Some(Ok(_)) => {}
-                    _ => return Err("stream link closed".into()),
-                },
-            }
-        }
+        tracing::info!("started {n} virtual camera(s): demo-1 .. demo-{n}");
+        Ok(cams)
     }
 }

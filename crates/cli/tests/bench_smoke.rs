@@ -103,4 +103,8 @@ fn tiny_stalled_bench_keeps_serving_the_others() {
     assert!(r["frames_delivered"].as_u64().unwrap() > 0, "{r}");
     assert!(!r["rss_series_kib"].as_array().unwrap().is_empty());
     assert!(table.contains("hub RSS each second"), "{table}");
+    assert!(
+        table.contains("viewers the hub served each second"),
+        "{table}"
+    );
 }

@@ -224,6 +224,17 @@ impl Camera {
         Ingest::Published
     }
 
+    /// Called by ingest after publishing a frame: when anyone is watching, yields once so
+    /// the viewers just woken run before the next message is read. Without it, a camera
+    /// whose frames arrive in bursts (several per read) has each burst read completely
+    /// first, and every viewer skips all but the burst's last frame. This is a single
+    /// scheduler yield, never a wait on a viewer.
+    pub(crate) async fn let_viewers_run(&self) {
+        if self.counters.viewers.load(Ordering::Relaxed) > 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+
     /// The dimensions frames should have under the settings in force, when known.
     pub(crate) fn expected_dims(&self) -> Option<(u16, u16)> {
         self.lock()

@@ -19,6 +19,7 @@ use tracing::{debug, info, warn};
 
 use crate::camera::{Ingest, Source};
 use crate::hub::{Admission, Hub};
+use crate::listener::PeerAddr;
 
 /// Read buffer for camera sockets: frames are tens of KiB and there are few cameras, so a
 /// bigger buffer means fewer reads.
@@ -31,7 +32,7 @@ const CAMERA_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// `GET /ws/camera`: the camera control channel.
 pub(crate) async fn control_ws(
     State(hub): State<Hub>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>,
     ws: WebSocketUpgrade,
 ) -> Response {
     ws.read_buffer_size(4096)
@@ -44,7 +45,7 @@ pub(crate) async fn control_ws(
 /// `GET /ws/stream`: the camera stream channel.
 pub(crate) async fn stream_ws(
     State(hub): State<Hub>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>,
     ws: WebSocketUpgrade,
 ) -> Response {
     // Messages up to twice the frame limit are read and then refused by the frame checks
@@ -251,15 +252,16 @@ async fn stream_conn(hub: Hub, mut socket: WebSocket, addr: SocketAddr) {
                 Ok(None) => break "connection closed".into(),
                 Ok(Some(Err(e))) => break format!("connection error: {e}"),
                 Ok(Some(Ok(Message::Close(_)))) => break "camera closed the connection".into(),
-                Ok(Some(Ok(Message::Binary(b)))) => {
-                    if let Ingest::Dropped(e) = camera.ingest(b, &limits) {
+                Ok(Some(Ok(Message::Binary(b)))) => match camera.ingest(b, &limits) {
+                    Ingest::Published => camera.let_viewers_run().await,
+                    Ingest::Dropped(e) => {
                         if camera.first_error() {
                             warn!("camera {}: invalid frame dropped: {e} (further ones logged at debug level)", camera.id);
                         } else {
                             debug!("camera {}: invalid frame dropped: {e}", camera.id);
                         }
                     }
-                }
+                },
                 Ok(Some(Ok(Message::Text(_)))) => {
                     debug!("camera {}: text message on the stream channel ignored", camera.id);
                 }

@@ -22,6 +22,7 @@ pub mod config;
 pub mod error;
 pub mod hub;
 mod ingest;
+pub mod listener;
 pub mod metrics;
 mod pull;
 pub mod server;

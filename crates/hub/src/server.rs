@@ -14,7 +14,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use espcam_store::Store;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
@@ -22,6 +21,7 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::error::error_body;
 use crate::hub::Hub;
+use crate::listener::{HubListener, PeerAddr};
 use crate::{api, ingest, pull, ui, view};
 
 /// Largest REST request body (settings JSON).
@@ -184,20 +184,15 @@ pub async fn serve(
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    // Frames and small JSON messages must leave at once, not wait for Nagle's algorithm.
-    let nodelay = |tcp: &mut tokio::net::TcpStream| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            warn!("could not set TCP_NODELAY: {e}");
-        }
-    };
+    let timeout = hub.config().viewer_timeout;
     let http = axum::serve(
-        listeners.http.tap_io(nodelay),
-        app(hub.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+        HubListener::new(listeners.http, timeout),
+        app(hub.clone()).into_make_service_with_connect_info::<PeerAddr>(),
     )
     .with_graceful_shutdown(stopped(&hub));
     let stream = axum::serve(
-        listeners.stream.tap_io(nodelay),
-        stream_app(hub.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+        HubListener::new(listeners.stream, timeout),
+        stream_app(hub.clone()).into_make_service_with_connect_info::<PeerAddr>(),
     )
     .with_graceful_shutdown(stopped(&hub));
     let shown = if http_addr.ip().is_unspecified() {

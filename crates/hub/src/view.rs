@@ -18,8 +18,8 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use espcam_proto::ApMessage;
 use espcam_proto::standalone::{ApRequest, PONG};
-use serde::Deserialize;
 use hyper_util::rt::TokioIo;
+use serde::Deserialize;
 use tokio::sync::watch;
 use tracing::{debug, info};
 
@@ -64,7 +64,7 @@ pub(crate) async fn view_ws(
     let meta = matches!(q.meta.as_deref(), Some("1" | "true"));
     let (response, on_upgrade) = match viewer_ws::accept(&mut req) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return viewer_ws::refusal_response(r),
     };
     tokio::spawn(async move {
         match on_upgrade.await {

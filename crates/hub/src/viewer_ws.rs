@@ -41,9 +41,17 @@ pub(crate) const CLOSE_AWAY: u16 = 1001;
 pub(crate) const CLOSE_PROTOCOL: u16 = 1002;
 pub(crate) const CLOSE_TOO_BIG: u16 = 1009;
 
+/// Why a request cannot become a viewer WebSocket: the status and message to answer with.
+pub(crate) type Refusal = (StatusCode, &'static str);
+
+/// Turns a [`Refusal`] into the JSON error response.
+pub(crate) fn refusal_response((status, message): Refusal) -> Response {
+    error_body(status, message)
+}
+
 /// Checks the upgrade request. On success returns the `101` response and the pending
-/// upgrade; otherwise the error response to send (426 for plain HTTP).
-pub(crate) fn accept(req: &mut Request) -> Result<(Response, hyper::upgrade::OnUpgrade), Response> {
+/// upgrade; otherwise the refusal (426 for plain HTTP).
+pub(crate) fn accept(req: &mut Request) -> Result<(Response, hyper::upgrade::OnUpgrade), Refusal> {
     let h = req.headers();
     let has_token = |name: header::HeaderName, token: &str| {
         h.get_all(name).iter().any(|v| {
@@ -53,23 +61,26 @@ pub(crate) fn accept(req: &mut Request) -> Result<(Response, hyper::upgrade::OnU
         })
     };
     if !has_token(header::UPGRADE, "websocket") || !has_token(header::CONNECTION, "upgrade") {
-        return Err(error_body(
+        return Err((
             StatusCode::UPGRADE_REQUIRED,
             "this endpoint is a WebSocket: connect with ws://",
         ));
     }
-    if h.get(header::SEC_WEBSOCKET_VERSION).map(HeaderValue::as_bytes) != Some(b"13") {
-        return Err(error_body(
+    if h.get(header::SEC_WEBSOCKET_VERSION)
+        .map(HeaderValue::as_bytes)
+        != Some(b"13")
+    {
+        return Err((
             StatusCode::BAD_REQUEST,
             "unsupported Sec-WebSocket-Version: expected 13",
         ));
     }
     let Some(key) = h.get(header::SEC_WEBSOCKET_KEY) else {
-        return Err(error_body(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key"));
+        return Err((StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key"));
     };
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
     let Some(on_upgrade) = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() else {
-        return Err(error_body(
+        return Err((
             StatusCode::BAD_REQUEST,
             "this connection cannot be upgraded to a WebSocket",
         ));
@@ -80,7 +91,10 @@ pub(crate) fn accept(req: &mut Request) -> Result<(Response, hyper::upgrade::OnU
     if let Ok(v) = HeaderValue::from_str(&accept) {
         headers.insert(header::SEC_WEBSOCKET_ACCEPT, v);
     }
-    Ok(((StatusCode::SWITCHING_PROTOCOLS, headers).into_response(), on_upgrade))
+    Ok((
+        (StatusCode::SWITCHING_PROTOCOLS, headers).into_response(),
+        on_upgrade,
+    ))
 }
 
 /// Encodes an unmasked server frame header; returns the header buffer and its length.
@@ -114,7 +128,11 @@ async fn write_all_vectored(io: &mut Io, mut bufs: &mut [IoSlice<'_>]) -> io::Re
 }
 
 /// Sends a binary message, preceded by a text message when `text` is given, in one write.
-pub(crate) async fn send_binary(io: &mut Io, text: Option<&[u8]>, payload: &[u8]) -> io::Result<()> {
+pub(crate) async fn send_binary(
+    io: &mut Io,
+    text: Option<&[u8]>,
+    payload: &[u8],
+) -> io::Result<()> {
     let (bh, bl) = header(OP_BINARY, payload.len());
     match text {
         Some(t) => {
@@ -190,8 +208,18 @@ impl Reader {
                     out.push(Incoming::Closed);
                     return Ok(());
                 }
-                Parsed::Frame { opcode, fin, start, len } => {
-                    let mask = [self.buf[start - 4], self.buf[start - 3], self.buf[start - 2], self.buf[start - 1]];
+                Parsed::Frame {
+                    opcode,
+                    fin,
+                    start,
+                    len,
+                } => {
+                    let mask = [
+                        self.buf[start - 4],
+                        self.buf[start - 3],
+                        self.buf[start - 2],
+                        self.buf[start - 1],
+                    ];
                     let mut payload: Vec<u8> = self.buf[start..start + len].to_vec();
                     for (i, b) in payload.iter_mut().enumerate() {
                         *b ^= mask[i % 4];
@@ -245,7 +273,10 @@ fn parse(buf: &[u8]) -> Parsed {
     if b0 & 0x70 != 0 {
         return Parsed::Error(CLOSE_PROTOCOL, "reserved bits set");
     }
-    if !matches!(opcode, OP_CONT | OP_TEXT | OP_BINARY | OP_CLOSE | OP_PING | OP_PONG) {
+    if !matches!(
+        opcode,
+        OP_CONT | OP_TEXT | OP_BINARY | OP_CLOSE | OP_PING | OP_PONG
+    ) {
         return Parsed::Error(CLOSE_PROTOCOL, "unknown opcode");
     }
     if b1 & 0x80 == 0 {
@@ -274,7 +305,12 @@ fn parse(buf: &[u8]) -> Parsed {
     if buf.len() < start + len {
         return Parsed::Incomplete;
     }
-    Parsed::Frame { opcode, fin, start, len }
+    Parsed::Frame {
+        opcode,
+        fin,
+        start,
+        len,
+    }
 }
 
 #[cfg(test)]
@@ -307,17 +343,36 @@ mod tests {
     #[test]
     fn parses_client_frames() {
         let f = masked(OP_TEXT, b"ping");
-        assert_eq!(parse(&f), Parsed::Frame { opcode: OP_TEXT, fin: true, start: 6, len: 4 });
+        assert_eq!(
+            parse(&f),
+            Parsed::Frame {
+                opcode: OP_TEXT,
+                fin: true,
+                start: 6,
+                len: 4
+            }
+        );
         for cut in 0..f.len() {
             assert_eq!(parse(&f[..cut]), Parsed::Incomplete, "cut {cut}");
         }
         let big = masked(OP_BINARY, &[0; 300]);
-        assert_eq!(parse(&big), Parsed::Frame { opcode: OP_BINARY, fin: true, start: 8, len: 300 });
+        assert_eq!(
+            parse(&big),
+            Parsed::Frame {
+                opcode: OP_BINARY,
+                fin: true,
+                start: 8,
+                len: 300
+            }
+        );
         let mut unmasked = f.clone();
         unmasked[1] &= 0x7F;
         assert!(matches!(parse(&unmasked), Parsed::Error(CLOSE_PROTOCOL, _)));
         let huge = [0x82, 0xFF, 0, 0, 0, 0, 0, 1, 0, 0];
         assert!(matches!(parse(&huge), Parsed::Error(CLOSE_TOO_BIG, _)));
-        assert!(matches!(parse(&[0x83, 0x80]), Parsed::Error(CLOSE_PROTOCOL, _)));
+        assert!(matches!(
+            parse(&[0x83, 0x80]),
+            Parsed::Error(CLOSE_PROTOCOL, _)
+        ));
     }
 }

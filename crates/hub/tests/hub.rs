@@ -1,4 +1,6 @@
 //! End-to-end tests of the hub on loopback: real sockets, real JPEGs, real files.
+// Helpers here are test code too: unwrap is an assertion.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -349,7 +351,7 @@ async fn ui_socket_commands_events_and_errors() {
     let on = wait_event(&mut ui, "online").await;
     assert_eq!(on["camera"]["id"], "cam-1");
     // The viewer socket survived the outage and gets frames again.
-    assert_eq!(decode(&next_binary(&mut view).await).0 > 0, true);
+    assert_eq!(decode(&next_binary(&mut view).await), (160, 120));
     hub.stop().await;
 }
 
@@ -580,8 +582,18 @@ async fn a_stalled_viewer_does_not_slow_the_others() {
     let (stalled, _) = tokio_tungstenite::client_async(hub.ws_url("/ws/view/cam-1"), tcp)
         .await
         .unwrap();
+    // And an MJPEG client that never reads.
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let mut mjpeg = sock.connect(hub.http).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(
+        &mut mjpeg,
+        b"GET /api/cameras/cam-1/stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await
+    .unwrap();
     let mut good = ws(&hub.ws_url("/ws/view/cam-1")).await;
-    hub.wait_camera("cam-1", |v| v["viewers"] == 2).await;
+    hub.wait_camera("cam-1", |v| v["viewers"] == 3).await;
 
     // The good viewer keeps receiving at the camera's rate while the other stalls...
     let start = tokio::time::Instant::now();
@@ -591,9 +603,10 @@ async fn a_stalled_viewer_does_not_slow_the_others() {
         n += 1;
     }
     assert!(n >= 30, "only {n} frames in 2 s next to a stalled viewer");
-    // ...and the stalled one is dropped after the viewer timeout.
+    // ...and the stalled ones are dropped after the viewer timeout.
     hub.wait_camera("cam-1", |v| v["viewers"] == 1).await;
     drop(stalled);
+    drop(mjpeg);
     hub.stop().await;
 }
 
@@ -646,5 +659,142 @@ async fn unknown_things_get_json_404s() {
     }
     assert_eq!(hub.get("/api/cameras").await.json(), json!([]));
     assert_eq!(hub.get("/api/snapshots").await.json(), json!([]));
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn virtual_cameras_from_the_sim_push_and_get_pulled() {
+    use espcam_proto::Resolution;
+    use espcam_sim::{ApCamera, ApCameraConfig, Fault, HubCamera, HubCameraConfig};
+    let mut ap_cfg = ApCameraConfig::default();
+    ap_cfg.settings.resolution = Resolution::Qqvga;
+    let ap = ApCamera::bind("127.0.0.1:0".parse().unwrap(), ap_cfg)
+        .await
+        .unwrap();
+    let dir = tmp();
+    let mut config = Config::for_tests(dir.path());
+    config.pull = vec![
+        format!("cam-ap={}", ap.url().unwrap())
+            .parse::<PullTarget>()
+            .unwrap(),
+    ];
+    let hub = TestHub::start(config).await;
+
+    // Push: the sim's hub-mode camera (the real camera core) on both ports.
+    let mut cfg = HubCameraConfig::new(
+        "127.0.0.1",
+        hub.http.port(),
+        hub.stream.port(),
+        CameraId::new("sim-1").unwrap(),
+        "",
+    );
+    cfg.settings.resolution = Resolution::Qqvga;
+    let cam = HubCamera::spawn(cfg);
+    let info = hub
+        .wait_camera("sim-1", |v| {
+            v["online"] == true && v["frames_in"].as_u64() > Some(0)
+        })
+        .await;
+    assert_eq!(info["firmware"].as_str(), Some(espcam_sim::FIRMWARE));
+    let mut view = ws(&hub.ws_url("/ws/view/sim-1")).await;
+    assert_eq!(decode(&next_binary(&mut view).await), (160, 120));
+    let r = hub
+        .post("/api/cameras/sim-1/settings", r#"{"resolution":"QVGA"}"#)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        decode(&hub.get("/api/cameras/sim-1/snapshot.jpg").await.body),
+        (320, 240)
+    );
+    // Garbage from the camera is counted, never forwarded; the link survives.
+    cam.inject(Fault::TruncateNextFrame);
+    let info = hub
+        .wait_camera("sim-1", |v| v["frames_dropped"].as_u64() > Some(0))
+        .await;
+    assert_eq!(info["online"], true);
+    for _ in 0..5 {
+        decode(&next_binary(&mut view).await);
+    }
+    // Killed: offline.
+    cam.kill();
+    hub.wait_camera("sim-1", |v| v["online"] == false).await;
+
+    // Pull: the sim's standalone camera appears like any other.
+    let info = hub
+        .wait_camera("cam-ap", |v| {
+            v["online"] == true && v["frames_in"].as_u64() > Some(0)
+        })
+        .await;
+    assert_eq!(info["source"], "pull");
+    let r = hub
+        .post("/api/cameras/cam-ap/settings", r#"{"quality":30}"#)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["settings"]["quality"], 30);
+    let mut view = ws(&hub.ws_url("/ws/view/cam-ap")).await;
+    assert_eq!(decode(&next_binary(&mut view).await), (160, 120));
+    ap.stop().await;
+    hub.wait_camera("cam-ap", |v| v["online"] == false).await;
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn viewer_socket_speaks_websocket_properly() {
+    let dir = tmp();
+    let hub = TestHub::start_in(dir.path()).await;
+    let _cam = TestCamera::connect(&hub, CamOpts::new("cam-1")).await;
+    hub.wait_camera("cam-1", |v| v["frames_in"].as_u64() > Some(0))
+        .await;
+    // Plain HTTP on a WebSocket endpoint: 426 with a JSON error.
+    let r = hub.get("/ws/view/cam-1").await;
+    assert_eq!(r.status, 426);
+    assert!(r.error().contains("WebSocket"));
+    // Unknown camera: 404 before the upgrade.
+    assert!(
+        tokio_tungstenite::connect_async(hub.ws_url("/ws/view/nope"))
+            .await
+            .is_err()
+    );
+    // The client closes: the hub answers with a close frame.
+    let mut v = ws(&hub.ws_url("/ws/view/cam-1")).await;
+    next_binary(&mut v).await;
+    v.close(None).await.unwrap();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), v.next())
+            .await
+            .unwrap()
+        {
+            Some(Ok(Message::Close(_))) | None => break,
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => panic!("{e}"),
+        }
+    }
+    // WebSocket pings are answered; oversized client messages close the socket with 1009.
+    let mut v = ws(&hub.ws_url("/ws/view/cam-1")).await;
+    v.send(Message::Ping(b"hi".to_vec().into())).await.unwrap();
+    let mut ponged = false;
+    for _ in 0..50 {
+        if let Some(Ok(Message::Pong(p))) = v.next().await {
+            assert_eq!(&p[..], b"hi");
+            ponged = true;
+            break;
+        }
+    }
+    assert!(ponged);
+    v.send(Message::Text("x".repeat(5000).into()))
+        .await
+        .unwrap();
+    let code = loop {
+        match tokio::time::timeout(Duration::from_secs(5), v.next())
+            .await
+            .unwrap()
+        {
+            Some(Ok(Message::Close(Some(f)))) => break u16::from(f.code),
+            Some(Ok(_)) => continue,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(code, 1009);
+    hub.wait_camera("cam-1", |v| v["viewers"] == 0).await;
     hub.stop().await;
 }

@@ -52,7 +52,7 @@ use tokio_tungstenite::tungstenite::http::StatusCode;
 pub use espcam_camera::{BackoffConfig, LinkStatus};
 pub use picture::{FrameSet, PictureError, frame_set, jpeg_quality, test_jpeg};
 
-use shell::{Control, Event, Shell, ShellConfig, Target};
+use shell::{Control, Shell, ShellConfig, Target};
 
 /// Firmware string virtual cameras report in their hello.
 pub const FIRMWARE: &str = concat!("espcam-sim ", env!("CARGO_PKG_VERSION"));
@@ -328,9 +328,16 @@ fn start(
         frames_dropped: 0,
     };
     let (status_tx, status_rx) = watch::channel(initial);
-    let (events_tx, events_rx) = mpsc::channel(256);
-    let listener = listener.map(|l| tokio::spawn(accept_loop(l, events_tx.clone())));
-    let shell = Shell::new(config, (events_tx, events_rx), control_rx, status_tx);
+    let (listener, clients_rx) = match listener {
+        Some(l) => {
+            // Handshaken clients waiting for the camera task; small, as the core admits at
+            // most five anyway.
+            let (tx, rx) = mpsc::channel(8);
+            (Some(tokio::spawn(accept_loop(l, tx))), Some(rx))
+        }
+        None => (None, None),
+    };
+    let shell = Shell::new(config, clients_rx, control_rx, status_tx);
     CameraHandle {
         id,
         local_addr,
@@ -343,7 +350,7 @@ fn start(
 
 /// Accepts standalone clients: WebSocket handshake on `/ws` only, then hands the socket to
 /// the camera task, which asks the core whether to keep it.
-async fn accept_loop(listener: TcpListener, events: mpsc::Sender<Event>) {
+async fn accept_loop(listener: TcpListener, clients: mpsc::Sender<shell::NewClient>) {
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
             // Out of file descriptors and similar: back off instead of spinning.
@@ -351,7 +358,7 @@ async fn accept_loop(listener: TcpListener, events: mpsc::Sender<Event>) {
             continue;
         };
         let _ = tcp.set_nodelay(true);
-        let events = events.clone();
+        let clients = clients.clone();
         tokio::spawn(async move {
             // The error type is fixed by tungstenite's handshake callback.
             #[allow(clippy::result_large_err)]
@@ -376,7 +383,7 @@ async fn accept_loop(listener: TcpListener, events: mpsc::Sender<Event>) {
             )
             .await;
             if let Ok(Ok(ws)) = accepted {
-                let _ = events.send(Event::Client(Box::new(ws))).await;
+                let _ = clients.send(Box::new(ws)).await;
             }
         });
     }

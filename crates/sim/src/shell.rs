@@ -54,15 +54,20 @@ impl Sensor for VirtualSensor {
     }
 }
 
-/// What the per-connection tasks and the AP listener tell the camera task.
+/// What the per-connection tasks tell the camera task.
 pub(crate) enum Event {
     Connected(ConnId),
     Closed(ConnId),
     Text(ConnId, String),
     Sent(ConnId),
-    /// Standalone mode: a WebSocket client finished its handshake on `/ws`.
-    Client(Box<WebSocketStream<TcpStream>>),
 }
+
+/// Standalone mode: a WebSocket client that finished its handshake on `/ws`.
+pub(crate) type NewClient = Box<WebSocketStream<TcpStream>>;
+
+/// Capacity of a boot's event channel; readers wait when it is full, which pushes back on
+/// their peers through TCP instead of buffering without bound.
+const EVENTS: usize = 256;
 
 /// What the camera task tells one connection task.
 enum ConnCmd {
@@ -105,9 +110,13 @@ pub(crate) struct Shell {
     boot: tokio::time::Instant,
     /// Senders to the live connection tasks, by the core's connection id.
     conns: HashMap<ConnId, mpsc::Sender<ConnCmd>>,
-    /// Cloned into every connection task so they can report back.
+    /// Cloned into every connection task so they can report back. A new channel per boot:
+    /// connection ids restart with each core, so a late event from the previous boot's
+    /// connections must not reach the new core (it goes to the dropped receiver instead).
     events_tx: mpsc::Sender<Event>,
     events_rx: mpsc::Receiver<Event>,
+    /// Standalone mode: clients accepted by the listener task, for the core to admit.
+    clients_rx: Option<mpsc::Receiver<NewClient>>,
     control_rx: mpsc::UnboundedReceiver<Control>,
     status: watch::Sender<CameraStatus>,
     boots: u32,
@@ -118,19 +127,21 @@ pub(crate) struct Shell {
 impl Shell {
     pub(crate) fn new(
         config: ShellConfig,
-        events: (mpsc::Sender<Event>, mpsc::Receiver<Event>),
+        clients_rx: Option<mpsc::Receiver<NewClient>>,
         control_rx: mpsc::UnboundedReceiver<Control>,
         status: watch::Sender<CameraStatus>,
     ) -> Self {
         let boot = tokio::time::Instant::now();
         let cam = Self::boot_core(&config, Instant::ZERO);
+        let (events_tx, events_rx) = mpsc::channel(EVENTS);
         Self {
             config,
             cam,
             boot,
             conns: HashMap::new(),
-            events_tx: events.0,
-            events_rx: events.1,
+            events_tx,
+            events_rx,
+            clients_rx,
             control_rx,
             status,
             boots: 1,
@@ -186,6 +197,7 @@ impl Shell {
                     self.cam.handle_timeout(now);
                 }
                 Some(ev) = self.events_rx.recv() => self.event(ev),
+                Some(ws) = next_client(&mut self.clients_rx) => self.client(ws),
                 ctl = self.control_rx.recv() => match ctl {
                     Some(Control::Fault(f)) => self.fault(f).await,
                     Some(Control::Stop) | None => {
@@ -207,12 +219,16 @@ impl Shell {
             }
             Event::Text(c, t) => self.cam.handle_text(now, c, &t),
             Event::Sent(c) => self.cam.handle_frame_sent(now, c),
-            Event::Client(ws) => match self.cam.handle_client_open(now) {
-                Ok(conn) => self.spawn_conn(conn, ConnSource::Accepted(ws)),
-                Err(refused) => {
-                    tokio::spawn(refuse(*ws, refused.code, refused.reason));
-                }
-            },
+        }
+    }
+
+    fn client(&mut self, ws: NewClient) {
+        let now = self.now();
+        match self.cam.handle_client_open(now) {
+            Ok(conn) => self.spawn_conn(conn, ConnSource::Accepted(ws)),
+            Err(refused) => {
+                tokio::spawn(refuse(*ws, refused.code, refused.reason));
+            }
         }
     }
 
@@ -347,7 +363,7 @@ impl Shell {
         self.publish_offline();
         tokio::time::sleep(self.config.reboot_delay).await;
         // Events about the old boot's connections are stale: the new core never issued them.
-        while self.events_rx.try_recv().is_ok() {}
+        (self.events_tx, self.events_rx) = mpsc::channel(EVENTS);
         self.boot = tokio::time::Instant::now();
         self.cam = Self::boot_core(&self.config, Instant::ZERO);
         self.boots += 1;
@@ -415,6 +431,13 @@ impl Shell {
         next.stream = LinkStatus::Idle;
         next.clients = 0;
         self.status.send_replace(next);
+    }
+}
+
+async fn next_client(rx: &mut Option<mpsc::Receiver<NewClient>>) -> Option<NewClient> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

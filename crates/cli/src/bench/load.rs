@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
@@ -19,7 +19,6 @@ use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
-use tokio::time::MissedTickBehavior;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -78,12 +77,9 @@ pub struct CameraCounters {
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// Connects `camera`'s control and stream sockets and waits for both welcomes.
-pub async fn connect_camera(
-    port: u16,
-    stream_port: u16,
-    camera: &CameraId,
-) -> anyhow::Result<(Ws, Ws)> {
+/// Connects `camera`'s control socket and waits for the welcome (which registers the camera,
+/// so viewers can open it).
+pub async fn connect_camera(port: u16, camera: &CameraId) -> anyhow::Result<Ws> {
     let mut control = connect(&format!(
         "ws://127.0.0.1:{port}{}",
         espcam_proto::CONTROL_PATH
@@ -103,20 +99,7 @@ pub async fn connect_camera(
         .await
         .context("control hello")?;
 
-    let mut stream = connect(&format!(
-        "ws://127.0.0.1:{stream_port}{}",
-        espcam_proto::STREAM_PATH
-    ))
-    .await
-    .context("camera stream socket")?;
-    let hello = StreamHello {
-        proto: PROTOCOL_VERSION,
-        camera: camera.clone(),
-        token: String::new(),
-    };
-    stream.send(Message::Text(hello.to_json().into())).await?;
-    expect_welcome(&mut stream).await.context("stream hello")?;
-    Ok((control, stream))
+    Ok(control)
 }
 
 async fn connect(url: &str) -> anyhow::Result<Ws> {
@@ -176,43 +159,109 @@ pub async fn control_loop(mut control: Ws, mut phase: watch::Receiver<Phase>) {
     }
 }
 
-/// Sends stamped frames on `stream` at `fps` (0: as fast as the hub takes them) until
-/// `Done`. Returns an error if the hub closes the stream.
-pub async fn send_loop(
-    mut stream: Ws,
+/// Starts a camera's frame sender on its own OS thread: connects the stream socket, sends
+/// the stream hello, then sends stamped frames at `fps` (0: as fast as the hub takes them)
+/// until `Done`. `ready` fires once the hub welcomed the stream.
+///
+/// A thread with a blocking socket, not a task: tokio's timer has millisecond resolution,
+/// which would send high rates in bursts that the hub's latest-frame slot collapses into one
+/// frame; `thread::sleep` paces to within tens of microseconds.
+pub fn spawn_sender(
+    stream_port: u16,
+    camera: CameraId,
     mut template: Template,
     fps: f64,
-    mut phase: watch::Receiver<Phase>,
+    phase: watch::Receiver<Phase>,
     counters: Arc<CameraCounters>,
-) -> anyhow::Result<()> {
-    let mut tick = (fps > 0.0).then(|| {
-        let mut t = tokio::time::interval(Duration::from_secs_f64(1.0 / fps));
-        // A late tick is skipped, not made up in a burst: a camera sends its newest frame.
-        t.set_missed_tick_behavior(MissedTickBehavior::Skip);
-        t
-    });
-    let mut seq = 0u64;
-    loop {
-        if let Some(t) = tick.as_mut() {
-            tokio::select! {
-                () = until_done(&mut phase) => break,
-                _ = t.tick() => {}
+    ready: tokio::sync::oneshot::Sender<anyhow::Result<()>>,
+) -> std::io::Result<std::thread::JoinHandle<anyhow::Result<()>>> {
+    std::thread::Builder::new()
+        .name(format!("bench-{camera}"))
+        .spawn(move || {
+            let mut ws = match connect_stream_blocking(stream_port, &camera) {
+                Ok(ws) => {
+                    let _ = ready.send(Ok(()));
+                    ws
+                }
+                Err(e) => {
+                    let msg = format!("{e:#}");
+                    let _ = ready.send(Err(e));
+                    bail!("{msg}");
+                }
+            };
+            let period = (fps > 0.0).then(|| Duration::from_secs_f64(1.0 / fps));
+            let mut next = Instant::now();
+            let mut seq = 0u64;
+            loop {
+                if let Some(p) = period {
+                    // Sleep in slices so `Done` is seen promptly even at low rates.
+                    loop {
+                        if *phase.borrow() == Phase::Done {
+                            break;
+                        }
+                        let now = Instant::now();
+                        if now >= next {
+                            break;
+                        }
+                        std::thread::sleep((next - now).min(Duration::from_millis(50)));
+                    }
+                    let now = Instant::now();
+                    // Fell more than two periods behind: skip ahead instead of bursting,
+                    // as a camera sends its newest frame.
+                    if now > next + 2 * p {
+                        next = now;
+                    }
+                    next += p;
+                }
+                let now_phase = *phase.borrow();
+                if now_phase == Phase::Done {
+                    break;
+                }
+                seq += 1;
+                let msg = Bytes::copy_from_slice(template.stamp(seq, now_us()));
+                ws.send(Message::Binary(msg)).context("sending a frame")?;
+                if now_phase == Phase::Measure {
+                    counters.sent.fetch_add(1, Ordering::Relaxed);
+                }
             }
-        } else if *phase.borrow() == Phase::Done {
-            break;
-        }
-        seq += 1;
-        let msg = Bytes::copy_from_slice(template.stamp(seq, now_us()));
-        stream
-            .send(Message::Binary(msg))
-            .await
-            .context("sending a frame")?;
-        if *phase.borrow() == Phase::Measure {
-            counters.sent.fetch_add(1, Ordering::Relaxed);
+            let _ = ws.close(None);
+            let _ = ws.flush();
+            Ok(())
+        })
+}
+
+type BlockingWs = tokio_tungstenite::tungstenite::WebSocket<std::net::TcpStream>;
+
+fn connect_stream_blocking(stream_port: u16, camera: &CameraId) -> anyhow::Result<BlockingWs> {
+    let url = format!("ws://127.0.0.1:{stream_port}{}", espcam_proto::STREAM_PATH);
+    let tcp = std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], stream_port)),
+        CONNECT_TIMEOUT,
+    )
+    .with_context(|| format!("connecting to {url}"))?;
+    tcp.set_nodelay(true)?;
+    tcp.set_read_timeout(Some(CONNECT_TIMEOUT))?;
+    let (mut ws, _) = tokio_tungstenite::tungstenite::client(url.as_str(), tcp)
+        .map_err(|e| anyhow::anyhow!("WebSocket handshake with {url}: {e}"))?;
+    let hello = StreamHello {
+        proto: PROTOCOL_VERSION,
+        camera: camera.clone(),
+        token: String::new(),
+    };
+    ws.send(Message::Text(hello.to_json().into()))?;
+    loop {
+        match ws.read().context("waiting for the stream welcome")? {
+            Message::Text(t) => {
+                return match HubMsg::from_json(t.as_str()) {
+                    Ok(HubMsg::Welcome { .. }) => Ok(ws),
+                    Ok(HubMsg::Rejected { reason }) => bail!("hub rejected the stream: {reason}"),
+                    other => bail!("expected a welcome, got {other:?}"),
+                };
+            }
+            Message::Close(c) => bail!("hub closed the stream: {c:?}"),
+            _ => {}
         }
     }
-    let _ = stream.close(None).await;
-    Ok(())
 }
 
 /// What one viewer saw during the measured window.

@@ -59,6 +59,16 @@ fn parse_status(text: &str) -> Option<Memory> {
     })
 }
 
+/// The machine's 1-minute load average, if `/proc/loadavg` is readable.
+pub fn loadavg() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,5 +98,6 @@ mod tests {
         let pid = std::process::id();
         assert!(memory(pid).unwrap().rss_kib > 0);
         cpu_time_us(pid).unwrap();
+        assert!(loadavg().unwrap() >= 0.0);
     }
 }

@@ -1,7 +1,8 @@
 //! Shared fixtures for the hub's end-to-end tests: a real hub on `127.0.0.1:0`, a minimal
 //! test camera speaking the push protocol with real JPEGs, raw socket helpers, and a fake
 //! standalone (seed-002) camera for pull mode.
-#![allow(dead_code)]
+// Test fixtures: a failed setup step should panic loudly, like a failed assertion.
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -230,8 +231,10 @@ pub struct CamOpts {
 
 impl CamOpts {
     pub fn new(id: &str) -> Self {
-        let mut settings = Settings::default();
-        settings.resolution = espcam_proto::Resolution::Qqvga;
+        let settings = Settings {
+            resolution: espcam_proto::Resolution::Qqvga,
+            ..Settings::default()
+        };
         Self {
             id: id.into(),
             token: String::new(),
@@ -437,8 +440,10 @@ impl ApCamera {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
-            let mut settings = Settings::default();
-            settings.resolution = espcam_proto::Resolution::Qqvga;
+            let mut settings = Settings {
+                resolution: espcam_proto::Resolution::Qqvga,
+                ..Settings::default()
+            };
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
                     return;
