@@ -5,7 +5,9 @@
 //! - [`camera`]: one camera, its counters and its latest-frame slot (the fan-out).
 //! - `ingest`: camera control (`/ws/camera`) and stream (`/ws/stream`) sockets.
 //! - `pull`: the hub as a client of standalone (seed-002) cameras.
-//! - `view`: `/ws/view/{camera}`, `stream.mjpg`, `snapshot.jpg`.
+//! - `view`: `/ws/view/{camera}`, `stream.mjpg`, `snapshot.jpg`; `viewer_ws`: the viewer
+//!   WebSocket written directly on the upgraded connection (one `writev` per frame, no copy).
+//! - [`listener`]: TCP listener with `TCP_NODELAY` and a write-stall timeout per connection.
 //! - `ui`: the browser control socket `/ws/ui`.
 //! - `api`: REST handlers; [`error`]: errors and their HTTP mapping; [`metrics`].
 //! - [`config`]: defaults, `espcam.toml`, overrides.
