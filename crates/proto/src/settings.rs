@@ -483,6 +483,9 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(bad_flag.contains("hmirror 2 out of range 0..=1"), "{bad_flag}");
+        assert!(
+            bad_flag.contains("hmirror 2 out of range 0..=1"),
+            "{bad_flag}"
+        );
     }
 }
