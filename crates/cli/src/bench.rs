@@ -214,6 +214,9 @@ fn specs(a: &BenchArgs) -> anyhow::Result<Vec<Spec>> {
             a.frame_size
         );
     }
+    // Builds the frame once up front so a size that cannot hold the test JPEG is refused
+    // before any hub is started.
+    Template::new(a.frame_size)?;
     let make =
         |name: &str, cameras: u32, viewers: u32, fps: f64, stalled: f64| -> anyhow::Result<Spec> {
             if !(1..=64).contains(&cameras) {
@@ -268,8 +271,7 @@ fn specs(a: &BenchArgs) -> anyhow::Result<Vec<Spec>> {
 }
 
 async fn run_scenario(exe: &std::path::Path, spec: &Spec) -> anyhow::Result<Report> {
-    let mut hub = HubProcess::spawn(exe)?;
-    hub.wait_healthy().await?;
+    let mut hub = start_hub(exe).await?;
     let pid = hub.pid();
     // Let start-up allocations settle before the idle reading.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -421,6 +423,22 @@ async fn run_scenario(exe: &std::path::Path, spec: &Spec) -> anyhow::Result<Repo
         loadavg_before,
         hub_viewers_series: viewer_series,
     })
+}
+
+/// Starts the hub. The free ports are picked by binding port 0 and released just before the
+/// hub binds them; if another program takes one in between, the hub exits at start and is
+/// retried on new ports.
+async fn start_hub(exe: &std::path::Path) -> anyhow::Result<HubProcess> {
+    let mut last = None;
+    for _ in 0..3 {
+        let mut hub = HubProcess::spawn(exe)?;
+        match hub.wait_healthy().await {
+            Ok(()) => return Ok(hub),
+            Err(e) if !hub.running() => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("the hub did not start")))
 }
 
 /// A finished viewer task. Stalled viewers' frames are not counted: they stopped reading.
