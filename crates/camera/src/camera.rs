@@ -544,10 +544,10 @@ impl<S: Sensor> Camera<S> {
             return None;
         }
         let mut t = self.next_tick;
-        if !self.capture_outstanding {
-            if let Some(c) = self.pacer.next_capture() {
-                t = t.min(c);
-            }
+        if !self.capture_outstanding
+            && let Some(c) = self.pacer.next_capture()
+        {
+            t = t.min(c);
         }
         if let Role::Hub(hub) = &self.role {
             let deadlines = [
@@ -784,10 +784,10 @@ impl<S: Sensor> Camera<S> {
         let _ = now;
         match &mut self.role {
             Role::Hub(hub) => {
-                if let LinkState::Ready { conn: c, busy } = &mut hub.stream.state {
-                    if *c == conn {
-                        *busy = false;
-                    }
+                if let LinkState::Ready { conn: c, busy } = &mut hub.stream.state
+                    && *c == conn
+                {
+                    *busy = false;
                 }
             }
             Role::Standalone(sa) => {

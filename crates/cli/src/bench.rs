@@ -199,10 +199,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 fn specs(a: &BenchArgs) -> anyhow::Result<Vec<Spec>> {
-    if let Some(d) = a.duration {
-        if !(d > 0.0 && d <= 600.0) {
-            bail!("duration {d} out of range: expected 0 < seconds <= 600");
-        }
+    if let Some(d) = a.duration
+        && !(d > 0.0 && d <= 600.0)
+    {
+        bail!("duration {d} out of range: expected 0 < seconds <= 600");
     }
     if !(0.0..=60.0).contains(&a.warmup) {
         bail!("warmup {} out of range 0..=60 seconds", a.warmup);

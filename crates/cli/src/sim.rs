@@ -147,16 +147,15 @@ fn split_host_port(s: &str) -> anyhow::Result<(String, u16)> {
     if s.is_empty() {
         bail!("--hub needs a host, e.g. --hub 192.168.1.10 or --hub localhost:6971");
     }
-    if let Some((host, port)) = s.rsplit_once(':') {
-        if !host.is_empty()
-            && !host.ends_with(':')
-            && (host.starts_with('[') || !host.contains(':'))
-        {
-            let port = port
-                .parse()
-                .with_context(|| format!("--hub {s}: port {port:?} is not a number 1..=65535"))?;
-            return Ok((host.to_string(), port));
-        }
+    if let Some((host, port)) = s.rsplit_once(':')
+        && !host.is_empty()
+        && !host.ends_with(':')
+        && (host.starts_with('[') || !host.contains(':'))
+    {
+        let port = port
+            .parse()
+            .with_context(|| format!("--hub {s}: port {port:?} is not a number 1..=65535"))?;
+        return Ok((host.to_string(), port));
     }
     Ok((s.to_string(), espcam_proto::CONTROL_PORT))
 }

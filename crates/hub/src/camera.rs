@@ -293,11 +293,11 @@ impl Camera {
         let mut st = self.lock();
         let changed = st.settings != Some(ack.settings);
         st.settings = Some(ack.settings);
-        if let Some(id) = ack.id {
-            if let Some(tx) = st.pending.remove(&id) {
-                // The waiter may have timed out and gone; nothing to do then.
-                let _ = tx.send(ack);
-            }
+        if let Some(id) = ack.id
+            && let Some(tx) = st.pending.remove(&id)
+        {
+            // The waiter may have timed out and gone; nothing to do then.
+            let _ = tx.send(ack);
         }
         changed
     }

@@ -20,6 +20,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, Sleep};
 
+/// Send buffer for every accepted connection, bytes (Linux doubles it for bookkeeping).
+const SEND_BUFFER: usize = 256 * 1024;
+
 /// A TCP listener whose connections are [`StallGuard`]ed.
 #[derive(Debug)]
 pub struct HubListener {
@@ -49,6 +52,14 @@ impl Listener for HubListener {
                     // Nagle's algorithm.
                     if let Err(e) = tcp.set_nodelay(true) {
                         tracing::debug!("could not set TCP_NODELAY for {addr}: {e}");
+                    }
+                    // A fixed send buffer bounds the kernel memory a viewer that stops
+                    // reading can pin (autotuning grows it to megabytes on loopback) and
+                    // lets the write-stall timeout notice it within seconds, not after
+                    // hundreds of buffered frames. 256 KiB still holds several seconds of
+                    // VGA video for a slow but live viewer.
+                    if let Err(e) = socket2::SockRef::from(&tcp).set_send_buffer_size(SEND_BUFFER) {
+                        tracing::debug!("could not set SO_SNDBUF for {addr}: {e}");
                     }
                     return (StallGuard::new(tcp, self.write_timeout), addr);
                 }
@@ -116,14 +127,14 @@ impl<S> StallGuard<S> {
                 None => self.deadline = Some(Box::pin(tokio::time::sleep_until(deadline))),
             }
         }
-        if let Some(s) = &mut self.deadline {
-            if s.as_mut().poll(cx).is_ready() {
-                self.armed = false;
-                return Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "peer stopped reading: write stalled",
-                )));
-            }
+        if let Some(s) = &mut self.deadline
+            && s.as_mut().poll(cx).is_ready()
+        {
+            self.armed = false;
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "peer stopped reading: write stalled",
+            )));
         }
         Poll::Pending
     }

@@ -198,17 +198,17 @@ pub(crate) async fn current_frame(cam: &Camera) -> Result<Arc<Frame>, ApiError> 
         expected.is_none_or(|dims| dims == (f.width, f.height))
     };
     let mut rx = cam.subscribe();
-    if let Some(f) = rx.borrow_and_update().clone() {
-        if matches(&f, cam.expected_dims()) {
-            return Ok(f);
-        }
+    if let Some(f) = rx.borrow_and_update().clone()
+        && matches(&f, cam.expected_dims())
+    {
+        return Ok(f);
     }
     let deadline = tokio::time::Instant::now() + SNAPSHOT_WAIT;
     while let Ok(Ok(())) = tokio::time::timeout_at(deadline, rx.changed()).await {
-        if let Some(f) = rx.borrow_and_update().clone() {
-            if matches(&f, cam.expected_dims()) {
-                return Ok(f);
-            }
+        if let Some(f) = rx.borrow_and_update().clone()
+            && matches(&f, cam.expected_dims())
+        {
+            return Ok(f);
         }
     }
     match cam.latest() {

@@ -226,15 +226,15 @@ pub fn decode_frame<'a>(buf: &'a [u8], limits: &FrameLimits) -> Result<Frame<'a>
         (Some(h), payload)
     };
     let info = jpeg::scan(payload)?;
-    if let Some(h) = &header {
-        if (h.width, h.height) != (info.width, info.height) {
-            return Err(FrameError::DimensionMismatch {
-                header_w: h.width,
-                header_h: h.height,
-                jpeg_w: info.width,
-                jpeg_h: info.height,
-            });
-        }
+    if let Some(h) = &header
+        && (h.width, h.height) != (info.width, info.height)
+    {
+        return Err(FrameError::DimensionMismatch {
+            header_w: h.width,
+            header_h: h.height,
+            jpeg_w: info.width,
+            jpeg_h: info.height,
+        });
     }
     let rest = &payload[info.len..];
     let trailing = if rest.is_empty() {

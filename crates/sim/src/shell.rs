@@ -321,10 +321,10 @@ impl Shell {
     /// The encoded frames for the sensor's current settings.
     async fn frames(&mut self) -> Result<Arc<FrameSet>, PictureError> {
         let settings = self.cam.sensor().settings;
-        if let Some(f) = &self.cam.sensor().frames {
-            if *f.settings() == settings {
-                return Ok(f.clone());
-            }
+        if let Some(f) = &self.cam.sensor().frames
+            && *f.settings() == settings
+        {
+            return Ok(f.clone());
         }
         let f = frame_set(settings).await?;
         self.cam.sensor_mut().frames = Some(f.clone());
