@@ -435,9 +435,10 @@ async fn live_view_with_controls_and_charts(b: &Browser) {
         b.wait_for("tall viewport", &format!("window.innerHeight >= {height}"))
             .await;
     }
+    // Live figures, not the tail of the stall scenario: frames flowing and latency known.
     b.wait_for(
         "stats line",
-        "document.querySelector('#stat-fps').textContent !== '–'",
+        "Number(document.querySelector('#stat-fps').textContent) >= 5 && document.querySelector('#stat-latency').textContent !== '–'",
     )
     .await;
     b.screenshot("dashboard").await;
