@@ -8,6 +8,7 @@
 //! waits for viewers.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
@@ -17,7 +18,7 @@ use espcam_proto::control::MAX_CONTROL_MESSAGE;
 use espcam_proto::{CameraMsg, DecodeError, HubMsg, StreamHello};
 use tracing::{debug, info, warn};
 
-use crate::camera::{Ingest, Source};
+use crate::camera::{Camera, Ingest, Source};
 use crate::hub::{Admission, Hub};
 use crate::listener::PeerAddr;
 
@@ -83,6 +84,33 @@ pub(crate) async fn reject(
     .await;
 }
 
+/// Checks a hello (version, id, token), registers the camera and answers `welcome`; a
+/// refused hello gets [`reject`]ed. `None` when the connection is over.
+async fn welcome(
+    hub: &Hub,
+    socket: &mut WebSocket,
+    addr: SocketAddr,
+    channel: &str,
+    admission: &Admission<'_>,
+) -> Option<Arc<Camera>> {
+    let camera = match hub
+        .admit(admission)
+        .and_then(|()| hub.register(admission.camera, Source::Push))
+    {
+        Ok(c) => c,
+        Err(reason) => {
+            reject(socket, addr, channel, reason).await;
+            return None;
+        }
+    };
+    let welcome = HubMsg::Welcome {
+        camera: camera.id.clone(),
+    }
+    .to_json();
+    socket.send(Message::Text(welcome.into())).await.ok()?;
+    Some(camera)
+}
+
 /// A close reason fits in 123 bytes; cut on a character boundary.
 pub(crate) fn close_reason(reason: &str) -> String {
     let mut end = reason.len().min(123);
@@ -126,20 +154,9 @@ async fn control_conn(hub: Hub, mut socket: WebSocket, addr: SocketAddr) {
         camera: &hello.camera,
         token: &hello.token,
     };
-    let camera = match hub
-        .admit(&admission)
-        .and_then(|()| hub.register(&hello.camera, Source::Push))
-    {
-        Ok(c) => c,
-        Err(reason) => return reject(&mut socket, addr, "control", reason).await,
-    };
-    let welcome = HubMsg::Welcome {
-        camera: camera.id.clone(),
-    }
-    .to_json();
-    if socket.send(Message::Text(welcome.into())).await.is_err() {
+    let Some(camera) = welcome(&hub, &mut socket, addr, "control", &admission).await else {
         return;
-    }
+    };
     let mut att = hub.attach_control(
         camera,
         Some(hello.sensor.clone()),
@@ -218,20 +235,9 @@ async fn stream_conn(hub: Hub, mut socket: WebSocket, addr: SocketAddr) {
         camera: &hello.camera,
         token: &hello.token,
     };
-    let camera = match hub
-        .admit(&admission)
-        .and_then(|()| hub.register(&hello.camera, Source::Push))
-    {
-        Ok(c) => c,
-        Err(reason) => return reject(&mut socket, addr, "stream", reason).await,
-    };
-    let welcome = HubMsg::Welcome {
-        camera: camera.id.clone(),
-    }
-    .to_json();
-    if socket.send(Message::Text(welcome.into())).await.is_err() {
+    let Some(camera) = welcome(&hub, &mut socket, addr, "stream", &admission).await else {
         return;
-    }
+    };
     let (conn, mut kicked) = hub.attach_stream(&camera);
     info!("camera {} stream connected from {addr}", camera.id);
     let limits = hub.config().limits;
