@@ -882,12 +882,12 @@ impl<S: Sensor> Camera<S> {
     }
 
     fn tick(&mut self, now: Instant) {
-        let elapsed = now.saturating_since(self.window_start).as_micros() as f32;
-        self.measured_fps = if elapsed > 0.0 {
-            self.window_frames as f32 * 1_000_000.0 / elapsed
-        } else {
-            0.0
-        };
+        // Rounded to a tenth (integer maths: no float rounding in `core`): people read
+        // `29.9`, not `29.99658`, and the value is only as exact as a one-second window.
+        let elapsed_us = now.saturating_since(self.window_start).as_micros();
+        self.measured_fps = (u128::from(self.window_frames) * 10_000_000 + elapsed_us / 2)
+            .checked_div(elapsed_us)
+            .map_or(0.0, |tenths| tenths as f32 / 10.0);
         self.window_frames = 0;
         self.window_start = now;
         self.pacer.on_second();

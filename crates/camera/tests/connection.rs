@@ -531,3 +531,32 @@ fn standalone_slow_client_misses_frames_others_do_not() {
     assert_eq!(to_slow, 1);
     let _ = slow;
 }
+
+#[test]
+fn fps_is_reported_to_a_tenth_when_the_shell_wakes_late() {
+    // A real shell wakes a little after each deadline, so a measuring window is never exactly
+    // one second; the reported rate must still read like `29.9`, not `29.99658`.
+    let mut h = Harness::new(Config::standalone());
+    let client = h.cam.handle_client_open(h.now).unwrap();
+    let start = h.log.len();
+    let late = Duration::from_micros(3_137);
+    for _ in 0..200 {
+        h.drain();
+        let Some(t) = h.cam.poll_timeout() else { break };
+        h.now = h.now.max(t + late);
+        h.cam.handle_timeout(h.now);
+    }
+    h.drain();
+    let beats: Vec<Value> = h
+        .texts_to(client, start)
+        .into_iter()
+        .filter(|m| m["type"] == "heartbeat")
+        .collect();
+    assert!(beats.len() >= 2, "{beats:?}");
+    for b in &beats {
+        let fps = b["fps"].to_string();
+        let decimals = fps.split_once('.').map_or(0, |(_, d)| d.len());
+        assert!(decimals <= 1, "fps {fps} has {decimals} decimals");
+        assert!(b["fps"].as_f64().unwrap() > 20.0, "{b}");
+    }
+}
