@@ -143,13 +143,20 @@ fn check(text: &str) -> Result<Vec<(&'static str, String)>, String> {
             "`wifi_ssid` is longer than 32 bytes (the 802.11 limit)".into(),
         );
         problem(
-            get("wifi_password").len() > 64,
-            "`wifi_password` is longer than 64 bytes (the WPA2 limit)".into(),
+            matches!(get("wifi_password").len(), 1..=7 | 65..),
+            "`wifi_password` must be empty (open network) or 8..=64 bytes (WPA2)".into(),
         );
         problem(
             get("hub_host").is_empty(),
             "`hub_host` is empty; set the host name or IP of the machine running `espcam serve`"
                 .into(),
+        );
+        let host = get("hub_host");
+        problem(
+            host.contains(['/', ':', ' ']),
+            format!(
+                "`hub_host` is {host:?}; expected just a host name or IP (no scheme, port, path)"
+            ),
         );
         for port in ["control_port", "stream_port"] {
             problem(

@@ -37,11 +37,8 @@ const HEALTH_EVERY: Duration = Duration::from_secs(1);
 fn main() {
     sys::link_patches();
     EspLogger::initialize_default();
-    let (version, mode) = (env!("CARGO_PKG_VERSION"), config::MODE);
-    log::info!(
-        "espcam-fw {version} ({mode} mode, board {})",
-        config::board().name
-    );
+    let (version, board) = (env!("CARGO_PKG_VERSION"), config::board().name);
+    log::info!("espcam-fw {version} ({} mode, board {board})", config::MODE);
     if let Err(e) = run() {
         // Nobody may be there to press reset; a driver that failed once often starts next time.
         log::error!("start-up failed: {e}; restarting in 10 s");
@@ -57,30 +54,25 @@ fn run() -> Result<(), EspError> {
     let _wifi = wifi::start(peripherals.modem, &sysloop, EspDefaultNvsPartition::take()?)?;
     let (board, xclk_hz, settings) = (config::board(), config::xclk_hz(), Settings::default());
     let sensor = camera::CameraSensor::init(board, xclk_hz, &settings)?;
-    let mhz = xclk_hz / 1_000_000;
-    log::info!(
-        "camera: {} on {}, XCLK {mhz} MHz",
-        sensor.name(),
-        board.description
-    );
+    let (name, mhz) = (sensor.name(), xclk_hz / 1_000_000);
+    log::info!("camera: {name} on {}, XCLK {mhz} MHz", board.description);
 
     let (events, rx) = mpsc::channel();
-    let (mut cam_config, net, wall) = if config::standalone() {
-        (Config::standalone(), Net::standalone(events)?, None)
+    let net = Net::new(events, config::standalone())?;
+    let (mut cam_config, wall) = if config::standalone() {
+        (Config::standalone(), None)
     } else {
         let id = CameraId::new(config::CAMERA_ID)
             .map_err(|_| EspError::from_infallible::<{ sys::ESP_ERR_INVALID_ARG }>())?;
-        let net = Net::hub(config::HUB_HOST, config::hub_ports(), events);
         // SNTP only in hub mode: an access point has no route to a time server.
         (
             Config::hub(id, config::TOKEN),
-            net,
             Some(clock::WallClock::start()?),
         )
     };
     cam_config.settings = settings;
     cam_config.firmware = concat!("espcam-fw ", env!("CARGO_PKG_VERSION")).into();
-    cam_config.sensor = sensor.name().into();
+    cam_config.sensor = name.into();
     // Different per board, so cameras rebooted together do not reconnect in lockstep.
     cam_config.seed =
         u64::from(unsafe { sys::esp_random() }) << 32 | u64::from(unsafe { sys::esp_random() });

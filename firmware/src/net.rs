@@ -24,6 +24,8 @@ use espcam_camera::{ConnId, Link};
 use espcam_proto::control::MAX_CONTROL_MESSAGE;
 use espcam_proto::standalone::{MAX_CLIENTS, PATH};
 
+use crate::config;
+
 /// How long one send may block the main loop before the socket counts as broken.
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -50,65 +52,48 @@ enum Socket {
     Client(EspHttpWsDetachedSender),
 }
 
-enum Topology {
-    Hub {
-        host: &'static str,
-        ports: (u16, u16),
-    },
-    /// Kept for its handle (closing client sockets) and to keep it serving.
-    Standalone(EspHttpServer<'static>),
-}
-
 /// Every socket the core knows about.
 pub struct Net {
     /// Where driver callbacks send their events (cloned into each hub client).
     events: Sender<Event>,
-    topology: Topology,
+    /// Standalone mode's server: kept to keep serving, and for its handle (closing clients).
+    server: Option<EspHttpServer<'static>>,
     open: BTreeMap<ConnId, Socket>,
 }
 
 impl Net {
-    /// Hub mode: links to `host` on the (control, stream) `ports`, opened on request.
-    pub fn hub(host: &'static str, ports: (u16, u16), events: Sender<Event>) -> Self {
-        let topology = Topology::Hub { host, ports };
-        Self {
-            events,
-            topology,
-            open: BTreeMap::new(),
-        }
-    }
-
-    /// Standalone mode: serves `ws://<camera>/ws` on port 80.
-    pub fn standalone(events: Sender<Event>) -> Result<Self, EspError> {
-        let mut server = EspHttpServer::new(&Configuration {
-            // The core's client limit, plus room to accept (and refuse) one more.
-            max_open_sockets: MAX_CLIENTS + 2,
-            ..Default::default()
-        })
-        .map_err(|e| e.0)?;
-        let tx = events.clone();
-        server.ws_handler(PATH, None, move |ws| on_socket(&tx, ws))?;
-        log::info!("server: listening on port 80, path {PATH}");
-        let topology = Topology::Standalone(server);
+    /// Hub mode (links are opened on request), or standalone mode: serves `ws://<camera>/ws`.
+    pub fn new(events: Sender<Event>, standalone: bool) -> Result<Self, EspError> {
+        let server = if standalone {
+            let mut server = EspHttpServer::new(&Configuration {
+                // The core's client limit, plus room to accept (and refuse) one more.
+                max_open_sockets: MAX_CLIENTS + 2,
+                ..Default::default()
+            })
+            .map_err(|e| e.0)?;
+            let tx = events.clone();
+            server.ws_handler(PATH, None, move |ws| on_socket(&tx, ws))?;
+            log::info!("server: listening on port 80, path {PATH}");
+            Some(server)
+        } else {
+            None
+        };
         Ok(Self {
             events,
-            topology,
+            server,
             open: BTreeMap::new(),
         })
     }
 
     /// Starts opening hub `link` as `conn`; the outcome arrives as an [`Event`].
     pub fn connect(&mut self, conn: ConnId, link: Link) {
-        let Topology::Hub { host, ports } = self.topology else {
-            let _ = self.events.send(Event::Closed(conn)); // the core never asks this
-            return;
-        };
+        let (control, stream) = config::hub_ports();
         let (port, path) = match link {
-            Link::Control => (ports.0, espcam_proto::CONTROL_PATH),
-            Link::Stream => (ports.1, espcam_proto::STREAM_PATH),
+            Link::Control => (control, espcam_proto::CONTROL_PATH),
+            Link::Stream => (stream, espcam_proto::STREAM_PATH),
         };
-        let uri = format!("ws://{host}:{port}{path}");
-        let config = EspWebSocketClientConfig {
+        let uri = format!("ws://{}:{port}{path}", config::HUB_HOST);
+        let conf = EspWebSocketClientConfig {
             disable_auto_reconnect: true,
             // One hub message always arrives as one event (the wrapper does not reassemble).
             buffer_size: MAX_CONTROL_MESSAGE,
@@ -118,7 +103,7 @@ impl Net {
         let events = self.events.clone();
         log::info!("link {}: connecting to {uri}", conn.get());
         // The closure is written inline so it gets the callback's higher-ranked signature.
-        match EspWebSocketClient::new(&uri, &config, SEND_TIMEOUT, move |e| {
+        match EspWebSocketClient::new(&uri, &conf, SEND_TIMEOUT, move |e| {
             forward(&events, conn, e)
         }) {
             Ok(client) => {
@@ -136,10 +121,14 @@ impl Net {
         self.open.insert(conn, Socket::Client(sender));
     }
 
-    /// Turns away a standalone client the core refused.
+    /// Closes a standalone client: one the core refused, or `conn` being closed.
     pub fn refuse(&self, mut sender: EspHttpWsDetachedSender, code: u16, reason: &str) {
-        if let Topology::Standalone(server) = &self.topology {
-            close_client(server, &mut sender, code, reason);
+        let mut payload = code.to_be_bytes().to_vec();
+        payload.extend_from_slice(reason.as_bytes());
+        let _ = sender.send(FrameType::Close, &payload);
+        // Do not wait for the client's answer: a vanished client must not hold a slot.
+        if let Some(server) = &self.server {
+            unsafe { sys::httpd_sess_trigger_close(server.handle(), sender.session()) };
         }
     }
 
@@ -203,8 +192,8 @@ impl Net {
 
     /// Closes `conn` with a close frame (the core has already forgotten it).
     pub fn close(&mut self, conn: ConnId, code: u16, reason: &str) {
-        match (self.open.remove(&conn), &self.topology) {
-            (Some(Socket::Hub(client)), _) if client.is_connected() => {
+        match self.open.remove(&conn) {
+            Some(Socket::Hub(client)) if client.is_connected() => {
                 let (t, len) = (TickType::new_millis(1000).ticks(), reason.len() as i32);
                 // SAFETY: the client is alive until dropped at the end of this arm.
                 unsafe {
@@ -217,9 +206,7 @@ impl Net {
                     )
                 };
             }
-            (Some(Socket::Client(mut c)), Topology::Standalone(server)) => {
-                close_client(server, &mut c, code, reason)
-            }
+            Some(Socket::Client(c)) => self.refuse(c, code, reason),
             _ => {}
         }
     }
@@ -242,36 +229,22 @@ fn not_found() -> EspError {
     EspError::from_infallible::<{ sys::ESP_ERR_NOT_FOUND }>()
 }
 
-fn close_client(
-    server: &EspHttpServer<'static>,
-    sender: &mut EspHttpWsDetachedSender,
-    code: u16,
-    reason: &str,
-) {
-    let mut payload = code.to_be_bytes().to_vec();
-    payload.extend_from_slice(reason.as_bytes());
-    let _ = sender.send(FrameType::Close, &payload);
-    // Do not wait for the client's answer: a vanished client must not hold a slot.
-    unsafe { sys::httpd_sess_trigger_close(server.handle(), sender.session()) };
-}
-
 /// Runs on a hub client's task: turns its events into main-loop events.
 fn forward(events: &Sender<Event>, conn: ConnId, event: &Result<WebSocketEvent<'_>, EspIOError>) {
     let event = match event.as_ref().map(|e| &e.event_type) {
         Ok(WebSocketEventType::Connected) => Event::Connected(conn),
         Ok(WebSocketEventType::Text(text)) => Event::Text(conn, (*text).to_owned()),
         Ok(WebSocketEventType::Disconnected | WebSocketEventType::Closed) => Event::Closed(conn),
-        Ok(WebSocketEventType::Close(reason)) => {
-            log::info!("link {}: hub closed it ({reason:?})", conn.get());
-            return;
-        }
-        // Pings are answered by the driver; binary from the hub means nothing.
+        // Pings are answered by the driver; binary from the hub means nothing; a close frame
+        // is followed by Closed (the wrapper misreads its code, so it is not logged).
         Ok(_) => return,
-        // An error that ends the connection is followed by a Disconnected event.
-        Err(e) => {
+        // The driver's ERROR event (ESP_FAIL), followed by Disconnected when it was fatal.
+        // Other errors are events the wrapper does not map (BEGIN, FINISH): not errors.
+        Err(e) if e.0.code() == sys::ESP_FAIL => {
             log::warn!("link {}: {e}", conn.get());
             return;
         }
+        Err(_) => return,
     };
     let _ = events.send(event);
 }

@@ -41,7 +41,9 @@ pub fn start(
             ssid: config::AP_SSID.try_into().map_err(invalid)?,
             password: config::AP_PASSWORD.try_into().map_err(invalid)?,
             auth_method: AuthMethod::WPA2Personal,
-            max_connections: espcam_proto::standalone::MAX_CLIENTS as u16,
+            // One more device than the core's client limit, so a sixth viewer is refused
+            // with a reason instead of never joining the network.
+            max_connections: espcam_proto::standalone::MAX_CLIENTS as u16 + 1,
             ..Default::default()
         }))?;
         wifi.start()?;
