@@ -1012,8 +1012,14 @@ impl<S: Sensor> Camera<S> {
                 }
             }
             Ok(HubMsg::Rejected { reason }) => {
-                let mut reason: String = reason.chars().take(100).collect();
-                reason.insert_str(0, "rejected by hub: ");
+                // A WebSocket close reason holds at most 123 bytes; cut the hub's reason on
+                // a character boundary so the shell can send it as it is.
+                const PREFIX: &str = "rejected by hub: ";
+                let mut end = reason.len().min(123 - PREFIX.len());
+                while !reason.is_char_boundary(end) {
+                    end -= 1;
+                }
+                let reason = alloc::format!("{PREFIX}{}", &reason[..end]);
                 self.out.push_back(Output::Close {
                     conn,
                     code: CLOSE_NORMAL,

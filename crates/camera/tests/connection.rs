@@ -560,3 +560,24 @@ fn fps_is_reported_to_a_tenth_when_the_shell_wakes_late() {
         assert!(b["fps"].as_f64().unwrap() > 20.0, "{b}");
     }
 }
+
+#[test]
+fn a_long_rejection_reason_still_fits_a_close_frame() {
+    // RFC 6455 close reasons hold at most 123 bytes; the hub's reason is cut on a character
+    // boundary (here inside a run of 3-byte characters) so the shell can send it unchanged.
+    let mut h = Harness::new(hub_config(1));
+    h.advance(Duration::ZERO);
+    let (_, control) = h.last_connect(Link::Control).unwrap();
+    h.connected(control);
+    let start = h.log.len();
+    let long = "€".repeat(60);
+    h.text(
+        control,
+        &format!(r#"{{"type":"rejected","reason":"{long}"}}"#),
+    );
+    let Seen::Close(_, _, reason) = &h.since(start)[0].1 else {
+        panic!("expected a close, got {:?}", h.since(start));
+    };
+    assert!(reason.len() <= 123, "{} bytes", reason.len());
+    assert!(reason.starts_with("rejected by hub: €€€"), "{reason}");
+}
