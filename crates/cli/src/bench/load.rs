@@ -1,6 +1,6 @@
-//! The load side of the benchmark: virtual cameras that push stamped frames at a fixed rate
-//! and viewers that receive them and measure relay latency, all as real WebSocket clients
-//! on loopback.
+//! The camera side of the benchmark: virtual cameras that push stamped frames at a fixed
+//! rate as real WebSocket clients on loopback, plus the clock and phase every load task
+//! shares. The viewers are in `viewer.rs`.
 //!
 //! Everything here is a client of the hub's public protocol (the same bytes a board or a
 //! browser sends); it must never reach into the hub's memory or files, so the figures are
@@ -17,13 +17,12 @@ use espcam_proto::{
 };
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::frame::{Template, read_stamp};
+use super::frame::Template;
 
 /// Where a run is: viewers record only while `Measure`, so connection set-up and warm-up
 /// do not count, and everything stops at `Done`.
@@ -40,10 +39,6 @@ pub enum Phase {
 /// Highest latency the histograms hold, µs; larger values are clamped (and would show as
 /// this maximum in the report).
 const MAX_LATENCY_US: u64 = 60_000_000;
-/// Receive buffer of stalled viewers' sockets: small, as on a slow phone link, so the hub's
-/// send path actually fills up within a short run instead of after megabytes of kernel
-/// buffering.
-const STALLED_RCVBUF: u32 = 4096;
 /// How long one client connection (TCP + WebSocket handshake) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -262,131 +257,4 @@ fn connect_stream_blocking(stream_port: u16, camera: &CameraId) -> anyhow::Resul
             _ => {}
         }
     }
-}
-
-/// What one viewer saw during the measured window.
-#[derive(Debug)]
-pub struct ViewerResult {
-    /// Relay latency of each frame, camera send → whole message received, µs.
-    pub latency: Histogram<u64>,
-    /// Binary messages (frames) received.
-    pub frames: u64,
-    /// Frames of its camera that it never received (gaps in the sequence).
-    pub skipped: u64,
-    /// Text (`?meta=1`) messages received.
-    pub meta: u64,
-    /// Why the connection ended early, if it did.
-    pub error: Option<String>,
-}
-
-/// How a viewer behaves.
-#[derive(Debug, Clone)]
-pub struct ViewerSpec {
-    /// `ws://…/ws/view/{camera}[?meta=1]`.
-    pub url: String,
-    /// Stops reading when the measured window starts (keeps the socket open).
-    pub stalled: bool,
-}
-
-/// Connects one viewer; the returned future runs it until `Done`.
-pub async fn connect_viewer(spec: &ViewerSpec, port: u16) -> anyhow::Result<Ws> {
-    let connect = async {
-        let socket = TcpSocket::new_v4()?;
-        if spec.stalled {
-            socket.set_recv_buffer_size(STALLED_RCVBUF)?;
-        }
-        let tcp = socket
-            .connect(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
-            .await?;
-        tcp.set_nodelay(true)?;
-        let config = WebSocketConfig::default().read_buffer_size(if spec.stalled {
-            STALLED_RCVBUF as usize
-        } else {
-            64 * 1024
-        });
-        let (ws, _) = tokio_tungstenite::client_async_with_config(
-            spec.url.as_str(),
-            MaybeTlsStream::Plain(tcp),
-            Some(config),
-        )
-        .await?;
-        anyhow::Ok(ws)
-    };
-    tokio::time::timeout(CONNECT_TIMEOUT, connect)
-        .await
-        .with_context(|| format!("connecting viewer to {} timed out", spec.url))?
-        .with_context(|| format!("connecting viewer to {}", spec.url))
-}
-
-/// Receives frames until `Done`, recording latency and gaps while `Measure`.
-pub async fn view_loop(
-    mut ws: Ws,
-    stalled: bool,
-    mut phase: watch::Receiver<Phase>,
-) -> ViewerResult {
-    let mut r = ViewerResult {
-        latency: histogram(),
-        frames: 0,
-        skipped: 0,
-        meta: 0,
-        error: None,
-    };
-    let mut last_seq: Option<u64> = None;
-    loop {
-        let now_phase = *phase.borrow_and_update();
-        match now_phase {
-            Phase::Done => break,
-            Phase::Measure if stalled => {
-                // Stop reading but keep the connection: the hub's writes back up.
-                until_done(&mut phase).await;
-                break;
-            }
-            _ => {}
-        }
-        let msg = tokio::select! {
-            biased;
-            _ = phase.changed() => continue,
-            msg = ws.next() => msg,
-        };
-        match msg {
-            Some(Ok(Message::Binary(b))) => {
-                let received = now_us();
-                let Some((seq, sent)) = read_stamp(&b) else {
-                    r.error = Some(format!(
-                        "a {}-byte frame without the benchmark stamp",
-                        b.len()
-                    ));
-                    break;
-                };
-                if now_phase == Phase::Measure {
-                    r.latency
-                        .saturating_record(received.saturating_sub(sent).max(1));
-                    r.frames += 1;
-                    if let Some(last) = last_seq {
-                        r.skipped += seq.saturating_sub(last + 1);
-                    }
-                }
-                last_seq = Some(seq);
-            }
-            Some(Ok(Message::Text(_))) => {
-                if now_phase == Phase::Measure {
-                    r.meta += 1;
-                }
-            }
-            Some(Ok(Message::Close(c))) => {
-                r.error = Some(format!("hub closed the viewer: {c:?}"));
-                break;
-            }
-            Some(Ok(_)) => {}
-            Some(Err(e)) => {
-                r.error = Some(format!("viewer connection failed: {e}"));
-                break;
-            }
-            None => {
-                r.error = Some("hub closed the viewer".into());
-                break;
-            }
-        }
-    }
-    r
 }
