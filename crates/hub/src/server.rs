@@ -32,16 +32,15 @@ const MAX_BODY: usize = 16 * 1024;
 pub enum RunError {
     /// A listener could not bind.
     #[error(
-        "could not listen on {addr} for {what}: {source} (is another espcam running? pick another port with --port / --stream-port)"
+        "could not listen on {addr} for {what}: {io} (is another espcam running? pick another port with --port / --stream-port)"
     )]
     Bind {
         /// Which listener.
         what: &'static str,
         /// The address.
         addr: SocketAddr,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
+        /// The OS error (in the message, not a `source`, so it is not printed twice).
+        io: std::io::Error,
     },
     /// The snapshot store could not be opened.
     #[error("could not open the data directory: {0}")]
@@ -67,7 +66,7 @@ impl Listeners {
             let addr = SocketAddr::new(config.bind, port);
             TcpListener::bind(addr)
                 .await
-                .map_err(|source| RunError::Bind { what, addr, source })
+                .map_err(|io| RunError::Bind { what, addr, io })
         };
         Ok(Self {
             http: bind("HTTP", config.port).await?,
