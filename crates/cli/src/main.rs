@@ -50,7 +50,7 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", report(&e));
             std::process::ExitCode::FAILURE
         }
     }
@@ -71,4 +71,41 @@ fn print_protocol() {
         p::HEADER_LEN
     );
     println!("standalone camera: ws://<camera>{}", p::standalone::PATH);
+}
+
+/// The error and its causes on one line, each cause once: library errors often already put
+/// their cause's message in their own (`could not open X: <cause>`), and printing the chain
+/// verbatim would repeat it.
+fn report(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let msg = cause.to_string();
+        if out.contains(&msg) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&msg);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::report;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("could not open the data directory: {0}")]
+    struct Outer(#[from] std::io::Error);
+
+    #[test]
+    fn report_names_each_cause_once() {
+        let inner = std::io::Error::other("in use by another espcam process");
+        let e = anyhow::Error::from(Outer(inner)).context("starting the hub");
+        assert_eq!(
+            report(&e),
+            "starting the hub: could not open the data directory: in use by another espcam process"
+        );
+    }
 }
