@@ -157,6 +157,7 @@ pub(crate) async fn post_snapshot(
     })
     .await?;
     tracing::info!("snapshot {} saved from camera {}", snap.id, snap.camera);
+    hub.emit(crate::ui::snapshot_event(&snap));
     Ok((StatusCode::CREATED, Json(snap)).into_response())
 }
 
@@ -244,6 +245,7 @@ pub(crate) async fn delete_snapshot(
     .await?;
     if deleted {
         tracing::info!("snapshot {id} deleted");
+        hub.emit(crate::ui::snapshot_deleted_event(id.get()));
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound(format!("no snapshot {id}")))

@@ -46,6 +46,16 @@ pub(crate) fn telemetry_event(info: &CameraInfo) -> String {
     json!({ "type": "telemetry", "camera": info }).to_string()
 }
 
+/// A snapshot was saved (by any client): galleries open on its camera add it.
+pub(crate) fn snapshot_event(snapshot: &espcam_store::Snapshot) -> String {
+    json!({ "type": "snapshot", "snapshot": snapshot }).to_string()
+}
+
+/// A snapshot was deleted (by any client): galleries drop it.
+pub(crate) fn snapshot_deleted_event(id: i64) -> String {
+    json!({ "type": "snapshot_deleted", "id": id }).to_string()
+}
+
 fn error_event(camera: Option<&str>, id: Option<u64>, message: &str) -> String {
     json!({ "type": "error", "camera": camera, "id": id, "message": message }).to_string()
 }

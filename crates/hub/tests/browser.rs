@@ -412,6 +412,16 @@ async fn snapshot_is_saved_listed_opened_and_deleted(b: &Browser, hub: &Harness)
         .unwrap();
     b.wait_for("second snapshot", &format!("{count} === {}", before + 1))
         .await;
+
+    // A snapshot taken by another client (here a bare REST call, as curl would) shows up in
+    // the open gallery without a reload.
+    b.js("fetch(`/api/cameras/${location.hash.split('/')[2]}/snapshots`, { method: 'POST' });")
+        .await;
+    b.wait_for(
+        "snapshot from another client",
+        &format!("{count} === {}", before + 2),
+    )
+    .await;
 }
 
 async fn live_view_with_controls_and_charts(b: &Browser) {

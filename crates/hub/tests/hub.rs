@@ -514,12 +514,15 @@ async fn reconnecting_camera_replaces_the_old_connection() {
 async fn snapshots_survive_a_restart() {
     let dir = tmp();
     let hub = TestHub::start_in(dir.path()).await;
+    let mut ui = ws(&hub.ws_url("/ws/ui")).await;
     let cam = TestCamera::connect(&hub, CamOpts::new("cam-1")).await;
     hub.wait_camera("cam-1", |v| v["frames_in"].as_u64() > Some(0))
         .await;
     let r = hub.post("/api/cameras/cam-1/snapshots", "").await;
     assert_eq!(r.status, 201, "{}", r.text());
     let snap = r.json();
+    // Every open dashboard hears about it, whoever took it.
+    assert_eq!(wait_event(&mut ui, "snapshot").await["snapshot"], snap);
     assert_eq!(
         (snap["camera"].as_str(), snap["width"].as_u64()),
         (Some("cam-1"), Some(160))
@@ -550,10 +553,12 @@ async fn snapshots_survive_a_restart() {
     );
     assert_eq!(hub.get("/api/snapshots/999.jpg").await.status, 404);
     let id = snap["id"].as_i64().unwrap();
+    let mut ui = ws(&hub.ws_url("/ws/ui")).await;
     assert_eq!(
         hub.delete(&format!("/api/snapshots/{id}")).await.status,
         204
     );
+    assert_eq!(wait_event(&mut ui, "snapshot_deleted").await["id"], id);
     assert_eq!(hub.get(&url).await.status, 404);
     assert_eq!(
         hub.delete(&format!("/api/snapshots/{id}")).await.status,

@@ -256,6 +256,8 @@ function onSettings({ detail }) {
 }
 hub.addEventListener("settings", onSettings);
 hub.addEventListener("ack", (e) => e.detail.ok && onSettings(e));
+hub.addEventListener("snapshot", ({ detail }) => snapshots.added(detail.snapshot));
+hub.addEventListener("snapshot_deleted", ({ detail }) => snapshots.removed(detail.id));
 hub.addEventListener("error", ({ detail }) => {
   notify(detail.camera ? `${detail.camera}: ${detail.message}` : detail.message, { kind: "error" });
 });

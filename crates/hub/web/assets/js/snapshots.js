@@ -67,6 +67,21 @@ export class Snapshots {
     }
   }
 
+  /** A snapshot saved elsewhere (another tab, the REST API): show it if it is this camera's. */
+  added(snap) {
+    if (snap?.camera !== this.#camera || this.#items.some((s) => s.id === snap.id)) return;
+    this.#items.unshift(snap);
+    this.#render();
+  }
+
+  /** A snapshot deleted elsewhere: drop it, and close it if it is open. */
+  removed(id) {
+    if (!this.#items.some((s) => s.id === id)) return;
+    this.#items = this.#items.filter((s) => s.id !== id);
+    this.#render();
+    if (this.#open?.id === id && this.dialog.open) this.dialog.close();
+  }
+
   async #load(older) {
     const camera = this.#camera;
     const last = this.#items[this.#items.length - 1];
