@@ -1,0 +1,117 @@
+//! The README's main command, `espcam serve --demo`, run as the real binary: the dashboard
+//! is served, a demo camera comes online, and its snapshot is a real 640×480 JPEG. Only the
+//! address is changed (loopback, free ports) and the data directory is a temporary one.
+
+// Any failure in these helpers is a test failure.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Kills the hub when the test ends, however it ends.
+struct Hub(Child);
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A plain HTTP/1.1 GET: (status, body). `None` while the hub is not listening yet.
+fn get(port: u16, path: &str) -> Option<(u16, Vec<u8>)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).ok()?;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    let mut body = raw[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    Some((status, body))
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
+        let len =
+            usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap().trim(), 16).unwrap();
+        if len == 0 {
+            break;
+        }
+        out.extend_from_slice(&b[eol + 2..eol + 2 + len]);
+        b = &b[eol + 2 + len + 2..];
+    }
+    out
+}
+
+/// Polls `path` until it answers 200 (or fails the test after 60 s).
+fn wait_ok(port: u16, path: &str) -> Vec<u8> {
+    let started = Instant::now();
+    loop {
+        if let Some((200, body)) = get(port, path) {
+            return body;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "GET {path} never answered 200"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn serve_demo_shows_a_live_virtual_camera() {
+    let data = tempfile::tempdir().unwrap();
+    let (port, stream_port) = (free_port(), free_port());
+    let _hub = Hub(Command::new(env!("CARGO_BIN_EXE_espcam"))
+        .args(["serve", "--demo", "--bind", "127.0.0.1"])
+        .args(["--port", &port.to_string()])
+        .args(["--stream-port", &stream_port.to_string()])
+        .arg("--data-dir")
+        .arg(data.path())
+        .env_remove("ESPCAM_CONFIG")
+        .current_dir(data.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap());
+
+    let page = String::from_utf8(wait_ok(port, "/")).unwrap();
+    assert!(
+        page.contains("<title>") && page.contains("espcam"),
+        "{page}"
+    );
+
+    let jpeg = wait_ok(port, "/api/cameras/demo-1/snapshot.jpg");
+    let mut decoder = jpeg_decoder::Decoder::new(&jpeg[..]);
+    decoder.decode().unwrap();
+    let info = decoder.info().unwrap();
+    assert_eq!((info.width, info.height), (640, 480));
+
+    let cameras: serde_json::Value =
+        serde_json::from_slice(&wait_ok(port, "/api/cameras")).unwrap();
+    assert_eq!(cameras[0]["id"], "demo-1");
+    assert_eq!(cameras[0]["online"], true);
+}
