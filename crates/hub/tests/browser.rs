@@ -96,7 +96,7 @@ async fn dashboard_in_a_real_browser() {
     phone_layout_fits_375_px(&b).await;
     assert_no_console_errors(&b, "offline and phone layout").await;
     // Last: stopping the hub makes the browser log failed reconnects, which are expected.
-    lost_hub_connection_is_reported(&b, hub).await;
+    lost_hub_connection_is_reported_and_recovered(&b, hub).await;
 }
 
 async fn grid_shows_every_camera_live(b: &Browser, hub: &Harness) {
@@ -522,8 +522,8 @@ async fn phone_layout_fits_375_px(b: &Browser) {
     b.emulate_viewport(None).await;
 }
 
-async fn lost_hub_connection_is_reported(b: &Browser, hub: Harness) {
-    hub.stop().await;
+async fn lost_hub_connection_is_reported_and_recovered(b: &Browser, hub: Harness) {
+    let stopped = hub.stop_for_restart().await;
     b.wait_for(
         "header shows the lost hub",
         "document.querySelector('[data-testid=hub-status]').dataset.state !== 'connected' && /retrying|Reconnecting/.test(document.querySelector('[data-testid=hub-status]').textContent)",
@@ -535,4 +535,25 @@ async fn lost_hub_connection_is_reported(b: &Browser, hub: Harness) {
     )
     .await;
     b.screenshot("hub-lost").await;
+
+    // The hub comes back on the same address: the page reconnects by itself, says so, and
+    // the camera is live again — no reload.
+    let hub = stopped.start_again(&["cam-1", "cam-2"]).await;
+    b.wait_for(
+        "header shows the hub again",
+        "document.querySelector('[data-testid=hub-status]').dataset.state === 'connected'",
+    )
+    .await;
+    b.wait_for(
+        "reconnected notification",
+        "[...document.querySelectorAll('[data-testid=toast]')].some(t => t.textContent.includes('Reconnected to the hub'))",
+    )
+    .await;
+    b.wait_for(
+        "camera online again",
+        "document.querySelector('[data-testid=camera-state]')?.dataset.online === 'true'",
+    )
+    .await;
+    b.screenshot("hub-reconnected").await;
+    hub.stop().await;
 }

@@ -1,6 +1,7 @@
 //! A real hub on loopback (ports 0, a temporary data directory) with virtual cameras from
 //! `espcam-sim`, plus the few plain HTTP requests the browser tests use to check the hub's
-//! side of what the page shows. Never binds anything but 127.0.0.1 port 0.
+//! side of what the page shows. Binds only 127.0.0.1: port 0, or the same ports again when
+//! the test restarts the hub.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -28,13 +29,37 @@ pub struct Harness {
     cameras: HashMap<String, VirtualCamera>,
 }
 
+/// A hub that was stopped for a restart.
+pub struct Stopped {
+    data: tempfile::TempDir,
+    addrs: (SocketAddr, SocketAddr),
+}
+
+impl Stopped {
+    /// Starts a hub on the same ports and data directory, with cameras `ids`.
+    pub async fn start_again(self, ids: &[&str]) -> Harness {
+        Harness::start_in(self.data, Some(self.addrs), ids).await
+    }
+}
+
 impl Harness {
     /// Starts a hub and one virtual camera per id, and waits until all are online.
     pub async fn start(ids: &[&str]) -> Harness {
-        let data = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), None, ids).await
+    }
+
+    /// Starts a hub on `addrs` (ports 0 when `None`) with data directory `data`.
+    async fn start_in(
+        data: tempfile::TempDir,
+        addrs: Option<(SocketAddr, SocketAddr)>,
+        ids: &[&str],
+    ) -> Harness {
         let mut config = Config::for_tests(data.path());
         // Short, so the timed-out command scenario does not wait long.
         config.ack_timeout = ACK_TIMEOUT;
+        if let Some((http, stream)) = addrs {
+            (config.port, config.stream_port) = (http.port(), stream.port());
+        }
         let listeners = Listeners::bind(&config).await.unwrap();
         let (http, stream) = listeners.local_addrs().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
@@ -53,6 +78,14 @@ impl Harness {
             h.start_camera(id).await;
         }
         h
+    }
+
+    /// Stops the hub but keeps its ports and data directory, so that
+    /// [`Stopped::start_again`] can bring it back (an operator restarting the hub).
+    pub async fn stop_for_restart(self) -> Stopped {
+        let addrs = (self.http, self.stream);
+        let data = self.shut_down().await;
+        Stopped { data, addrs }
     }
 
     /// `http://127.0.0.1:<port><path>`.
@@ -93,7 +126,12 @@ impl Harness {
     }
 
     /// Stops the hub and waits for it to finish.
-    pub async fn stop(mut self) {
+    pub async fn stop(self) {
+        self.shut_down().await;
+    }
+
+    /// Stops the cameras and the hub; hands back the data directory.
+    async fn shut_down(mut self) -> tempfile::TempDir {
         for (_, cam) in self.cameras.drain() {
             cam.stop().await;
         }
@@ -101,6 +139,7 @@ impl Harness {
             let _ = tx.send(());
         }
         (&mut self.server).await.unwrap().unwrap();
+        self.data
     }
 
     /// `GET /api/cameras/{id}` as JSON.
