@@ -15,6 +15,7 @@ use espcam_store::{NewSnapshot, SnapshotId, Store};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::camera::CameraInfo;
 use crate::error::{ApiError, CommandError};
@@ -24,6 +25,10 @@ use crate::view::{current_frame, find_camera};
 /// Setting names accepted by `POST /api/cameras/{id}/settings`, in the order they are
 /// applied (resolution first, so a quality change is acked at the new size).
 const SETTINGS: [&str; 5] = ["resolution", "quality", "brightness", "vflip", "hmirror"];
+/// Largest REST request body (settings JSON).
+pub(crate) const MAX_BODY: usize = 16 * 1024;
+/// How long a client may take to send a request body.
+const BODY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// `GET /healthz`.
 pub(crate) async fn healthz() -> &'static str {
@@ -86,13 +91,55 @@ pub fn parse_settings(body: &[u8]) -> Result<Vec<Command>, ApiError> {
     Ok(commands)
 }
 
+/// Reads a request body of at most `limit` bytes within [`BODY_TIMEOUT`].
+///
+/// Why not the `Bytes` extractor: it waits for the body without a time limit and only
+/// notices an oversized one after reading past the limit, so a client announcing a 10 MB
+/// body and sending ten bytes held its request open forever. Here an announced length over
+/// the limit is refused at once, and a body that stops arriving is given up on.
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    use axum::body::HttpBody as _;
+    use futures_util::StreamExt as _;
+    let too_large = || {
+        ApiError::TooLarge(format!(
+            "request body over {limit} bytes; settings bodies are small JSON objects"
+        ))
+    };
+    if body.size_hint().lower() > limit as u64 {
+        return Err(too_large());
+    }
+    let mut chunks = body.into_data_stream();
+    let read = async {
+        let mut buf = Vec::new();
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.map_err(|e| {
+                ApiError::BadRequest(format!("could not read the request body: {e}"))
+            })?;
+            if buf.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(Bytes::from(buf))
+    };
+    tokio::time::timeout(BODY_TIMEOUT, read)
+        .await
+        .map_err(|_| {
+            ApiError::Timeout(format!(
+                "request body not received within {} s",
+                BODY_TIMEOUT.as_secs()
+            ))
+        })?
+}
+
 /// `POST /api/cameras/{camera}/settings`.
 pub(crate) async fn post_settings(
     State(hub): State<Hub>,
     Path(camera): Path<String>,
-    body: Bytes,
+    body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let cam = find_camera(&hub, &camera)?;
+    let body = read_body(body, MAX_BODY).await?;
     let commands = parse_settings(&body)?;
     if !cam.online() {
         return Err(CommandError::Offline(cam.id.clone()).into());

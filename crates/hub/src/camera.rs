@@ -121,6 +121,9 @@ pub(crate) struct State {
     pub(crate) fps_out: f32,
     pub(crate) last_rate: (u64, u64),
     pub(crate) first_error_logged: bool,
+    /// When the last control or stream connection ended, µs since the Unix epoch (0 while
+    /// none has): a full registry forgets the camera that left longest ago first.
+    pub(crate) left_us: u64,
 }
 
 /// A camera known to the hub.

@@ -29,6 +29,16 @@ pub enum CommandError {
         /// The timeout.
         ms: u128,
     },
+    /// The camera's link went away (it disconnected or was replaced by a new connection)
+    /// after the command was sent and before it was acknowledged. Answered at once rather
+    /// than after the ack timeout, because no ack can come any more.
+    #[error("camera {camera} disconnected before acknowledging {command}")]
+    Disconnected {
+        /// Camera id.
+        camera: CameraId,
+        /// The command.
+        command: String,
+    },
     /// The camera has too many commands queued (it stopped reading its socket).
     #[error("camera {0} is not accepting commands (command queue full)")]
     Busy(CameraId),
@@ -53,6 +63,12 @@ pub enum ApiError {
     /// 404: no such thing.
     #[error("{0}")]
     NotFound(String),
+    /// 408: the client stopped sending its request body.
+    #[error("{0}")]
+    Timeout(String),
+    /// 413: the request body is over the limit.
+    #[error("{0}")]
+    TooLarge(String),
     /// 503: something is not available yet (no frame received, store closed).
     #[error("{0}")]
     Unavailable(String),
@@ -70,11 +86,15 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Command(c) => match c {
                 CommandError::UnknownCamera(_) => StatusCode::NOT_FOUND,
-                CommandError::Offline(_) => StatusCode::CONFLICT,
+                CommandError::Offline(_) | CommandError::Disconnected { .. } => {
+                    StatusCode::CONFLICT
+                }
                 CommandError::AckTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
                 CommandError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
                 CommandError::Refused { .. } => StatusCode::BAD_REQUEST,
@@ -96,4 +116,38 @@ impl IntoResponse for ApiError {
         }
         error_body(status, &self.to_string())
     }
+}
+
+/// Largest plain-text error body [`json_errors`] rewraps (framework rejections are one line).
+const MAX_REWRAPPED: usize = 4096;
+
+/// Middleware: turns the framework's own error responses — wrong method (405, empty body),
+/// a path or query that does not parse, a WebSocket route asked for over plain HTTP (plain
+/// text) — into the API's `{"error": "..."}` form, keeping their status and headers (such as
+/// `Allow`). Responses that are already JSON, and successful ones, pass through untouched.
+pub(crate) async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, MAX_REWRAPPED)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let message = match text.trim() {
+        "" => status.canonical_reason().unwrap_or("request failed"),
+        t => t,
+    };
+    let mut wrapped = error_body(status, message);
+    for (name, value) in &parts.headers {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            wrapped.headers_mut().append(name, value.clone());
+        }
+    }
+    wrapped
 }

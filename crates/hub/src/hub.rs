@@ -13,8 +13,10 @@ use std::time::Duration;
 use espcam_proto::{Ack, CameraId, Command, CommandMsg, PROTOCOL_VERSION, Settings};
 use espcam_store::Store;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tracing::info;
 
 use crate::camera::{Camera, Link, Source};
+use crate::clock::now_us;
 use crate::config::Config;
 use crate::error::CommandError;
 use crate::metrics::Histogram;
@@ -167,15 +169,45 @@ impl Hub {
             }
             return Ok(c.clone());
         }
-        if map.len() >= self.0.config.max_cameras {
-            return Err(format!(
-                "too many cameras: this hub tracks at most {}",
-                self.0.config.max_cameras
-            ));
-        }
+        let forgotten = if map.len() >= self.0.config.max_cameras {
+            match self.forget_one_gone(&mut map) {
+                Some(gone) => Some(gone),
+                None => {
+                    return Err(format!(
+                        "too many cameras: this hub tracks at most {}",
+                        self.0.config.max_cameras
+                    ));
+                }
+            }
+        } else {
+            None
+        };
         let c = Arc::new(Camera::new(id.clone(), source));
         map.insert(id.clone(), c.clone());
+        drop(map);
+        if let Some(gone) = forgotten {
+            info!("forgot camera {gone} (gone, nobody watching) to make room for camera {id}");
+            // Browsers replace their list on a `cameras` event, so the forgotten one leaves it.
+            self.emit(ui::cameras_event(self));
+        }
         Ok(c)
+    }
+
+    /// Makes room in a full registry by forgetting one camera that left: a pushing camera
+    /// not in the configured list that nothing holds any more — no control or stream
+    /// connection, no viewer, no request in flight, so the map's `Arc` is the only one (and
+    /// no other can be taken while the map is write-locked). The one that left longest ago
+    /// goes. Without this, the first `max_cameras` ids ever seen would lock every other
+    /// camera out until a restart. Its saved snapshots are in the store and stay there.
+    fn forget_one_gone(&self, map: &mut BTreeMap<CameraId, Arc<Camera>>) -> Option<CameraId> {
+        let listed = |id: &CameraId| self.0.config.cameras.iter().any(|c| &c.id == id);
+        let gone = map
+            .iter()
+            .filter(|(id, c)| c.source == Source::Push && Arc::strong_count(c) == 1 && !listed(id))
+            .min_by_key(|(_, c)| c.lock().left_us)
+            .map(|(id, _)| id.clone())?;
+        map.remove(&gone);
+        Some(gone)
     }
 
     pub(crate) fn next_conn(&self) -> u64 {
@@ -229,6 +261,7 @@ impl Hub {
             }
             st.control = None;
             st.pending.clear();
+            st.left_us = now_us();
         }
         self.emit(ui::offline_event(&camera.id, reason));
         true
@@ -247,6 +280,7 @@ impl Hub {
         let mut st = camera.lock();
         if st.stream.as_ref().map(|s| s.0) == Some(conn) {
             st.stream = None;
+            st.left_us = now_us();
         }
     }
 
@@ -279,7 +313,12 @@ impl Hub {
         let ack = match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(ack)) => ack,
             // The link went away (camera disconnected or was replaced) before acking.
-            Ok(Err(_)) => return Err(CommandError::Offline(cam.id.clone())),
+            Ok(Err(_)) => {
+                return Err(CommandError::Disconnected {
+                    camera: cam.id.clone(),
+                    command: command.to_string(),
+                });
+            }
             Err(_) => {
                 cam.lock().pending.remove(&id);
                 return Err(CommandError::AckTimeout {

@@ -120,10 +120,13 @@ pub(crate) fn close_reason(reason: &str) -> String {
     reason[..end].to_string()
 }
 
-/// Waits for the first text message.
+/// Waits for the first text message, for at most [`HELLO_TIMEOUT`] in total: a deadline, not
+/// a per-message timer, so a peer that keeps sending pings cannot hold a connection open
+/// without ever saying hello.
 async fn first_text(socket: &mut WebSocket) -> Result<String, String> {
+    let deadline = tokio::time::Instant::now() + HELLO_TIMEOUT;
     loop {
-        match tokio::time::timeout(HELLO_TIMEOUT, socket.recv()).await {
+        match tokio::time::timeout_at(deadline, socket.recv()).await {
             Err(_) => return Err(format!("no hello within {} s", HELLO_TIMEOUT.as_secs())),
             Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => {
                 return Err("connection closed before hello".into());

@@ -19,13 +19,10 @@ use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::error::error_body;
+use crate::error::{error_body, json_errors};
 use crate::hub::Hub;
 use crate::listener::{HubListener, PeerAddr};
 use crate::{api, ingest, pull, ui, view};
-
-/// Largest REST request body (settings JSON).
-const MAX_BODY: usize = 16 * 1024;
 
 /// Why the hub could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -104,7 +101,8 @@ pub fn app(hub: Hub) -> Router {
         .route("/ws/ui", get(ui::ui_ws))
         .route(espcam_proto::CONTROL_PATH, get(ingest::control_ws))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(DefaultBodyLimit::max(api::MAX_BODY))
+        .layer(axum::middleware::map_response(json_errors))
         .with_state(hub);
     api.merge(crate::assets::router())
 }

@@ -135,7 +135,9 @@ fn handle_command(
         Err(e) => return Some(error_event(raw_camera.as_deref(), raw_id, &e.to_string())),
     };
     let id = msg.id.map(u64::from);
-    let Some(camera) = msg.camera else {
+    // Echoed in the answer: cut to 40 characters like every other echo of user input, so a
+    // 16 KiB "camera" is not sent back whole. Valid ids have at most 32, so none is changed.
+    let Some(camera) = msg.camera.map(|c| c.chars().take(40).collect::<String>()) else {
         return Some(error_event(
             None,
             id,

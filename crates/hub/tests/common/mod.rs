@@ -142,7 +142,8 @@ pub async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>
     parse_response(&buf)
 }
 
-fn parse_response(buf: &[u8]) -> Resp {
+/// Parses a raw HTTP/1.1 response.
+pub fn parse_response(buf: &[u8]) -> Resp {
     let end = buf
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -497,4 +498,142 @@ impl Drop for ApCamera {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// A WebSocket client written by hand on a raw TCP socket, for what a well-behaved client
+/// library refuses to send (invalid UTF-8, frames cut in the middle, never reading).
+pub struct RawWs {
+    pub tcp: TcpStream,
+}
+
+impl RawWs {
+    /// Connects and performs the upgrade handshake on `tcp` (already connected).
+    pub async fn handshake(mut tcp: TcpStream, path: &str) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        );
+        tcp.write_all(req.as_bytes()).await.unwrap();
+        // Read the response head byte by byte so no frame after it is swallowed.
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut b = [0u8; 1];
+            let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut b))
+                .await
+                .expect("handshake answer within 5 s")
+                .unwrap();
+            assert_eq!(n, 1, "connection closed during the handshake");
+            head.push(b[0]);
+        }
+        assert!(
+            head.starts_with(b"HTTP/1.1 101"),
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
+        Self { tcp }
+    }
+
+    pub async fn connect(addr: SocketAddr, path: &str) -> Self {
+        Self::handshake(TcpStream::connect(addr).await.unwrap(), path).await
+    }
+
+    /// Writes one masked client frame (`fin` set).
+    pub async fn send(&mut self, opcode: u8, payload: &[u8]) -> std::io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        self.tcp.write_all(&client_frame(opcode, payload)).await
+    }
+
+    /// Reads whatever the server sends until it closes the TCP connection (or 10 s pass),
+    /// and returns the server frames as `(opcode, payload)`.
+    pub async fn read_until_closed(&mut self) -> Vec<(u8, Vec<u8>)> {
+        use tokio::io::AsyncReadExt;
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), async {
+            let mut chunk = [0u8; 4096];
+            loop {
+                match self.tcp.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+        })
+        .await;
+        assert!(read.is_ok(), "the server did not close the connection");
+        server_frames(&buf)
+    }
+}
+
+/// A masked client frame with `fin` set and the whole payload.
+pub fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [0x37u8, 0xFA, 0x21, 0x3D];
+    let mut v = vec![0x80 | opcode];
+    match payload.len() {
+        n if n < 126 => v.push(0x80 | n as u8),
+        n if n <= 0xFFFF => {
+            v.push(0x80 | 126);
+            v.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            v.push(0x80 | 127);
+            v.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    v.extend_from_slice(&mask);
+    v.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    v
+}
+
+/// Parses unmasked server frames; a cut-off last frame is ignored.
+pub fn server_frames(mut buf: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    while buf.len() >= 2 {
+        let (len, at) = match buf[1] & 0x7F {
+            126 if buf.len() >= 4 => (usize::from(u16::from_be_bytes([buf[2], buf[3]])), 4),
+            127 if buf.len() >= 10 => (
+                u64::from_be_bytes(buf[2..10].try_into().unwrap()) as usize,
+                10,
+            ),
+            126 | 127 => break,
+            n => (usize::from(n), 2),
+        };
+        if buf.len() < at + len {
+            break;
+        }
+        out.push((buf[0] & 0x0F, buf[at..at + len].to_vec()));
+        buf = &buf[at + len..];
+    }
+    out
+}
+
+/// The close code of the first close frame in `frames`, with its reason.
+pub fn close_of(frames: &[(u8, Vec<u8>)]) -> Option<(u16, String)> {
+    frames.iter().find(|(op, _)| *op == 0x8).map(|(_, p)| {
+        let code = p
+            .get(..2)
+            .map_or(1005, |c| u16::from_be_bytes([c[0], c[1]]));
+        (
+            code,
+            String::from_utf8_lossy(p.get(2..).unwrap_or(&[])).into_owned(),
+        )
+    })
+}
+
+/// Reads one metric's value from `/metrics`.
+pub async fn metric(hub: &TestHub, name: &str) -> Option<f64> {
+    let text = hub.get("/metrics").await.text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// Waits (bounded) until `pred(metric)` holds.
+pub async fn wait_metric(hub: &TestHub, name: &str, pred: impl Fn(f64) -> bool) -> f64 {
+    for _ in 0..400 {
+        if let Some(v) = metric(hub, name).await
+            && pred(v)
+        {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("metric {name} never reached the expected value");
 }
