@@ -267,25 +267,13 @@ async fn other_controls_show_acknowledged_values(b: &Browser) {
     )
     .await;
     // vflip: a switch; the ack turns it on.
-    b.client
-        .find(Locator::Css("label[for=ctl-vflip]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.click(Locator::Css("label[for=ctl-vflip]")).await;
     b.wait_for(
         "vflip acknowledged",
         "document.querySelector('#ctl-vflip').dataset.acked === '1' && document.querySelector('#ctl-vflip').checked",
     )
     .await;
-    b.client
-        .find(Locator::Id("ctl-vflip"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.click(Locator::Id("ctl-vflip")).await;
     b.wait_for(
         "vflip off again",
         "document.querySelector('#ctl-vflip').dataset.acked === '0'",
@@ -366,13 +354,7 @@ async fn snapshot_is_saved_listed_opened_and_deleted(b: &Browser, hub: &Harness)
     assert_eq!((info.width, info.height), (320, 240));
 
     // Open it full size.
-    b.client
-        .find(Locator::Css("[data-testid=snapshot] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.click(Locator::Css("[data-testid=snapshot] button")).await;
     b.wait_for(
         "full-size snapshot",
         "document.querySelector('#snapshot-dialog').open && document.querySelector('#snapshot-full').naturalWidth === 320",
@@ -384,13 +366,7 @@ async fn snapshot_is_saved_listed_opened_and_deleted(b: &Browser, hub: &Harness)
     assert_eq!(href, format!("/api/snapshots/{id}.jpg"));
     b.screenshot("snapshot-open").await;
     // Delete it: gone from the gallery and from the hub.
-    b.client
-        .find(Locator::Id("snapshot-delete"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.click(Locator::Id("snapshot-delete")).await;
     b.wait_for(
         "snapshot removed",
         &format!("{count} === {before} && !document.querySelector('#snapshot-dialog').open"),
@@ -403,13 +379,7 @@ async fn snapshot_is_saved_listed_opened_and_deleted(b: &Browser, hub: &Harness)
     );
 
     // Keep one in the gallery for the screenshots.
-    b.client
-        .find(Locator::Id("snapshot-btn"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.click(Locator::Id("snapshot-btn")).await;
     b.wait_for("second snapshot", &format!("{count} === {}", before + 1))
         .await;
 

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::Method;
 use fantoccini::wd::{Capabilities, WebDriverCompatibleCommand};
-use fantoccini::{Client, ClientBuilder};
+use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
 /// Flags that make Debian's Chromium run headless in a container and stay off the network.
@@ -198,6 +198,17 @@ impl Browser {
             _profile: profile,
             shots,
         })
+    }
+
+    /// Clicks the element `loc` finds (fails the test if there is none).
+    pub async fn click(&self, loc: Locator<'_>) {
+        self.client
+            .find(loc)
+            .await
+            .unwrap_or_else(|e| panic!("no element to click: {e}"))
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("click failed: {e}"));
     }
 
     /// Runs `body` (a function body, `return ...;`) in the page.
