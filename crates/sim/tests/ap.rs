@@ -18,6 +18,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+mod support;
+
 const T: Duration = Duration::from_secs(10);
 
 async fn camera(resolution: Resolution) -> CameraHandle {
@@ -181,18 +183,7 @@ async fn sixth_client_is_refused_with_a_reason() {
         clients.push(ws);
     }
     let mut sixth = connect(&cam).await;
-    let close = timeout(T, async {
-        loop {
-            match sixth.next().await {
-                Some(Ok(Message::Close(c))) => return c,
-                Some(Ok(_)) => {}
-                other => panic!("expected a close frame, got {other:?}"),
-            }
-        }
-    })
-    .await
-    .unwrap()
-    .expect("close frame with a reason");
+    let close = support::next_close(&mut sixth).await;
     assert_eq!(u16::from(close.code), 1013);
     assert_eq!(close.reason.as_str(), TOO_MANY_CLIENTS);
     // The five keep streaming.
@@ -241,18 +232,7 @@ async fn reboot_acks_closes_and_comes_back_fresh() {
         (ack["id"].clone(), ack["ok"].clone()),
         (77.into(), true.into())
     );
-    let close = timeout(T, async {
-        loop {
-            match ws.next().await {
-                Some(Ok(Message::Close(c))) => return c,
-                Some(Ok(_)) => {}
-                other => panic!("expected close, got {other:?}"),
-            }
-        }
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    let close = support::next_close(&mut ws).await;
     assert_eq!(u16::from(close.code), 1012);
     let st = timeout(T, cam.wait_for(|s| s.boots == 2)).await.unwrap();
     assert_eq!(

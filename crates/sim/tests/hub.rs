@@ -20,6 +20,8 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
 type Ws = WebSocketStream<TcpStream>;
+mod support;
+
 const T: Duration = Duration::from_secs(10);
 
 /// The two hub listeners; tests accept and drive each connection by hand.
@@ -247,18 +249,7 @@ async fn rejected_camera_retries_later() {
     ))
     .await
     .unwrap();
-    let close = timeout(T, async {
-        loop {
-            match ws.next().await {
-                Some(Ok(Message::Close(c))) => return c,
-                Some(Ok(_)) => {}
-                other => panic!("expected close, got {other:?}"),
-            }
-        }
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    let close = support::next_close(&mut ws).await;
     assert!(close.reason.contains("wrong token"), "{close:?}");
     // It tries again after its backoff.
     let (_control, hello) = hub.control().await;
