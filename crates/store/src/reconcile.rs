@@ -211,7 +211,6 @@ impl Run<'_> {
             Some(_) => return self.move_aside(path),
             None => return self.reindex(path, camera, id, t),
         };
-        let conn_err = |e: rusqlite::Error| ReconcileError::Db(e);
         if state == COMMITTED {
             let len = fs::metadata(path)
                 .map_err(|e| IoError::new("read metadata of", path, e))?
@@ -219,11 +218,7 @@ impl Run<'_> {
             // Committed files are not re-read at every start (that would read the whole
             // store); a size check catches truncation by outside hands.
             if i64::try_from(len).ok() != Some(bytes) {
-                self.move_aside(path)?;
-                self.store
-                    .conn()
-                    .execute("DELETE FROM snapshots WHERE id = ?1", params![id])
-                    .map_err(conn_err)?;
+                self.drop_row_and_move_aside(path, id)?;
                 self.report.rows_with_bad_file += 1;
             }
             return Ok(());
@@ -231,22 +226,25 @@ impl Run<'_> {
         // A pending row whose file was published: the save got past its rename.
         let complete = read_complete_jpeg(path)?.is_some_and(|(len, _, _)| len as i64 == bytes);
         if complete && state == PENDING {
-            self.store
-                .conn()
-                .execute(
-                    "UPDATE snapshots SET state = ?1 WHERE id = ?2",
-                    params![COMMITTED, id],
-                )
-                .map_err(conn_err)?;
+            self.store.conn().execute(
+                "UPDATE snapshots SET state = ?1 WHERE id = ?2",
+                params![COMMITTED, id],
+            )?;
             self.report.pending_completed += 1;
         } else {
-            self.move_aside(path)?;
-            self.store
-                .conn()
-                .execute("DELETE FROM snapshots WHERE id = ?1", params![id])
-                .map_err(conn_err)?;
+            self.drop_row_and_move_aside(path, id)?;
             self.report.pending_dropped += 1;
         }
+        Ok(())
+    }
+
+    /// A row whose file cannot be trusted: the file goes to `lost+found` (never deleted: it
+    /// may be someone's only copy), then the row goes.
+    fn drop_row_and_move_aside(&mut self, path: &Path, id: i64) -> Result<(), ReconcileError> {
+        self.move_aside(path)?;
+        self.store
+            .conn()
+            .execute("DELETE FROM snapshots WHERE id = ?1", params![id])?;
         Ok(())
     }
 
