@@ -245,11 +245,18 @@ impl Camera {
             .map(|s| (s.resolution.width(), s.resolution.height()))
     }
 
-    /// Whether it is the first bad frame on this camera (logged at `warn`, later ones at
-    /// `debug`, so a broken camera cannot flood the log).
-    pub(crate) fn first_error(&self) -> bool {
-        let mut st = self.lock();
-        !std::mem::replace(&mut st.first_error_logged, true)
+    /// Logs a dropped frame: the first one on this camera at `warn`, later ones at `debug`,
+    /// so a broken camera cannot flood the log.
+    pub(crate) fn log_dropped(&self, e: &espcam_proto::FrameError) {
+        let first = !std::mem::replace(&mut self.lock().first_error_logged, true);
+        if first {
+            tracing::warn!(
+                "camera {}: invalid frame dropped: {e} (further ones logged at debug level)",
+                self.id
+            );
+        } else {
+            tracing::debug!("camera {}: invalid frame dropped: {e}", self.id);
+        }
     }
 
     /// Snapshot of everything the API reports about this camera.

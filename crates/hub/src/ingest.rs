@@ -263,13 +263,7 @@ async fn stream_conn(hub: Hub, mut socket: WebSocket, addr: SocketAddr) {
                 Ok(Some(Ok(Message::Close(_)))) => break "camera closed the connection".into(),
                 Ok(Some(Ok(Message::Binary(b)))) => match camera.ingest(b, &limits) {
                     Ingest::Published => camera.let_viewers_run().await,
-                    Ingest::Dropped(e) => {
-                        if camera.first_error() {
-                            warn!("camera {}: invalid frame dropped: {e} (further ones logged at debug level)", camera.id);
-                        } else {
-                            debug!("camera {}: invalid frame dropped: {e}", camera.id);
-                        }
-                    }
+                    Ingest::Dropped(e) => camera.log_dropped(&e),
                 },
                 Ok(Some(Ok(Message::Text(_)))) => {
                     debug!("camera {}: text message on the stream channel ignored", camera.id);

@@ -95,13 +95,7 @@ async fn session(
                 Ok(Some(Ok(Message::Close(_)))) => break "camera closed the connection".to_string(),
                 Ok(Some(Ok(Message::Binary(b)))) => match cam.ingest(b, &limits) {
                     Ingest::Published => cam.let_viewers_run().await,
-                    Ingest::Dropped(e) => {
-                        if cam.first_error() {
-                            warn!("pulled camera {}: invalid frame dropped: {e} (further ones logged at debug level)", cam.id);
-                        } else {
-                            debug!("pulled camera {}: invalid frame dropped: {e}", cam.id);
-                        }
-                    }
+                    Ingest::Dropped(e) => cam.log_dropped(&e),
                 },
                 Ok(Some(Ok(Message::Text(t)))) => match ApMessage::from_json(t.as_str()) {
                     Ok(ApMessage::Ack(a)) => hub.on_ack(cam, a),
