@@ -1,39 +1,34 @@
 //! The espcam hub: cameras connect to it, people watch and control through it.
 //!
-//! - [`server`]: the listeners, routers and [`run`] (what `espcam serve` calls).
-//! - [`hub`]: shared state — camera registry, admission, commands with acks, events.
-//! - [`camera`]: one camera, its counters and its latest-frame slot (the fan-out).
-//! - `ingest`: camera control (`/ws/camera`) and stream (`/ws/stream`) sockets.
-//! - `pull`: the hub as a client of standalone (seed-002) cameras.
-//! - `view`: `/ws/view/{camera}`, `stream.mjpg`, `snapshot.jpg`; `viewer_ws`: the viewer
-//!   WebSocket written directly on the upgraded connection (one `writev` per frame, no copy).
-//! - [`listener`]: TCP listener with `TCP_NODELAY` and a write-stall timeout per connection.
-//! - `ui`: the browser control socket `/ws/ui`.
-//! - `api`: REST handlers; [`error`]: errors and their HTTP mapping; [`metrics`].
-//! - [`config`]: defaults, `espcam.toml`, overrides.
+//! Three one-way layers (ARCHITECTURE.md; `crates/nostd-check/tests/hub_layers.rs` checks
+//! the rule):
+//!
+//! - [`state`]: the shared state — camera registry, admission, commands with acks, the typed
+//!   event bus, frame taps, counters. Imports neither of the layers above it, no network or
+//!   HTTP crate, and builds no JSON.
+//! - [`ingest`]: cameras in — push (`/ws/camera`, `/ws/stream`) and pull (seed-002
+//!   cameras), all through one connection loop.
+//! - [`http`]: people and tools in — REST, viewer outputs, the browser socket (where events
+//!   become JSON), metrics, the dashboard's files.
+//!
+//! Beside them: [`config`] (defaults, `espcam.toml`, overrides), [`net`] (the TCP listener
+//! both servers use), [`text`] (peer text made safe for logs), and [`server`], which wires
+//! the layers to the two ports ([`run`] is what `espcam serve` calls).
 //!
 //! The hub must never let one camera or viewer hurt another: ingest never waits for
 //! viewers, every viewer's buffering is bounded, and an error on a connection ends only
 //! that connection. The HTTP and WebSocket API is documented in docs/API.md.
 
-mod api;
-mod assets;
-pub mod camera;
-pub mod clock;
 pub mod config;
-pub mod error;
-pub mod hub;
-mod ingest;
-pub mod listener;
-pub mod metrics;
-mod pull;
+pub mod http;
+pub mod ingest;
+pub mod net;
 pub mod server;
-mod ui;
-mod view;
-mod viewer_ws;
+pub mod state;
+pub mod text;
 
-pub use api::parse_settings;
-pub use camera::{Camera, CameraInfo, Frame, Source};
 pub use config::{Config, ConfigError, Overrides, PullTarget};
-pub use hub::Hub;
+pub use http::api::parse_settings;
 pub use server::{Listeners, RunError, app, run, serve, stream_app};
+pub use state::Hub;
+pub use state::camera::{Camera, CameraInfo, Frame, Source};

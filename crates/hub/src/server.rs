@@ -10,19 +10,14 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
-use axum::response::Response;
-use axum::routing::{get, post};
 use espcam_store::Store;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::error::{error_body, json_errors};
-use crate::hub::Hub;
-use crate::listener::{HubListener, PeerAddr};
-use crate::{api, ingest, pull, ui, view};
+use crate::net::listener::{HubListener, PeerAddr};
+use crate::state::Hub;
+use crate::{http, ingest};
 
 /// Why the hub could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -77,48 +72,16 @@ impl Listeners {
     }
 }
 
-/// The router for port 6971.
+/// The router for port 6971: the HTTP layer's routes and the camera control socket.
 pub fn app(hub: Hub) -> Router {
-    let api = Router::new()
-        .route("/healthz", get(api::healthz))
-        .route("/metrics", get(api::metrics))
-        .route("/api/cameras", get(api::list_cameras))
-        .route("/api/cameras/{camera}", get(api::get_camera))
-        .route("/api/cameras/{camera}/settings", post(api::post_settings))
-        .route("/api/cameras/{camera}/reboot", post(api::post_reboot))
-        .route(
-            "/api/cameras/{camera}/snapshot.jpg",
-            get(view::snapshot_jpg),
-        )
-        .route("/api/cameras/{camera}/stream.mjpg", get(view::stream_mjpg))
-        .route("/api/cameras/{camera}/snapshots", post(api::post_snapshot))
-        .route("/api/snapshots", get(api::list_snapshots))
-        .route(
-            "/api/snapshots/{file}",
-            get(api::get_snapshot_jpg).delete(api::delete_snapshot),
-        )
-        .route("/ws/view/{camera}", get(view::view_ws))
-        .route("/ws/ui", get(ui::ui_ws))
-        .route(espcam_proto::CONTROL_PATH, get(ingest::control_ws))
-        .fallback(not_found)
-        .layer(DefaultBodyLimit::max(api::MAX_BODY))
-        .layer(axum::middleware::map_response(json_errors))
-        .with_state(hub);
-    api.merge(crate::assets::router())
+    http::router(hub.clone())
+        .merge(ingest::control_routes(hub))
+        .layer(axum::middleware::map_response(http::error::json_errors))
 }
 
-/// The router for port 6972.
+/// The router for port 6972: the camera stream socket and a health check.
 pub fn stream_app(hub: Hub) -> Router {
-    Router::new()
-        .route(espcam_proto::STREAM_PATH, get(ingest::stream_ws))
-        .route("/healthz", get(api::healthz))
-        .fallback(not_found)
-        .with_state(hub)
-}
-
-async fn not_found(uri: axum::http::Uri) -> Response {
-    let path: String = uri.path().chars().take(100).collect();
-    error_body(StatusCode::NOT_FOUND, &format!("no such endpoint: {path}"))
+    ingest::stream_routes(hub).merge(http::health_routes())
 }
 
 /// Opens the store in the configured data directory and serves until `shutdown` resolves.
@@ -165,7 +128,7 @@ pub async fn serve(
     });
     for target in hub.config().pull.clone() {
         info!("pulling camera {} from {}", target.id, target.url);
-        tokio::spawn(pull::run(hub.clone(), target));
+        tokio::spawn(ingest::pull::run(hub.clone(), target));
     }
     tokio::spawn({
         let hub = hub.clone();

@@ -11,11 +11,13 @@
 //! - [`stream`]: the binary stream channel (port 6972) and its frame header.
 //! - [`jpeg`]: JPEG structure checks (end of image, dimensions).
 //! - [`standalone`]: the seed-002 standalone camera at `ws://<camera>/ws`.
+//! - [`close`]: WebSocket close codes and the length rules for close reasons and echoes.
 #![no_std]
 #![warn(missing_docs)]
 
 extern crate alloc;
 
+pub mod close;
 pub mod command;
 pub mod control;
 pub mod jpeg;

@@ -145,30 +145,6 @@ pub struct Snapshot {
     pub height: u16,
 }
 
-impl Snapshot {
-    /// Where the hub serves the image: `/api/snapshots/{id}.jpg`.
-    pub fn url(&self) -> String {
-        format!("/api/snapshots/{}.jpg", self.id)
-    }
-}
-
-/// Serializes as the HTTP API's `Snapshot` object:
-/// `{"id","camera","taken_at_us","bytes","width","height","url"}`.
-impl serde::Serialize for Snapshot {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        let mut st = s.serialize_struct("Snapshot", 7)?;
-        st.serialize_field("id", &self.id.0)?;
-        st.serialize_field("camera", &self.camera)?;
-        st.serialize_field("taken_at_us", &self.taken_at_us)?;
-        st.serialize_field("bytes", &self.bytes)?;
-        st.serialize_field("width", &self.width)?;
-        st.serialize_field("height", &self.height)?;
-        st.serialize_field("url", &self.url())?;
-        st.end()
-    }
-}
-
 /// Where a listing starts: strictly older than this.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Before {
@@ -188,46 +164,6 @@ pub struct Query {
     pub limit: Option<u32>,
     /// Only snapshots older than this.
     pub before: Option<Before>,
-}
-
-impl Query {
-    /// Builds a query from the raw `camera`, `limit` and `before` parameters of
-    /// `GET /api/snapshots`. Empty values count as absent; `before` is a snapshot id.
-    pub fn from_params(
-        camera: Option<&str>,
-        limit: Option<&str>,
-        before: Option<&str>,
-    ) -> Result<Self, QueryError> {
-        fn present(v: Option<&str>) -> Option<&str> {
-            v.filter(|s| !s.is_empty())
-        }
-        let camera = present(camera).map(CameraId::new).transpose()?;
-        let limit = present(limit)
-            .map(|s| {
-                s.parse::<u32>()
-                    .ok()
-                    .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| QueryError::Limit(truncate(s)))
-            })
-            .transpose()?;
-        let before = present(before)
-            .map(|s| {
-                s.parse::<SnapshotId>()
-                    .map(Before::Id)
-                    .map_err(|()| QueryError::Before(truncate(s)))
-            })
-            .transpose()?;
-        Ok(Self {
-            camera,
-            limit,
-            before,
-        })
-    }
-}
-
-/// Echoes at most 40 characters of user input in an error message.
-fn truncate(s: &str) -> String {
-    s.chars().take(40).collect()
 }
 
 /// The snapshot store: one data directory, one SQLite index. `Send + Sync`; share it in an

@@ -119,15 +119,6 @@ fn save_list_read_round_trip() {
     );
     assert_eq!(fs::read(&path).unwrap(), a);
 
-    let json = serde_json::to_value(&sa).unwrap();
-    assert_eq!(
-        json,
-        serde_json::json!({
-            "id": sa.id.get(), "camera": "cam-1", "taken_at_us": T0, "bytes": a.len(),
-            "width": 64, "height": 48, "url": format!("/api/snapshots/{}.jpg", sa.id)
-        })
-    );
-
     let missing = SnapshotId::new(9999).unwrap();
     assert_eq!(store.get(missing).unwrap(), None);
     assert_eq!(store.read_jpeg(missing).unwrap(), None);
@@ -348,17 +339,16 @@ fn list_filters_limit_and_cursor() {
     }
     saved.reverse(); // newest first
 
-    let q = |camera: Option<&str>, limit: Option<&str>, before: Option<&str>| {
+    let q = |camera: Option<&str>, limit: Option<u32>, before: Option<&str>| {
         store
-            .list(&Query::from_params(camera, limit, before).unwrap())
+            .list(&Query {
+                camera: camera.map(|c| CameraId::new(c).unwrap()),
+                limit,
+                before: before.map(|b| Before::Id(b.parse().unwrap())),
+            })
             .unwrap()
     };
     assert_eq!(q(None, None, None), saved);
-    assert_eq!(
-        q(Some(""), Some(""), Some("")),
-        saved,
-        "empty params mean absent"
-    );
     let only_a: Vec<_> = saved
         .iter()
         .filter(|s| s.camera.as_str() == "a")
@@ -367,13 +357,13 @@ fn list_filters_limit_and_cursor() {
     assert_eq!(q(Some("a"), None, None), only_a);
     assert_eq!(only_a.len(), 4);
     assert!(q(Some("nobody"), None, None).is_empty());
-    assert_eq!(q(None, Some("5"), None), saved[..5]);
+    assert_eq!(q(None, Some(5), None), saved[..5]);
 
     // Page through with the id cursor: every snapshot exactly once, in order.
     let mut paged = Vec::new();
     let mut before: Option<String> = None;
     loop {
-        let page = q(None, Some("5"), before.as_deref());
+        let page = q(None, Some(5), before.as_deref());
         if page.is_empty() {
             break;
         }
@@ -393,19 +383,6 @@ fn list_filters_limit_and_cursor() {
         .unwrap();
     assert_eq!(by_time, saved[9..]);
 
-    for (camera, limit, before, msg) in [
-        (Some("../etc"), None, None, "camera id"),
-        (Some("a/b"), None, None, "camera id"),
-        (None, Some("0"), None, "limit \"0\" out of range"),
-        (None, Some("501"), None, "1..=500"),
-        (None, Some("ten"), None, "limit"),
-        (None, None, Some("-1"), "before \"-1\""),
-        (None, None, Some("0"), "snapshot id"),
-        (None, None, Some("1 OR 1=1"), "snapshot id"),
-    ] {
-        let e = Query::from_params(camera, limit, before).unwrap_err();
-        assert!(e.to_string().contains(msg), "{e} should mention {msg}");
-    }
     let e = store
         .list(&Query {
             limit: Some(501),

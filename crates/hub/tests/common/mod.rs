@@ -218,7 +218,7 @@ pub fn decode(j: &[u8]) -> (u16, u16) {
 }
 
 pub fn now_us() -> u64 {
-    espcam_hub::clock::now_us()
+    espcam_hub::state::clock::now_us()
 }
 
 /// Options for [`TestCamera`].

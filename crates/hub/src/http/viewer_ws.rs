@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::error::error_body;
+use crate::http::error::error_body;
 
 /// Largest payload a viewer may send in one frame (pings, `get_stats`).
 pub(crate) const MAX_CLIENT_FRAME: usize = 4096;
@@ -168,7 +168,7 @@ pub(crate) async fn send_text(io: &mut Io, text: &str) -> io::Result<()> {
 pub(crate) async fn send_close(io: &mut Io, code: u16, reason: &str) -> io::Result<()> {
     let mut p = Vec::with_capacity(2 + reason.len().min(123));
     p.extend_from_slice(&code.to_be_bytes());
-    p.extend_from_slice(crate::ingest::close_reason(reason).as_bytes());
+    p.extend_from_slice(espcam_proto::close::close_reason(reason).as_bytes());
     send_frame(io, OP_CLOSE, &p).await?;
     io.flush().await
 }

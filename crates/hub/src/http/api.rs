@@ -10,17 +10,20 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use espcam_proto::{Ack, Command};
-use espcam_store::{NewSnapshot, SnapshotId, Store};
+use espcam_proto::close::echo;
+use espcam_proto::{Ack, CameraId, Command};
+use espcam_store::{Before, NewSnapshot, Snapshot, SnapshotId, Store};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::camera::CameraInfo;
-use crate::error::{ApiError, CommandError};
-use crate::hub::Hub;
-use crate::view::{current_frame, find_camera};
+use crate::http::error::ApiError;
+use crate::http::view::{current_frame, find_camera};
+use crate::state::Hub;
+use crate::state::camera::CameraInfo;
+use crate::state::error::CommandError;
+use crate::state::event::Event;
 
 /// Setting names accepted by `POST /api/cameras/{id}/settings`, in the order they are
 /// applied (resolution first, so a quality change is acked at the new size).
@@ -37,7 +40,7 @@ pub(crate) async fn healthz() -> &'static str {
 
 /// `GET /metrics`.
 pub(crate) async fn metrics(State(hub): State<Hub>) -> Response {
-    let mut r = crate::metrics::render(&hub).into_response();
+    let mut r = crate::http::metrics::render(&hub).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -58,6 +61,81 @@ pub(crate) async fn get_camera(
     Ok(Json(find_camera(&hub, &camera)?.info()))
 }
 
+/// `DELETE /api/cameras/{camera}`: forgets a camera that has left and is not configured.
+/// Its saved snapshots stay unless `?snapshots=delete` is given.
+pub(crate) async fn delete_camera(
+    State(hub): State<Hub>,
+    Path(camera): Path<String>,
+    Query(q): Query<DeleteCameraQuery>,
+) -> Result<Response, ApiError> {
+    let delete_snapshots = match q.snapshots.as_deref() {
+        None | Some("keep") => false,
+        Some("delete") => true,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "snapshots {:?} is invalid: expected keep or delete",
+                echo(other, 40)
+            )));
+        }
+    };
+    let id = hub.remove_camera(&camera)?;
+    let mut deleted = 0u64;
+    if delete_snapshots && let Some(store) = hub.store() {
+        let cam = id.clone();
+        deleted = blocking(move || delete_all_snapshots(&store, &cam)).await?;
+        tracing::info!("deleted {deleted} snapshot(s) of removed camera {id}");
+    }
+    Ok(Json(json!({ "removed": id, "snapshots_deleted": deleted })).into_response())
+}
+
+fn delete_all_snapshots(store: &Store, camera: &CameraId) -> Result<u64, ApiError> {
+    let mut n = 0;
+    loop {
+        let q = espcam_store::Query {
+            camera: Some(camera.clone()),
+            limit: Some(espcam_store::MAX_LIMIT),
+            before: None,
+        };
+        let page = store
+            .list(&q)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        if page.is_empty() {
+            return Ok(n);
+        }
+        for s in page {
+            if store
+                .delete(s.id)
+                .map_err(|e| ApiError::Internal(e.to_string()))?
+            {
+                n += 1;
+            }
+        }
+    }
+}
+
+/// Query of `DELETE /api/cameras/{camera}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct DeleteCameraQuery {
+    snapshots: Option<String>,
+}
+
+/// `GET /api/cameras/{camera}/telemetry`: the hub's history of the camera's health — the
+/// last hour at one sample per second (`fine`) and the last day at one per minute
+/// (`coarse`), oldest first.
+pub(crate) async fn get_telemetry(
+    State(hub): State<Hub>,
+    Path(camera): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let cam = find_camera(&hub, &camera)?;
+    let (fine, coarse) = cam.history();
+    Ok(Json(json!({
+        "camera": cam.id,
+        "interval_ms": { "fine": 1000, "coarse": 60_000 },
+        "fine": fine,
+        "coarse": coarse,
+    })))
+}
+
 /// Parses a settings body into commands, in [`SETTINGS`] order.
 pub fn parse_settings(body: &[u8]) -> Result<Vec<Command>, ApiError> {
     let value: Value = serde_json::from_slice(body)
@@ -70,7 +148,7 @@ pub fn parse_settings(body: &[u8]) -> Result<Vec<Command>, ApiError> {
     if let Some(unknown) = map.keys().find(|k| !SETTINGS.contains(&k.as_str())) {
         return Err(ApiError::BadRequest(format!(
             "unknown setting {:?}; expected any of resolution, quality, brightness, vflip, hmirror",
-            unknown.chars().take(40).collect::<String>()
+            echo(unknown, 40)
         )));
     }
     let mut commands = Vec::new();
@@ -162,9 +240,16 @@ pub(crate) async fn post_reboot(
     if !cam.online() {
         return Err(CommandError::Offline(cam.id.clone()).into());
     }
-    let id = cam.id.to_string();
+    // Queued now (so it keeps its place after earlier commands); the ack is not awaited.
+    let pending = hub.send_command(
+        crate::state::event::Origin::Api,
+        None,
+        cam.id.as_str(),
+        Command::Reboot,
+    )?;
+    let id = cam.id.clone();
     tokio::spawn(async move {
-        if let Err(e) = hub.command(&id, Command::Reboot).await {
+        if let Err(e) = pending.wait().await {
             tracing::debug!("reboot of camera {id}: {e}");
         }
     });
@@ -204,8 +289,22 @@ pub(crate) async fn post_snapshot(
     })
     .await?;
     tracing::info!("snapshot {} saved from camera {}", snap.id, snap.camera);
-    hub.emit(crate::ui::snapshot_event(&snap));
-    Ok((StatusCode::CREATED, Json(snap)).into_response())
+    let body = snapshot_json(&snap);
+    hub.emit(Event::SnapshotSaved(snap));
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// The API's `Snapshot` object: `{"id","camera","taken_at_us","bytes","width","height","url"}`.
+pub(crate) fn snapshot_json(s: &Snapshot) -> Value {
+    json!({
+        "id": s.id.get(),
+        "camera": s.camera,
+        "taken_at_us": s.taken_at_us,
+        "bytes": s.bytes,
+        "width": s.width,
+        "height": s.height,
+        "url": format!("/api/snapshots/{}.jpg", s.id),
+    })
 }
 
 /// Query of `GET /api/snapshots`.
@@ -221,12 +320,7 @@ pub(crate) async fn list_snapshots(
     State(hub): State<Hub>,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let query = espcam_store::Query::from_params(
-        q.camera.as_deref(),
-        q.limit.as_deref(),
-        q.before.as_deref(),
-    )
-    .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let query = list_query(&q)?;
     let store = store(&hub)?;
     let list = blocking(move || {
         store
@@ -234,22 +328,78 @@ pub(crate) async fn list_snapshots(
             .map_err(|e| ApiError::Internal(e.to_string()))
     })
     .await?;
+    let list: Vec<Value> = list.iter().map(snapshot_json).collect();
     Ok(Json(list).into_response())
 }
 
-fn parse_id(raw: &str, jpg: bool) -> Result<SnapshotId, ApiError> {
-    let parsed = if jpg {
-        SnapshotId::from_jpg_name(raw)
-    } else {
-        raw.strip_suffix(".jpg").unwrap_or(raw).parse().ok()
-    };
-    parsed.ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "no snapshot {:?}: expected a snapshot id such as {}",
-            raw.chars().take(40).collect::<String>(),
-            if jpg { "12.jpg" } else { "12" }
-        ))
+/// Checks the query of `GET /api/snapshots`. A parameter that is present must be valid:
+/// `camera=` with no value is an error, not "every camera".
+fn list_query(q: &ListQuery) -> Result<espcam_store::Query, ApiError> {
+    let bad = |m: String| ApiError::BadRequest(m);
+    let camera = q
+        .camera
+        .as_deref()
+        .map(|c| {
+            CameraId::new(c).map_err(|e| bad(format!("camera {:?} is invalid: {e}", echo(c, 40))))
+        })
+        .transpose()?;
+    let max = espcam_store::MAX_LIMIT;
+    let limit = q
+        .limit
+        .as_deref()
+        .map(|s| match s.parse::<u64>() {
+            Err(_) => Err(bad(format!(
+                "limit {:?} is not a number: expected a whole number in 1..={max}",
+                echo(s, 40)
+            ))),
+            Ok(n) if !(1..=u64::from(max)).contains(&n) => {
+                Err(bad(format!("limit {n} out of range 1..={max}")))
+            }
+            Ok(n) => Ok(n as u32),
+        })
+        .transpose()?;
+    let before = q
+        .before
+        .as_deref()
+        .map(|s| {
+            s.parse::<SnapshotId>().map(Before::Id).map_err(|()| {
+                bad(format!(
+                    "before {:?} is invalid: expected a snapshot id (a whole number ≥ 1)",
+                    echo(s, 40)
+                ))
+            })
+        })
+        .transpose()?;
+    Ok(espcam_store::Query {
+        camera,
+        limit,
+        before,
     })
+}
+
+/// Parses a snapshot path segment in its one canonical form: `12.jpg` for the image, `12`
+/// for the resource (DELETE). Leading zeros, a missing or extra `.jpg` are refused, so one
+/// snapshot has exactly one URL of each kind (the image is cached as immutable).
+fn parse_id(raw: &str, jpg: bool) -> Result<SnapshotId, ApiError> {
+    let digits = if jpg {
+        raw.strip_suffix(".jpg")
+    } else {
+        Some(raw)
+    };
+    digits
+        .filter(|d| !d.starts_with('0'))
+        .and_then(|d| d.parse::<SnapshotId>().ok())
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "no snapshot {:?}: expected {}",
+                echo(raw, 40),
+                if jpg {
+                    "/api/snapshots/{id}.jpg with the snapshot's id, such as 12.jpg"
+                } else {
+                    "/api/snapshots/{id} with the snapshot's id, such as 12 (no .jpg)"
+                }
+            ))
+        })
 }
 
 /// `GET /api/snapshots/{id}.jpg`.
@@ -292,7 +442,7 @@ pub(crate) async fn delete_snapshot(
     .await?;
     if deleted {
         tracing::info!("snapshot {id} deleted");
-        hub.emit(crate::ui::snapshot_deleted_event(id.get()));
+        hub.emit(Event::SnapshotDeleted(id.get()));
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound(format!("no snapshot {id}")))

@@ -11,27 +11,52 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::response::Response;
+use espcam_proto::close::{POLICY, close_reason};
 use espcam_proto::control::MAX_CONTROL_MESSAGE;
 use espcam_proto::{CameraMsg, DecodeError, HubMsg, StreamHello};
 use tracing::{debug, info, warn};
 
-use crate::camera::{Camera, Ingest, Source};
-use crate::hub::{Admission, Hub};
-use crate::listener::PeerAddr;
+use super::link::{self, CAMERA_WRITE_TIMEOUT, CameraSocket, Flow, Inbound};
+use crate::net::listener::PeerAddr;
+use crate::state::camera::{Camera, Ingest, Source};
+use crate::state::{Admission, Hub, LinkInfo};
+use crate::text::for_log;
 
 /// Read buffer for camera sockets: frames are tens of KiB and there are few cameras, so a
 /// bigger buffer means fewer reads.
 const CAMERA_READ_BUFFER: usize = 64 * 1024;
 /// How long a camera may take to send its hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long one write to a camera may take before the link is considered dead.
-const CAMERA_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl CameraSocket for WebSocket {
+    async fn recv(&mut self) -> Option<Result<Inbound, String>> {
+        loop {
+            return match WebSocket::recv(self).await? {
+                Err(e) => Some(Err(e.to_string())),
+                Ok(Message::Text(t)) => Some(Ok(Inbound::Text(t.as_str().to_string()))),
+                Ok(Message::Binary(b)) => Some(Ok(Inbound::Binary(b))),
+                Ok(Message::Close(_)) => Some(Ok(Inbound::Closed)),
+                Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+            };
+        }
+    }
+
+    async fn send_text(&mut self, text: String) -> Result<(), String> {
+        self.send(Message::Text(text.into()))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn close(&mut self, code: u16, reason: &str) {
+        crate::net::ws::close(self, code, reason).await;
+    }
+}
 
 /// `GET /ws/camera`: the camera control channel.
-pub(crate) async fn control_ws(
+pub(super) async fn control_ws(
     State(hub): State<Hub>,
     ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>,
     ws: WebSocketUpgrade,
@@ -44,7 +69,7 @@ pub(crate) async fn control_ws(
 }
 
 /// `GET /ws/stream`: the camera stream channel.
-pub(crate) async fn stream_ws(
+pub(super) async fn stream_ws(
     State(hub): State<Hub>,
     ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>,
     ws: WebSocketUpgrade,
@@ -61,13 +86,11 @@ pub(crate) async fn stream_ws(
 }
 
 /// Sends the refusal and closes with 1008; logs one line.
-pub(crate) async fn reject(
-    socket: &mut WebSocket,
-    addr: SocketAddr,
-    channel: &str,
-    reason: String,
-) {
-    warn!("refused camera {channel} connection from {addr}: {reason}");
+async fn reject(socket: &mut WebSocket, addr: SocketAddr, channel: &str, reason: String) {
+    warn!(
+        "refused camera {channel} connection from {addr}: {}",
+        for_log(&reason)
+    );
     let text = HubMsg::Rejected {
         reason: reason.clone(),
     }
@@ -76,7 +99,7 @@ pub(crate) async fn reject(
         socket.send(Message::Text(text.into())).await?;
         socket
             .send(Message::Close(Some(CloseFrame {
-                code: close_code::POLICY,
+                code: POLICY,
                 reason: close_reason(&reason).into(),
             })))
             .await
@@ -99,7 +122,7 @@ async fn welcome(
     {
         Ok(c) => c,
         Err(reason) => {
-            reject(socket, addr, channel, reason).await;
+            reject(socket, addr, channel, reason.to_string()).await;
             return None;
         }
     };
@@ -111,31 +134,19 @@ async fn welcome(
     Some(camera)
 }
 
-/// A close reason fits in 123 bytes; cut on a character boundary.
-pub(crate) fn close_reason(reason: &str) -> String {
-    let mut end = reason.len().min(123);
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    reason[..end].to_string()
-}
-
 /// Waits for the first text message, for at most [`HELLO_TIMEOUT`] in total: a deadline, not
 /// a per-message timer, so a peer that keeps sending pings cannot hold a connection open
 /// without ever saying hello.
 async fn first_text(socket: &mut WebSocket) -> Result<String, String> {
     let deadline = tokio::time::Instant::now() + HELLO_TIMEOUT;
-    loop {
-        match tokio::time::timeout_at(deadline, socket.recv()).await {
-            Err(_) => return Err(format!("no hello within {} s", HELLO_TIMEOUT.as_secs())),
-            Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => {
-                return Err("connection closed before hello".into());
-            }
-            Ok(Some(Ok(Message::Text(t)))) => return Ok(t.as_str().to_string()),
-            Ok(Some(Ok(Message::Binary(_)))) => {
-                return Err("expected a JSON hello first, got a binary message".into());
-            }
-            Ok(Some(Ok(_))) => {} // ping/pong before hello: fine
+    match tokio::time::timeout_at(deadline, CameraSocket::recv(socket)).await {
+        Err(_) => Err(format!("no hello within {} s", HELLO_TIMEOUT.as_secs())),
+        Ok(None | Some(Err(_)) | Some(Ok(Inbound::Closed))) => {
+            Err("connection closed before hello".into())
+        }
+        Ok(Some(Ok(Inbound::Text(t)))) => Ok(t),
+        Ok(Some(Ok(Inbound::Binary(_)))) => {
+            Err("expected a JSON hello first, got a binary message".into())
         }
     }
 }
@@ -162,57 +173,51 @@ async fn control_conn(hub: Hub, mut socket: WebSocket, addr: SocketAddr) {
     };
     let mut att = hub.attach_control(
         camera,
-        Some(hello.sensor.clone()),
-        Some(hello.firmware.clone()),
-        Some(hello.settings),
+        LinkInfo {
+            sensor: Some(hello.sensor.clone()),
+            firmware: Some(hello.firmware.clone()),
+            settings: Some(hello.settings),
+        },
     );
     let camera = att.camera.clone();
     info!(
         "camera {} connected from {addr} ({}, {}, {})",
-        camera.id, hello.sensor, hello.firmware, hello.settings.resolution
+        camera.id,
+        for_log(&hello.sensor),
+        for_log(&hello.firmware),
+        hello.settings.resolution
     );
-    let mut stop = hub.shutdown_signal();
-    let idle = hub.config().camera_timeout;
-    let reason: String = loop {
-        tokio::select! {
-            _ = &mut att.kicked => {
-                let _ = close(&mut socket, close_code::NORMAL, "replaced by a new connection").await;
-                break "replaced by a new connection".into();
-            }
-            _ = stop.changed() => {
-                let _ = close(&mut socket, close_code::AWAY, "hub shutting down").await;
-                break "hub shutting down".into();
-            }
-            Some(cmd) = att.commands.recv() => {
-                let sent = tokio::time::timeout(
-                    CAMERA_WRITE_TIMEOUT,
-                    socket.send(Message::Text(cmd.to_json().into())),
-                ).await;
-                if !matches!(sent, Ok(Ok(()))) {
-                    break "could not send a command".into();
-                }
-            }
-            msg = tokio::time::timeout(idle, socket.recv()) => match msg {
-                Err(_) => break format!("no message for {} ms", idle.as_millis()),
-                Ok(None) => break "connection closed".into(),
-                Ok(Some(Err(e))) => break format!("connection error: {e}"),
-                Ok(Some(Ok(Message::Close(_)))) => break "camera closed the connection".into(),
-                Ok(Some(Ok(Message::Text(t)))) => match CameraMsg::from_json(t.as_str()) {
-                    Ok(CameraMsg::Telemetry(t)) => {
-                        hub.on_settings(&camera, t.settings);
-                        camera.lock().telemetry = Some(t);
-                    }
-                    Ok(CameraMsg::Ack(a)) => hub.on_ack(&camera, a),
-                    Ok(CameraMsg::Hello(_)) => debug!("camera {}: repeated hello ignored", camera.id),
-                    Err(e) => warn!("camera {}: bad control message ignored: {e}", camera.id),
-                },
-                Ok(Some(Ok(Message::Binary(_)))) => {
-                    debug!("camera {}: binary message on the control channel ignored", camera.id);
-                }
-                Ok(Some(Ok(_))) => {}
-            },
-        }
+    let link = link::Link {
+        socket: &mut socket,
+        hub: &hub,
+        kicked: &mut att.kicked,
+        commands: Some(&mut att.commands),
+        idle: hub.config().camera_timeout,
+        idle_what: "message",
     };
+    let reason = link::run(link, &camera, |msg| {
+        match msg {
+            Inbound::Text(t) => match CameraMsg::from_json(&t) {
+                Ok(CameraMsg::Telemetry(t)) => hub.on_telemetry(&camera, t),
+                Ok(CameraMsg::Ack(a)) => hub.on_ack(&camera, a),
+                Ok(CameraMsg::Hello(_)) => debug!("camera {}: repeated hello ignored", camera.id),
+                Err(e) => warn!(
+                    "camera {}: bad control message ignored: {}",
+                    camera.id,
+                    for_log(&e.to_string())
+                ),
+            },
+            Inbound::Binary(_) => {
+                debug!(
+                    "camera {}: binary message on the control channel ignored",
+                    camera.id
+                );
+            }
+            Inbound::Closed => {}
+        }
+        Flow::Continue
+    })
+    .await;
     if hub.detach_control(&camera, att.conn, &reason) {
         info!("camera {} disconnected: {reason}", camera.id);
     } else {
@@ -244,49 +249,32 @@ async fn stream_conn(hub: Hub, mut socket: WebSocket, addr: SocketAddr) {
     let (conn, mut kicked) = hub.attach_stream(&camera);
     info!("camera {} stream connected from {addr}", camera.id);
     let limits = hub.config().limits;
-    let idle = hub.config().camera_timeout;
-    let mut stop = hub.shutdown_signal();
-    let reason: String = loop {
-        tokio::select! {
-            _ = &mut kicked => {
-                let _ = close(&mut socket, close_code::NORMAL, "replaced by a new connection").await;
-                break "replaced by a new connection".into();
-            }
-            _ = stop.changed() => {
-                let _ = close(&mut socket, close_code::AWAY, "hub shutting down").await;
-                break "hub shutting down".into();
-            }
-            msg = tokio::time::timeout(idle, socket.recv()) => match msg {
-                Err(_) => break format!("no frame for {} ms", idle.as_millis()),
-                Ok(None) => break "connection closed".into(),
-                Ok(Some(Err(e))) => break format!("connection error: {e}"),
-                Ok(Some(Ok(Message::Close(_)))) => break "camera closed the connection".into(),
-                Ok(Some(Ok(Message::Binary(b)))) => match camera.ingest(b, &limits) {
-                    Ingest::Published => camera.let_viewers_run().await,
-                    Ingest::Dropped(e) => camera.log_dropped(&e),
-                },
-                Ok(Some(Ok(Message::Text(_)))) => {
-                    debug!("camera {}: text message on the stream channel ignored", camera.id);
-                }
-                Ok(Some(Ok(_))) => {}
-            },
-        }
+    let link = link::Link {
+        socket: &mut socket,
+        hub: &hub,
+        kicked: &mut kicked,
+        commands: None,
+        idle: hub.config().camera_timeout,
+        idle_what: "frame",
     };
+    let reason = link::run(link, &camera, |msg| match msg {
+        Inbound::Binary(b) => match camera.ingest(b, &limits) {
+            Ingest::Published => Flow::Published,
+            Ingest::Dropped(e) => {
+                link::log_dropped(&camera, &e);
+                Flow::Continue
+            }
+        },
+        Inbound::Text(_) => {
+            debug!(
+                "camera {}: text message on the stream channel ignored",
+                camera.id
+            );
+            Flow::Continue
+        }
+        Inbound::Closed => Flow::Continue,
+    })
+    .await;
     hub.detach_stream(&camera, conn);
     info!("camera {} stream disconnected: {reason}", camera.id);
-}
-
-pub(crate) async fn close(
-    socket: &mut WebSocket,
-    code: u16,
-    reason: &str,
-) -> Result<(), axum::Error> {
-    let frame = Message::Close(Some(CloseFrame {
-        code,
-        reason: close_reason(reason).into(),
-    }));
-    match tokio::time::timeout(CAMERA_WRITE_TIMEOUT, socket.send(frame)).await {
-        Ok(r) => r,
-        Err(_) => Ok(()),
-    }
 }

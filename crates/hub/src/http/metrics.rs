@@ -1,5 +1,5 @@
 //! `GET /metrics`: Prometheus text exposition, written by hand (it is small and the format
-//! is stable), and the lock-free relay-latency histogram behind it.
+//! is stable). The numbers live in the state layer (counters, [`Histogram`]).
 //!
 //! Relay latency is measured from the moment the hub received a frame to the moment the
 //! write of that frame to a viewer's WebSocket completed (the hub's own contribution to
@@ -7,50 +7,24 @@
 //! atomic adds: it runs once per delivered frame.
 
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
-use crate::camera::CameraInfo;
-use crate::hub::Hub;
+use crate::state::Hub;
+use crate::state::camera::CameraInfo;
+use crate::state::histogram::Histogram;
 
-/// Upper bounds of the latency buckets, in microseconds.
-const BUCKETS_US: [u64; 14] = [
-    50, 100, 250, 500, 1_000, 2_000, 3_000, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000,
-    1_000_000,
-];
-
-/// A fixed-bucket histogram of microsecond durations.
-#[derive(Debug, Default)]
-pub struct Histogram {
-    buckets: [AtomicU64; BUCKETS_US.len()],
-    count: AtomicU64,
-    sum_us: AtomicU64,
-}
-
-impl Histogram {
-    /// Records one observation.
-    pub fn record(&self, us: u64) {
-        if let Some(i) = BUCKETS_US.iter().position(|&b| us <= b) {
-            self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_us.fetch_add(us, Ordering::Relaxed);
+/// Writes a histogram in the Prometheus text format, with bounds in seconds.
+fn write_histogram(out: &mut String, h: &Histogram, name: &str, help: &str) {
+    let s = h.snapshot();
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} histogram");
+    for (bound_us, cumulative) in &s.buckets {
+        let le = *bound_us as f64 / 1e6;
+        let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
     }
-
-    fn write(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} histogram");
-        let mut cumulative = 0;
-        for (i, b) in BUCKETS_US.iter().enumerate() {
-            cumulative += self.buckets[i].load(Ordering::Relaxed);
-            let le = *b as f64 / 1e6;
-            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
-        }
-        let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum {sum}");
-        let _ = writeln!(out, "{name}_count {count}");
-    }
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", s.count);
+    let _ = writeln!(out, "{name}_sum {}", s.sum_us as f64 / 1e6);
+    let _ = writeln!(out, "{name}_count {}", s.count);
 }
 
 /// One per-camera metric: name, type, help, and how to read it from the camera's info and
@@ -152,8 +126,9 @@ pub fn render(hub: &Hub) -> String {
             );
         }
     }
-    hub.relay_latency().write(
+    write_histogram(
         &mut out,
+        hub.relay_latency(),
         "espcam_relay_latency_seconds",
         "Hub receive of a frame to completed write to a viewer's WebSocket.",
     );
@@ -171,7 +146,7 @@ mod tests {
             h.record(us);
         }
         let mut s = String::new();
-        h.write(&mut s, "x", "help");
+        write_histogram(&mut s, &h, "x", "help");
         assert!(s.contains("x_bucket{le=\"0.00005\"} 1\n"), "{s}");
         assert!(s.contains("x_bucket{le=\"0.0001\"} 2\n"), "{s}");
         assert!(s.contains("x_bucket{le=\"0.001\"} 3\n"), "{s}");

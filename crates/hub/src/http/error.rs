@@ -1,58 +1,15 @@
-//! The hub's error types and the one place they become HTTP responses.
+//! [`ApiError`] and the one place errors become HTTP responses.
 //!
 //! Every error a client can cause maps to a 4xx with a message that says what was wrong;
-//! 5xx are for the hub's own trouble (disk, index) and for cameras that do not answer. This
-//! module must never leak internal paths or panics into a response body beyond the store's
-//! own messages.
+//! 5xx are for the hub's own trouble (disk, index) and for cameras that do not answer. The
+//! state layer's errors ([`CommandError`], [`RemoveError`]) get their status codes here, not
+//! where they are defined. This module must never leak internal paths or panics into a
+//! response body beyond the store's own messages.
 
+use crate::state::error::{CommandError, RemoveError};
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use espcam_proto::CameraId;
-
-/// Why a command to a camera did not get a positive ack.
-#[derive(Debug, thiserror::Error)]
-pub enum CommandError {
-    /// No camera with that id is known.
-    #[error("unknown camera {0:?}")]
-    UnknownCamera(String),
-    /// The camera is known but its control link is down.
-    #[error("camera {0} is offline")]
-    Offline(CameraId),
-    /// The camera did not ack within the timeout.
-    #[error("camera {camera} did not acknowledge {command} within {ms} ms")]
-    AckTimeout {
-        /// Camera id.
-        camera: CameraId,
-        /// The command, e.g. `quality 10`.
-        command: String,
-        /// The timeout.
-        ms: u128,
-    },
-    /// The camera's link went away (it disconnected or was replaced by a new connection)
-    /// after the command was sent and before it was acknowledged. Answered at once rather
-    /// than after the ack timeout, because no ack can come any more.
-    #[error("camera {camera} disconnected before acknowledging {command}")]
-    Disconnected {
-        /// Camera id.
-        camera: CameraId,
-        /// The command.
-        command: String,
-    },
-    /// The camera has too many commands queued (it stopped reading its socket).
-    #[error("camera {0} is not accepting commands (command queue full)")]
-    Busy(CameraId),
-    /// The camera answered, and refused.
-    #[error("camera {camera} refused {command}: {message}")]
-    Refused {
-        /// Camera id.
-        camera: CameraId,
-        /// The command.
-        command: String,
-        /// The camera's reason.
-        message: String,
-    },
-}
 
 /// An error answered to an HTTP client as `{"error": "..."}` with a status code.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +35,9 @@ pub enum ApiError {
     /// A camera command failed; the status depends on why.
     #[error(transparent)]
     Command(#[from] CommandError),
+    /// A camera could not be removed.
+    #[error(transparent)]
+    Remove(#[from] RemoveError),
 }
 
 impl ApiError {
@@ -98,6 +58,10 @@ impl ApiError {
                 CommandError::AckTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
                 CommandError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
                 CommandError::Refused { .. } => StatusCode::BAD_REQUEST,
+            },
+            ApiError::Remove(r) => match r {
+                RemoveError::UnknownCamera(_) => StatusCode::NOT_FOUND,
+                RemoveError::Online(_) | RemoveError::Configured(_) => StatusCode::CONFLICT,
             },
         }
     }
@@ -125,7 +89,7 @@ const MAX_REWRAPPED: usize = 4096;
 /// a path or query that does not parse, a WebSocket route asked for over plain HTTP (plain
 /// text) — into the API's `{"error": "..."}` form, keeping their status and headers (such as
 /// `Allow`). Responses that are already JSON, and successful ones, pass through untouched.
-pub(crate) async fn json_errors(response: Response) -> Response {
+pub async fn json_errors(response: Response) -> Response {
     let status = response.status();
     let is_json = response
         .headers()

@@ -8,7 +8,6 @@
 //! per viewer (the WebSocket layer copies it into the socket buffer; `Bytes` are shared).
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -17,17 +16,19 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use espcam_proto::ApMessage;
+use espcam_proto::close::echo;
 use espcam_proto::standalone::{ApRequest, PONG};
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use tokio::sync::watch;
 use tracing::{debug, info};
 
-use crate::camera::{Camera, Frame, ViewerGuard};
-use crate::clock::now_us;
-use crate::error::ApiError;
-use crate::hub::Hub;
-use crate::viewer_ws;
+use crate::http::error::ApiError;
+use crate::http::viewer_ws;
+use crate::state::Hub;
+use crate::state::camera::{Camera, Frame, ViewerGuard};
+use crate::state::clock::now_us;
+use crate::state::tap::{DropPolicy, FrameTap};
 
 /// How long `snapshot.jpg` waits for a frame at the resolution in force.
 const SNAPSHOT_WAIT: Duration = Duration::from_secs(2);
@@ -36,11 +37,7 @@ const BOUNDARY: &str = "espcamframe";
 
 pub(crate) fn find_camera(hub: &Hub, id: &str) -> Result<Arc<Camera>, ApiError> {
     hub.camera(id)
-        .ok_or_else(|| ApiError::NotFound(format!("unknown camera {:?}", truncate(id))))
-}
-
-fn truncate(s: &str) -> String {
-    s.chars().take(40).collect()
+        .ok_or_else(|| ApiError::NotFound(format!("unknown camera {:?}", echo(id, 40))))
 }
 
 /// Query of `/ws/view/{camera}`.
@@ -76,13 +73,11 @@ pub(crate) async fn view_ws(
 }
 
 async fn view_conn(hub: Hub, cam: Arc<Camera>, mut io: viewer_ws::Io, meta: bool) {
-    let _guard = ViewerGuard::new(cam.clone());
-    let mut rx = cam.subscribe();
-    // Send the newest frame right away rather than waiting for the next one.
-    rx.mark_changed();
+    let _guard = cam.viewer_guard();
+    // A viewer skips to the newest frame; the first one is the newest already received.
+    let mut tap = cam.tap(DropPolicy::Newest);
     let timeout = hub.config().viewer_timeout;
     let mut stop = hub.shutdown_signal();
-    let mut last_in = cam.counters.frames_in.load(Ordering::Relaxed);
     let mut reader = viewer_ws::Reader::default();
     let mut incoming = Vec::new();
     loop {
@@ -93,20 +88,14 @@ async fn view_conn(hub: Hub, cam: Arc<Camera>, mut io: viewer_ws::Io, meta: bool
                 let _ = tokio::time::timeout(timeout, close).await;
                 return;
             }
-            changed = rx.changed() => {
-                if changed.is_err() {
-                    return;
-                }
-                let Some(frame) = rx.borrow_and_update().clone() else { continue };
-                count_skipped(&cam, &mut last_in);
-                let text = meta.then(|| frame.meta_json().as_bytes());
+            tapped = tap.next() => {
+                let Some(t) = tapped else { return };
+                let frame = t.frame;
+                let text = meta.then(|| frame.cached_text(meta_json).as_bytes());
                 let sent = tokio::time::timeout(timeout, viewer_ws::send_binary(&mut io, text, &frame.jpeg)).await;
                 match sent {
                     Ok(Ok(())) => {
-                        cam.counters.frames_out.fetch_add(1, Ordering::Relaxed);
-                        cam.counters
-                            .bytes_out
-                            .fetch_add(frame.jpeg.len() as u64, Ordering::Relaxed);
+                        cam.count_delivered(frame.jpeg.len(), t.missed);
                         hub.relay_latency()
                             .record(now_us().saturating_sub(frame.received_us));
                     }
@@ -143,16 +132,19 @@ async fn view_conn(hub: Hub, cam: Arc<Camera>, mut io: viewer_ws::Io, meta: bool
     }
 }
 
-/// Counts frames this viewer never saw because newer ones replaced them.
-fn count_skipped(cam: &Camera, last_in: &mut u64) {
-    let now = cam.counters.frames_in.load(Ordering::Relaxed);
-    let skipped = now.saturating_sub(*last_in).saturating_sub(1);
-    if skipped > 0 {
-        cam.counters
-            .frames_skipped
-            .fetch_add(skipped, Ordering::Relaxed);
-    }
-    *last_in = now;
+/// The `?meta=1` text message that precedes a frame on `/ws/view` (built once per frame,
+/// shared by every viewer through [`Frame::cached_text`]).
+fn meta_json(f: &Frame) -> String {
+    serde_json::json!({
+        "type": "frame",
+        "seq": f.seq,
+        "captured_us": f.captured_us,
+        "received_us": f.received_us,
+        "width": f.width,
+        "height": f.height,
+        "bytes": f.jpeg.len(),
+    })
+    .to_string()
 }
 
 /// Answers the seed-002 client requests: `ping` → `pong`, `get_stats` → stats JSON.
@@ -197,7 +189,7 @@ pub(crate) async fn current_frame(cam: &Camera) -> Result<Arc<Frame>, ApiError> 
     let matches = |f: &Frame, expected: Option<(u16, u16)>| {
         expected.is_none_or(|dims| dims == (f.width, f.height))
     };
-    let mut rx = cam.subscribe();
+    let mut rx = cam.watch_frames();
     if let Some(f) = rx.borrow_and_update().clone()
         && matches(&f, cam.expected_dims())
     {
@@ -245,11 +237,9 @@ pub(crate) async fn stream_mjpg(
     Path(camera): Path<String>,
 ) -> Result<Response, ApiError> {
     let cam = find_camera(&hub, &camera)?;
-    let mut rx = cam.subscribe();
-    rx.mark_changed();
     let state = Mjpeg {
-        guard: ViewerGuard::new(cam),
-        rx,
+        tap: cam.tap(DropPolicy::Newest),
+        guard: cam.viewer_guard(),
         stop: hub.shutdown_signal(),
         pending: Vec::with_capacity(2),
     };
@@ -278,7 +268,7 @@ pub(crate) async fn stream_mjpg(
 
 struct Mjpeg {
     guard: ViewerGuard,
-    rx: watch::Receiver<Option<Arc<Frame>>>,
+    tap: FrameTap,
     stop: watch::Receiver<bool>,
     /// The rest of the current part, in reverse order (popped from the end).
     pending: Vec<Bytes>,
@@ -289,27 +279,38 @@ impl Mjpeg {
         if let Some(b) = self.pending.pop() {
             return Some(b);
         }
-        loop {
-            tokio::select! {
-                _ = self.stop.changed() => return None,
-                r = self.rx.changed() => r.ok()?,
-            }
-            let Some(frame) = self.rx.borrow_and_update().clone() else {
-                continue;
-            };
-            let cam = &self.guard.0;
-            cam.counters.frames_out.fetch_add(1, Ordering::Relaxed);
-            cam.counters
-                .bytes_out
-                .fetch_add(frame.jpeg.len() as u64, Ordering::Relaxed);
-            let head = format!(
-                "--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\nX-Timestamp: {}\r\n\r\n",
-                frame.jpeg.len(),
-                frame.received_us as f64 / 1e6,
-            );
-            self.pending.push(Bytes::from_static(b"\r\n"));
-            self.pending.push(frame.jpeg.clone());
-            return Some(Bytes::from(head));
-        }
+        let t = tokio::select! {
+            _ = self.stop.changed() => return None,
+            t = self.tap.next() => t?,
+        };
+        let frame = t.frame;
+        // Counted when handed to hyper, which polls this stream only when the socket can
+        // take more: the frames a slow client skipped are the tap's `missed`.
+        self.guard
+            .camera()
+            .count_delivered(frame.jpeg.len(), t.missed);
+        let head = part_header(&frame);
+        self.pending.push(Bytes::from_static(b"\r\n"));
+        self.pending.push(frame.jpeg.clone());
+        Some(Bytes::from(head))
     }
+}
+
+/// One MJPEG part's header. `X-Timestamp` is the hub's receive time in seconds (what
+/// other MJPEG servers send); `X-Espcam-Captured-Us` the camera's capture time when its clock
+/// is synced, `X-Espcam-Received-Us` and `X-Espcam-Seq` as on `snapshot.jpg` (docs/API.md).
+fn part_header(frame: &Frame) -> String {
+    use std::fmt::Write as _;
+    let mut head = format!(
+        "--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\nX-Timestamp: {:.6}\r\nX-Espcam-Seq: {}\r\nX-Espcam-Received-Us: {}\r\n",
+        frame.jpeg.len(),
+        frame.received_us as f64 / 1e6,
+        frame.seq,
+        frame.received_us,
+    );
+    if let Some(c) = frame.captured_us {
+        let _ = write!(head, "X-Espcam-Captured-Us: {c}\r\n");
+    }
+    head.push_str("\r\n");
+    head
 }

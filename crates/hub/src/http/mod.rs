@@ -1,0 +1,76 @@
+//! People and tools into the hub: the dashboard's files, the REST API, the viewer outputs
+//! (`/ws/view`, MJPEG, `snapshot.jpg`), the browser socket `/ws/ui` and `/metrics`.
+//!
+//! Built on the `state` layer only (it never touches `ingest`). Handlers are thin: parse and
+//! validate, call [`crate::state::Hub`] or the store, and shape the answer — this layer is
+//! the only place that turns hub state and events into JSON or HTTP status codes.
+//!
+//! - [`api`]: REST handlers; [`error`]: [`ApiError`] and its status codes.
+//! - [`view`] and [`viewer_ws`]: viewer outputs; the viewer WebSocket is written directly on
+//!   the upgraded connection (one `writev` per frame, no copy).
+//! - [`ui`]: the browser socket, and the one place events are serialised.
+//! - [`metrics`]: Prometheus text. [`assets`]: the embedded dashboard.
+
+pub(crate) mod api;
+pub(crate) mod assets;
+pub mod error;
+pub(crate) mod metrics;
+pub(crate) mod ui;
+pub(crate) mod view;
+pub(crate) mod viewer_ws;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+
+pub use error::ApiError;
+use error::{error_body, json_errors};
+
+use crate::state::Hub;
+
+/// The HTTP routes of port 6971 (the camera control socket is added by `server`).
+pub fn router(hub: Hub) -> Router {
+    let api = Router::new()
+        .route("/healthz", get(api::healthz))
+        .route("/metrics", get(api::metrics))
+        .route("/api/cameras", get(api::list_cameras))
+        .route(
+            "/api/cameras/{camera}",
+            get(api::get_camera).delete(api::delete_camera),
+        )
+        .route("/api/cameras/{camera}/settings", post(api::post_settings))
+        .route("/api/cameras/{camera}/reboot", post(api::post_reboot))
+        .route("/api/cameras/{camera}/telemetry", get(api::get_telemetry))
+        .route(
+            "/api/cameras/{camera}/snapshot.jpg",
+            get(view::snapshot_jpg),
+        )
+        .route("/api/cameras/{camera}/stream.mjpg", get(view::stream_mjpg))
+        .route("/api/cameras/{camera}/snapshots", post(api::post_snapshot))
+        .route("/api/snapshots", get(api::list_snapshots))
+        .route(
+            "/api/snapshots/{file}",
+            get(api::get_snapshot_jpg).delete(api::delete_snapshot),
+        )
+        .route("/ws/view/{camera}", get(view::view_ws))
+        .route("/ws/ui", get(ui::ui_ws))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(api::MAX_BODY))
+        .layer(axum::middleware::map_response(json_errors))
+        .with_state(hub);
+    api.merge(assets::router())
+}
+
+/// `GET /healthz` alone (the stream port answers it too).
+pub fn health_routes() -> Router {
+    Router::new()
+        .route("/healthz", get(api::healthz))
+        .fallback(not_found)
+}
+
+async fn not_found(uri: axum::http::Uri) -> Response {
+    let path = espcam_proto::close::echo(uri.path(), 100);
+    error_body(StatusCode::NOT_FOUND, &format!("no such endpoint: {path}"))
+}

@@ -1,0 +1,102 @@
+//! The hub's typed events: what happened to cameras, commands and snapshots.
+//!
+//! Defined here, emitted by [`crate::state::Hub`] (and by the layers through its methods),
+//! serialised for browsers in exactly one place (`http::ui`). Every later subscriber —
+//! recording, MQTT, webhooks, other hubs — takes the same events from the same bus
+//! ([`crate::state::Hub::subscribe`]). The bus is a bounded broadcast: a subscriber that falls
+//! behind is told how many events it missed (`Lagged`) and resynchronises from the state;
+//! the hub never waits for a subscriber. Nothing here is JSON.
+
+use espcam_proto::{CameraId, Settings};
+use espcam_store::Snapshot;
+
+use crate::state::camera::CameraInfo;
+use crate::state::error::CommandError;
+
+/// Who sent a command, so its answer reaches the one that asked (a browser socket shows only
+/// the answers to its own commands) and an audit log can name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A REST request.
+    Api,
+    /// The browser socket with this client number.
+    Ui(u64),
+    /// The hub itself (or a subscriber acting for it).
+    Internal,
+}
+
+/// One thing that happened.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A camera's control link came up.
+    Online(Box<CameraInfo>),
+    /// A camera's control link went down.
+    Offline {
+        /// The camera.
+        camera: CameraId,
+        /// Why, for people.
+        reason: String,
+    },
+    /// The settings in force changed (from an ack or from telemetry).
+    Settings {
+        /// The camera.
+        camera: CameraId,
+        /// The new settings.
+        settings: Settings,
+    },
+    /// Once a second per online camera: its state and counters.
+    Telemetry(Box<CameraInfo>),
+    /// A command got its answer (ack, refusal, or no answer).
+    Command {
+        /// Who sent it.
+        origin: Origin,
+        /// The sender's own id for it, if it gave one.
+        id: Option<u64>,
+        /// The camera as named by the sender (cut to 40 characters).
+        camera: String,
+        /// The outcome: the settings in force after a positive ack, or the error. For a
+        /// refusal, `settings` are the settings still in force.
+        result: Result<Settings, CommandFailure>,
+    },
+    /// A snapshot was saved (by any client).
+    SnapshotSaved(Snapshot),
+    /// A snapshot was deleted (by any client).
+    SnapshotDeleted(i64),
+    /// The set of known cameras changed other than by a camera coming online (one was
+    /// forgotten or removed): subscribers re-read the list.
+    CamerasChanged,
+}
+
+/// A command that did not get a positive ack.
+#[derive(Debug, Clone)]
+pub struct CommandFailure {
+    /// Why.
+    pub error: CommandError,
+    /// For a refusal, the settings the camera still has in force.
+    pub settings: Option<Settings>,
+}
+
+impl Event {
+    /// The event's name as the browser socket and docs/API.md call it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::Online(_) => "online",
+            Event::Offline { .. } => "offline",
+            Event::Settings { .. } => "settings",
+            Event::Telemetry(_) => "telemetry",
+            Event::Command {
+                result:
+                    Ok(_)
+                    | Err(CommandFailure {
+                        error: CommandError::Refused { .. },
+                        ..
+                    }),
+                ..
+            } => "ack",
+            Event::Command { .. } => "error",
+            Event::SnapshotSaved(_) => "snapshot",
+            Event::SnapshotDeleted(_) => "snapshot_deleted",
+            Event::CamerasChanged => "cameras",
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! Frame taps: how anything inside the hub follows a camera's frames.
+//!
+//! Viewers and internal consumers (recorder, motion detector, other hubs) want the same
+//! frames with different policies, so the policy is explicit and chosen by the subscriber:
+//!
+//! - [`DropPolicy::Newest`]: a viewer. When it is behind it skips straight to the newest
+//!   frame; it never holds more than the frame it is working on plus the shared newest one.
+//! - [`DropPolicy::Every`]: a recorder. It sees every frame, in order, through a bounded
+//!   queue of `capacity` frames; when it falls further behind, ingest does not wait: the
+//!   frames that did not fit are counted and reported with the next frame it gets.
+//!
+//! Either way ingest never waits for a tap, and a frame is an `Arc<Frame>`: no tap copies the
+//! JPEG bytes.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+
+use crate::state::camera::Frame;
+
+/// What a tap does when frames come faster than it takes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropPolicy {
+    /// Skip to the newest frame (viewers). The first frame is the newest one already
+    /// received, if any, so a new viewer sees a picture at once.
+    Newest,
+    /// Every frame in order, up to `capacity` queued; beyond that, frames are missed and
+    /// counted (recorders). Starts with the next frame received.
+    Every {
+        /// Frames queued before ingest starts counting misses (at least 1).
+        capacity: usize,
+    },
+}
+
+/// A frame from a tap, with how many frames this tap missed just before it.
+#[derive(Debug, Clone)]
+pub struct Tapped {
+    /// The frame (shared, never copied).
+    pub frame: Arc<Frame>,
+    /// Frames of this camera received between the previous frame this tap returned and this
+    /// one that the tap did not get (skipped by `Newest`, dropped by a full `Every`).
+    pub missed: u64,
+}
+
+/// A subscription to one camera's frames. See the module docs.
+#[derive(Debug)]
+pub struct FrameTap {
+    inner: Inner,
+    /// Index of the last frame returned, to compute `missed`.
+    last_index: Option<u64>,
+}
+
+#[derive(Debug)]
+enum Inner {
+    Newest(watch::Receiver<Option<Arc<Frame>>>),
+    Every(mpsc::Receiver<Arc<Frame>>),
+}
+
+impl FrameTap {
+    pub(super) fn newest(mut rx: watch::Receiver<Option<Arc<Frame>>>) -> Self {
+        // Hand out the current frame first.
+        rx.mark_changed();
+        Self {
+            inner: Inner::Newest(rx),
+            last_index: None,
+        }
+    }
+
+    pub(super) fn every(rx: mpsc::Receiver<Arc<Frame>>) -> Self {
+        Self {
+            inner: Inner::Every(rx),
+            last_index: None,
+        }
+    }
+
+    /// The next frame under this tap's policy. `None` once the camera is gone for good
+    /// (removed from the hub). Cancel-safe: dropping the future loses no frame.
+    pub async fn next(&mut self) -> Option<Tapped> {
+        let frame = match &mut self.inner {
+            Inner::Newest(rx) => loop {
+                rx.changed().await.ok()?;
+                if let Some(f) = rx.borrow_and_update().clone() {
+                    break f;
+                }
+            },
+            Inner::Every(rx) => rx.recv().await?,
+        };
+        let missed = match self.last_index {
+            Some(last) => frame.index.saturating_sub(last).saturating_sub(1),
+            None => 0,
+        };
+        self.last_index = Some(frame.index);
+        Some(Tapped { frame, missed })
+    }
+}
+
+/// Ingest's side of an `Every` tap. A frame that does not fit is simply not queued: the
+/// tap sees the gap in frame indices and reports it as `missed`.
+#[derive(Debug)]
+pub(super) struct EverySender(pub(super) mpsc::Sender<Arc<Frame>>);
+
+impl EverySender {
+    /// Offers a frame without waiting. `false` when the tap is gone and can be forgotten.
+    pub(super) fn offer(&self, frame: &Arc<Frame>) -> bool {
+        !matches!(
+            self.0.try_send(frame.clone()),
+            Err(mpsc::error::TrySendError::Closed(_))
+        )
+    }
+}
