@@ -143,7 +143,11 @@ mod demo {
             let cfg = HubCameraConfig::new(&host, http.port(), stream.port(), id, token);
             cams.push(HubCamera::spawn(cfg));
         }
-        tracing::info!("started {n} virtual camera(s): demo-1 .. demo-{n}");
+        if n == 1 {
+            tracing::info!("started virtual camera demo-1");
+        } else {
+            tracing::info!("started {n} virtual cameras: demo-1 … demo-{n}");
+        }
         Ok(cams)
     }
 }

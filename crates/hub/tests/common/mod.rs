@@ -338,6 +338,8 @@ pub fn framed(seq: u32, j: &[u8], w: u16, h: u16) -> Vec<u8> {
 pub struct TestCamera {
     pub id: String,
     pub settings: Arc<Mutex<Settings>>,
+    /// Every command received, in arrival order (`"quality 8"`).
+    pub received: Arc<Mutex<Vec<String>>>,
     task: JoinHandle<()>,
 }
 
@@ -361,10 +363,18 @@ impl TestCamera {
             (other, _) => panic!("unexpected {other:?}"),
         }
         let settings = Arc::new(Mutex::new(opts.settings));
-        let task = tokio::spawn(run_camera(control, stream, settings.clone(), opts.fps));
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let task = tokio::spawn(run_camera(
+            control,
+            stream,
+            settings.clone(),
+            received.clone(),
+            opts.fps,
+        ));
         Ok(Self {
             id: opts.id,
             settings,
+            received,
             task,
         })
     }
@@ -380,7 +390,13 @@ impl Drop for TestCamera {
     }
 }
 
-async fn run_camera(mut control: Ws, mut stream: Ws, settings: Arc<Mutex<Settings>>, fps: u32) {
+async fn run_camera(
+    mut control: Ws,
+    mut stream: Ws,
+    settings: Arc<Mutex<Settings>>,
+    received: Arc<Mutex<Vec<String>>>,
+    fps: u32,
+) {
     let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / u64::from(fps.max(1))));
     let mut telemetry = tokio::time::interval(Duration::from_millis(500));
     let mut cache: HashMap<(u16, u16, u8), Vec<u8>> = HashMap::new();
@@ -409,6 +425,7 @@ async fn run_camera(mut control: Ws, mut stream: Ws, settings: Arc<Mutex<Setting
             msg = control.next() => match msg {
                 Some(Ok(Message::Text(t))) => {
                     let HubMsg::Command(c) = HubMsg::from_json(&t).unwrap() else { continue };
+                    received.lock().unwrap().push(c.command.to_string());
                     let ack = {
                         let mut s = settings.lock().unwrap();
                         c.command.apply(&mut s);
