@@ -113,6 +113,14 @@ pub struct FileConfig {
     pub max_frame_bytes: Option<usize>,
     /// Most cameras the hub tracks.
     pub max_cameras: Option<usize>,
+    /// Open connections on the HTTP port, in all (also capped by the process's file
+    /// descriptor limit).
+    pub max_connections: Option<usize>,
+    /// Open connections on the HTTP port from one client address.
+    pub max_connections_per_address: Option<usize>,
+    /// Milliseconds a client has to send a request head; also how long an idle keep-alive
+    /// connection stays open.
+    pub header_timeout_ms: Option<u64>,
     /// Cameras allowed to connect (none listed: any valid id, trusted networks only).
     #[serde(default)]
     pub camera: Vec<CameraAuth>,
@@ -164,6 +172,12 @@ pub struct Config {
     pub limits: FrameLimits,
     /// Most cameras tracked at once, so a flood of made-up ids cannot grow memory.
     pub max_cameras: usize,
+    /// Open connections on the HTTP port, in all.
+    pub max_connections: usize,
+    /// Open connections on the HTTP port from one client address.
+    pub max_connections_per_address: usize,
+    /// Time a client has to send a request head, on both ports.
+    pub header_timeout: Duration,
 }
 
 impl Default for Config {
@@ -180,6 +194,9 @@ impl Default for Config {
             camera_timeout: Duration::from_millis(5000),
             limits: FrameLimits::default(),
             max_cameras: 256,
+            max_connections: 1024,
+            max_connections_per_address: 256,
+            header_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -259,6 +276,22 @@ impl Config {
                 "max_cameras must be at least 1".into(),
             ));
         }
+        if let Some(t) = pull
+            .iter()
+            .find(|t| file.camera.iter().any(|c| c.id == t.id))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "camera id {} is both a pushing [[camera]] and a --pull target; give the pulled camera another id",
+                t.id
+            )));
+        }
+        let count = |v: Option<usize>, default: usize, name: &str| match v {
+            None => Ok(default),
+            Some(n) if (1..=1_000_000).contains(&n) => Ok(n),
+            Some(n) => Err(ConfigError::Invalid(format!(
+                "{name} {n} out of range 1..=1000000"
+            ))),
+        };
         Ok(Self {
             bind: o.bind.or(file.bind).unwrap_or(d.bind),
             port: o.port.or(file.port).unwrap_or(d.port),
@@ -283,6 +316,17 @@ impl Config {
             )?,
             limits: FrameLimits { max_frame },
             max_cameras,
+            max_connections: count(file.max_connections, d.max_connections, "max_connections")?,
+            max_connections_per_address: count(
+                file.max_connections_per_address,
+                d.max_connections_per_address,
+                "max_connections_per_address",
+            )?,
+            header_timeout: ms(
+                file.header_timeout_ms,
+                d.header_timeout,
+                "header_timeout_ms",
+            )?,
         })
     }
 }

@@ -15,7 +15,8 @@ use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::net::listener::{HubListener, PeerAddr};
+use crate::net::listener::HubListener;
+use crate::net::serve::DoorLimits;
 use crate::state::Hub;
 use crate::{http, ingest};
 
@@ -137,32 +138,61 @@ pub async fn serve(
             hub.stop();
         }
     });
-    let stopped = |hub: &Hub| {
-        let mut rx = hub.shutdown_signal();
-        async move {
-            // Err means the hub is gone, which is as good as stopped.
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    };
+    let (http_limits, stream_limits) = door_limits(hub.config());
+    info!(
+        "connection limits: HTTP port {} in all, {} per address; stream port {} in all; request heads within {} ms",
+        http_limits.max_connections,
+        http_limits.max_per_address,
+        stream_limits.max_connections,
+        http_limits.header_timeout.as_millis()
+    );
     let timeout = hub.config().viewer_timeout;
-    let http = axum::serve(
+    let http = tokio::spawn(crate::net::serve::serve(
         HubListener::new(listeners.http, timeout),
-        app(hub.clone()).into_make_service_with_connect_info::<PeerAddr>(),
-    )
-    .with_graceful_shutdown(stopped(&hub));
-    let stream = axum::serve(
+        app(hub.clone()),
+        http_limits,
+        hub.shutdown_signal(),
+    ));
+    let stream = tokio::spawn(crate::net::serve::serve(
         HubListener::new(listeners.stream, timeout),
-        stream_app(hub.clone()).into_make_service_with_connect_info::<PeerAddr>(),
-    )
-    .with_graceful_shutdown(stopped(&hub));
+        stream_app(hub.clone()),
+        stream_limits,
+        hub.shutdown_signal(),
+    ));
     let shown = if http_addr.ip().is_unspecified() {
         format!("http://localhost:{}/", http_addr.port())
     } else {
         format!("http://{http_addr}/")
     };
     info!("dashboard: open {shown} in a browser");
-    let result = tokio::try_join!(async { http.await }, async { stream.await },);
+    let (a, b) = tokio::join!(http, stream);
     hub.stop();
     info!("hub stopped");
-    result.map(|_| ()).map_err(RunError::Serve)
+    for r in [a, b] {
+        r.map_err(|e| RunError::Serve(std::io::Error::other(e.to_string())))?;
+    }
+    Ok(())
+}
+
+/// The two ports' connection budgets. The stream port holds about one connection per camera
+/// (two while one reconnects); the HTTP port gets what is left of the process's file
+/// descriptors, so that descriptors run out for no one: past its budget a port closes new
+/// connections at once, and the other port keeps working.
+fn door_limits(config: &Config) -> (DoorLimits, DoorLimits) {
+    let stream_total = config.max_cameras.saturating_mul(2).saturating_add(16);
+    let fds = crate::net::fd_soft_limit().unwrap_or(1024);
+    let http_total = config
+        .max_connections
+        .min(fds.saturating_sub(stream_total + 64).max(32));
+    let http = DoorLimits {
+        max_connections: http_total,
+        max_per_address: config.max_connections_per_address.min(http_total),
+        header_timeout: config.header_timeout,
+    };
+    let stream = DoorLimits {
+        max_connections: stream_total,
+        max_per_address: stream_total,
+        header_timeout: config.header_timeout,
+    };
+    (http, stream)
 }

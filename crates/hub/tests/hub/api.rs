@@ -328,3 +328,65 @@ async fn telemetry_history_is_kept_per_camera() {
     assert_eq!(hub.get("/api/cameras/nope/telemetry").await.status, 404);
     hub.stop().await;
 }
+
+/// Regression (issue 15, limits on every door): idle, slow-header and idle keep-alive
+/// connections were never closed, and 1,100 of them made the hub unreachable. Now a
+/// request head must arrive within the header deadline, and past the per-address budget new
+/// connections are closed at once while the hub stays reachable.
+#[tokio::test]
+async fn idle_and_excess_connections_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tmp();
+    let mut config = Config::for_tests(dir.path());
+    config.header_timeout = Duration::from_millis(400);
+    config.max_connections_per_address = 40;
+    let hub = TestHub::start(config).await;
+    let started = tokio::time::Instant::now();
+    let mut idle = Vec::new();
+    for i in 0..40 {
+        let mut s = tokio::net::TcpStream::connect(hub.http).await.unwrap();
+        if i % 2 == 0 {
+            // Half of them start a request head and never finish it.
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                .await
+                .unwrap();
+        }
+        idle.push(s);
+    }
+    // The budget is full: the next connection is closed at once.
+    let mut extra = tokio::net::TcpStream::connect(hub.http).await.unwrap();
+    let _ = extra
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let mut buf = [0u8; 256];
+    let n = tokio::time::timeout(Duration::from_secs(2), extra.read(&mut buf))
+        .await
+        .expect("an over-budget connection must be closed, not left waiting")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "{}", String::from_utf8_lossy(&buf[..n]));
+    // Every idle one is closed by the header deadline.
+    for s in &mut idle {
+        let r = tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf))
+            .await
+            .expect("an idle connection must be closed by the header deadline");
+        if let Ok(n) = r {
+            // hyper may answer 408 before closing; then the next read is EOF.
+            if n > 0 {
+                assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 408"));
+            }
+        }
+    }
+    assert!(started.elapsed() < Duration::from_secs(4));
+    drop(idle);
+    // And the hub serves again.
+    let mut ok = false;
+    for _ in 0..50 {
+        if hub.get("/healthz").await.status == 200 {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ok);
+    hub.stop().await;
+}
