@@ -39,6 +39,7 @@ mod pairing;
 mod password;
 mod policy;
 mod ratelimit;
+mod request;
 mod role;
 mod secret;
 mod sessions;
@@ -66,6 +67,7 @@ pub use policy::{
     host_allowed, normalize_origin, origin_allowed,
 };
 pub use ratelimit::{LoginDecision, LoginLimitPolicy, LoginLimiter};
+pub use request::{AuthOutcome, CsrfError, RequestCredentials, Via, state_change_allowed};
 pub use role::{Action, Role, RoleError};
 pub use secret::RandomError;
 pub use sessions::{
