@@ -173,8 +173,10 @@ impl Auth {
         if !password::verify(password, &phc) {
             return Ok(None);
         }
+        // At most one write a minute per user: HTTP Basic checks a password on every request.
         self.conn().execute(
-            "UPDATE users SET last_login_us = ?1 WHERE id = ?2",
+            "UPDATE users SET last_login_us = ?1
+             WHERE id = ?2 AND (last_login_us IS NULL OR last_login_us <= ?1 - 60000000)",
             params![to_db(now_us), id],
         )?;
         Ok(Some(Principal {
@@ -264,12 +266,28 @@ mod tests {
         );
         assert_eq!(auth.check_password("bad name!", "x", T0).unwrap(), None);
 
+        // A check 30 s later is not written; 61 s later it is.
+        auth.check_password("bob", "bob-secret", T0 + 35 * SEC)
+            .unwrap();
+        assert_eq!(
+            auth.list_users().unwrap()[1].last_login_us,
+            Some(T0 + 5 * SEC)
+        );
+        auth.check_password("bob", "bob-secret", T0 + 66 * SEC)
+            .unwrap();
+        assert_eq!(
+            auth.list_users().unwrap()[1].last_login_us,
+            Some(T0 + 66 * SEC)
+        );
+        auth.check_password("bob", "bob-secret", T0 + 5 * SEC)
+            .unwrap();
+
         let users = auth.list_users().unwrap();
         assert_eq!(users.len(), 2);
         assert_eq!(users[0].name, name("alice"));
         assert_eq!(users[1].role, Role::Viewer);
         assert_eq!(users[1].created_us, T0 + SEC);
-        assert_eq!(users[1].last_login_us, Some(T0 + 5 * SEC));
+        assert_eq!(users[1].last_login_us, Some(T0 + 66 * SEC));
 
         auth.set_password(&name("bob"), &pw("new-bob-secret"), T0)
             .unwrap();
