@@ -4,8 +4,11 @@
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod cameras;
 mod serve;
 mod sim;
+mod tokens;
+mod users;
 
 /// espcam: stream and control ESP32-S3 cameras from a browser.
 #[derive(Debug, Parser)]
@@ -27,6 +30,13 @@ enum Cmd {
     /// Run virtual cameras: `--hub HOST[:PORT]` (hub mode, `--count N`) or `--mode ap`
     /// (standalone seed-002 camera at ws://127.0.0.1:8080/ws).
     Sim(sim::SimArgs),
+    /// Dashboard users: `add NAME --role admin|viewer`, `list`, `passwd NAME`, `remove NAME`.
+    User(users::UserArgs),
+    /// API tokens for tools: `add NAME --role viewer|admin` (prints it once), `list`,
+    /// `revoke NAME`.
+    Token(tokens::TokenArgs),
+    /// Camera pairing: `list`, `accept ID`, `remove ID`.
+    Camera(cameras::CameraArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -46,6 +56,9 @@ fn main() -> std::process::ExitCode {
         Cmd::Serve(args) => serve::run(args),
         Cmd::Bench(args) => bench::run(args),
         Cmd::Sim(args) => sim::run(args),
+        Cmd::User(args) => users::run(args),
+        Cmd::Token(args) => tokens::run(args),
+        Cmd::Camera(args) => cameras::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,8 +1,9 @@
 //! The workspace's dependency direction, as ARCHITECTURE.md states it, checked against
 //! `cargo metadata`: `proto` depends on no other espcam crate; `camera` only on `proto`;
-//! `store` only on `proto`; `sim` on `camera` and `proto`; `hub` on `proto` and `store` (the
-//! sim only for its tests); and no async runtime, web framework or esp-idf crate appears under
-//! `proto` or `camera` (the no_std proof in `proof.rs` catches `std` itself).
+//! `store` only on `proto`; `auth` only on `proto`; `sim` on `camera` and `proto`; `hub` on
+//! `proto` and `store` (the sim only for its tests); no async runtime, web framework or
+//! esp-idf crate appears under `proto` or `camera` (the no_std proof in `proof.rs` catches
+//! `std` itself); and `auth` uses no async runtime or HTTP framework.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -59,6 +60,7 @@ fn dependencies_point_one_way() {
     assert_eq!(in_repo(&deps, "espcam-proto", n), Vec::<String>::new());
     assert_eq!(in_repo(&deps, "espcam-camera", n), ["espcam-proto"]);
     assert_eq!(in_repo(&deps, "espcam-store", n), ["espcam-proto"]);
+    assert_eq!(in_repo(&deps, "espcam-auth", n), ["espcam-proto"]);
     assert_eq!(
         in_repo(&deps, "espcam-sim", n),
         ["espcam-camera", "espcam-proto"]
@@ -92,5 +94,21 @@ fn no_runtime_or_framework_under_the_portable_crates() {
                 "{pkg} depends on {d}: the portable crates must stay free of runtimes, frameworks and esp-idf"
             );
         }
+    }
+}
+
+#[test]
+fn auth_has_no_runtime_or_http_framework() {
+    let deps = dependencies();
+    let forbidden = ["tokio", "axum", "hyper", "tungstenite", "tower", "http"];
+    for d in deps
+        .get(&("espcam-auth".to_string(), "normal".to_string()))
+        .into_iter()
+        .flatten()
+    {
+        assert!(
+            !forbidden.iter().any(|f| d.contains(f)),
+            "espcam-auth depends on {d}: its decisions must stay testable without a server"
+        );
     }
 }
