@@ -227,6 +227,17 @@ impl Writer {
         Ok(info)
     }
 
+    /// Test hook: gives up the writer as a killed process would — no close, no trailer, the
+    /// open segment's row stays `open` and its unsynced frames stay in the page cache only.
+    /// The next [`Recordings::open`] recovers it.
+    #[doc(hidden)]
+    pub fn simulate_crash(mut self) {
+        if let Some(cur) = self.cur.take() {
+            self.drop_live(cur.id);
+        }
+        self.unclosed.clear();
+    }
+
     fn open_segment(&mut self, t: u64) -> Result<(), WriteError> {
         let inner = &self.rec.inner;
         let cam_dir = inner.dir.join(self.camera.as_str());
