@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod crash;
+
 use std::process::Command;
 
 pub const SEC: u64 = 1_000_000;
