@@ -5,6 +5,9 @@
 //!
 //! `cargo run --release -p espcam-record --example crash`
 
+// A test harness: a failed step should stop it loudly.
+#![allow(clippy::unwrap_used)]
+
 #[path = "../tests/common/mod.rs"]
 mod common;
 

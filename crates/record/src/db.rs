@@ -99,7 +99,11 @@ pub(crate) fn insert_open(
 }
 
 /// Inserts a closed segment under a given id (re-indexing a file whose row was lost).
-pub(crate) fn insert_closed(conn: &Connection, s: &SegmentInfo, path: &str) -> rusqlite::Result<()> {
+pub(crate) fn insert_closed(
+    conn: &Connection,
+    s: &SegmentInfo,
+    path: &str,
+) -> rusqlite::Result<()> {
     conn.execute(
         "INSERT INTO segments (id, camera, start_us, end_us, frames, bytes, width, height,
                                mixed_dims, path, state)
@@ -167,7 +171,9 @@ pub(crate) fn note_deleted(
 }
 
 /// Retention totals per camera: (segments deleted, bytes deleted, time of the last deletion).
-pub(crate) fn retention_totals(conn: &Connection) -> rusqlite::Result<Vec<(String, u64, u64, u64)>> {
+pub(crate) fn retention_totals(
+    conn: &Connection,
+) -> rusqlite::Result<Vec<(String, u64, u64, u64)>> {
     let mut st = conn.prepare_cached(
         "SELECT camera, deleted_segments, deleted_bytes, last_deleted_us FROM retention ORDER BY camera",
     )?;
@@ -182,7 +188,8 @@ pub(crate) fn retention_totals(conn: &Connection) -> rusqlite::Result<Vec<(Strin
     .collect()
 }
 
-const COLUMNS: &str = "id, camera, start_us, end_us, frames, bytes, width, height, mixed_dims, state";
+const COLUMNS: &str =
+    "id, camera, start_us, end_us, frames, bytes, width, height, mixed_dims, state";
 
 fn bad(col: usize, what: &str) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
@@ -240,11 +247,8 @@ pub(crate) fn overlapping(
          WHERE camera = ?1 AND state = {CLOSED} AND start_us <= ?3 AND end_us >= ?2
          ORDER BY start_us, id"
     ))?;
-    st.query_map(
-        params![camera.as_str(), clamp(from_us), clamp(to_us)],
-        row,
-    )?
-    .collect()
+    st.query_map(params![camera.as_str(), clamp(from_us), clamp(to_us)], row)?
+        .collect()
 }
 
 /// The closed segment of `camera` starting last at or before `t`.
@@ -287,7 +291,10 @@ pub(crate) fn get(conn: &Connection, id: SegmentId) -> rusqlite::Result<Option<S
 }
 
 /// Per camera: closed segments, frames, bytes, oldest start, newest end.
-pub(crate) fn usage(conn: &Connection) -> rusqlite::Result<Vec<(String, u64, u64, u64, u64, u64)>> {
+/// (camera, segments, frames, bytes, oldest start, newest end).
+pub(crate) type UsageRow = (String, u64, u64, u64, u64, u64);
+
+pub(crate) fn usage(conn: &Connection) -> rusqlite::Result<Vec<UsageRow>> {
     let mut st = conn.prepare_cached(&format!(
         "SELECT camera, COUNT(*), SUM(frames), SUM(bytes), MIN(start_us), MAX(end_us)
          FROM segments WHERE state = {CLOSED} GROUP BY camera ORDER BY camera"

@@ -207,8 +207,7 @@ pub(crate) struct Footer {
 
 /// Decodes the footer (the file's last [`FOOTER_LEN`] bytes) of a file of `file_len` bytes.
 pub(crate) fn decode_footer(b: &[u8], file_len: u64) -> Option<Footer> {
-    if b.len() < FOOTER_LEN as usize || b[0..8] != FOOTER_MAGIC || u32_at(b, 28) != crc(&b[0..24])
-    {
+    if b.len() < FOOTER_LEN as usize || b[0..8] != FOOTER_MAGIC || u32_at(b, 28) != crc(&b[0..24]) {
         return None;
     }
     let f = Footer {

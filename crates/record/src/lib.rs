@@ -40,9 +40,9 @@
 //! optionally the camera's capture time. Segments, spans, seek and retention use the receive
 //! time; frames come back with both.
 
+mod db;
 pub mod error;
 pub mod export;
-mod db;
 mod format;
 mod read;
 mod recover;
@@ -506,7 +506,9 @@ impl Inner {
     }
 
     pub(crate) fn note_closed(&self) {
-        self.counters.segments_closed.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .segments_closed
+            .fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -520,8 +522,15 @@ mod tests {
         assert_eq!(relative_path(&cam, SegmentId(7), 123), "cam-1/7-123.seg");
         assert_eq!(parse_file_name("7-123.seg"), Some((SegmentId(7), 123)));
         for bad in [
-            "0-1.seg", "07-1.seg", "7-01.seg", "7-.seg", "-1.seg", "7-1.seg.tmp", "7_1.seg",
-            "7-1-2.seg", "+7-1.seg",
+            "0-1.seg",
+            "07-1.seg",
+            "7-01.seg",
+            "7-.seg",
+            "-1.seg",
+            "7-1.seg.tmp",
+            "7_1.seg",
+            "7-1-2.seg",
+            "+7-1.seg",
         ] {
             assert_eq!(parse_file_name(bad), None, "{bad}");
         }

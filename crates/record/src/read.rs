@@ -113,7 +113,11 @@ impl Opened {
         }))
     }
 
-    fn live(inner: &Arc<Inner>, camera: &CameraId, live: Arc<Live>) -> Result<Option<Self>, ReadError> {
+    fn live(
+        inner: &Arc<Inner>,
+        camera: &CameraId,
+        live: Arc<Live>,
+    ) -> Result<Option<Self>, ReadError> {
         let entries = live.entries().clone();
         let Some(info) = live_info(camera, &live, &entries) else {
             return Ok(None);
@@ -121,8 +125,8 @@ impl Opened {
         let Some(lease) = Lease::take(inner, live.id) else {
             return Ok(None);
         };
-        let file = File::open(&live.path)
-            .map_err(|e| IoError::new("open segment file", &live.path, e))?;
+        let file =
+            File::open(&live.path).map_err(|e| IoError::new("open segment file", &live.path, e))?;
         Ok(Some(Self {
             info,
             path: live.path.clone(),
@@ -150,11 +154,11 @@ impl Opened {
         } else {
             // Closed meanwhile: its trailer now lists every frame.
             self.live = None;
-            if let Some(row) = db::get(&inner.conn(), self.info.id)? {
-                if !row.open {
-                    self.entries = segment::load_index(&self.path)?;
-                    self.info = row;
-                }
+            if let Some(row) = db::get(&inner.conn(), self.info.id)?
+                && !row.open
+            {
+                self.entries = segment::load_index(&self.path)?;
+                self.info = row;
             }
         }
         Ok(self.entries.len() > before)
@@ -211,7 +215,12 @@ impl Recordings {
 
     /// Recorded spans of `camera` overlapping `[from_us, to_us]`: segments merged where the
     /// next starts within [`max_gap_us`](crate::Config::max_gap_us) of the previous end.
-    pub fn spans(&self, camera: &CameraId, from_us: u64, to_us: u64) -> Result<Vec<Span>, ReadError> {
+    pub fn spans(
+        &self,
+        camera: &CameraId,
+        from_us: u64,
+        to_us: u64,
+    ) -> Result<Vec<Span>, ReadError> {
         let gap = self.inner.config.max_gap_us;
         let mut out: Vec<Span> = Vec::new();
         for s in self.segments(camera, from_us, to_us)? {

@@ -163,7 +163,9 @@ pub(crate) fn run(inner: &Inner) -> Result<RecoveryReport, Failure> {
             segment::recover(&path, sync)?
         };
         match recovered {
-            Some(r) if !r.entries.is_empty() && r.header.id == id.0 && r.header.start_us == start => {
+            Some(r)
+                if !r.entries.is_empty() && r.header.id == id.0 && r.header.start_us == start =>
+            {
                 let info = info_of(id, &camera, start, &r.entries, r.len);
                 db::insert_closed(&inner.conn(), &info, &relative_path(&camera, id, start))?;
                 run.report.files_reindexed += 1;

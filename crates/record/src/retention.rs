@@ -151,10 +151,11 @@ pub fn plan(
             continue;
         };
         let used = per_cam.get(&s.camera).copied().unwrap_or(0);
-        if used > max && take(s, Reason::CameraBytes, &mut out) {
-            if let Some(b) = per_cam.get_mut(&s.camera) {
-                *b -= s.bytes;
-            }
+        if used > max
+            && take(s, Reason::CameraBytes, &mut out)
+            && let Some(b) = per_cam.get_mut(&s.camera)
+        {
+            *b -= s.bytes;
         }
     }
     // 3. Bytes globally.
@@ -313,7 +314,11 @@ mod tests {
 
     #[test]
     fn age_limit_deletes_only_what_ended_before_the_cutoff() {
-        let segs = [seg(1, "a", 0, 10), seg(2, "a", H, 10), seg(3, "a", 2 * H, 10)];
+        let segs = [
+            seg(1, "a", 0, 10),
+            seg(2, "a", H, 10),
+            seg(3, "a", 2 * H, 10),
+        ];
         let policy = RetentionPolicy {
             default_camera: Limits {
                 max_age_us: Some(H * 1_000_000),
@@ -357,7 +362,11 @@ mod tests {
 
     #[test]
     fn disk_floor_counts_what_the_plan_frees_and_skips_leased() {
-        let segs = [seg(1, "a", 0, 100), seg(2, "a", 60, 100), seg(3, "a", 120, 100)];
+        let segs = [
+            seg(1, "a", 0, 100),
+            seg(2, "a", 60, 100),
+            seg(3, "a", 120, 100),
+        ];
         let policy = RetentionPolicy {
             min_free_bytes: 1_150,
             ..Default::default()

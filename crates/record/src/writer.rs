@@ -11,7 +11,7 @@ use std::sync::{Arc, PoisonError};
 use espcam_proto::CameraId;
 
 use crate::error::{IoError, WriteError};
-use crate::format::{self, FileHeader, FrameMeta, FRAME_HEADER_LEN, MAX_FRAME_BYTES};
+use crate::format::{self, FRAME_HEADER_LEN, FileHeader, FrameMeta, MAX_FRAME_BYTES};
 use crate::segment::{self, SegmentFile};
 use crate::{Live, Recordings, SegmentId, SegmentInfo, db};
 
@@ -128,7 +128,11 @@ impl Writer {
         let cfg = &self.rec.inner.config;
         let mut closed_previous = false;
         if let Some(cur) = &self.cur {
-            let last = cur.file.entries.last().map_or(cur.start_us, |m| m.received_us);
+            let last = cur
+                .file
+                .entries
+                .last()
+                .map_or(cur.start_us, |m| m.received_us);
             let len = cur.file.len() + FRAME_HEADER_LEN + frame.jpeg.len() as u64;
             if t - cur.start_us >= cfg.segment_duration_us
                 || t - last > cfg.max_gap_us
@@ -250,7 +254,14 @@ impl Writer {
         }
         let id = db::insert_open(&inner.conn(), &self.camera, t)?;
         let path = inner.segment_path(&self.camera, id, t);
-        let file = match SegmentFile::create(path.clone(), FileHeader { id: id.0, start_us: t }, inner.sync()) {
+        let file = match SegmentFile::create(
+            path.clone(),
+            FileHeader {
+                id: id.0,
+                start_us: t,
+            },
+            inner.sync(),
+        ) {
             Ok(f) => f,
             Err(e) => {
                 let _ = fs::remove_file(&path);

@@ -3,6 +3,8 @@
 //! durable must be present and intact. The full 30 cycles: `cargo run --release -p
 //! espcam-record --example crash` (figures in docs/BENCHMARKS.md).
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::process::Command;
@@ -26,7 +28,13 @@ fn kill_9_at_random_moments_loses_nothing_durable() {
     let mut total_durable = 0;
     for i in 0..3 {
         let mut cmd = Command::new(std::env::current_exe().unwrap());
-        cmd.args(["--ignored", "--exact", "crash_child", "--nocapture", "--test-threads=1"]);
+        cmd.args([
+            "--ignored",
+            "--exact",
+            "crash_child",
+            "--nocapture",
+            "--test-threads=1",
+        ]);
         let c = crash::cycle(
             cmd,
             dir.path(),
@@ -34,7 +42,9 @@ fn kill_9_at_random_moments_loses_nothing_durable() {
             &bases,
         );
         eprintln!("cycle {i}: {c:?}");
-        let d = c.last_durable.expect("the child reported a sync before it was killed");
+        let d = c
+            .last_durable
+            .expect("the child reported a sync before it was killed");
         assert!(d >= total_durable, "numbers keep growing across cycles");
         total_durable = d;
         if i > 0 {

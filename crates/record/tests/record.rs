@@ -2,6 +2,8 @@
 //! retention, torn-tail recovery, and AVI/MKV exports checked by ffprobe, ffmpeg and two
 //! independent demuxers.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::HashSet;
@@ -84,14 +86,21 @@ fn play_all(rec: &Recordings, camera: &CameraId, from: u64) -> Vec<RecordedFrame
 }
 
 fn bases() -> Vec<(Vec<u8>, u16, u16)> {
-    vec![(base_jpeg(64, 48, 1), 64, 48), (base_jpeg(32, 24, 2), 32, 24)]
+    vec![
+        (base_jpeg(64, 48, 1), 64, 48),
+        (base_jpeg(32, 24, 2), 32, 24),
+    ]
 }
 
 fn check_frames(got: &[RecordedFrame], sent: &[Sent], bases: &[(Vec<u8>, u16, u16)]) {
     assert_eq!(got.len(), sent.len());
     for (g, s) in got.iter().zip(sent) {
         assert_eq!(number_of(&g.jpeg), Some(s.n));
-        let base = if s.w == bases[0].1 { &bases[0].0 } else { &bases[1].0 };
+        let base = if s.w == bases[0].1 {
+            &bases[0].0
+        } else {
+            &bases[1].0
+        };
         assert_eq!(g.jpeg, numbered(base, s.n), "frame {} bytes", s.n);
         assert_eq!((g.width, g.height), (s.w, s.h));
         assert_eq!(g.received_us, s.received_us);
@@ -119,12 +128,18 @@ fn records_reopens_lists_spans_and_plays_back() {
     assert_eq!(spans.len(), 2, "{spans:?}");
     assert_eq!((spans[0].start_us, spans[0].end_us), (T0, T0 + 149_900_000));
     assert_eq!(spans[0].frames, 1_500);
-    assert_eq!((spans[1].start_us, spans[1].end_us), (T0 + 170 * SEC, T0 + 199_900_000));
+    assert_eq!(
+        (spans[1].start_us, spans[1].end_us),
+        (T0 + 170 * SEC, T0 + 199_900_000)
+    );
     // Segments of at most a minute.
     let segs: Vec<SegmentInfo> = rec.segments(&c, 0, u64::MAX).unwrap();
     assert_eq!(segs.len(), 4);
     assert!(segs.iter().all(|s| s.end_us - s.start_us < 60 * SEC));
-    assert!(!segs[1].uniform_dims, "the size change falls in the second segment");
+    assert!(
+        !segs[1].uniform_dims,
+        "the size change falls in the second segment"
+    );
 
     // Everything back, byte for byte, with dimensions and capture times.
     let got = play_all(&rec, &c, 0);
@@ -136,9 +151,16 @@ fn records_reopens_lists_spans_and_plays_back() {
     let mut cur = rec.cursor(&c);
     let m = cur.seek(T0 + 75 * SEC + 50_000).unwrap().unwrap();
     assert_eq!(m.received_us, T0 + 75 * SEC);
-    assert_eq!(number_of(&cur.next_frame().unwrap().unwrap().jpeg), Some(750));
+    assert_eq!(
+        number_of(&cur.next_frame().unwrap().unwrap().jpeg),
+        Some(750)
+    );
     let m = cur.seek(T0 + 160 * SEC).unwrap().unwrap();
-    assert_eq!(m.received_us, T0 + 149_900_000, "in the gap: the last frame before it");
+    assert_eq!(
+        m.received_us,
+        T0 + 149_900_000,
+        "in the gap: the last frame before it"
+    );
     let next: Vec<u64> = (0..3)
         .map(|_| number_of(&cur.next_frame().unwrap().unwrap().jpeg).unwrap())
         .collect();
@@ -151,7 +173,11 @@ fn records_reopens_lists_spans_and_plays_back() {
     assert_eq!(usage[0].frames, 1_800);
     assert_eq!(usage[0].segments, 4);
     let m = rec.metrics();
-    assert_eq!((m.frames, m.durable_frames), (0, 0), "counters are per open");
+    assert_eq!(
+        (m.frames, m.durable_frames),
+        (0, 0),
+        "counters are per open"
+    );
 }
 
 #[test]
@@ -270,7 +296,9 @@ fn retention_by_age_and_bytes_spares_a_segment_being_read() {
         min_free_bytes: 1,
         ..Default::default()
     };
-    let report = rec.apply_retention(&policy, T0, FreeSpace::Known(0)).unwrap();
+    let report = rec
+        .apply_retention(&policy, T0, FreeSpace::Known(0))
+        .unwrap();
     assert_eq!(report.deleted.len(), 1, "one segment frees enough");
     let totals = rec.retention_totals().unwrap();
     assert_eq!(totals.iter().map(|t| t.1).sum::<u64>(), 7);
@@ -299,13 +327,18 @@ fn torn_tail_is_cut_and_every_synced_frame_survives() {
             w.flush_if_due(t).unwrap();
         }
         let durable = w.durable_frames();
-        assert!(durable >= 20 && durable < 40, "{durable}");
+        assert!((20..40).contains(&durable), "{durable}");
         w.simulate_crash();
         (durable, 40)
     };
     // Append a torn copy of the last frame: its header and half its JPEG.
     let seg_dir = dir.path().join("recordings/torn");
-    let path = std::fs::read_dir(&seg_dir).unwrap().next().unwrap().unwrap().path();
+    let path = std::fs::read_dir(&seg_dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let bytes = std::fs::read(&path).unwrap();
     let last = numbered(&base, 39);
     let whole = 40 + last.len();
@@ -359,7 +392,12 @@ fn corrupted_unsynced_frame_is_dropped_not_served() {
     }
     // Flip a byte in the JPEG of frame 7 (not synced): frames 7.. must go, 0..7 stay.
     let seg_dir = dir.path().join("recordings/flip");
-    let path = std::fs::read_dir(&seg_dir).unwrap().next().unwrap().unwrap().path();
+    let path = std::fs::read_dir(&seg_dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let mut bytes = std::fs::read(&path).unwrap();
     let frame_len = 40 + numbered(&base, 0).len();
     let at = 32 + 7 * frame_len + 40 + 100;
@@ -383,7 +421,11 @@ fn orphan_files_are_reindexed_after_losing_the_database() {
         let (rec, _) = Recordings::open(dir.path()).unwrap();
         record(&rec, &c, &b, T0, 10, 700, 0, u64::MAX);
     }
-    for f in ["recordings.sqlite", "recordings.sqlite-wal", "recordings.sqlite-shm"] {
+    for f in [
+        "recordings.sqlite",
+        "recordings.sqlite-wal",
+        "recordings.sqlite-shm",
+    ] {
         let _ = std::fs::remove_file(dir.path().join(f));
     }
     std::fs::write(dir.path().join("recordings/orphan/notes.txt"), b"hi").unwrap();
@@ -391,7 +433,10 @@ fn orphan_files_are_reindexed_after_losing_the_database() {
     assert_eq!(report.files_reindexed, 2, "{report}");
     assert_eq!(report.moved_aside, 1);
     assert_eq!(play_all(&rec, &c, 0).len(), 700);
-    assert!(Recordings::open(dir.path()).is_err(), "one process per directory");
+    assert!(
+        Recordings::open(dir.path()).is_err(),
+        "one process per directory"
+    );
 }
 
 fn ffprobe(path: &Path) -> (u64, u16, u16, f64) {
@@ -410,8 +455,16 @@ fn ffprobe(path: &Path) -> (u64, u16, u16, f64) {
         .arg(path)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     let get = |k: &str| {
         text.lines()
@@ -453,13 +506,18 @@ fn exports_avi_and_mkv_that_players_and_demuxers_accept() {
     let sent = record(&rec, &c, &b, T0, 10, 900, 0, 800);
 
     for format in [ExportFormat::Avi, ExportFormat::Mkv] {
-        let mut exp = rec.export(&c, T0 + 5 * SEC, T0 + 100 * SEC, format).unwrap();
+        let mut exp = rec
+            .export(&c, T0 + 5 * SEC, T0 + 100 * SEC, format)
+            .unwrap();
         // The first run: frames 50..800 (75 s at 64×48); the second part is listed.
         assert_eq!(exp.frames(), 750);
         assert_eq!(exp.dimensions(), (64, 48));
         let parts = exp.parts().to_vec();
         assert_eq!(parts.len(), 2);
-        assert_eq!((parts[1].width, parts[1].height, parts[1].frames), (32, 24, 100));
+        assert_eq!(
+            (parts[1].width, parts[1].height, parts[1].frames),
+            (32, 24, 100)
+        );
         assert_eq!(parts[1].from_us, sent[800].received_us);
         assert_eq!(exp.duration_us(), 75 * SEC);
         let announced = exp.len();
@@ -467,7 +525,11 @@ fn exports_avi_and_mkv_that_players_and_demuxers_accept() {
         assert!(!head.is_empty());
         let mut bytes = head;
         exp.read_to_end(&mut bytes).unwrap();
-        assert_eq!(bytes.len() as u64, announced, "{format:?}: Content-Length exact");
+        assert_eq!(
+            bytes.len() as u64,
+            announced,
+            "{format:?}: Content-Length exact"
+        );
         let path = dir.path().join(exp.file_name(&c));
         std::fs::write(&path, &bytes).unwrap();
 
@@ -493,7 +555,10 @@ fn exports_avi_and_mkv_that_players_and_demuxers_accept() {
         .export(&c, sent[800].received_us, T0 + 100 * SEC, ExportFormat::Mkv)
         .unwrap();
     assert_eq!((exp.frames(), exp.dimensions()), (100, (32, 24)));
-    assert!(rec.export(&c, T0 + 200 * SEC, T0 + 300 * SEC, ExportFormat::Avi).is_err());
+    assert!(
+        rec.export(&c, T0 + 200 * SEC, T0 + 300 * SEC, ExportFormat::Avi)
+            .is_err()
+    );
     assert!(rec.export(&c, T0, T0, ExportFormat::Avi).is_err());
 }
 

@@ -26,7 +26,11 @@ fn pad(len: u64) -> u64 {
 impl AviLayout {
     pub fn new(s: &Shape<'_>) -> Self {
         let n = s.items.len() as u64;
-        let movi_size: u64 = 4 + s.items.iter().map(|i| 8 + i.len() + pad(i.len())).sum::<u64>();
+        let movi_size: u64 = 4 + s
+            .items
+            .iter()
+            .map(|i| 8 + i.len() + pad(i.len()))
+            .sum::<u64>();
         let idx1_size = 16 * n;
         let riff_size = 4 + (8 + u64::from(HDRL_SIZE)) + (8 + movi_size) + (8 + idx1_size);
         let total = 8 + riff_size;
@@ -54,12 +58,12 @@ impl AviLayout {
         for v in [
             us_per_frame,
             bytes_per_sec,
-            0,             // padding granularity
-            0x10 | 0x100,  // AVIF_HASINDEX | AVIF_ISINTERLEAVED
-            c32(n),        // total frames
-            0,             // initial frames
-            1,             // streams
-            max_len,       // suggested buffer size
+            0,            // padding granularity
+            0x10 | 0x100, // AVIF_HASINDEX | AVIF_ISINTERLEAVED
+            c32(n),       // total frames
+            0,            // initial frames
+            1,            // streams
+            max_len,      // suggested buffer size
             w,
             h,
             0,
@@ -80,14 +84,14 @@ impl AviLayout {
         put(&0u16.to_le_bytes()); // priority
         put(&0u16.to_le_bytes()); // language
         for v in [
-            0u32,          // initial frames
-            us_per_frame,  // scale
-            1_000_000,     // rate: fps = rate / scale
-            0,             // start
-            c32(n),        // length, frames
-            max_len,       // suggested buffer size
-            u32::MAX,      // quality: default
-            0,             // sample size: varies
+            0u32,         // initial frames
+            us_per_frame, // scale
+            1_000_000,    // rate: fps = rate / scale
+            0,            // start
+            c32(n),       // length, frames
+            max_len,      // suggested buffer size
+            u32::MAX,     // quality: default
+            0,            // sample size: varies
         ] {
             put(&v.to_le_bytes());
         }

@@ -140,7 +140,11 @@ impl MkvLayout {
         );
         let video = el(
             0xE0,
-            &[uint(0xB0, u64::from(s.width)), uint(0xBA, u64::from(s.height))].concat(),
+            &[
+                uint(0xB0, u64::from(s.width)),
+                uint(0xBA, u64::from(s.height)),
+            ]
+            .concat(),
         );
         let track = el(
             0xAE,
@@ -157,7 +161,10 @@ impl MkvLayout {
         );
         let tracks = el(TRACKS, &track);
         let seek = |id: u32, pos: u64| {
-            el(SEEK, &[el(SEEK_ID, &id_bytes(id)), uint8(SEEK_POSITION, pos)].concat())
+            el(
+                SEEK,
+                &[el(SEEK_ID, &id_bytes(id)), uint8(SEEK_POSITION, pos)].concat(),
+            )
         };
         // The SeekHead's size does not depend on the positions (fixed 8-byte integers).
         let seek_len = el(

@@ -7,7 +7,7 @@
 //! recordings and checks that frames 0..=M are all there, in order, byte for byte, with
 //! M ≥ the last number the child reported.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use espcam_proto::CameraId;
-use espcam_record::{Config, Frame, RecoveryReport, Recordings};
+use espcam_record::{Config, Frame, Recordings, RecoveryReport};
 
 use super::{base_jpeg, number_of, numbered};
 
@@ -48,7 +48,7 @@ impl Bases {
 
     /// Frame `n`: JPEG and size.
     pub fn frame(&self, n: u64) -> (Vec<u8>, u16, u16) {
-        if (n / 100) % 2 == 0 {
+        if (n / 100).is_multiple_of(2) {
             (numbered(&self.a, n), 64, 48)
         } else {
             (numbered(&self.b, n), 48, 32)
@@ -151,7 +151,10 @@ pub fn cycle(mut cmd: Command, dir: &Path, kill_after: Duration, bases: &Bases) 
         n += 1;
     }
     if let Some(d) = last_durable {
-        assert!(n > d, "frame {d} was reported durable but only 0..{n} survived");
+        assert!(
+            n > d,
+            "frame {d} was reported durable but only 0..{n} survived"
+        );
     }
     Cycle {
         ran_ms,

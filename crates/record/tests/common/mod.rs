@@ -1,7 +1,7 @@
 //! Shared fixtures: real JPEGs at two sizes, made unique per frame number with a COM segment,
 //! and the external-tool gate.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 pub mod crash;
 
