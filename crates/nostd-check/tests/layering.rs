@@ -59,6 +59,7 @@ fn dependencies_point_one_way() {
     assert_eq!(in_repo(&deps, "espcam-proto", n), Vec::<String>::new());
     assert_eq!(in_repo(&deps, "espcam-camera", n), ["espcam-proto"]);
     assert_eq!(in_repo(&deps, "espcam-store", n), ["espcam-proto"]);
+    assert_eq!(in_repo(&deps, "espcam-record", n), ["espcam-proto"]);
     assert_eq!(
         in_repo(&deps, "espcam-sim", n),
         ["espcam-camera", "espcam-proto"]
