@@ -61,6 +61,7 @@ fn dependencies_point_one_way() {
     assert_eq!(in_repo(&deps, "espcam-camera", n), ["espcam-proto"]);
     assert_eq!(in_repo(&deps, "espcam-store", n), ["espcam-proto"]);
     assert_eq!(in_repo(&deps, "espcam-auth", n), ["espcam-proto"]);
+    assert_eq!(in_repo(&deps, "espcam-record", n), ["espcam-proto"]);
     assert_eq!(
         in_repo(&deps, "espcam-sim", n),
         ["espcam-camera", "espcam-proto"]

@@ -1,0 +1,301 @@
+//! One segment file on disk: appending frames, group commit, closing with a trailer,
+//! loading a closed segment's index, reading one frame, and recovering a file that was open
+//! when the process died.
+//!
+//! The durability rule lives here: a frame counts as durable only after an `fdatasync` that
+//! began after its bytes were written. This module must never report a frame as durable
+//! before that, and never hand out bytes that fail their checksum.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, IoSlice, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::error::{IoError, ReadError};
+use crate::format::{
+    self, ENTRY_LEN, FILE_HEADER_LEN, FOOTER_LEN, FRAME_HEADER_LEN, FileHeader, FrameMeta,
+};
+
+/// A segment being written. Owned by one [`Writer`](crate::Writer).
+#[derive(Debug)]
+pub(crate) struct SegmentFile {
+    pub path: PathBuf,
+    file: File,
+    /// End of the last whole frame written: where the next one goes.
+    len: u64,
+    /// Every frame written, durable or not.
+    pub entries: Vec<FrameMeta>,
+    /// How many of `entries` a completed sync covers.
+    pub durable: usize,
+    /// Whether the directory entry of the file has been synced.
+    dir_synced: bool,
+    sync: bool,
+}
+
+impl SegmentFile {
+    /// Creates the file (which must not exist) and writes its header.
+    pub fn create(path: PathBuf, header: FileHeader, sync: bool) -> Result<Self, IoError> {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| IoError::new("create segment file", &path, e))?;
+        file.write_all(&header.encode())
+            .map_err(|e| IoError::new("write segment header", &path, e))?;
+        Ok(Self {
+            path,
+            file,
+            len: FILE_HEADER_LEN,
+            entries: Vec::with_capacity(2048),
+            durable: 0,
+            dir_synced: false,
+            sync,
+        })
+    }
+
+    /// Bytes in the file so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Appends one frame (header + JPEG in one `writev`). `meta.offset` is filled in here.
+    /// On error the file is cut back to the previous frame's end (best effort; [`finish`]
+    /// and recovery cut it again), so a failed append never leaves a frame half-indexed.
+    ///
+    /// [`finish`]: SegmentFile::finish
+    pub fn append(&mut self, mut meta: FrameMeta, jpeg: &[u8]) -> Result<FrameMeta, IoError> {
+        meta.offset = self.len + FRAME_HEADER_LEN;
+        let header = format::encode_frame_header(&meta, self.durable as u32);
+        let mut bufs = [IoSlice::new(&header), IoSlice::new(jpeg)];
+        if let Err(e) = write_all_vectored(&mut self.file, &mut bufs) {
+            let _ = self.file.set_len(self.len);
+            return Err(IoError::new("append to segment file", &self.path, e));
+        }
+        self.len = meta.end();
+        self.entries.push(meta);
+        Ok(meta)
+    }
+
+    /// Group commit: makes every frame written so far durable. Returns how long the sync
+    /// took, or `None` if there was nothing to sync.
+    pub fn sync(&mut self) -> Result<Option<Duration>, IoError> {
+        if self.durable == self.entries.len() {
+            return Ok(None);
+        }
+        let t0 = Instant::now();
+        if self.sync {
+            self.file
+                .sync_data()
+                .map_err(|e| IoError::new("sync segment file", &self.path, e))?;
+            if !self.dir_synced {
+                if let Some(dir) = self.path.parent() {
+                    sync_dir(dir)?;
+                }
+                self.dir_synced = true;
+            }
+        }
+        self.durable = self.entries.len();
+        Ok(Some(t0.elapsed()))
+    }
+
+    /// Closes the segment: cuts the file after the last whole frame, appends the trailer
+    /// and syncs. Every frame in `entries` is durable afterwards.
+    pub fn finish(self) -> Result<(Vec<FrameMeta>, u64), IoError> {
+        let io = |action| {
+            let path = self.path.clone();
+            move |e| IoError::new(action, path, e)
+        };
+        self.file
+            .set_len(self.len)
+            .map_err(io("truncate segment file"))?;
+        let trailer = format::encode_trailer(&self.entries, self.len);
+        self.file
+            .write_all_at(&trailer, self.len)
+            .map_err(io("write segment index"))?;
+        if self.sync {
+            self.file.sync_data().map_err(io("sync segment file"))?;
+            if !self.dir_synced
+                && let Some(dir) = self.path.parent()
+            {
+                sync_dir(dir)?;
+            }
+        }
+        let len = self.len + trailer.len() as u64;
+        Ok((self.entries, len))
+    }
+}
+
+/// `write_all` for a vector of slices (std's `write_all_vectored` is unstable).
+fn write_all_vectored(file: &mut File, mut bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
+    while !bufs.is_empty() {
+        match file.write_vectored(bufs) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// `fsync` a directory so that entries created or removed in it are durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), IoError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| IoError::new("sync directory", dir, e))
+}
+
+fn corrupt(path: &Path, what: &'static str) -> ReadError {
+    ReadError::Corrupt {
+        path: path.to_path_buf(),
+        what,
+    }
+}
+
+/// Loads the index of a closed segment from its trailer.
+pub(crate) fn load_index(path: &Path) -> Result<Vec<FrameMeta>, ReadError> {
+    let file = File::open(path).map_err(|e| IoError::new("open segment file", path, e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| IoError::new("stat segment file", path, e))?
+        .len();
+    read_trailer(&file, len, path)?.ok_or_else(|| corrupt(path, "no valid index trailer"))
+}
+
+/// The trailer's entries, `None` if there is no valid trailer.
+fn read_trailer(file: &File, len: u64, path: &Path) -> Result<Option<Vec<FrameMeta>>, ReadError> {
+    if len < FILE_HEADER_LEN + FOOTER_LEN {
+        return Ok(None);
+    }
+    let mut fb = [0u8; FOOTER_LEN as usize];
+    file.read_exact_at(&mut fb, len - FOOTER_LEN)
+        .map_err(|e| IoError::new("read segment footer", path, e))?;
+    let Some(footer) = format::decode_footer(&fb, len) else {
+        return Ok(None);
+    };
+    let mut eb = vec![0u8; (u64::from(footer.frames) * ENTRY_LEN) as usize];
+    file.read_exact_at(&mut eb, footer.trailer_offset)
+        .map_err(|e| IoError::new("read segment index", path, e))?;
+    Ok(format::decode_entries(&eb, &footer))
+}
+
+/// Reads one frame's JPEG bytes and checks them against the index's checksum.
+pub(crate) fn read_frame(file: &File, m: &FrameMeta, path: &Path) -> Result<Vec<u8>, ReadError> {
+    let mut buf = vec![0u8; m.len as usize];
+    file.read_exact_at(&mut buf, m.offset)
+        .map_err(|e| IoError::new("read frame", path, e))?;
+    if format::data_crc(&buf) != m.crc {
+        return Err(corrupt(path, "frame bytes fail their checksum"));
+    }
+    Ok(buf)
+}
+
+/// Reads JPEG bytes at `offset` into `out` and checks them against `crc`.
+pub(crate) fn read_into(
+    file: &File,
+    offset: u64,
+    out: &mut [u8],
+    crc: u32,
+    path: &Path,
+) -> Result<(), ReadError> {
+    file.read_exact_at(out, offset)
+        .map_err(|e| IoError::new("read frame", path, e))?;
+    if format::data_crc(out) != crc {
+        return Err(corrupt(path, "frame bytes fail their checksum"));
+    }
+    Ok(())
+}
+
+/// What recovery made of a segment file.
+#[derive(Debug)]
+pub(crate) struct Recovered {
+    pub header: FileHeader,
+    pub entries: Vec<FrameMeta>,
+    /// File size after recovery.
+    pub len: u64,
+    /// Bytes cut off the end (a torn frame, a partial trailer).
+    pub truncated: u64,
+}
+
+/// Recovers a segment that may have been open at a crash: keeps every whole frame, cuts
+/// whatever follows the last one, and writes a fresh trailer. A file that already has a
+/// valid trailer is left as it is. `Ok(None)`: not a segment file (no valid header).
+pub(crate) fn recover(path: &Path, sync: bool) -> Result<Option<Recovered>, IoError> {
+    let io = |action| move |e| IoError::new(action, path, e);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(io("open segment file"))?;
+    let len = file.metadata().map_err(io("stat segment file"))?.len();
+    let mut hb = [0u8; FILE_HEADER_LEN as usize];
+    if len < FILE_HEADER_LEN {
+        return Ok(None);
+    }
+    file.read_exact_at(&mut hb, 0)
+        .map_err(io("read segment header"))?;
+    let Some(header) = FileHeader::decode(&hb) else {
+        return Ok(None);
+    };
+    match read_trailer(&file, len, path) {
+        Ok(Some(entries)) => {
+            return Ok(Some(Recovered {
+                header,
+                entries,
+                len,
+                truncated: 0,
+            }));
+        }
+        Ok(None) => {}
+        Err(ReadError::Io(e)) => return Err(e),
+        Err(_) => {}
+    }
+
+    // Walk the frame headers until the first one that is torn or missing.
+    let mut entries: Vec<(FrameMeta, u32)> = Vec::new();
+    let mut pos = FILE_HEADER_LEN;
+    let mut prev_t = 0u64;
+    let mut fh = [0u8; FRAME_HEADER_LEN as usize];
+    while pos + FRAME_HEADER_LEN <= len {
+        file.read_exact_at(&mut fh, pos)
+            .map_err(io("read frame header"))?;
+        let Some((m, durable_before)) = format::decode_frame_header(&fh, pos) else {
+            break;
+        };
+        if m.end() > len || m.received_us < prev_t || durable_before as usize > entries.len() {
+            break;
+        }
+        prev_t = m.received_us;
+        pos = m.end();
+        entries.push((m, durable_before));
+    }
+    // Frames below the last header's `durable_before` were covered by a completed sync;
+    // the ones after it are checked byte by byte and the list ends at the first bad one.
+    let trusted = entries.last().map_or(0, |(_, d)| *d as usize);
+    let mut keep = trusted;
+    for (m, _) in &entries[trusted..] {
+        let mut buf = vec![0u8; m.len as usize];
+        file.read_exact_at(&mut buf, m.offset)
+            .map_err(io("read frame"))?;
+        if format::data_crc(&buf) != m.crc {
+            break;
+        }
+        keep += 1;
+    }
+    let entries: Vec<FrameMeta> = entries[..keep].iter().map(|(m, _)| *m).collect();
+    let end = entries.last().map_or(FILE_HEADER_LEN, FrameMeta::end);
+    file.set_len(end).map_err(io("truncate segment file"))?;
+    let trailer = format::encode_trailer(&entries, end);
+    file.write_all_at(&trailer, end)
+        .map_err(io("write segment index"))?;
+    if sync {
+        file.sync_all().map_err(io("sync segment file"))?;
+    }
+    Ok(Some(Recovered {
+        header,
+        entries,
+        len: end + trailer.len() as u64,
+        truncated: len.saturating_sub(end),
+    }))
+}
