@@ -9,13 +9,82 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::collections::HashMap;
+
 use espcam_proto::{CameraId, FrameLimits};
-use serde::Deserialize;
+use espcam_record::RetentionPolicy;
+use serde::{Deserialize, Serialize};
 
 /// Default configuration file name, looked up in the working directory.
 pub const DEFAULT_CONFIG_FILE: &str = "espcam.toml";
 /// Default data directory.
 pub const DEFAULT_DATA_DIR: &str = "espcam-data";
+
+/// A camera's recording mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Nothing is recorded (except manual recordings).
+    #[default]
+    Off,
+    /// Every frame is recorded.
+    Continuous,
+    /// Frames are recorded while an event is active, with pre- and post-roll.
+    Events,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "off" => Ok(Mode::Off),
+            "continuous" => Ok(Mode::Continuous),
+            "events" => Ok(Mode::Events),
+            other => Err(format!(
+                "recording mode {:?} is invalid: expected off, continuous or events",
+                espcam_proto::close::echo(other, 40)
+            )),
+        }
+    }
+}
+
+/// Recording settings (`[recording]` in espcam.toml).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingConfig {
+    /// Mode of cameras without their own.
+    pub default_mode: Mode,
+    /// Modes of particular cameras.
+    pub modes: HashMap<CameraId, Mode>,
+    /// Seconds kept in memory before an event starts, recorded when it does.
+    pub pre_roll: Duration,
+    /// Seconds recorded after an event ends.
+    pub post_roll: Duration,
+    /// What retention keeps.
+    pub retention: RetentionPolicy,
+    /// How often retention runs.
+    pub retention_every: Duration,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        Self {
+            default_mode: Mode::Off,
+            modes: HashMap::new(),
+            pre_roll: Duration::from_secs(5),
+            post_roll: Duration::from_secs(10),
+            retention: RetentionPolicy {
+                global: espcam_record::Limits {
+                    max_age_us: Some(7 * 24 * 3600 * 1_000_000),
+                    max_bytes: None,
+                },
+                min_free_bytes: 1024 * 1024 * 1024,
+                ..RetentionPolicy::default()
+            },
+            retention_every: Duration::from_secs(60),
+        }
+    }
+}
 
 /// A camera allowed to connect, with its shared secret.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -26,6 +95,30 @@ pub struct CameraAuth {
     /// Token the camera must present; empty means none.
     #[serde(default)]
     pub token: String,
+    /// This camera's recording mode (else `[recording] mode`).
+    #[serde(default)]
+    pub record: Option<Mode>,
+}
+
+/// `[recording]` in espcam.toml.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingFile {
+    /// Mode of cameras without their own: off (default), continuous, events.
+    pub mode: Option<Mode>,
+    /// Seconds kept in memory before an event, recorded when it starts (default 5).
+    pub pre_roll_s: Option<u64>,
+    /// Seconds recorded after an event ends (default 10).
+    pub post_roll_s: Option<u64>,
+    /// Delete recordings older than this many days (default 7).
+    pub max_age_days: Option<u64>,
+    /// Keep at most this many bytes of recordings in all.
+    pub max_bytes: Option<u64>,
+    /// Keep at most this many bytes per camera.
+    pub max_bytes_per_camera: Option<u64>,
+    /// Delete the oldest recordings while the disk has less free space than this many MiB
+    /// (default 1024).
+    pub min_free_mib: Option<u64>,
 }
 
 /// A standalone (seed-002) camera the hub connects to: `cam-ap=ws://192.168.4.1/ws`.
@@ -124,6 +217,9 @@ pub struct FileConfig {
     /// Cameras allowed to connect (none listed: any valid id, trusted networks only).
     #[serde(default)]
     pub camera: Vec<CameraAuth>,
+    /// Recording settings.
+    #[serde(default)]
+    pub recording: RecordingFile,
     /// Standalone cameras to pull from, `"id=ws://host/ws"`.
     #[serde(default)]
     pub pull: Vec<String>,
@@ -178,6 +274,8 @@ pub struct Config {
     pub max_connections_per_address: usize,
     /// Time a client has to send a request head, on both ports.
     pub header_timeout: Duration,
+    /// Recording modes, pre/post-roll and retention.
+    pub recording: RecordingConfig,
 }
 
 impl Default for Config {
@@ -197,6 +295,7 @@ impl Default for Config {
             max_connections: 1024,
             max_connections_per_address: 256,
             header_timeout: Duration::from_secs(10),
+            recording: RecordingConfig::default(),
         }
     }
 }
@@ -292,6 +391,7 @@ impl Config {
                 "{name} {n} out of range 1..=1000000"
             ))),
         };
+        let recording = recording_config(&file, d.recording)?;
         Ok(Self {
             bind: o.bind.or(file.bind).unwrap_or(d.bind),
             port: o.port.or(file.port).unwrap_or(d.port),
@@ -327,8 +427,50 @@ impl Config {
                 d.header_timeout,
                 "header_timeout_ms",
             )?,
+            recording,
         })
     }
+}
+
+fn recording_config(file: &FileConfig, d: RecordingConfig) -> Result<RecordingConfig, ConfigError> {
+    let r = &file.recording;
+    let secs = |v: Option<u64>, default: Duration, name: &str| match v {
+        None => Ok(default),
+        Some(n) if n <= 3600 => Ok(Duration::from_secs(n)),
+        Some(n) => Err(ConfigError::Invalid(format!(
+            "recording.{name} {n} out of range 0..=3600"
+        ))),
+    };
+    let mut retention = d.retention;
+    if let Some(days) = r.max_age_days {
+        if !(1..=3650).contains(&days) {
+            return Err(ConfigError::Invalid(format!(
+                "recording.max_age_days {days} out of range 1..=3650"
+            )));
+        }
+        retention.global.max_age_us = Some(days * 24 * 3600 * 1_000_000);
+    }
+    if let Some(b) = r.max_bytes {
+        retention.global.max_bytes = Some(b);
+    }
+    if let Some(b) = r.max_bytes_per_camera {
+        retention.default_camera.max_bytes = Some(b);
+    }
+    if let Some(m) = r.min_free_mib {
+        retention.min_free_bytes = m.saturating_mul(1024 * 1024);
+    }
+    Ok(RecordingConfig {
+        default_mode: r.mode.unwrap_or(d.default_mode),
+        modes: file
+            .camera
+            .iter()
+            .filter_map(|c| c.record.map(|m| (c.id.clone(), m)))
+            .collect(),
+        pre_roll: secs(r.pre_roll_s, d.pre_roll, "pre_roll_s")?,
+        post_roll: secs(r.post_roll_s, d.post_roll, "post_roll_s")?,
+        retention,
+        retention_every: d.retention_every,
+    })
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {

@@ -11,6 +11,9 @@
 //! - [`http`]: people and tools in — REST, viewer outputs, the browser socket (where events
 //!   become JSON), metrics, the dashboard's files.
 //!
+//! [`recorder`] is a service beside `ingest` and `http`: it follows frames through taps
+//! and writes them with `espcam-record` on its own thread.
+//!
 //! Beside them: [`config`] (defaults, `espcam.toml`, overrides), [`net`] (the TCP listener
 //! both servers use), [`text`] (peer text made safe for logs), and [`server`], which wires
 //! the layers to the two ports ([`run`] is what `espcam serve` calls).
@@ -23,6 +26,7 @@ pub mod config;
 pub mod http;
 pub mod ingest;
 pub mod net;
+pub mod recorder;
 pub mod server;
 pub mod state;
 pub mod text;

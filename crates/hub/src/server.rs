@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::net::listener::HubListener;
 use crate::net::serve::DoorLimits;
+use crate::recorder::Recorder;
 use crate::state::Hub;
 use crate::{http, ingest};
 
@@ -146,10 +147,15 @@ pub async fn serve(
         stream_limits.max_connections,
         http_limits.header_timeout.as_millis()
     );
+    let recorder = start_recorder(&hub).await;
+    let mut router = app(hub.clone());
+    if let Some(r) = &recorder {
+        router = router.layer(axum::Extension(r.clone()));
+    }
     let timeout = hub.config().viewer_timeout;
     let http = tokio::spawn(crate::net::serve::serve(
         HubListener::new(listeners.http, timeout),
-        app(hub.clone()),
+        router,
         http_limits,
         hub.shutdown_signal(),
     ));
@@ -167,11 +173,41 @@ pub async fn serve(
     info!("dashboard: open {shown} in a browser");
     let (a, b) = tokio::join!(http, stream);
     hub.stop();
+    if let Some(r) = recorder {
+        let _ = tokio::task::spawn_blocking(move || r.stop()).await;
+    }
     info!("hub stopped");
     for r in [a, b] {
         r.map_err(|e| RunError::Serve(std::io::Error::other(e.to_string())))?;
     }
     Ok(())
+}
+
+/// Opens the recordings in the data directory (recovering segments left open by a crash)
+/// and starts the recorder. Without them the hub still serves live video.
+async fn start_recorder(hub: &Hub) -> Option<Recorder> {
+    let dir = hub.config().data_dir.clone();
+    let opened = tokio::task::spawn_blocking(move || espcam_record::Recordings::open(&dir)).await;
+    match opened {
+        Ok(Ok((recordings, report))) => {
+            if !report.is_clean() {
+                warn!("recordings repaired after an unclean stop: {report}");
+            }
+            Some(Recorder::start(
+                hub,
+                recordings,
+                hub.config().recording.clone(),
+            ))
+        }
+        Ok(Err(e)) => {
+            warn!("recording unavailable: {e}");
+            None
+        }
+        Err(e) => {
+            warn!("recording unavailable: {e}");
+            None
+        }
+    }
 }
 
 /// The two ports' connection budgets. The stream port holds about one connection per camera

@@ -68,7 +68,7 @@ fn dependencies_point_one_way() {
     );
     assert_eq!(
         in_repo(&deps, "espcam-hub", n),
-        ["espcam-proto", "espcam-store"]
+        ["espcam-proto", "espcam-record", "espcam-store"]
     );
 }
 

@@ -15,6 +15,7 @@ pub(crate) mod api;
 pub(crate) mod assets;
 pub mod error;
 pub(crate) mod metrics;
+pub(crate) mod recordings;
 pub(crate) mod ui;
 pub(crate) mod view;
 pub(crate) mod viewer_ws;
@@ -54,6 +55,14 @@ pub fn router(hub: Hub) -> Router {
             "/api/snapshots/{file}",
             get(api::get_snapshot_jpg).delete(api::delete_snapshot),
         )
+        .route("/api/recordings", get(recordings::overview))
+        .route("/api/cameras/{camera}/recordings", get(recordings::list))
+        .route(
+            "/api/cameras/{camera}/record",
+            post(recordings::post_record),
+        )
+        .route("/api/cameras/{camera}/export", get(recordings::export))
+        .route("/ws/playback/{camera}", get(recordings::playback_ws))
         .route("/ws/view/{camera}", get(view::view_ws))
         .route("/ws/ui", get(ui::ui_ws))
         .fallback(not_found)

@@ -597,6 +597,7 @@ mod tests {
         let locked = hub_with(vec![CameraAuth {
             id: id.clone(),
             token: "s3cret".into(),
+            record: None,
         }]);
         assert_eq!(locked.admit(&a(&id, "s3cret")), Ok(()));
         let err = |r: Result<(), AdmissionError>| r.unwrap_err().to_string();
@@ -657,6 +658,7 @@ mod tests {
         let hub = hub_with(vec![CameraAuth {
             id: CameraId::new("listed").unwrap(),
             token: String::new(),
+            record: None,
         }]);
         let id = CameraId::new("cam-1").unwrap();
         let cam = hub.register(&id, Source::Push).unwrap();

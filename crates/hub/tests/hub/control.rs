@@ -83,6 +83,7 @@ async fn offline_and_silent_cameras_get_409_and_504() {
     config.cameras = vec![CameraAuth {
         id: CameraId::new("cam-1").unwrap(),
         token: String::new(),
+        record: None,
     }];
     let hub = TestHub::start(config).await;
     // Listed in the config, never connected: known but offline.

@@ -90,6 +90,7 @@ async fn tokens_ids_and_hellos_are_checked() {
     config.cameras = vec![CameraAuth {
         id: CameraId::new("cam-1").unwrap(),
         token: "s3cret".into(),
+        record: None,
     }];
     let hub = TestHub::start(config).await;
     let mut opts = CamOpts::new("cam-1");

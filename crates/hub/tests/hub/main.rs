@@ -10,4 +10,5 @@ mod support;
 mod api;
 mod control;
 mod ingest;
+mod recording;
 mod viewers;

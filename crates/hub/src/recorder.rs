@@ -1,0 +1,480 @@
+//! Recording: every camera's frames to disk through `espcam-record`, per camera in the mode
+//! its owner chose — `off`, `continuous`, or `events` (while an event is active, with a
+//! pre-roll from memory and a post-roll) — plus manual recordings (`POST .../record`).
+//!
+//! A service beside `ingest` and `http`, built on `state` only: one task per camera follows
+//! the camera's frames through an [`DropPolicy::Every`] tap (so it sees every frame or knows
+//! what it missed) and keeps the pre-roll as shared `Arc<Frame>`s (no copy). Frames to record
+//! go through one bounded queue to one dedicated writer thread, because an fsync blocks the
+//! thread that calls it for milliseconds to a second: the async runtime, ingest and viewers
+//! never wait for the disk. When the queue is full the frames are counted as missed, not
+//! queued without bound. A write error (full disk, unwritable directory) stops recording for
+//! that camera, is reported in the log, the API and the metrics, and recording resumes by
+//! itself once a write succeeds again; live view is not affected.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use espcam_proto::CameraId;
+use espcam_record::{Recordings, Writer};
+use serde::Serialize;
+use tokio::sync::{broadcast, watch};
+use tracing::{info, warn};
+
+pub use crate::config::{Mode, RecordingConfig};
+use crate::state::Hub;
+use crate::state::camera::{Camera, Frame};
+use crate::state::clock::now_us;
+use crate::state::event::Event;
+use crate::state::tap::DropPolicy;
+
+/// Frames queued between all cameras' tasks and the writer thread (about two seconds of
+/// 15 VGA cameras); beyond it frames are counted as missed.
+const QUEUE: usize = 512;
+/// Frames a camera task's tap holds before ingest counts misses.
+const TAP_CAPACITY: usize = 64;
+/// After a failed write, how long a camera waits before trying again.
+const ERROR_PAUSE_US: u64 = 5_000_000;
+
+/// What the API shows of one camera's recording.
+#[derive(Debug, Clone, Serialize)]
+pub struct CameraRecording {
+    /// The mode in force.
+    pub mode: Mode,
+    /// Whether a manual recording is running.
+    pub manual: bool,
+    /// Whether an event is active (events mode).
+    pub event_active: bool,
+    /// Whether frames are being recorded right now.
+    pub recording: bool,
+    /// The last write error, while recording is stopped by it.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct CameraCtl {
+    mode: Mode,
+    manual: bool,
+    /// Events mode: record until this time (µs); extended by every event, then by the
+    /// post-roll.
+    event_until_us: u64,
+    event_active: bool,
+    recording: bool,
+    error: Option<String>,
+    /// Don't try writing again before this time after an error.
+    paused_until_us: u64,
+}
+
+enum Job {
+    Frame(CameraId, Arc<Frame>, u64),
+    Close(CameraId),
+    Tick,
+}
+
+/// Handle to the recorder. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Recorder(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    /// Taken out (and so closed) when the hub stops, like the snapshot store, so a new hub
+    /// can open the same data directory.
+    recordings: Mutex<Option<Recordings>>,
+    config: RecordingConfig,
+    cameras: Mutex<HashMap<CameraId, CameraCtl>>,
+    /// Taken out when the hub stops: the writer thread then drains the queue, closes every
+    /// segment and ends.
+    queue: Mutex<Option<std_mpsc::SyncSender<JobBox>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Frames the queue had no room for, per camera (added to the writer's count).
+    missed: Mutex<HashMap<CameraId, u64>>,
+}
+
+/// `Job` behind a `Debug`-able wrapper.
+struct JobBox(Job);
+
+impl std::fmt::Debug for JobBox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Job")
+    }
+}
+
+impl Recorder {
+    /// Starts the recorder for `hub`: the writer thread, one task per camera (present and
+    /// future), the commit ticker and retention.
+    pub fn start(hub: &Hub, recordings: Recordings, config: RecordingConfig) -> Self {
+        let (tx, rx) = std_mpsc::sync_channel(QUEUE);
+        let inner = Arc::new(Inner {
+            recordings: Mutex::new(Some(recordings.clone())),
+            config,
+            cameras: Mutex::new(HashMap::new()),
+            queue: Mutex::new(Some(tx)),
+            writer: Mutex::new(None),
+            missed: Mutex::new(HashMap::new()),
+        });
+        let rec = Recorder(inner);
+        {
+            let ctl = Ctl(rec.0.clone());
+            let spawned = std::thread::Builder::new()
+                .name("espcam-recorder".into())
+                .spawn(move || writer_thread(&ctl, &recordings, rx));
+            match spawned {
+                Ok(h) => *rec.0.writer.lock().unwrap_or_else(|e| e.into_inner()) = Some(h),
+                Err(e) => warn!("recording unavailable: could not start the writer thread: {e}"),
+            }
+        }
+        tokio::spawn(rec.clone().supervise(hub.clone()));
+        tokio::spawn(rec.clone().retention(hub.shutdown_signal()));
+        rec
+    }
+
+    /// The recordings library (for playback, listing and export); `None` once stopped.
+    pub fn recordings(&self) -> Option<Recordings> {
+        self.0
+            .recordings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Stops recording: every queued frame is written, every segment closed, the library
+    /// closed. Waits for the writer thread (blocking; call from `spawn_blocking`).
+    pub fn stop(&self) {
+        self.0
+            .queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let writer = self
+            .0
+            .writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(h) = writer
+            && h.join().is_err()
+        {
+            warn!("the recording thread panicked");
+        }
+        self.0
+            .recordings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+    }
+
+    fn send(&self, job: Job) -> bool {
+        match &*self.0.queue.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(q) => q.try_send(JobBox(job)).is_ok(),
+            None => false,
+        }
+    }
+
+    /// The camera's recording state.
+    pub fn camera(&self, id: &CameraId) -> CameraRecording {
+        let mut map = self.lock();
+        let c = self.ctl(&mut map, id);
+        CameraRecording {
+            mode: c.mode,
+            manual: c.manual,
+            event_active: c.event_active,
+            recording: c.recording,
+            error: c.error.clone(),
+        }
+    }
+
+    /// Sets the camera's mode.
+    pub fn set_mode(&self, id: &CameraId, mode: Mode) {
+        let mut map = self.lock();
+        self.ctl(&mut map, id).mode = mode;
+        info!("camera {id}: recording mode {mode:?}");
+    }
+
+    /// Starts or stops a manual recording.
+    pub fn set_manual(&self, id: &CameraId, on: bool) {
+        let mut map = self.lock();
+        self.ctl(&mut map, id).manual = on;
+        info!(
+            "camera {id}: manual recording {}",
+            if on { "started" } else { "stopped" }
+        );
+    }
+
+    /// Marks an event (motion, …) active on the camera until `until_us`: in events mode the
+    /// camera records until then plus the post-roll.
+    pub fn event(&self, id: &CameraId, active: bool) {
+        let mut map = self.lock();
+        let post = self.0.config.post_roll.as_micros() as u64;
+        let c = self.ctl(&mut map, id);
+        c.event_active = active;
+        if !active {
+            c.event_until_us = now_us() + post;
+        } else {
+            c.event_until_us = u64::MAX;
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CameraId, CameraCtl>> {
+        self.0.cameras.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn ctl<'m>(
+        &self,
+        map: &'m mut HashMap<CameraId, CameraCtl>,
+        id: &CameraId,
+    ) -> &'m mut CameraCtl {
+        map.entry(id.clone()).or_insert_with(|| CameraCtl {
+            mode: self
+                .0
+                .config
+                .modes
+                .get(id)
+                .copied()
+                .unwrap_or(self.0.config.default_mode),
+            ..CameraCtl::default()
+        })
+    }
+
+    /// Whether `id` should record now.
+    fn wants(&self, id: &CameraId, now: u64) -> bool {
+        let mut map = self.lock();
+        let c = self.ctl(&mut map, id);
+        let want = c.manual
+            || c.mode == Mode::Continuous
+            || (c.mode == Mode::Events && (c.event_active || now < c.event_until_us));
+        want && now >= c.paused_until_us
+    }
+
+    /// Starts a task per camera, for the cameras known now and those that appear later, and
+    /// the once-a-second commit tick.
+    async fn supervise(self, hub: Hub) {
+        let mut events = hub.subscribe();
+        let mut started: std::collections::HashSet<CameraId> = Default::default();
+        let mut stop = hub.shutdown_signal();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let start = |cam: Arc<Camera>, started: &mut std::collections::HashSet<CameraId>| {
+            if started.insert(cam.id.clone()) {
+                tokio::spawn(self.clone().follow(cam, hub.shutdown_signal()));
+            }
+        };
+        for cam in hub.cameras() {
+            start(cam, &mut started);
+        }
+        loop {
+            tokio::select! {
+                _ = stop.changed() => break,
+                _ = tick.tick() => { self.send(Job::Tick); }
+                ev = events.recv() => match ev {
+                    Ok(Event::Online(info)) => {
+                        if let Some(cam) = hub.camera(info.id.as_str()) {
+                            start(cam, &mut started);
+                        }
+                    }
+                    Ok(Event::CamerasChanged) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                        started.retain(|id| hub.camera(id.as_str()).is_some());
+                        for cam in hub.cameras() {
+                            start(cam, &mut started);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+            }
+        }
+        // Close every open segment.
+        for id in started {
+            self.send(Job::Close(id));
+        }
+    }
+
+    /// One camera: pre-roll ring, decisions, handing frames to the writer.
+    async fn follow(self, cam: Arc<Camera>, mut stop: watch::Receiver<bool>) {
+        let mut tap = cam.tap(DropPolicy::Every {
+            capacity: TAP_CAPACITY,
+        });
+        let pre_roll = self.0.config.pre_roll.as_micros() as u64;
+        let mut ring: VecDeque<Arc<Frame>> = VecDeque::new();
+        let mut was_recording = false;
+        loop {
+            let t = tokio::select! {
+                _ = stop.changed() => return,
+                t = tap.next() => match t { Some(t) => t, None => return },
+            };
+            let now = now_us();
+            let want = self.wants(&cam.id, now);
+            if want {
+                if !was_recording {
+                    // Starting: the pre-roll first, oldest first.
+                    for f in ring.drain(..) {
+                        self.enqueue(&cam.id, f, 0);
+                    }
+                }
+                self.enqueue(&cam.id, t.frame, t.missed);
+            } else {
+                if was_recording {
+                    self.send(Job::Close(cam.id.clone()));
+                }
+                ring.push_back(t.frame);
+                while ring.front().is_some_and(|f| f.received_us + pre_roll < now) {
+                    ring.pop_front();
+                }
+            }
+            was_recording = want;
+            self.lock()
+                .entry(cam.id.clone())
+                .and_modify(|c| c.recording = want);
+        }
+    }
+
+    fn enqueue(&self, id: &CameraId, frame: Arc<Frame>, missed_before: u64) {
+        if !self.send(Job::Frame(id.clone(), frame, missed_before)) {
+            *self
+                .0
+                .missed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(id.clone())
+                .or_default() += 1;
+        }
+    }
+
+    fn failed(&self, id: &CameraId, error: &str) {
+        let mut map = self.lock();
+        let c = self.ctl(&mut map, id);
+        if c.error.is_none() {
+            warn!(
+                "camera {id}: recording stopped: {error} (live view continues; retrying every {} s)",
+                ERROR_PAUSE_US / 1_000_000
+            );
+        }
+        c.error = Some(error.to_string());
+        c.paused_until_us = now_us() + ERROR_PAUSE_US;
+    }
+
+    async fn retention(self, mut stop: watch::Receiver<bool>) {
+        let mut every = tokio::time::interval(self.0.config.retention_every);
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = every.tick() => {}
+            }
+            let Some(rec) = self.recordings() else { return };
+            let policy = self.0.config.retention.clone();
+            let report = tokio::task::spawn_blocking(move || {
+                rec.apply_retention(
+                    &policy,
+                    now_us(),
+                    espcam_record::retention::FreeSpace::Measure,
+                )
+            })
+            .await;
+            match report {
+                Ok(Ok(r)) if !r.deleted.is_empty() => {
+                    for d in &r.deleted {
+                        info!("retention deleted {d:?}");
+                    }
+                    info!(
+                        "retention: {} segment(s) deleted, {} bytes freed",
+                        r.deleted.len(),
+                        r.bytes_freed()
+                    );
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => warn!("retention failed: {e}"),
+                Err(e) => warn!("retention task failed: {e}"),
+            }
+        }
+    }
+}
+
+/// The writer thread's view of the recorder: its per-camera state, without the queue
+/// sender (so that dropping the sender ends the thread).
+#[derive(Debug)]
+struct Ctl(Arc<Inner>);
+
+impl Ctl {
+    fn failed(&self, id: &CameraId, error: &str) {
+        Recorder(self.0.clone()).failed(id, error);
+    }
+}
+
+fn writer_thread(ctl: &Ctl, recordings: &Recordings, rx: std_mpsc::Receiver<JobBox>) {
+    let mut writers: HashMap<CameraId, Writer> = HashMap::new();
+    while let Ok(JobBox(job)) = rx.recv() {
+        match job {
+            Job::Frame(id, frame, missed) => {
+                write(ctl, recordings, &mut writers, &id, &frame, missed)
+            }
+            Job::Close(id) => {
+                if let Some(mut w) = writers.remove(&id)
+                    && let Err(e) = w.close()
+                {
+                    warn!("camera {id}: closing its recording segment failed: {e}");
+                }
+            }
+            Job::Tick => {
+                let now = now_us();
+                for (id, w) in &mut writers {
+                    if let Err(e) = w.flush_if_due(now) {
+                        ctl.failed(id, &e.to_string());
+                    }
+                }
+            }
+        }
+    }
+    for (_, mut w) in writers {
+        let _ = w.close();
+    }
+}
+
+fn write(
+    ctl: &Ctl,
+    recordings: &Recordings,
+    writers: &mut HashMap<CameraId, Writer>,
+    id: &CameraId,
+    frame: &Frame,
+    missed: u64,
+) {
+    let w = match writers.entry(id.clone()) {
+        std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+        std::collections::hash_map::Entry::Vacant(v) => match recordings.writer(id) {
+            Ok(w) => v.insert(w),
+            Err(e) => return ctl.failed(id, &e.to_string()),
+        },
+    };
+    let queue_missed = ctl
+        .0
+        .missed
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(id)
+        .unwrap_or(0);
+    if missed + queue_missed > 0 {
+        w.note_missed(missed + queue_missed);
+    }
+    let appended = w.append(&espcam_record::Frame {
+        jpeg: &frame.jpeg,
+        captured_us: frame.captured_us,
+        received_us: frame.received_us,
+        width: frame.width,
+        height: frame.height,
+    });
+    let result = appended.and_then(|_| w.flush_if_due(now_us()));
+    match result {
+        Ok(_) => {
+            let mut map = ctl.0.cameras.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(c) = map.get_mut(id)
+                && let Some(e) = c.error.take()
+            {
+                info!("camera {id}: recording resumed (after: {e})");
+            }
+        }
+        Err(e) => {
+            // Drop the writer: a new one (and segment) is made on the next attempt.
+            writers.remove(id);
+            ctl.failed(id, &e.to_string());
+        }
+    }
+}
