@@ -14,7 +14,7 @@
 //! - **health**: telemetry every second (measured fps, frames sent/dropped, heap, PSRAM,
 //!   uptime, RSSI from [`Camera::set_health`]);
 //! - **connections**: hub mode (control link, then stream link, each reconnecting with capped
-//!   exponential backoff and jitter; a network watchdog asks for a restart when the hub has
+//!   exponential backoff and jitter, [`Backoff`], also used by the hub's pull mode; a network watchdog asks for a restart when the hub has
 //!   not welcomed the control link for 5 minutes) or standalone mode (seed 002: up to five clients, the
 //!   sixth refused, welcome, heartbeat every second, `ping`/`pong`, `get_stats`, commands).
 //!
@@ -73,15 +73,20 @@ extern crate alloc;
 
 mod backoff;
 mod camera;
+mod core;
+mod hub_mode;
 mod pacing;
 mod rng;
+mod standalone;
 mod time;
+mod types;
 
-pub use backoff::BackoffConfig;
-pub use camera::{
-    CLOSE_INTERNAL_ERROR, CLOSE_NORMAL, CLOSE_RESTART, CLOSE_TRY_AGAIN, Camera, CapturedFrame,
-    Config, ConnId, DropReason, FrameDecision, FrameSend, HANDSHAKE_TIMEOUT, Health, HubConfig,
-    Link, LinkStatus, Mode, NETWORK_WATCHDOG, Output, Refused, Sensor, SensorError,
-    StandaloneConfig, Stats, TICK, Targets,
-};
+pub use backoff::{Backoff, BackoffConfig};
+pub use camera::Camera;
 pub use time::Instant;
+pub use types::{
+    CLOSE_INTERNAL_ERROR, CLOSE_NORMAL, CLOSE_RESTART, CLOSE_TRY_AGAIN, CapturedFrame, Config,
+    ConnId, DropReason, FrameDecision, FrameSend, HANDSHAKE_TIMEOUT, Health, HubConfig, Link,
+    LinkStatus, Mode, NETWORK_WATCHDOG, Output, Refused, Sensor, SensorError, StandaloneConfig,
+    Stats, TICK, Targets,
+};

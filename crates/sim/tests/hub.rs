@@ -53,6 +53,7 @@ impl FakeHub {
         cfg.backoff = BackoffConfig {
             initial: Duration::from_millis(100),
             max: Duration::from_millis(400),
+            ..BackoffConfig::default()
         };
         cfg.reboot_delay = Duration::from_millis(50);
         cfg

@@ -1,0 +1,226 @@
+//! What both roles share: the sensor and its settings, capture pacing, the frame counters
+//! and headers, the fps measurement, commands and their acks, and the queue of outputs.
+//!
+//! The roles (`hub_mode`, `standalone`) decide who hears what; this module decides what a
+//! command does and what a frame's header says, the same way for both. It must never know
+//! about links or clients, and [`Core::frame_header`] (the per-frame path) must never
+//! allocate.
+
+use alloc::collections::VecDeque;
+use alloc::string::{String, ToString};
+use core::time::Duration;
+
+use espcam_proto::control::MAX_CONTROL_MESSAGE;
+use espcam_proto::{Ack, CommandMsg, FrameFlags, FrameHeader, Settings};
+use serde_json::Value;
+
+use crate::pacing::Pacer;
+use crate::rng::SplitMix64;
+use crate::time::Instant;
+use crate::types::{CapturedFrame, Config, ConnId, Health, Output, Sensor, TICK};
+
+/// The shared state of one camera.
+#[derive(Debug)]
+pub(crate) struct Core<S> {
+    pub(crate) sensor: S,
+    pub(crate) settings: Settings,
+    pub(crate) firmware: String,
+    pub(crate) sensor_name: String,
+    frame_flags: FrameFlags,
+    pub(crate) boot: Instant,
+    pub(crate) pacer: Pacer,
+    pub(crate) rng: SplitMix64,
+    next_conn: u32,
+    /// Outputs waiting for the shell, in order. Frames never go through here.
+    pub(crate) out: VecDeque<Output>,
+    /// A capture is due and the shell has not been told yet (kept out of `out` so the frame
+    /// path never touches the queue).
+    pub(crate) capture_requested: bool,
+    /// The shell is capturing; no second capture is requested until it reports back.
+    pub(crate) capture_outstanding: bool,
+    sequence: u32,
+    pub(crate) frames_sent: u64,
+    pub(crate) frames_dropped: u64,
+    window_start: Instant,
+    window_frames: u32,
+    pub(crate) measured_fps: f32,
+    pub(crate) next_tick: Instant,
+    pub(crate) health: Health,
+    /// Unix time minus monotonic time, µs, once the shell knows the wall clock.
+    pub(crate) wall_offset: Option<u64>,
+    /// Why the camera is restarting, once [`Output::Reboot`] is decided; every input is
+    /// ignored from then on.
+    pub(crate) reboot: Option<&'static str>,
+}
+
+impl<S: Sensor> Core<S> {
+    pub(crate) fn new(config: &Config, sensor: S, now: Instant) -> Self {
+        Self {
+            sensor,
+            settings: config.settings,
+            firmware: config.firmware.clone(),
+            sensor_name: config.sensor.clone(),
+            frame_flags: config.frame_flags,
+            boot: now,
+            pacer: Pacer::new(config.target_fps),
+            rng: SplitMix64::new(config.seed),
+            next_conn: 1,
+            out: VecDeque::with_capacity(16),
+            capture_requested: false,
+            capture_outstanding: false,
+            sequence: 0,
+            frames_sent: 0,
+            frames_dropped: 0,
+            window_start: now,
+            window_frames: 0,
+            measured_fps: 0.0,
+            next_tick: now + TICK,
+            health: Health::default(),
+            wall_offset: None,
+            reboot: None,
+        }
+    }
+
+    pub(crate) fn is_rebooting(&self) -> bool {
+        self.reboot.is_some()
+    }
+
+    /// Decides to restart: no more captures; [`Output::Reboot`] is queued by the caller
+    /// (after the ack that caused it, if any).
+    pub(crate) fn request_reboot(&mut self, reason: &'static str) {
+        self.reboot = Some(reason);
+        self.capture_requested = false;
+    }
+
+    /// A fresh connection id; never reused.
+    pub(crate) fn new_conn(&mut self) -> ConnId {
+        let conn = ConnId(self.next_conn);
+        self.next_conn = self.next_conn.wrapping_add(1);
+        conn
+    }
+
+    pub(crate) fn send_text(&mut self, conn: ConnId, text: String) {
+        self.out.push_back(Output::Text { conn, text });
+    }
+
+    pub(crate) fn close(&mut self, conn: ConnId, code: u16, reason: impl Into<String>) {
+        self.out.push_back(Output::Close {
+            conn,
+            code,
+            reason: reason.into(),
+        });
+    }
+
+    /// Time since boot, for telemetry.
+    pub(crate) fn uptime(&self, now: Instant) -> Duration {
+        now.saturating_since(self.boot)
+    }
+
+    /// A frame nobody could take: counted, and the pacer slows down.
+    pub(crate) fn count_busy_drop(&mut self) {
+        self.frames_dropped += 1;
+        self.pacer.on_drop();
+    }
+
+    /// The header of a frame that goes out, numbered and timestamped; counts it as sent.
+    /// Never allocates.
+    pub(crate) fn frame_header(&mut self, frame: &CapturedFrame) -> FrameHeader {
+        let mut flags = self.frame_flags.0;
+        let timestamp_us = match self.wall_offset {
+            Some(off) => off.saturating_add(frame.captured_at.as_micros()),
+            None => {
+                flags |= FrameFlags::CLOCK_UNSYNCED;
+                frame.captured_at.as_micros()
+            }
+        };
+        let info = FrameHeader {
+            flags: FrameFlags(flags),
+            sequence: self.sequence,
+            timestamp_us,
+            width: frame.width,
+            height: frame.height,
+            jpeg_len: u32::try_from(frame.len).unwrap_or(u32::MAX),
+        };
+        self.sequence = self.sequence.wrapping_add(1);
+        self.frames_sent += 1;
+        self.window_frames += 1;
+        info
+    }
+
+    /// The once-a-second bookkeeping both roles need before they report: the fps of the
+    /// window that just ended, and the pacer's recovery step.
+    pub(crate) fn close_window(&mut self, now: Instant) {
+        // Rounded to a tenth (integer maths: no float rounding in `core`): people read
+        // `29.9`, not `29.99658`, and the value is only as exact as a one-second window.
+        let elapsed_us = now.saturating_since(self.window_start).as_micros();
+        self.measured_fps = (u128::from(self.window_frames) * 10_000_000 + elapsed_us / 2)
+            .checked_div(elapsed_us)
+            .map_or(0.0, |tenths| tenths as f32 / 10.0);
+        self.window_frames = 0;
+        self.window_start = now;
+        self.pacer.on_second();
+    }
+
+    /// Applies one command through the sensor and says what happened.
+    pub(crate) fn run_command(&mut self, msg: CommandMsg) -> Ack {
+        let mut next = self.settings;
+        let mut ack = Ack {
+            id: msg.id,
+            cmd: Some(String::from(msg.command.name())),
+            ok: true,
+            settings: self.settings,
+            error: None,
+        };
+        if !msg.command.apply(&mut next) {
+            // Reboot: acknowledged first, then the shell restarts (see `ack_sent`).
+            self.request_reboot("reboot command");
+            return ack;
+        }
+        match self.sensor.apply(&next) {
+            Ok(()) => {
+                self.settings = next;
+                ack.settings = next;
+            }
+            Err(e) => {
+                ack.ok = false;
+                ack.error = Some(e.to_string());
+            }
+        }
+        ack
+    }
+
+    /// After an ack went into the queue: a reboot command restarts only now, so the ack
+    /// leaves first.
+    pub(crate) fn ack_sent(&mut self) {
+        if self.is_rebooting() {
+            self.out.push_back(Output::Reboot);
+        }
+    }
+
+    /// An ack for a message that could not be parsed as a command, with whatever id and
+    /// command name could still be read from it.
+    pub(crate) fn failed_ack(&self, text: &str, error: String) -> Ack {
+        let (id, cmd) = if text.len() <= MAX_CONTROL_MESSAGE {
+            match serde_json::from_str::<Value>(text) {
+                Ok(Value::Object(map)) => (
+                    map.get("id")
+                        .and_then(Value::as_u64)
+                        .and_then(|n| u32::try_from(n).ok()),
+                    map.get("cmd")
+                        .and_then(Value::as_str)
+                        .map(|s| s.chars().take(32).collect::<String>()),
+                ),
+                _ => (None, None),
+            }
+        } else {
+            (None, None)
+        };
+        Ack {
+            id,
+            cmd,
+            ok: false,
+            settings: self.settings,
+            error: Some(error),
+        }
+    }
+}
