@@ -5,6 +5,12 @@
 //! Driver callbacks run on the drivers' tasks and only turn what happened into [`Event`]s for
 //! the main loop. Must never retry, reconnect, answer or limit anything on its own: the hub
 //! client's auto-reconnect is off, and the core decides.
+//!
+//! One exception the drivers make for us: a peer's close frame is answered inside them
+//! (RFC 6455 §5.5.1; esp_http_server with `handle_ws_control_frames` off, as esp-idf-svc
+//! registers `/ws`, and esp_transport_ws both reply with an empty close frame before the
+//! socket ends), so no close reaches the core as `handle_close_frame`: it arrives as the
+//! socket's end, [`Event::Closed`] / [`Event::ClientClosed`].
 
 use std::collections::BTreeMap;
 use std::sync::mpsc::Sender;

@@ -11,7 +11,9 @@
 //! clock, a thread or `std`, and the per-frame path (`handle_timeout` → `Capture` →
 //! `handle_frame` → `handle_frame_sent`) must never allocate.
 
-use crate::core::Core;
+use alloc::string::String;
+
+use crate::core::{Core, close_reply};
 use crate::hub_mode::HubRole;
 use crate::standalone::StandaloneRole;
 use crate::time::Instant;
@@ -149,6 +151,18 @@ impl<S: Sensor> Camera<S> {
         }
     }
 
+    /// The peer sent a WebSocket close frame on `conn`, with its status code if it had one.
+    /// The core forgets the connection (as [`Camera::handle_closed`] would, so do not report
+    /// that too) and answers with an [`Output::Close`] echoing the code (RFC 6455 §5.5.1);
+    /// the shell sends that close frame, then drops the socket.
+    pub fn handle_close_frame(&mut self, now: Instant, conn: ConnId, code: Option<u16>) {
+        if self.is_rebooting() || !with_role!(&self.role, r => r.knows(conn)) {
+            return;
+        }
+        self.handle_closed(now, conn);
+        self.core.close(conn, close_reply(code), String::new());
+    }
+
     /// A text message arrived on `conn`.
     pub fn handle_text(&mut self, now: Instant, conn: ConnId, text: &str) {
         if self.is_rebooting() {
@@ -230,7 +244,7 @@ impl<S: Sensor> Camera<S> {
         Stats {
             frames_sent: self.core.frames_sent,
             frames_dropped: self.core.frames_dropped,
-            fps: self.core.measured_fps,
+            fps: self.core.fps(),
             paced_fps: self.core.pacer.current_fps(),
             target_fps: self.core.pacer.target_fps(),
             uptime: self.core.uptime(now),

@@ -17,7 +17,23 @@ use serde_json::Value;
 use crate::pacing::Pacer;
 use crate::rng::SplitMix64;
 use crate::time::Instant;
-use crate::types::{CapturedFrame, Config, ConnId, Health, Output, Sensor, TICK};
+use crate::types::{
+    CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CapturedFrame, Config, ConnId, Health, Output, Sensor, TICK,
+};
+
+/// Shortest window an fps figure is computed over, µs.
+const MIN_WINDOW_US: u128 = 900_000;
+
+/// The code that answers a peer's close frame (RFC 6455 §5.5.1): its own code echoed, 1000
+/// when it had none, 1002 for a code that must never appear on the wire (1005, 1006, 1015,
+/// reserved and out-of-range values; §7.4).
+pub(crate) fn close_reply(code: Option<u16>) -> u16 {
+    match code {
+        None => CLOSE_NORMAL,
+        Some(c @ (1000..=1003 | 1007..=1013 | 3000..=4999)) => c,
+        Some(_) => CLOSE_PROTOCOL_ERROR,
+    }
+}
 
 /// The shared state of one camera.
 #[derive(Debug)]
@@ -43,7 +59,9 @@ pub(crate) struct Core<S> {
     pub(crate) frames_dropped: u64,
     window_start: Instant,
     window_frames: u32,
-    pub(crate) measured_fps: f32,
+    /// Frames per second over the last closed window; `None` while streaming has just
+    /// (re)started and no window was measured yet.
+    measured_fps: Option<f32>,
     pub(crate) next_tick: Instant,
     pub(crate) health: Health,
     /// Unix time minus monotonic time, µs, once the shell knows the wall clock.
@@ -73,7 +91,7 @@ impl<S: Sensor> Core<S> {
             frames_dropped: 0,
             window_start: now,
             window_frames: 0,
-            measured_fps: 0.0,
+            measured_fps: Some(0.0),
             next_tick: now + TICK,
             health: Health::default(),
             wall_offset: None,
@@ -147,18 +165,49 @@ impl<S: Sensor> Core<S> {
         info
     }
 
+    /// Frames are wanted from `now` on (a first client, a welcomed stream link). The fps
+    /// window restarts here, so the first report measures streaming time only.
+    pub(crate) fn start_streaming(&mut self, now: Instant) {
+        if self.pacer.next_capture().is_none() {
+            self.window_start = now;
+            self.window_frames = 0;
+            self.measured_fps = None;
+        }
+        self.pacer.start(now);
+    }
+
+    /// Nobody to stream to any more.
+    pub(crate) fn stop_streaming(&mut self) {
+        self.pacer.stop();
+    }
+
+    /// The rate being streamed, for stats, heartbeats and telemetry: the last measured
+    /// window, or (right after streaming started, before a window could be measured) the
+    /// rate the pacer aims for, never a misleading 0.
+    pub(crate) fn fps(&self) -> f32 {
+        self.measured_fps
+            .unwrap_or_else(|| self.pacer.current_fps())
+    }
+
     /// The once-a-second bookkeeping both roles need before they report: the fps of the
     /// window that just ended, and the pacer's recovery step.
     pub(crate) fn close_window(&mut self, now: Instant) {
+        self.pacer.on_second();
+        let elapsed_us = now.saturating_since(self.window_start).as_micros();
+        // A window that started streaming only moments ago says nothing yet; it is closed at
+        // the next tick instead.
+        if self.pacer.next_capture().is_some() && elapsed_us < MIN_WINDOW_US {
+            return;
+        }
         // Rounded to a tenth (integer maths: no float rounding in `core`): people read
         // `29.9`, not `29.99658`, and the value is only as exact as a one-second window.
-        let elapsed_us = now.saturating_since(self.window_start).as_micros();
-        self.measured_fps = (u128::from(self.window_frames) * 10_000_000 + elapsed_us / 2)
-            .checked_div(elapsed_us)
-            .map_or(0.0, |tenths| tenths as f32 / 10.0);
+        self.measured_fps = Some(
+            (u128::from(self.window_frames) * 10_000_000 + elapsed_us / 2)
+                .checked_div(elapsed_us)
+                .map_or(0.0, |tenths| tenths as f32 / 10.0),
+        );
         self.window_frames = 0;
         self.window_start = now;
-        self.pacer.on_second();
     }
 
     /// Applies one command through the sensor and says what happened.

@@ -92,6 +92,10 @@ impl HubRole {
         }
     }
 
+    pub(crate) fn knows(&self, conn: ConnId) -> bool {
+        self.link_of(conn).is_some()
+    }
+
     fn link_of(&self, conn: ConnId) -> Option<Link> {
         if self.control.state.conn() == Some(conn) {
             Some(Link::Control)
@@ -218,7 +222,7 @@ impl HubRole {
             }
             self.stream.state = LinkState::Idle;
         }
-        core.pacer.stop();
+        core.stop_streaming();
     }
 
     pub(crate) fn text<S: Sensor>(
@@ -244,7 +248,7 @@ impl HubRole {
                                 self.stream.state = LinkState::Backoff { until: now };
                             }
                         }
-                        Link::Stream => core.pacer.start(now),
+                        Link::Stream => core.start_streaming(now),
                     }
                 }
             }
@@ -309,7 +313,7 @@ impl HubRole {
             return;
         };
         let text = CameraMsg::Telemetry(Telemetry {
-            fps: core.measured_fps,
+            fps: core.fps(),
             frames_sent: core.frames_sent,
             frames_dropped: core.frames_dropped,
             heap_free: core.health.heap_free,

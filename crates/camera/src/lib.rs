@@ -53,6 +53,8 @@
 //!         link closed / failed    => cam.handle_closed(now(), conn)
 //!                                    (a send that failed too: close it with
 //!                                    CLOSE_INTERNAL_ERROR first)
+//!         close frame received => cam.handle_close_frame(now(), conn, code)
+//!                                    (then perform the Close it answers with)
 //!         text message received   => cam.handle_text(now(), conn, &text)
 //!         frame send completed    => cam.handle_frame_sent(now(), conn)
 //!         client connected (standalone) => match cam.handle_client_open(now()) {
@@ -85,8 +87,8 @@ pub use backoff::{Backoff, BackoffConfig};
 pub use camera::Camera;
 pub use time::Instant;
 pub use types::{
-    CLOSE_INTERNAL_ERROR, CLOSE_NORMAL, CLOSE_RESTART, CLOSE_TRY_AGAIN, CapturedFrame, Config,
-    ConnId, DropReason, FrameDecision, FrameSend, HANDSHAKE_TIMEOUT, Health, HubConfig, Link,
-    LinkStatus, Mode, NETWORK_WATCHDOG, Output, Refused, Sensor, SensorError, StandaloneConfig,
-    Stats, TICK, Targets,
+    CLOSE_INTERNAL_ERROR, CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_RESTART, CLOSE_TRY_AGAIN,
+    CapturedFrame, Config, ConnId, DropReason, FrameDecision, FrameSend, HANDSHAKE_TIMEOUT, Health,
+    HubConfig, Link, LinkStatus, Mode, NETWORK_WATCHDOG, Output, Refused, Sensor, SensorError,
+    StandaloneConfig, Stats, TICK, Targets,
 };

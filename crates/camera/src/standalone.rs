@@ -44,6 +44,10 @@ impl StandaloneRole {
         self.clients.iter().flatten().count()
     }
 
+    pub(crate) fn knows(&self, conn: ConnId) -> bool {
+        self.clients.iter().flatten().any(|c| c.conn == conn)
+    }
+
     fn find(&mut self, conn: ConnId) -> Option<&mut Option<Client>> {
         self.clients
             .iter_mut()
@@ -75,7 +79,7 @@ impl StandaloneRole {
         }
         .to_json();
         core.send_text(conn, text);
-        core.pacer.start(now);
+        core.start_streaming(now);
         Ok(conn)
     }
 
@@ -84,7 +88,7 @@ impl StandaloneRole {
             *slot = None;
         }
         if self.count() == 0 {
-            core.pacer.stop();
+            core.stop_streaming();
         }
     }
 
@@ -103,7 +107,7 @@ impl StandaloneRole {
             Ok(ApRequest::GetStats) => {
                 let text = ApMessage::Stats {
                     clients: u8::try_from(self.count()).unwrap_or(u8::MAX),
-                    fps: core.measured_fps,
+                    fps: core.fps(),
                     frames: core.frames_sent,
                 }
                 .to_json();
@@ -154,7 +158,7 @@ impl StandaloneRole {
             return;
         }
         let text = ApMessage::Heartbeat {
-            fps: core.measured_fps,
+            fps: core.fps(),
             clients: u8::try_from(n).unwrap_or(u8::MAX),
         }
         .to_json();

@@ -24,6 +24,9 @@ pub const NETWORK_WATCHDOG: Duration = Duration::from_secs(5 * 60);
 
 /// WebSocket close code: normal closure.
 pub const CLOSE_NORMAL: u16 = 1000;
+/// WebSocket close code: protocol error (the answer to a close frame whose code may not be
+/// sent on the wire, such as 1005 or 1006).
+pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
 /// WebSocket close code: internal error, e.g. the shell's send on the socket failed.
 pub const CLOSE_INTERNAL_ERROR: u16 = 1011;
 /// WebSocket close code: the camera is restarting.

@@ -581,3 +581,95 @@ fn a_long_rejection_reason_still_fits_a_close_frame() {
     assert!(reason.len() <= 123, "{} bytes", reason.len());
     assert!(reason.starts_with("rejected by hub: €€€"), "{reason}");
 }
+
+#[test]
+fn a_peer_close_is_answered_with_its_code_and_forgets_the_connection() {
+    // RFC 6455 §5.5.1: the core decides the answer to a peer's close frame (echo the code,
+    // or 1002 for one that may not be sent); the shell sends it and then drops the socket.
+    let mut h = Harness::new(Config::standalone());
+    let a = h.cam.handle_client_open(h.now).unwrap();
+    let b = h.cam.handle_client_open(h.now).unwrap();
+    let c = h.cam.handle_client_open(h.now).unwrap();
+    h.drain();
+    let start = h.log.len();
+    h.cam.handle_close_frame(h.now, a, Some(1000));
+    h.cam.handle_close_frame(h.now, b, None);
+    h.cam.handle_close_frame(h.now, c, Some(1006));
+    // A second close frame for a connection already answered is ignored.
+    h.cam.handle_close_frame(h.now, a, Some(1000));
+    h.drain();
+    let closes: Vec<(u32, u16)> = h
+        .since(start)
+        .iter()
+        .filter_map(|(_, s)| match s {
+            Seen::Close(conn, code, _) => Some((conn.get(), *code)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        closes,
+        [(a.get(), 1000), (b.get(), 1000), (c.get(), 1002)],
+        "echo; no code → 1000; 1006 is never sent on the wire → 1002"
+    );
+    assert_eq!(h.cam.stats(h.now).clients, 0);
+
+    // Hub mode: the hub going away (1001) is answered, and the link reconnects later.
+    let mut h = Harness::new(hub_config(1));
+    let (control, stream) = h.online();
+    let start = h.log.len();
+    h.cam.handle_close_frame(h.now, control, Some(1001));
+    h.drain();
+    let answered: Vec<_> = h
+        .since(start)
+        .iter()
+        .filter_map(|(_, s)| match s {
+            Seen::Close(conn, code, _) => Some((*conn, *code)),
+            _ => None,
+        })
+        .collect();
+    assert!(answered.contains(&(control, 1001)), "{answered:?}");
+    assert!(
+        answered.iter().any(|(c, _)| *c == stream),
+        "stream closed too"
+    );
+    assert_eq!(h.cam.link_status(Link::Control), LinkStatus::Backoff);
+}
+
+#[test]
+fn the_first_stats_and_heartbeat_report_the_rate_being_streamed() {
+    // Regression: a client that connected between two ticks and asked `get_stats` at once
+    // read fps 0.0 (the last window had no clients), and its first heartbeat measured
+    // a window that had been streaming for only part of its second.
+    let mut h = Harness::new(Config::standalone());
+    h.advance(Duration::from_millis(2_400));
+    let client = h.cam.handle_client_open(h.now).unwrap();
+    h.text(client, "get_stats");
+    let stats = h
+        .texts_to(client, 0)
+        .into_iter()
+        .find(|m| m["type"] == "stats")
+        .unwrap();
+    assert_eq!(
+        stats["fps"], 30.0,
+        "nothing measured yet: the paced rate, {stats}"
+    );
+    assert_eq!(h.cam.stats(h.now).fps, 30.0);
+
+    let start = h.log.len();
+    h.advance(Duration::from_millis(1_700));
+    let beats: Vec<Value> = h
+        .texts_to(client, start)
+        .into_iter()
+        .filter(|m| m["type"] == "heartbeat")
+        .collect();
+    assert_eq!(beats.len(), 2, "{beats:?}");
+    for b in &beats {
+        let fps = b["fps"].as_f64().unwrap();
+        assert!((29.0..=31.0).contains(&fps), "{b}");
+    }
+
+    // Once every client left, nothing is streamed and the rate says so.
+    h.closed(client);
+    h.advance(Duration::from_secs(2));
+    assert_eq!(h.cam.stats(h.now).fps, 0.0);
+}

@@ -60,6 +60,9 @@ pub(crate) enum Event {
     Closed(ConnId),
     Text(ConnId, String),
     Sent(ConnId),
+    /// The peer sent a close frame (with this code); the connection task waits for the
+    /// core's answer.
+    CloseFrame(ConnId, Option<u16>),
 }
 
 /// Standalone mode: a WebSocket client that finished its handshake on `/ws`.
@@ -219,6 +222,7 @@ impl Shell {
             }
             Event::Text(c, t) => self.cam.handle_text(now, c, &t),
             Event::Sent(c) => self.cam.handle_frame_sent(now, c),
+            Event::CloseFrame(c, code) => self.cam.handle_close_frame(now, c, code),
         }
     }
 
@@ -510,6 +514,9 @@ async fn pump<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    // Set once the peer's close frame arrived: nothing more is read (tungstenite would
+    // flush its own reply on the next read), and the core's answer comes as `Close`.
+    let mut peer_closed = false;
     loop {
         tokio::select! {
             biased;
@@ -528,10 +535,13 @@ async fn pump<S>(
                     }
                 }
                 Some(ConnCmd::Close(code, reason)) => {
+                    // After a peer's close, tungstenite has queued the reply (the peer's
+                    // code echoed, 1002 for a forbidden one: what the core decided) and
+                    // `close` only flushes it.
                     let frame = CloseFrame { code: CloseCode::from(code), reason: Utf8Bytes::from(reason) };
                     let _ = tokio::time::timeout(Duration::from_secs(2), async {
                         let _ = ws.close(Some(frame)).await;
-                        // Wait for the peer's close reply so the close is clean.
+                        // Wait for the peer's close reply (or its end) so the close is clean.
                         while let Some(Ok(_)) = ws.next().await {}
                     })
                     .await;
@@ -540,13 +550,20 @@ async fn pump<S>(
                 // Dropped without a close frame; the camera task already knows.
                 Some(ConnCmd::Vanish) | None => return,
             },
-            msg = ws.next() => match msg {
+            msg = ws.next(), if !peer_closed => match msg {
                 Some(Ok(Message::Text(t))) => {
                     if events.send(Event::Text(conn, t.to_string())).await.is_err() {
                         return;
                     }
                 }
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                Some(Ok(Message::Close(frame))) => {
+                    let code = frame.map(|f| u16::from(f.code));
+                    if events.send(Event::CloseFrame(conn, code)).await.is_err() {
+                        return;
+                    }
+                    peer_closed = true;
+                }
+                Some(Err(_)) | None => break,
                 // Binary messages, pings and pongs carry nothing for the camera.
                 Some(Ok(_)) => {}
             },

@@ -15,6 +15,8 @@ use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -109,6 +111,8 @@ async fn seed_002_session_frames_ping_stats_commands() {
     let stats = next_text(&mut ws, "stats").await;
     assert_eq!(stats["clients"], 1);
     assert!(stats["frames"].as_u64().unwrap() >= 5, "{stats}");
+    // Regression: the first stats of a fresh camera said 0.0 fps while it streamed.
+    assert!(stats["fps"].as_f64().unwrap() >= 20.0, "{stats}");
     let hb = next_text(&mut ws, "heartbeat").await;
     assert_eq!(hb["clients"], 1);
 
@@ -293,4 +297,43 @@ async fn faults_truncated_frame_garbage_and_dropped_links() {
     assert_eq!(end, "dropped", "no close frame when the link drops");
     let mut ws = connect(&cam).await;
     next_jpeg(&mut ws).await;
+}
+
+#[tokio::test]
+async fn a_client_close_is_answered_before_the_connection_ends() {
+    // RFC 6455 §5.5.1: an endpoint that receives a Close frame must send one back. Without
+    // it browsers report 1006 "abnormal closure" for every viewer that leaves.
+    let cam = camera(Resolution::Qqvga).await;
+    let mut ws = connect(&cam).await;
+    next_jpeg(&mut ws).await;
+    ws.send(Message::Close(Some(CloseFrame {
+        code: CloseCode::Normal,
+        reason: "bye".into(),
+    })))
+    .await
+    .unwrap();
+    let reply = timeout(T, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(c))) => return Ok(c),
+                // Frames already on their way before the camera read the close.
+                Some(Ok(_)) => {}
+                other => return Err(format!("{other:?}")),
+            }
+        }
+    })
+    .await
+    .expect("an answer within 10 s");
+    let reply = reply.unwrap_or_else(|end| panic!("connection ended without a close: {end}"));
+    assert_eq!(
+        reply.map(|c| u16::from(c.code)),
+        Some(1000),
+        "echoes the code"
+    );
+    // Then the connection ends cleanly and the slot is free again.
+    assert!(matches!(
+        timeout(T, ws.next()).await.unwrap(),
+        None | Some(Err(_))
+    ));
+    timeout(T, cam.wait_for(|s| s.clients == 0)).await.unwrap();
 }
