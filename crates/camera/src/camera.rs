@@ -199,9 +199,15 @@ impl<S: Sensor> Camera<S> {
             return FrameDecision::Drop(DropReason::Busy);
         }
         let info = self.core.frame_header(frame);
-        let header_wanted = matches!(self.role, Role::Hub(_));
+        let header = match &mut self.role {
+            Role::Hub(_) => Some(info.encode()),
+            Role::Standalone(sa) => {
+                sa.sent_newest(info);
+                None
+            }
+        };
         FrameDecision::Send(FrameSend {
-            header: header_wanted.then(|| info.encode()),
+            header,
             info,
             targets,
         })
@@ -214,10 +220,18 @@ impl<S: Sensor> Camera<S> {
         self.core.frames_dropped += 1;
     }
 
-    /// The socket of `conn` took the frame sent to it: it may have the next one.
-    pub fn handle_frame_sent(&mut self, now: Instant, conn: ConnId) {
+    /// The socket of `conn` took the frame sent to it: it may have the next one. In
+    /// standalone mode, a client that missed frames while it was sending gets the newest
+    /// right away: send `Some(f)` (the last frame [`Camera::handle_frame`] sent, `f.info`
+    /// says which) to `conn` as before, and report this again when it is sent. Never
+    /// allocates.
+    #[must_use = "Some(frame): send the newest frame to this connection now"]
+    pub fn handle_frame_sent(&mut self, now: Instant, conn: ConnId) -> Option<FrameSend> {
         let _ = now;
-        with_role!(&mut self.role, r => r.frame_sent(conn));
+        if self.is_rebooting() {
+            return None;
+        }
+        with_role!(&mut self.role, r => r.frame_sent(conn))
     }
 
     /// Reports free heap, PSRAM and RSSI for the next telemetry.

@@ -15,7 +15,8 @@ use crate::backoff::Backoff;
 use crate::core::Core;
 use crate::time::Instant;
 use crate::types::{
-    CLOSE_NORMAL, ConnId, HANDSHAKE_TIMEOUT, HubConfig, Link, LinkStatus, Output, Sensor, Targets,
+    CLOSE_NORMAL, ConnId, FrameSend, HANDSHAKE_TIMEOUT, HubConfig, Link, LinkStatus, Output,
+    Sensor, Targets,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -299,12 +300,15 @@ impl HubRole {
         Some(targets)
     }
 
-    pub(crate) fn frame_sent(&mut self, conn: ConnId) {
+    /// The stream link's send completed; it takes the next capture (never an older frame:
+    /// the hub link is paced instead, see `pacing`).
+    pub(crate) fn frame_sent(&mut self, conn: ConnId) -> Option<FrameSend> {
         if let LinkState::Ready { conn: c, busy } = &mut self.stream.state
             && *c == conn
         {
             *busy = false;
         }
+        None
     }
 
     /// Once a second: telemetry on the control link.

@@ -38,8 +38,10 @@
 //!                 match cam.handle_frame(now(), &CapturedFrame { captured_at, width, height, len }) {
 //!                     Send(f) => for conn in f.targets.as_slice():
 //!                                  send ONE binary message = f.header (if Some) ++ jpeg
-//!                                  (two fragments / a vectored write: never copy the JPEG);
-//!                                  when the socket took it: cam.handle_frame_sent(now(), conn)
+//!                                  (two fragments / a vectored write: never copy the JPEG),
+//!                                  each conn on its own (a task, an async send: one slow
+//!                                  client must never hold up the others); keep the frame
+//!                                  as "newest" until the next Send replaces it
 //!                     Drop(_) => release the frame buffer
 //!                 }
 //!                 (capture error: cam.handle_capture_failed(now()))
@@ -53,10 +55,11 @@
 //!         link closed / failed    => cam.handle_closed(now(), conn)
 //!                                    (a send that failed too: close it with
 //!                                    CLOSE_INTERNAL_ERROR first)
-//!         close frame received => cam.handle_close_frame(now(), conn, code)
+//!         close frame received    => cam.handle_close_frame(now(), conn, code)
 //!                                    (then perform the Close it answers with)
 //!         text message received   => cam.handle_text(now(), conn, &text)
-//!         frame send completed    => cam.handle_frame_sent(now(), conn)
+//!         frame send completed    => if let Some(f) = cam.handle_frame_sent(now(), conn) {
+//!                                        send the newest frame (f.info) to conn likewise }
 //!         client connected (standalone) => match cam.handle_client_open(now()) {
 //!                                        Ok(conn) => keep the socket as conn,
 //!                                        Err(r)   => close it with r.code, r.reason }

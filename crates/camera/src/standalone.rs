@@ -2,20 +2,23 @@
 //! clients each get a welcome, bare JPEGs, a heartbeat every second, `pong` for `ping`,
 //! stats for `get_stats`, and an ack for every command; the sixth is refused with a reason.
 //!
-//! Every client runs at its own pace: a frame goes to the clients that are free, and a
-//! client still sending an older frame skips it. This module must never touch a socket or
-//! a clock, never let one client's pace decide another's, and never decide what a command
-//! does (that is `core`'s).
+//! Every client runs at its own pace, as the hub's viewers do: a frame goes to the clients
+//! that are free; a client still sending an older frame is marked as owed the newest one
+//! and gets it the moment its send completes ([`StandaloneRole::frame_sent`]), skipping
+//! whatever came between. So each client holds at most one frame (the one in flight) and
+//! is owed at most one (the newest), and a client that never reads costs the others
+//! nothing. This module must never touch a socket or a clock, never let one client's pace
+//! decide another's, and never decide what a command does (that is `core`'s).
 
 use alloc::string::{String, ToString};
 
 use espcam_proto::standalone::{MAX_CLIENTS, PONG, TOO_MANY_CLIENTS};
-use espcam_proto::{ApMessage, ApRequest};
+use espcam_proto::{ApMessage, ApRequest, FrameHeader};
 
 use crate::core::Core;
 use crate::time::Instant;
 use crate::types::{
-    CLOSE_RESTART, CLOSE_TRY_AGAIN, ConnId, Refused, Sensor, StandaloneConfig, Targets,
+    CLOSE_RESTART, CLOSE_TRY_AGAIN, ConnId, FrameSend, Refused, Sensor, StandaloneConfig, Targets,
 };
 
 #[derive(Debug, Clone, Copy)]
@@ -23,6 +26,8 @@ struct Client {
     conn: ConnId,
     /// A frame is on its way to this client; it gets no other until it is sent.
     busy: bool,
+    /// A newer frame than the one in flight exists: this client gets it next.
+    owed: bool,
 }
 
 /// The standalone half of a camera.
@@ -30,6 +35,9 @@ struct Client {
 pub(crate) struct StandaloneRole {
     config: StandaloneConfig,
     clients: [Option<Client>; MAX_CLIENTS],
+    /// The newest frame sent to anyone, which owed clients get next (the shell keeps its
+    /// bytes until the next frame replaces it).
+    newest: Option<FrameHeader>,
 }
 
 impl StandaloneRole {
@@ -37,6 +45,7 @@ impl StandaloneRole {
         Self {
             config,
             clients: [None; MAX_CLIENTS],
+            newest: None,
         }
     }
 
@@ -73,7 +82,11 @@ impl StandaloneRole {
             });
         };
         let conn = core.new_conn();
-        *slot = Some(Client { conn, busy: false });
+        *slot = Some(Client {
+            conn,
+            busy: false,
+            owed: false,
+        });
         let text = ApMessage::Welcome {
             message: self.config.welcome.clone(),
         }
@@ -131,7 +144,8 @@ impl StandaloneRole {
     }
 
     /// Where a captured frame goes: every free client (busy from now on); an empty set if
-    /// all are still sending, `None` if there are no clients.
+    /// all are still sending, `None` if there are no clients. When the frame goes out, the
+    /// busy clients are owed it.
     pub(crate) fn take_targets(&mut self) -> Option<Targets> {
         let mut targets = Targets::EMPTY;
         let mut any = false;
@@ -142,12 +156,40 @@ impl StandaloneRole {
                 targets.push(c.conn);
             }
         }
+        if !targets.as_slice().is_empty() {
+            for c in self.clients.iter_mut().flatten() {
+                c.owed = !targets.as_slice().contains(&c.conn);
+            }
+        }
         any.then_some(targets)
     }
 
-    pub(crate) fn frame_sent(&mut self, conn: ConnId) {
-        if let Some(Some(c)) = self.find(conn) {
-            c.busy = false;
+    /// The frame that just left (with [`take_targets`](Self::take_targets)'s targets).
+    pub(crate) fn sent_newest(&mut self, info: FrameHeader) {
+        self.newest = Some(info);
+    }
+
+    /// `conn`'s send completed: free it, or hand it the newest frame it is owed.
+    pub(crate) fn frame_sent(&mut self, conn: ConnId) -> Option<FrameSend> {
+        let newest = self.newest;
+        let Some(Some(c)) = self.find(conn) else {
+            return None;
+        };
+        match newest {
+            Some(info) if c.owed => {
+                c.owed = false;
+                let mut targets = Targets::EMPTY;
+                targets.push(conn);
+                Some(FrameSend {
+                    header: None,
+                    info,
+                    targets,
+                })
+            }
+            _ => {
+                c.busy = false;
+                None
+            }
         }
     }
 

@@ -350,7 +350,7 @@ fn a_busy_link_drops_frames_and_slows_down_never_queues() {
 
     // The link drains: frames flow again and the rate climbs back to the target.
     h.auto_sent = true;
-    h.cam.handle_frame_sent(h.now, stream);
+    h.sent(stream);
     h.advance(Duration::from_secs(15));
     let stats = h.cam.stats(h.now);
     assert_eq!(stats.paced_fps, 30.0);
@@ -672,4 +672,70 @@ fn the_first_stats_and_heartbeat_report_the_rate_being_streamed() {
     h.closed(client);
     h.advance(Duration::from_secs(2));
     assert_eq!(h.cam.stats(h.now).fps, 0.0);
+}
+
+#[test]
+fn standalone_a_busy_client_gets_the_newest_frame_next_and_never_slows_the_others() {
+    let mut h = Harness::new(Config::standalone());
+    let a = h.cam.handle_client_open(h.now).unwrap();
+    let slow = h.cam.handle_client_open(h.now).unwrap();
+    let c = h.cam.handle_client_open(h.now).unwrap();
+    h.auto_sent = false;
+    // Play a shell whose sends to `a` and `c` complete at once; `slow` is stuck.
+    let mut delivered = std::collections::HashMap::<_, Vec<u32>>::new();
+    let start = h.log.len();
+    let mut seen = start;
+    let t0 = h.now;
+    for _ in 0..(5 * 30) {
+        let Some(t) = h.cam.poll_timeout() else { break };
+        h.now = t;
+        h.cam.handle_timeout(t);
+        h.drain();
+        for (_, f) in h.frames(seen) {
+            for conn in f.targets.as_slice() {
+                delivered.entry(*conn).or_default().push(f.info.sequence);
+                if *conn != slow {
+                    h.sent(*conn);
+                }
+            }
+        }
+        seen = h.log.len();
+    }
+    let elapsed = h.now.saturating_since(t0).as_secs_f64();
+    let expected = (elapsed * 30.0) as usize;
+    for conn in [a, c] {
+        let got = delivered[&conn].len();
+        assert!(got + 1 >= expected, "{conn:?}: {got} of {expected} frames");
+    }
+    assert_eq!(
+        delivered[&slow],
+        [0],
+        "the stuck client holds its one frame"
+    );
+    assert_eq!(h.cam.stats(h.now).frames_dropped, 0, "nobody else waited");
+
+    // The stuck client's send completes: it gets the newest frame at once, skipping every
+    // frame that came between, and is free after that one.
+    let newest = *delivered[&a].last().unwrap();
+    let from = h.log.len();
+    h.sent(slow);
+    let frames = h.frames(from);
+    assert_eq!(frames.len(), 1);
+    assert_eq!(frames[0].1.targets.as_slice(), [slow]);
+    assert_eq!(frames[0].1.info.sequence, newest);
+    assert_eq!(frames[0].1.header, None);
+    assert_eq!(
+        h.cam.handle_frame_sent(h.now, slow),
+        None,
+        "nothing newer yet"
+    );
+    // It takes the next capture like everyone else.
+    let from = h.log.len();
+    h.auto_sent = true;
+    h.advance(Duration::from_millis(100));
+    assert!(
+        h.frames(from)
+            .iter()
+            .all(|(_, f)| f.targets.as_slice().contains(&slow))
+    );
 }

@@ -100,7 +100,7 @@ fn run(cam: &mut Camera<NullSensor>, now: &mut Instant, secs: u64, tally: &mut T
                         if let FrameDecision::Send(send) = cam.handle_frame(at, &f) {
                             frames += 1;
                             for c in send.targets.as_slice() {
-                                cam.handle_frame_sent(at, *c);
+                                assert!(cam.handle_frame_sent(at, *c).is_none());
                             }
                         }
                     }

@@ -94,7 +94,7 @@ fn core_cost() {
                     black_box(&s.header);
                     sent += 1;
                     for c in s.targets.as_slice() {
-                        cam.handle_frame_sent(now, *c);
+                        let _ = cam.handle_frame_sent(now, *c);
                     }
                 }
             }

@@ -125,6 +125,9 @@ pub(crate) struct Shell {
     boots: u32,
     captures: u64,
     truncate_next: bool,
+    /// The last frame sent (its sequence and bytes), for clients the core says are owed
+    /// it; replaced by every new frame, so never more than one is held.
+    newest: Option<(u32, Bytes)>,
 }
 
 impl Shell {
@@ -150,6 +153,7 @@ impl Shell {
             boots: 1,
             captures: 0,
             truncate_next: false,
+            newest: None,
         }
     }
 
@@ -221,7 +225,21 @@ impl Shell {
                 self.cam.handle_closed(now, c);
             }
             Event::Text(c, t) => self.cam.handle_text(now, c, &t),
-            Event::Sent(c) => self.cam.handle_frame_sent(now, c),
+            Event::Sent(c) => {
+                // A client that missed frames while busy gets the newest one next.
+                let mut next = self.cam.handle_frame_sent(now, c);
+                while let Some(f) = next.take() {
+                    match &self.newest {
+                        Some((seq, bytes)) if *seq == f.info.sequence => {
+                            let bytes = bytes.clone();
+                            self.send(c, ConnCmd::Frame(bytes));
+                        }
+                        // Cannot happen (both sides update on the same Send), but a client
+                        // must never stay marked busy with nothing on its way.
+                        _ => next = self.cam.handle_frame_sent(now, c),
+                    }
+                }
+            }
             Event::CloseFrame(c, code) => self.cam.handle_close_frame(now, c, code),
         }
     }
@@ -320,6 +338,7 @@ impl Shell {
         for conn in send.targets.as_slice() {
             self.send(*conn, ConnCmd::Frame(bytes.clone()));
         }
+        self.newest = Some((send.info.sequence, bytes));
     }
 
     /// The encoded frames for the sensor's current settings.
@@ -372,6 +391,7 @@ impl Shell {
         self.cam = Self::boot_core(&self.config, Instant::ZERO);
         self.boots += 1;
         self.captures = 0;
+        self.newest = None;
         let _ = self.frames().await;
     }
 

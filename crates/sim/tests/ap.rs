@@ -337,3 +337,70 @@ async fn a_client_close_is_answered_before_the_connection_ends() {
     ));
     timeout(T, cam.wait_for(|s| s.clients == 0)).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_client_that_never_reads_costs_the_others_nothing() {
+    // Issue 14: one stuck viewer must not slow the other four. The stuck one connects with
+    // a tiny receive buffer and never reads; the four read for a bounded window and must
+    // each get ≥ 95 % of the camera's frame rate.
+    let cam = camera(Resolution::Qvga).await;
+    let fps = ApCameraConfig::default().fps;
+    let addr = cam.local_addr().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let tcp = socket.connect(addr).await.unwrap();
+    let (stuck, _) = tokio_tungstenite::client_async(cam.url().unwrap(), tcp)
+        .await
+        .unwrap();
+    // The four read all the time; each frame's arrival time is recorded.
+    let mut fast = Vec::new();
+    for _ in 0..4 {
+        let mut ws = connect(&cam).await;
+        next_jpeg(&mut ws).await;
+        fast.push(tokio::spawn(async move {
+            let mut arrivals = Vec::new();
+            while let Ok(Some(Ok(m))) = timeout(Duration::from_secs(10), ws.next()).await {
+                if m.is_binary() {
+                    arrivals.push(tokio::time::Instant::now());
+                }
+                if arrivals.len() > 1000 {
+                    break;
+                }
+            }
+            arrivals
+        }));
+    }
+    timeout(T, cam.wait_for(|s| s.clients == 5)).await.unwrap();
+    // Let the stuck client's buffers fill first.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let window = Duration::from_secs(5);
+    let before = cam.status();
+    let started = tokio::time::Instant::now();
+    tokio::time::sleep(window).await;
+    let status = cam.status();
+    cam.stop().await;
+    let mut counts = Vec::new();
+    for reader in fast {
+        let arrivals = reader.await.unwrap();
+        let in_window = arrivals
+            .iter()
+            .filter(|t| **t >= started && **t < started + window)
+            .count();
+        counts.push(in_window);
+    }
+    let expected = f64::from(fps) * window.as_secs_f64();
+    println!(
+        "{window:?} at {fps} fps: fast clients got {counts:?} of {expected:.0} frames; \
+         the camera sent {} and dropped {} meanwhile",
+        status.frames_sent - before.frames_sent,
+        status.frames_dropped - before.frames_dropped
+    );
+    assert_eq!(status.clients, 5, "the stuck client was still connected");
+    for n in &counts {
+        assert!(
+            *n as f64 >= 0.95 * expected,
+            "a fast client got {n} of {expected:.0} frames: {counts:?}"
+        );
+    }
+    drop(stuck);
+}

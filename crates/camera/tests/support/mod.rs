@@ -109,7 +109,7 @@ impl Harness {
                             self.log.push((now, Seen::Frame(f)));
                             if self.auto_sent {
                                 for c in f.targets.as_slice() {
-                                    self.cam.handle_frame_sent(now, *c);
+                                    self.sent(*c);
                                 }
                             }
                         }
@@ -166,6 +166,20 @@ impl Harness {
     pub fn closed(&mut self, conn: ConnId) {
         self.cam.handle_closed(self.now, conn);
         self.drain();
+    }
+
+    /// Reports `conn`'s send complete; a newest frame the core hands back is logged as
+    /// `Seen::Frame` and, with `auto_sent`, reported sent too.
+    pub fn sent(&mut self, conn: ConnId) {
+        let mut next = self.cam.handle_frame_sent(self.now, conn);
+        while let Some(f) = next {
+            self.log.push((self.now, Seen::Frame(f)));
+            next = if self.auto_sent {
+                self.cam.handle_frame_sent(self.now, conn)
+            } else {
+                None
+            };
+        }
     }
 
     pub fn text(&mut self, conn: ConnId, text: &str) {
