@@ -248,7 +248,8 @@ impl<S: Sensor> Camera<S> {
 
     // ---- queries -------------------------------------------------------------------------
 
-    /// Settings in force.
+    /// Settings as chosen (the sensor's quality may be higher while adapting; see
+    /// [`Stats::quality_in_force`]).
     pub fn settings(&self) -> &espcam_proto::Settings {
         &self.core.settings
     }
@@ -266,6 +267,7 @@ impl<S: Sensor> Camera<S> {
                 Role::Standalone(sa) => sa.count(),
                 Role::Hub(_) => 0,
             },
+            quality_in_force: self.core.quality_in_force(),
         }
     }
 

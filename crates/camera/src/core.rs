@@ -15,10 +15,12 @@ use espcam_proto::{Ack, CommandMsg, FrameFlags, FrameHeader, Settings};
 use serde_json::Value;
 
 use crate::pacing::Pacer;
+use crate::quality::Governor;
 use crate::rng::SplitMix64;
 use crate::time::Instant;
 use crate::types::{
-    CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CapturedFrame, Config, ConnId, Health, Output, Sensor, TICK,
+    CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CapturedFrame, Config, ConnId, Health, Output, Sensor,
+    SensorError, Setting, TICK,
 };
 
 /// Shortest window an fps figure is computed over, µs.
@@ -39,7 +41,11 @@ pub(crate) fn close_reply(code: Option<u16>) -> u16 {
 #[derive(Debug)]
 pub(crate) struct Core<S> {
     pub(crate) sensor: S,
+    /// The settings as chosen (commands, boot configuration): what acks and hellos report.
     pub(crate) settings: Settings,
+    /// What the sensor really has: `settings` with the adapted quality.
+    in_force: Settings,
+    quality: Governor,
     pub(crate) firmware: String,
     pub(crate) sensor_name: String,
     frame_flags: FrameFlags,
@@ -73,14 +79,19 @@ pub(crate) struct Core<S> {
 
 impl<S: Sensor> Core<S> {
     pub(crate) fn new(config: &Config, sensor: S, now: Instant) -> Self {
+        let quality = Governor::new(config.adaptive_quality, config.settings.quality);
+        let mut pacer = Pacer::new(config.target_fps);
+        pacer.hold_half_rate(quality.has_headroom());
         Self {
             sensor,
             settings: config.settings,
+            in_force: config.settings,
+            quality,
             firmware: config.firmware.clone(),
             sensor_name: config.sensor.clone(),
             frame_flags: config.frame_flags,
             boot: now,
-            pacer: Pacer::new(config.target_fps),
+            pacer,
             rng: SplitMix64::new(config.seed),
             next_conn: 1,
             out: VecDeque::with_capacity(16),
@@ -192,7 +203,15 @@ impl<S: Sensor> Core<S> {
     /// The once-a-second bookkeeping both roles need before they report: the fps of the
     /// window that just ended, and the pacer's recovery step.
     pub(crate) fn close_window(&mut self, now: Instant) {
-        self.pacer.on_second();
+        let dropped = self.pacer.on_second();
+        if let Some(q) = self.quality.on_second(self.pacer.below_target(), dropped) {
+            let mut target = self.in_force;
+            target.quality = q;
+            if self.put_in_force(target).is_err() {
+                self.quality.refused(self.in_force.quality);
+            }
+        }
+        self.pacer.hold_half_rate(self.quality.has_headroom());
         let elapsed_us = now.saturating_since(self.window_start).as_micros();
         // A window that started streaming only moments ago says nothing yet; it is closed at
         // the next tick instead.
@@ -225,8 +244,15 @@ impl<S: Sensor> Core<S> {
             self.request_reboot("reboot command");
             return ack;
         }
-        match self.sensor.apply(&next) {
+        let mut target = next;
+        if next.quality == self.settings.quality {
+            target.quality = self.in_force.quality;
+        }
+        match self.put_in_force(target) {
             Ok(()) => {
+                if next.quality != self.settings.quality {
+                    self.quality.set_chosen(next.quality);
+                }
                 self.settings = next;
                 ack.settings = next;
             }
@@ -236,6 +262,39 @@ impl<S: Sensor> Core<S> {
             }
         }
         ack
+    }
+
+    /// Makes the sensor match `target`, one changed setting at a time (resolution first);
+    /// if one is refused, the ones already changed are put back, so the sensor is left as
+    /// it was.
+    fn put_in_force(&mut self, target: Settings) -> Result<(), SensorError> {
+        let old = Setting::all(&self.in_force);
+        let new = Setting::all(&target);
+        for i in 0..new.len() {
+            if old[i] == new[i] {
+                continue;
+            }
+            if let Err(e) = self.sensor.set(new[i]) {
+                for j in (0..i).rev() {
+                    if old[j] != new[j] {
+                        let _ = self.sensor.set(old[j]);
+                    }
+                }
+                return Err(e);
+            }
+        }
+        self.in_force = target;
+        Ok(())
+    }
+
+    /// The JPEG quality the sensor uses now.
+    pub(crate) fn quality_in_force(&self) -> espcam_proto::Quality {
+        self.in_force.quality
+    }
+
+    /// For telemetry: the quality in force, when the camera adapts it.
+    pub(crate) fn reported_quality(&self) -> Option<espcam_proto::Quality> {
+        self.quality.enabled().then_some(self.in_force.quality)
     }
 
     /// After an ack went into the queue: a reboot command restarts only now, so the ack

@@ -325,6 +325,7 @@ impl HubRole {
             uptime_ms: u64::try_from(core.uptime(now).as_millis()).unwrap_or(u64::MAX),
             rssi: core.health.rssi,
             settings: core.settings,
+            quality_in_force: core.reported_quality(),
         })
         .to_json();
         core.send_text(conn, text);

@@ -8,7 +8,7 @@
 //!   seam, every one answered with an ack (settings in force, or the error);
 //! - **fps control**: captures paced to a target rate; a frame that finds its link still busy
 //!   with the previous one is dropped and counted, never queued, and the rate adapts down
-//!   (see `pacing`);
+//!   (see `pacing`), after JPEG quality has given what it can ([`AdaptiveQuality`]);
 //! - **frame sending**: a 28-byte [`FrameHeader`](espcam_proto::FrameHeader) (sequence,
 //!   capture time, size) that the shell sends in front of the JPEG without copying it;
 //! - **health**: telemetry every second (measured fps, frames sent/dropped, heap, PSRAM,
@@ -81,6 +81,7 @@ mod camera;
 mod core;
 mod hub_mode;
 mod pacing;
+mod quality;
 mod rng;
 mod standalone;
 mod time;
@@ -88,10 +89,11 @@ mod types;
 
 pub use backoff::{Backoff, BackoffConfig};
 pub use camera::Camera;
+pub use quality::AdaptiveQuality;
 pub use time::Instant;
 pub use types::{
     CLOSE_INTERNAL_ERROR, CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_RESTART, CLOSE_TRY_AGAIN,
     CapturedFrame, Config, ConnId, DropReason, FrameDecision, FrameSend, HANDSHAKE_TIMEOUT, Health,
     HubConfig, Link, LinkStatus, Mode, NETWORK_WATCHDOG, Output, Refused, Sensor, SensorError,
-    StandaloneConfig, Stats, TICK, Targets,
+    Setting, StandaloneConfig, Stats, TICK, Targets,
 };

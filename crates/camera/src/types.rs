@@ -8,9 +8,12 @@ use alloc::string::String;
 use core::time::Duration;
 
 use espcam_proto::standalone::MAX_CLIENTS;
-use espcam_proto::{CameraId, FrameFlags, FrameHeader, HEADER_LEN, Settings};
+use espcam_proto::{
+    Brightness, CameraId, FrameFlags, FrameHeader, HEADER_LEN, Quality, Resolution, Settings,
+};
 
 use crate::backoff::BackoffConfig;
+use crate::quality::AdaptiveQuality;
 use crate::time::Instant;
 
 /// How often telemetry (hub mode) and heartbeats (standalone mode) go out.
@@ -36,9 +39,63 @@ pub const CLOSE_TRY_AGAIN: u16 = 1013;
 
 /// The sensor seam: the one piece of hardware the core talks to directly, so that a command
 /// is acknowledged only once the sensor has really taken the new settings.
+///
+/// The core decides what changes: it calls [`Sensor::set`] only for settings that differ
+/// from what the sensor has, resolution first, and puts the earlier ones back itself when a
+/// later one is refused. A sensor only performs one setting at a time.
 pub trait Sensor {
-    /// Puts `settings` in force. On error the sensor must be left as it was.
-    fn apply(&mut self, settings: &Settings) -> Result<(), SensorError>;
+    /// Puts one setting in force. On error the sensor must be left as it was for it.
+    fn set(&mut self, setting: Setting) -> Result<(), SensorError>;
+}
+
+/// One sensor setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    /// Frame size.
+    Resolution(Resolution),
+    /// JPEG quality number (lower is better).
+    Quality(Quality),
+    /// Exposure compensation.
+    Brightness(Brightness),
+    /// Vertical flip.
+    Vflip(bool),
+    /// Horizontal mirror.
+    Hmirror(bool),
+}
+
+impl Setting {
+    /// Every setting of `s`, resolution first: what a sensor is initialised with.
+    pub fn all(s: &Settings) -> [Setting; 5] {
+        [
+            Setting::Resolution(s.resolution),
+            Setting::Quality(s.quality),
+            Setting::Brightness(s.brightness),
+            Setting::Vflip(s.vflip),
+            Setting::Hmirror(s.hmirror),
+        ]
+    }
+
+    /// The field's name as in commands (`"resolution"`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Setting::Resolution(_) => "resolution",
+            Setting::Quality(_) => "quality",
+            Setting::Brightness(_) => "brightness",
+            Setting::Vflip(_) => "vflip",
+            Setting::Hmirror(_) => "hmirror",
+        }
+    }
+
+    /// Writes this setting into `s`.
+    pub fn apply_to(self, s: &mut Settings) {
+        match self {
+            Setting::Resolution(r) => s.resolution = r,
+            Setting::Quality(q) => s.quality = q,
+            Setting::Brightness(b) => s.brightness = b,
+            Setting::Vflip(v) => s.vflip = v,
+            Setting::Hmirror(h) => s.hmirror = h,
+        }
+    }
 }
 
 /// The sensor refused a setting.
@@ -236,6 +293,9 @@ pub struct Stats {
     pub uptime: Duration,
     /// Standalone clients connected (0 in hub mode).
     pub clients: usize,
+    /// The JPEG quality number the sensor uses now (the chosen one, or a higher number
+    /// while adapting to a slow link).
+    pub quality_in_force: Quality,
 }
 
 /// Hub-mode settings.
@@ -287,6 +347,8 @@ pub struct Config {
     pub frame_flags: FrameFlags,
     /// Seed of the reconnect-jitter generator; different per camera.
     pub seed: u64,
+    /// Trade JPEG quality for frame rate on a slow link (`None`: only the rate adapts).
+    pub adaptive_quality: Option<AdaptiveQuality>,
 }
 
 impl Config {
@@ -299,11 +361,12 @@ impl Config {
             sensor: String::from("unknown"),
             frame_flags: FrameFlags::default(),
             seed: 0,
+            adaptive_quality: Some(AdaptiveQuality::default()),
         }
     }
 
     /// Hub mode with defaults: seed-002 settings, 30 fps, 500 ms…30 s backoff, restart
-    /// after [`NETWORK_WATCHDOG`] without the hub.
+    /// after [`NETWORK_WATCHDOG`] without the hub, adaptive quality up to 30.
     pub fn hub(camera: CameraId, token: impl Into<String>) -> Self {
         Self::with_mode(Mode::Hub(HubConfig {
             camera,
@@ -313,7 +376,7 @@ impl Config {
         }))
     }
 
-    /// Standalone mode with defaults.
+    /// Standalone mode with defaults (30 fps, adaptive quality up to 30).
     pub fn standalone() -> Self {
         Self::with_mode(Mode::Standalone(StandaloneConfig {
             welcome: String::from("Connected to 30fps espcam camera stream"),

@@ -7,12 +7,13 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use espcam_camera::{
     CLOSE_NORMAL, CLOSE_RESTART, Camera, CapturedFrame, Config, ConnId, FrameDecision, Health,
-    Instant, Link, LinkStatus, Output, Sensor, SensorError,
+    Instant, Link, LinkStatus, Output, Sensor, SensorError, Setting,
 };
 use espcam_proto::{HEADER_LEN, Settings};
 use futures_util::{SinkExt, StreamExt};
@@ -48,8 +49,8 @@ pub(crate) struct VirtualSensor {
 }
 
 impl Sensor for VirtualSensor {
-    fn apply(&mut self, settings: &Settings) -> Result<(), SensorError> {
-        self.settings = *settings;
+    fn set(&mut self, setting: Setting) -> Result<(), SensorError> {
+        setting.apply_to(&mut self.settings);
         Ok(())
     }
 }
@@ -125,6 +126,8 @@ pub(crate) struct Shell {
     boots: u32,
     captures: u64,
     truncate_next: bool,
+    /// Bytes per second every link may carry (0: unlimited); read by the connection tasks.
+    throttle: Arc<AtomicU32>,
     /// The last frame sent (its sequence and bytes), for clients the core says are owed
     /// it; replaced by every new frame, so never more than one is held.
     newest: Option<(u32, Bytes)>,
@@ -153,6 +156,7 @@ impl Shell {
             boots: 1,
             captures: 0,
             truncate_next: false,
+            throttle: Arc::new(AtomicU32::new(0)),
             newest: None,
         }
     }
@@ -297,7 +301,8 @@ impl Shell {
             }
         };
         let seq = self.cam.stats(now).frames_sent;
-        let s = *self.cam.settings();
+        // What the sensor really uses (the quality may be adapted to the link).
+        let s = self.cam.sensor().settings;
         let clock = wall_clock_text();
         let seq_text = format!("#{seq:06}");
         let settings_text = format!(
@@ -371,7 +376,8 @@ impl Shell {
     fn spawn_conn(&mut self, conn: ConnId, source: ConnSource) {
         let (tx, rx) = mpsc::channel(CONN_QUEUE);
         self.conns.insert(conn, tx);
-        tokio::spawn(run_conn(conn, source, self.events_tx.clone(), rx));
+        let throttle = self.throttle.clone();
+        tokio::spawn(run_conn(conn, source, self.events_tx.clone(), rx, throttle));
     }
 
     async fn close_all(&mut self, code: u16, reason: &str) {
@@ -419,6 +425,7 @@ impl Shell {
                 }
             }
             Fault::Reboot => self.reboot().await,
+            Fault::Throttle(rate) => self.throttle.store(rate.unwrap_or(0), Ordering::Relaxed),
         }
     }
 
@@ -434,6 +441,7 @@ impl Shell {
             clients: stats.clients,
             frames_sent: stats.frames_sent,
             frames_dropped: stats.frames_dropped,
+            quality_in_force: stats.quality_in_force.get(),
         }
     }
 
@@ -500,9 +508,10 @@ async fn run_conn(
     source: ConnSource,
     events: mpsc::Sender<Event>,
     mut cmds: mpsc::Receiver<ConnCmd>,
+    throttle: Arc<AtomicU32>,
 ) {
     match source {
-        ConnSource::Accepted(ws) => pump(conn, *ws, events, cmds).await,
+        ConnSource::Accepted(ws) => pump(conn, *ws, events, cmds, throttle).await,
         ConnSource::Connect(url) => {
             let connect =
                 tokio_tungstenite::connect_async_with_config(url.as_str(), Some(ws_config()), true);
@@ -510,7 +519,7 @@ async fn run_conn(
                 r = connect => match r {
                     Ok((ws, _)) => {
                         if events.send(Event::Connected(conn)).await.is_ok() {
-                            pump(conn, ws, events, cmds).await;
+                            pump(conn, ws, events, cmds, throttle).await;
                         }
                     }
                     Err(e) => {
@@ -531,6 +540,7 @@ async fn pump<S>(
     mut ws: WebSocketStream<S>,
     events: mpsc::Sender<Event>,
     mut cmds: mpsc::Receiver<ConnCmd>,
+    throttle: Arc<AtomicU32>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -547,8 +557,15 @@ async fn pump<S>(
                     }
                 }
                 Some(ConnCmd::Frame(b)) => {
+                    let len = b.len();
                     if ws.send(Message::Binary(b)).await.is_err() {
                         break;
+                    }
+                    // A throttled link: the send completes once the bytes would have left.
+                    let rate = throttle.load(Ordering::Relaxed);
+                    if rate > 0 {
+                        let secs = len as f64 / f64::from(rate);
+                        tokio::time::sleep(Duration::from_secs_f64(secs)).await;
                     }
                     if events.send(Event::Sent(conn)).await.is_err() {
                         return;

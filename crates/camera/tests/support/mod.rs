@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use espcam_camera::{
     Camera, CapturedFrame, Config, ConnId, FrameDecision, FrameSend, Instant, Link, Output, Sensor,
-    SensorError,
+    SensorError, Setting,
 };
 use espcam_proto::{CameraId, Resolution, Settings};
 
@@ -21,15 +21,17 @@ pub struct FakeSensor {
 }
 
 impl Sensor for FakeSensor {
-    fn apply(&mut self, s: &Settings) -> Result<(), SensorError> {
-        if Some(s.resolution) == self.refuse {
+    fn set(&mut self, s: Setting) -> Result<(), SensorError> {
+        if let Setting::Resolution(r) = s
+            && Some(r) == self.refuse
+        {
             return Err(SensorError {
                 setting: "resolution",
                 reason: "not supported by this sensor",
             });
         }
-        self.settings = *s;
-        self.applied.push(*s);
+        s.apply_to(&mut self.settings);
+        self.applied.push(self.settings);
         Ok(())
     }
 }
