@@ -9,7 +9,7 @@ use core::ffi::{c_int, CStr};
 use core::ptr::NonNull;
 
 use esp_idf_svc::sys::{self, esp, EspError};
-use espcam_camera::{CapturedFrame, Instant, Sensor, SensorError};
+use espcam_camera::{CapturedFrame, Instant, Sensor, SensorError, Setting};
 use espcam_proto::{Resolution, Settings};
 
 use crate::boards::Board;
@@ -20,9 +20,6 @@ pub struct CameraSensor {
     /// Largest frame size this sensor makes; bigger requests are refused, not clamped.
     max: sys::framesize_t,
     name: &'static str,
-    /// What the sensor is set to now, so only changed settings are written (a frame-size
-    /// write restarts the sensor's window and costs a frame or two).
-    current: Settings,
 }
 
 /// A frame held by the application; dropping it hands the buffer back to the driver.
@@ -82,14 +79,11 @@ impl CameraSensor {
             ),
             None => ("unknown", sys::framesize_t_FRAMESIZE_UXGA),
         };
-        let cam = Self {
-            sensor,
-            max,
-            name,
-            current: *settings,
-        };
-        cam.write(settings, None)
-            .map_err(|_| EspError::from_infallible::<{ sys::ESP_ERR_INVALID_STATE }>())?;
+        let mut cam = Self { sensor, max, name };
+        for setting in Setting::all(settings) {
+            cam.set(setting)
+                .map_err(|_| EspError::from_infallible::<{ sys::ESP_ERR_INVALID_STATE }>())?;
+        }
         Ok(cam)
     }
 
@@ -97,52 +91,34 @@ impl CameraSensor {
     pub fn name(&self) -> &'static str {
         self.name
     }
+}
 
-    /// Writes each field of `to` that differs from `from` (all of them when `from` is None).
-    fn write(&self, to: &Settings, from: Option<&Settings>) -> Result<(), SensorError> {
+/// One setting through the driver's `sensor_t` setters. Which settings change, in which
+/// order, and undoing a half-applied change are the core's decisions.
+impl Sensor for CameraSensor {
+    fn set(&mut self, setting: Setting) -> Result<(), SensorError> {
         let s = self.sensor.as_ptr();
         // SAFETY: `s` is the driver's live sensor; its setters take it as first argument.
         let sensor = unsafe { &*s };
-        let changed = |f: fn(&Settings) -> i32| from.is_none_or(|old| f(old) != f(to));
-        if changed(|x| x.resolution.index().into()) {
-            let size = framesize(to.resolution);
-            if size > self.max {
-                return Err(refused("resolution", "larger than this sensor's maximum"));
+        let (setter, value) = match setting {
+            Setting::Resolution(r) => {
+                // Frame sizes go through their own setter type (`framesize_t`).
+                let size = framesize(r);
+                if size > self.max {
+                    return Err(refused("resolution", "larger than this sensor's maximum"));
+                }
+                let set = sensor
+                    .set_framesize
+                    .ok_or(refused("resolution", UNSUPPORTED))?;
+                return check("resolution", unsafe { set(s, size) });
             }
-            let set = sensor
-                .set_framesize
-                .ok_or(refused("resolution", UNSUPPORTED))?;
-            check("resolution", unsafe { set(s, size) })?;
-        }
-        type Setter = Option<unsafe extern "C" fn(*mut sys::sensor_t, c_int) -> c_int>;
-        let fields: [(&'static str, Setter, fn(&Settings) -> i32); 4] = [
-            ("quality", sensor.set_quality, |x| x.quality.get().into()),
-            ("brightness", sensor.set_brightness, |x| {
-                x.brightness.get().into()
-            }),
-            ("vflip", sensor.set_vflip, |x| x.vflip.into()),
-            ("hmirror", sensor.set_hmirror, |x| x.hmirror.into()),
-        ];
-        for (setting, setter, value) in fields {
-            if changed(value) {
-                let set = setter.ok_or(refused(setting, UNSUPPORTED))?;
-                check(setting, unsafe { set(s, value(to)) })?;
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Sensor for CameraSensor {
-    fn apply(&mut self, settings: &Settings) -> Result<(), SensorError> {
-        let old = self.current;
-        if let Err(e) = self.write(settings, Some(&old)) {
-            // The trait promises the sensor is left as it was: undo what was written.
-            let _ = self.write(&old, None);
-            return Err(e);
-        }
-        self.current = *settings;
-        Ok(())
+            Setting::Quality(q) => (sensor.set_quality, q.get().into()),
+            Setting::Brightness(b) => (sensor.set_brightness, b.get().into()),
+            Setting::Vflip(v) => (sensor.set_vflip, v.into()),
+            Setting::Hmirror(h) => (sensor.set_hmirror, h.into()),
+        };
+        let set = setter.ok_or(refused(setting.name(), UNSUPPORTED))?;
+        check(setting.name(), unsafe { set(s, value) })
     }
 }
 

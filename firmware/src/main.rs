@@ -14,6 +14,7 @@ mod net;
 mod wifi;
 
 use std::sync::mpsc::{self, Receiver};
+use std::sync::Arc;
 use std::time::Duration;
 
 use esp_idf_svc::eventloop::EspSystemEventLoop;
@@ -84,6 +85,7 @@ fn run() -> Result<(), EspError> {
         net,
         wall,
         next_health: clock::now(),
+        newest: None,
     };
     log::info!("espcam: running");
     loop {
@@ -99,6 +101,9 @@ struct Shell<'w, S: Sensor> {
     net: Net,
     wall: Option<clock::WallClock>,
     next_health: Instant,
+    /// Standalone: the last frame sent (its sequence and a copy of its JPEG), for clients
+    /// the core says are owed it; replaced by every new frame.
+    newest: Option<(u32, Arc<[u8]>)>,
 }
 
 impl<S: Sensor> Shell<'_, S> {
@@ -133,7 +138,7 @@ impl<S: Sensor> Shell<'_, S> {
         match out {
             Output::Connect { conn, link } => self.net.connect(conn, link),
             Output::Text { conn, text } => {
-                let sent = self.net.send_text(conn, &text);
+                let sent = self.net.send_text(conn, text);
                 self.check(conn, sent);
             }
             Output::Close { conn, code, reason } => {
@@ -152,21 +157,48 @@ impl<S: Sensor> Shell<'_, S> {
 
     fn capture(&mut self) {
         let Some(frame) = camera::grab() else {
-            self.cam.handle_capture_failed(clock::now());
-            return;
+            return self.cam.handle_capture_failed(clock::now());
         };
         let FrameDecision::Send(send) = self.cam.handle_frame(clock::now(), &frame.describe())
         else {
             return; // dropping `frame` hands the buffer back
         };
-        let header = send.header.as_ref().map(|h| h.as_slice());
+        let Some(header) = send.header else {
+            // Standalone: one copy for every client's sender thread, and the driver's
+            // buffer goes back at once.
+            let jpeg: Arc<[u8]> = Arc::from(frame.jpeg());
+            drop(frame);
+            for &conn in send.targets.as_slice() {
+                let sent = self.net.send_to_client(conn, jpeg.clone());
+                self.check(conn, sent);
+            }
+            self.newest = Some((send.info.sequence, jpeg));
+            return;
+        };
+        // The hub's stream link: one zero-copy send in place (the core paces this link).
         for &conn in send.targets.as_slice() {
-            let sent = self.net.send_frame(conn, header, frame.jpeg());
+            let sent = self.net.send_frame(conn, &header, frame.jpeg());
             let _ = self.watchdog.feed();
             if sent.is_ok() {
-                self.cam.handle_frame_sent(clock::now(), conn);
+                self.frame_sent(conn);
             }
             self.check(conn, sent);
+        }
+    }
+
+    /// `conn` took its frame; a client that missed frames meanwhile gets the newest now.
+    fn frame_sent(&mut self, conn: ConnId) {
+        let mut next = self.cam.handle_frame_sent(clock::now(), conn);
+        while let Some(f) = next.take() {
+            match &self.newest {
+                Some((seq, jpeg)) if *seq == f.info.sequence => {
+                    let sent = self.net.send_to_client(conn, jpeg.clone());
+                    self.check(conn, sent);
+                }
+                // Cannot happen (both sides update on the same Send); never leave a client
+                // marked busy with nothing on its way.
+                _ => next = self.cam.handle_frame_sent(clock::now(), conn),
+            }
         }
     }
 
@@ -184,6 +216,7 @@ impl<S: Sensor> Shell<'_, S> {
         match event {
             Event::Connected(conn) => self.cam.handle_connected(now, conn),
             Event::Text(conn, text) => self.cam.handle_text(now, conn, &text),
+            Event::FrameSent(conn) => self.frame_sent(conn),
             Event::Closed(conn) => {
                 self.net.forget(conn);
                 self.cam.handle_closed(now, conn);

@@ -8,13 +8,13 @@
 //!   seam, every one answered with an ack (settings in force, or the error);
 //! - **fps control**: captures paced to a target rate; a frame that finds its link still busy
 //!   with the previous one is dropped and counted, never queued, and the rate adapts down
-//!   (see `pacing`);
+//!   (see `pacing`), after JPEG quality has given what it can ([`AdaptiveQuality`]);
 //! - **frame sending**: a 28-byte [`FrameHeader`](espcam_proto::FrameHeader) (sequence,
 //!   capture time, size) that the shell sends in front of the JPEG without copying it;
 //! - **health**: telemetry every second (measured fps, frames sent/dropped, heap, PSRAM,
 //!   uptime, RSSI from [`Camera::set_health`]);
 //! - **connections**: hub mode (control link, then stream link, each reconnecting with capped
-//!   exponential backoff and jitter; a network watchdog asks for a restart when the hub has
+//!   exponential backoff and jitter, [`Backoff`], also used by the hub's pull mode; a network watchdog asks for a restart when the hub has
 //!   not welcomed the control link for 5 minutes) or standalone mode (seed 002: up to five clients, the
 //!   sixth refused, welcome, heartbeat every second, `ping`/`pong`, `get_stats`, commands).
 //!
@@ -38,8 +38,10 @@
 //!                 match cam.handle_frame(now(), &CapturedFrame { captured_at, width, height, len }) {
 //!                     Send(f) => for conn in f.targets.as_slice():
 //!                                  send ONE binary message = f.header (if Some) ++ jpeg
-//!                                  (two fragments / a vectored write: never copy the JPEG);
-//!                                  when the socket took it: cam.handle_frame_sent(now(), conn)
+//!                                  (two fragments / a vectored write: never copy the JPEG),
+//!                                  each conn on its own (a task, an async send: one slow
+//!                                  client must never hold up the others); keep the frame
+//!                                  as "newest" until the next Send replaces it
 //!                     Drop(_) => release the frame buffer
 //!                 }
 //!                 (capture error: cam.handle_capture_failed(now()))
@@ -53,8 +55,11 @@
 //!         link closed / failed    => cam.handle_closed(now(), conn)
 //!                                    (a send that failed too: close it with
 //!                                    CLOSE_INTERNAL_ERROR first)
+//!         close frame received    => cam.handle_close_frame(now(), conn, code)
+//!                                    (then perform the Close it answers with)
 //!         text message received   => cam.handle_text(now(), conn, &text)
-//!         frame send completed    => cam.handle_frame_sent(now(), conn)
+//!         frame send completed    => if let Some(f) = cam.handle_frame_sent(now(), conn) {
+//!                                        send the newest frame (f.info) to conn likewise }
 //!         client connected (standalone) => match cam.handle_client_open(now()) {
 //!                                        Ok(conn) => keep the socket as conn,
 //!                                        Err(r)   => close it with r.code, r.reason }
@@ -73,15 +78,22 @@ extern crate alloc;
 
 mod backoff;
 mod camera;
+mod core;
+mod hub_mode;
 mod pacing;
+mod quality;
 mod rng;
+mod standalone;
 mod time;
+mod types;
 
-pub use backoff::BackoffConfig;
-pub use camera::{
-    CLOSE_INTERNAL_ERROR, CLOSE_NORMAL, CLOSE_RESTART, CLOSE_TRY_AGAIN, Camera, CapturedFrame,
-    Config, ConnId, DropReason, FrameDecision, FrameSend, HANDSHAKE_TIMEOUT, Health, HubConfig,
-    Link, LinkStatus, Mode, NETWORK_WATCHDOG, Output, Refused, Sensor, SensorError,
-    StandaloneConfig, Stats, TICK, Targets,
-};
+pub use backoff::{Backoff, BackoffConfig};
+pub use camera::Camera;
+pub use quality::AdaptiveQuality;
 pub use time::Instant;
+pub use types::{
+    CLOSE_INTERNAL_ERROR, CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_RESTART, CLOSE_TRY_AGAIN,
+    CapturedFrame, Config, ConnId, DropReason, FrameDecision, FrameSend, HANDSHAKE_TIMEOUT, Health,
+    HubConfig, Link, LinkStatus, Mode, NETWORK_WATCHDOG, Output, Refused, Sensor, SensorError,
+    Setting, StandaloneConfig, Stats, TICK, Targets,
+};

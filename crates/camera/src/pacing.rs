@@ -5,8 +5,10 @@
 //! dropped — never queued — and the rate is cut by an eighth; each second without a drop
 //! raises it again by a fifth of the target (AIMD, as TCP does). A lone hiccup costs little
 //! and is recovered within a second; a link that stays too slow sees drop after drop and
-//! the rate falls geometrically to what it can carry. This module only does the
-//! arithmetic; it must never hold frames or know about links.
+//! the rate falls geometrically to what it can carry. While JPEG quality can still give
+//! (see `quality`), the rate is held at half the target at least: smaller frames are tried
+//! before a jerkier picture. This module only does the arithmetic; it must never hold frames
+//! or know about links.
 
 use core::time::Duration;
 
@@ -23,6 +25,9 @@ pub(crate) struct Pacer {
     current_mfps: u32,
     next_capture: Option<Instant>,
     dropped_this_second: bool,
+    /// Lowest rate drops may cut to now: [`MIN_MFPS`], or half the target while JPEG
+    /// quality can still be lowered instead.
+    floor_mfps: u32,
 }
 
 impl Pacer {
@@ -33,6 +38,7 @@ impl Pacer {
             current_mfps: target_mfps,
             next_capture: None,
             dropped_this_second: false,
+            floor_mfps: MIN_MFPS.min(target_mfps),
         }
     }
 
@@ -80,18 +86,37 @@ impl Pacer {
         }
     }
 
-    /// A frame was dropped because the link was still busy: slow down by an eighth.
+    /// A frame was dropped because the link was still busy: slow down by an eighth, but
+    /// not below the floor (a rate already below it is not raised).
     pub(crate) fn on_drop(&mut self) {
         self.dropped_this_second = true;
-        self.current_mfps = (self.current_mfps / 8 * 7).max(MIN_MFPS.min(self.target_mfps));
+        let floor = self.floor_mfps.min(self.current_mfps);
+        self.current_mfps = (self.current_mfps / 8 * 7).max(floor);
     }
 
-    /// Once a second: speed up again after a second without drops.
-    pub(crate) fn on_second(&mut self) {
-        if !self.dropped_this_second {
+    /// Once a second: speed up again after a second without drops. Returns whether the
+    /// second that ended had drops.
+    pub(crate) fn on_second(&mut self) -> bool {
+        let dropped = core::mem::take(&mut self.dropped_this_second);
+        if !dropped {
             self.current_mfps = (self.current_mfps + self.target_mfps / 5).min(self.target_mfps);
         }
-        self.dropped_this_second = false;
+        dropped
+    }
+
+    /// Whether the rate is below the target (the link did not keep up lately).
+    pub(crate) fn below_target(&self) -> bool {
+        self.current_mfps < self.target_mfps
+    }
+
+    /// `true`: drops cut the rate to half the target at most (quality gives first);
+    /// `false`: down to 1 fps.
+    pub(crate) fn hold_half_rate(&mut self, hold: bool) {
+        self.floor_mfps = if hold {
+            self.target_mfps / 2
+        } else {
+            MIN_MFPS.min(self.target_mfps)
+        };
     }
 }
 
@@ -122,12 +147,34 @@ mod tests {
             p.on_drop();
         }
         assert_eq!(p.current_fps(), 1.0, "floor at 1 fps");
-        p.on_second(); // the second with the drops
-        p.on_second();
+        assert!(p.on_second(), "the second with the drops");
+        assert!(!p.on_second());
         assert_eq!(p.current_fps(), 7.0);
         for _ in 0..20 {
             p.on_second();
         }
         assert_eq!(p.current_fps(), 30.0, "capped at target");
+        assert!(!p.below_target());
+    }
+
+    #[test]
+    fn holding_half_the_rate_while_quality_can_give() {
+        let mut p = Pacer::new(30);
+        p.hold_half_rate(true);
+        for _ in 0..40 {
+            p.on_drop();
+        }
+        assert_eq!(p.current_fps(), 15.0);
+        assert!(p.below_target());
+        p.hold_half_rate(false);
+        p.on_drop();
+        assert_eq!(p.current_fps(), 13.125, "then it may fall further");
+        p.hold_half_rate(true);
+        p.on_drop();
+        assert_eq!(
+            p.current_fps(),
+            13.125,
+            "a rate under the floor stays, never raised"
+        );
     }
 }

@@ -20,15 +20,6 @@ impl SplitMix64 {
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
     }
-
-    /// A value in `0..bound` (`0` when `bound` is 0). The modulo bias is irrelevant for jitter.
-    pub(crate) fn below(&mut self, bound: u64) -> u64 {
-        if bound == 0 {
-            0
-        } else {
-            self.next_u64() % bound
-        }
-    }
 }
 
 #[cfg(test)]
@@ -36,15 +27,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn deterministic_and_bounded() {
+    fn deterministic() {
         let mut a = SplitMix64::new(7);
         let mut b = SplitMix64::new(7);
         for _ in 0..100 {
-            let x = a.below(1000);
-            assert_eq!(x, b.below(1000));
-            assert!(x < 1000);
+            assert_eq!(a.next_u64(), b.next_u64());
         }
-        assert_eq!(a.below(0), 0);
         assert_ne!(SplitMix64::new(1).next_u64(), SplitMix64::new(2).next_u64());
     }
 }

@@ -337,7 +337,11 @@ fn jitter_spreads_cameras_deterministically() {
 
 #[test]
 fn a_busy_link_drops_frames_and_slows_down_never_queues() {
-    let mut h = Harness::new(hub_config(1));
+    // The rate alone (AIMD); with adaptive quality the fall pauses at half the rate first,
+    // see `a_slow_link_costs_quality_first_then_rate_and_recovers_in_reverse`.
+    let mut config = hub_config(1);
+    config.adaptive_quality = None;
+    let mut h = Harness::new(config);
     let (_, stream) = h.online();
     h.auto_sent = false;
     let start = h.log.len();
@@ -350,7 +354,7 @@ fn a_busy_link_drops_frames_and_slows_down_never_queues() {
 
     // The link drains: frames flow again and the rate climbs back to the target.
     h.auto_sent = true;
-    h.cam.handle_frame_sent(h.now, stream);
+    h.sent(stream);
     h.advance(Duration::from_secs(15));
     let stats = h.cam.stats(h.now);
     assert_eq!(stats.paced_fps, 30.0);
@@ -580,4 +584,162 @@ fn a_long_rejection_reason_still_fits_a_close_frame() {
     };
     assert!(reason.len() <= 123, "{} bytes", reason.len());
     assert!(reason.starts_with("rejected by hub: €€€"), "{reason}");
+}
+
+#[test]
+fn a_peer_close_is_answered_with_its_code_and_forgets_the_connection() {
+    // RFC 6455 §5.5.1: the core decides the answer to a peer's close frame (echo the code,
+    // or 1002 for one that may not be sent); the shell sends it and then drops the socket.
+    let mut h = Harness::new(Config::standalone());
+    let a = h.cam.handle_client_open(h.now).unwrap();
+    let b = h.cam.handle_client_open(h.now).unwrap();
+    let c = h.cam.handle_client_open(h.now).unwrap();
+    h.drain();
+    let start = h.log.len();
+    h.cam.handle_close_frame(h.now, a, Some(1000));
+    h.cam.handle_close_frame(h.now, b, None);
+    h.cam.handle_close_frame(h.now, c, Some(1006));
+    // A second close frame for a connection already answered is ignored.
+    h.cam.handle_close_frame(h.now, a, Some(1000));
+    h.drain();
+    let closes: Vec<(u32, u16)> = h
+        .since(start)
+        .iter()
+        .filter_map(|(_, s)| match s {
+            Seen::Close(conn, code, _) => Some((conn.get(), *code)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        closes,
+        [(a.get(), 1000), (b.get(), 1000), (c.get(), 1002)],
+        "echo; no code → 1000; 1006 is never sent on the wire → 1002"
+    );
+    assert_eq!(h.cam.stats(h.now).clients, 0);
+
+    // Hub mode: the hub going away (1001) is answered, and the link reconnects later.
+    let mut h = Harness::new(hub_config(1));
+    let (control, stream) = h.online();
+    let start = h.log.len();
+    h.cam.handle_close_frame(h.now, control, Some(1001));
+    h.drain();
+    let answered: Vec<_> = h
+        .since(start)
+        .iter()
+        .filter_map(|(_, s)| match s {
+            Seen::Close(conn, code, _) => Some((*conn, *code)),
+            _ => None,
+        })
+        .collect();
+    assert!(answered.contains(&(control, 1001)), "{answered:?}");
+    assert!(
+        answered.iter().any(|(c, _)| *c == stream),
+        "stream closed too"
+    );
+    assert_eq!(h.cam.link_status(Link::Control), LinkStatus::Backoff);
+}
+
+#[test]
+fn the_first_stats_and_heartbeat_report_the_rate_being_streamed() {
+    // Regression: a client that connected between two ticks and asked `get_stats` at once
+    // read fps 0.0 (the last window had no clients), and its first heartbeat measured
+    // a window that had been streaming for only part of its second.
+    let mut h = Harness::new(Config::standalone());
+    h.advance(Duration::from_millis(2_400));
+    let client = h.cam.handle_client_open(h.now).unwrap();
+    h.text(client, "get_stats");
+    let stats = h
+        .texts_to(client, 0)
+        .into_iter()
+        .find(|m| m["type"] == "stats")
+        .unwrap();
+    assert_eq!(
+        stats["fps"], 30.0,
+        "nothing measured yet: the paced rate, {stats}"
+    );
+    assert_eq!(h.cam.stats(h.now).fps, 30.0);
+
+    let start = h.log.len();
+    h.advance(Duration::from_millis(1_700));
+    let beats: Vec<Value> = h
+        .texts_to(client, start)
+        .into_iter()
+        .filter(|m| m["type"] == "heartbeat")
+        .collect();
+    assert_eq!(beats.len(), 2, "{beats:?}");
+    for b in &beats {
+        let fps = b["fps"].as_f64().unwrap();
+        assert!((29.0..=31.0).contains(&fps), "{b}");
+    }
+
+    // Once every client left, nothing is streamed and the rate says so.
+    h.closed(client);
+    h.advance(Duration::from_secs(2));
+    assert_eq!(h.cam.stats(h.now).fps, 0.0);
+}
+
+#[test]
+fn standalone_a_busy_client_gets_the_newest_frame_next_and_never_slows_the_others() {
+    let mut h = Harness::new(Config::standalone());
+    let a = h.cam.handle_client_open(h.now).unwrap();
+    let slow = h.cam.handle_client_open(h.now).unwrap();
+    let c = h.cam.handle_client_open(h.now).unwrap();
+    h.auto_sent = false;
+    // Play a shell whose sends to `a` and `c` complete at once; `slow` is stuck.
+    let mut delivered = std::collections::HashMap::<_, Vec<u32>>::new();
+    let start = h.log.len();
+    let mut seen = start;
+    let t0 = h.now;
+    for _ in 0..(5 * 30) {
+        let Some(t) = h.cam.poll_timeout() else { break };
+        h.now = t;
+        h.cam.handle_timeout(t);
+        h.drain();
+        for (_, f) in h.frames(seen) {
+            for conn in f.targets.as_slice() {
+                delivered.entry(*conn).or_default().push(f.info.sequence);
+                if *conn != slow {
+                    h.sent(*conn);
+                }
+            }
+        }
+        seen = h.log.len();
+    }
+    let elapsed = h.now.saturating_since(t0).as_secs_f64();
+    let expected = (elapsed * 30.0) as usize;
+    for conn in [a, c] {
+        let got = delivered[&conn].len();
+        assert!(got + 1 >= expected, "{conn:?}: {got} of {expected} frames");
+    }
+    assert_eq!(
+        delivered[&slow],
+        [0],
+        "the stuck client holds its one frame"
+    );
+    assert_eq!(h.cam.stats(h.now).frames_dropped, 0, "nobody else waited");
+
+    // The stuck client's send completes: it gets the newest frame at once, skipping every
+    // frame that came between, and is free after that one.
+    let newest = *delivered[&a].last().unwrap();
+    let from = h.log.len();
+    h.sent(slow);
+    let frames = h.frames(from);
+    assert_eq!(frames.len(), 1);
+    assert_eq!(frames[0].1.targets.as_slice(), [slow]);
+    assert_eq!(frames[0].1.info.sequence, newest);
+    assert_eq!(frames[0].1.header, None);
+    assert_eq!(
+        h.cam.handle_frame_sent(h.now, slow),
+        None,
+        "nothing newer yet"
+    );
+    // It takes the next capture like everyone else.
+    let from = h.log.len();
+    h.auto_sent = true;
+    h.advance(Duration::from_millis(100));
+    assert!(
+        h.frames(from)
+            .iter()
+            .all(|(_, f)| f.targets.as_slice().contains(&slow))
+    );
 }

@@ -13,9 +13,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use espcam_camera::{
-    Camera, CapturedFrame, Config, FrameDecision, Instant, Output, Sensor, SensorError,
+    Camera, CapturedFrame, Config, FrameDecision, Instant, Output, Sensor, SensorError, Setting,
 };
-use espcam_proto::{CameraId, Settings};
+use espcam_proto::CameraId;
 
 struct Counting;
 
@@ -60,7 +60,7 @@ fn count<R>(f: impl FnOnce() -> R) -> (R, usize) {
 
 struct NullSensor;
 impl Sensor for NullSensor {
-    fn apply(&mut self, _: &Settings) -> Result<(), SensorError> {
+    fn set(&mut self, _: Setting) -> Result<(), SensorError> {
         Ok(())
     }
 }
@@ -100,7 +100,7 @@ fn run(cam: &mut Camera<NullSensor>, now: &mut Instant, secs: u64, tally: &mut T
                         if let FrameDecision::Send(send) = cam.handle_frame(at, &f) {
                             frames += 1;
                             for c in send.targets.as_slice() {
-                                cam.handle_frame_sent(at, *c);
+                                assert!(cam.handle_frame_sent(at, *c).is_none());
                             }
                         }
                     }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::command::{CommandError, CommandMsg, kind_of};
-use crate::settings::Settings;
+use crate::settings::{Quality, Settings};
 
 /// The protocol version carried in hellos. Bumped on incompatible changes.
 pub const PROTOCOL_VERSION: u8 = 1;
@@ -105,8 +105,14 @@ pub struct Telemetry {
     pub uptime_ms: u64,
     /// Wi-Fi signal strength in dBm; `null` when unknown (wired, virtual).
     pub rssi: Option<i16>,
-    /// Settings in force (resolution, quality, …).
+    /// Settings in force (resolution, quality, …), with `quality` as the user chose it: the
+    /// best quality the camera may use.
     pub settings: Settings,
+    /// The JPEG quality the sensor really uses now, when the camera adapts it to its link
+    /// (never better than `settings.quality`, i.e. never a lower number). Absent from older
+    /// cameras; equal to `settings.quality` while the link keeps up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality_in_force: Option<Quality>,
 }
 
 /// A camera's answer to one command.
@@ -292,7 +298,7 @@ impl StreamHello {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Command, Quality};
+    use crate::Command;
 
     #[test]
     fn camera_ids() {

@@ -20,6 +20,39 @@ pub const TOO_MANY_CLIENTS: &str = "too many clients (max 5)";
 /// Reply to a `ping` text message.
 pub const PONG: &str = "pong";
 
+/// WebSocket opcode of a text frame (RFC 6455 §5.2).
+pub const OPCODE_TEXT: u8 = 0x1;
+/// WebSocket opcode of a binary frame.
+pub const OPCODE_BINARY: u8 = 0x2;
+/// WebSocket opcode of a close frame.
+pub const OPCODE_CLOSE: u8 = 0x8;
+
+/// The header of one whole (FIN), unmasked server → client WebSocket frame with `opcode`
+/// and `len` payload bytes (RFC 6455 §5.2): the first `n` bytes of the array. For a camera
+/// that writes its frames to the client's socket itself (the firmware's per-client senders),
+/// header then payload, without copying the payload.
+pub fn server_frame_head(opcode: u8, len: usize) -> ([u8; 10], usize) {
+    let mut head = [0u8; 10];
+    head[0] = 0x80 | (opcode & 0x0F);
+    let n = match len {
+        0..=125 => {
+            head[1] = len as u8;
+            2
+        }
+        126..=0xFFFF => {
+            head[1] = 126;
+            head[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+            4
+        }
+        _ => {
+            head[1] = 127;
+            head[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+            10
+        }
+    };
+    (head, n)
+}
+
 /// Camera → client text message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -93,5 +126,26 @@ impl ApRequest {
             )),
             _ => CommandMsg::from_json(t).map(ApRequest::Command),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_frame_heads_use_the_shortest_length_form() {
+        let head = |op, len| {
+            let (h, n) = server_frame_head(op, len);
+            h[..n].to_vec()
+        };
+        assert_eq!(head(OPCODE_TEXT, 4), [0x81, 4]);
+        assert_eq!(head(OPCODE_CLOSE, 125), [0x88, 125]);
+        assert_eq!(head(OPCODE_BINARY, 126), [0x82, 126, 0, 126]);
+        assert_eq!(head(OPCODE_BINARY, 65_535), [0x82, 126, 0xFF, 0xFF]);
+        assert_eq!(
+            head(OPCODE_BINARY, 70_000),
+            [0x82, 127, 0, 0, 0, 0, 0, 1, 0x11, 0x70]
+        );
     }
 }

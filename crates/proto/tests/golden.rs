@@ -99,12 +99,33 @@ fn telemetry() {
         uptime_ms: 823_456,
         rssi: Some(-61),
         settings: sample_settings(),
+        quality_in_force: None,
     });
     camera_both_ways(
         msg,
         &with_settings(
             r#"{"type":"telemetry","fps":14.9,"frames_sent":12345,"frames_dropped":3,"heap_free":181234,"psram_free":7954321,"uptime_ms":823456,"rssi":-61,"settings":SETTINGS}"#,
         ),
+    );
+    // A camera adapting its JPEG quality to a slow link says which quality is in force.
+    let adapting = CameraMsg::Telemetry(Telemetry {
+        fps: 30.0,
+        frames_sent: 9,
+        frames_dropped: 0,
+        heap_free: 1,
+        psram_free: 2,
+        uptime_ms: 3,
+        rssi: None,
+        settings: Settings::default(),
+        quality_in_force: Some(Quality::new(21).unwrap()),
+    });
+    camera_both_ways(
+        adapting,
+        r#"{"type":"telemetry","fps":30.0,"frames_sent":9,"frames_dropped":0,"heap_free":1,"psram_free":2,"uptime_ms":3,"rssi":null,"settings":{"resolution":6,"quality":12,"brightness":0,"vflip":0,"hmirror":0},"quality_in_force":21}"#,
+    );
+    assert!(
+        CameraMsg::from_json(r#"{"type":"telemetry","fps":1,"frames_sent":0,"frames_dropped":0,"heap_free":0,"psram_free":0,"uptime_ms":0,"rssi":null,"settings":{"resolution":6,"quality":12,"brightness":0,"vflip":0,"hmirror":0},"quality_in_force":64}"#).is_err(),
+        "an out-of-range quality in force is refused like any quality"
     );
     let virtual_cam = CameraMsg::Telemetry(Telemetry {
         fps: 0.0,
@@ -115,6 +136,7 @@ fn telemetry() {
         uptime_ms: 5,
         rssi: None,
         settings: Settings::default(),
+        quality_in_force: None,
     });
     camera_both_ways(
         virtual_cam,

@@ -136,6 +136,11 @@ fn camera_msg() -> impl Strategy<Value = CameraMsg> {
                     uptime_ms,
                     rssi,
                     settings,
+                    quality_in_force: settings
+                        .quality
+                        .get()
+                        .checked_add(3)
+                        .and_then(|q| Quality::new(q.into()).ok()),
                 })
             },
         );

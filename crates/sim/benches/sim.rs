@@ -20,7 +20,7 @@ use std::time::{Duration, Instant as StdInstant};
 
 use bytes::BytesMut;
 use espcam_camera::{
-    Camera, CapturedFrame, Config, FrameDecision, Instant, Output, Sensor, SensorError,
+    Camera, CapturedFrame, Config, FrameDecision, Instant, Output, Sensor, SensorError, Setting,
 };
 use espcam_proto::{CameraId, FrameLimits, Settings, decode_frame};
 use espcam_sim::{FrameSet, HubCamera, HubCameraConfig, LinkStatus, test_jpeg};
@@ -53,7 +53,7 @@ fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 struct NullSensor;
 impl Sensor for NullSensor {
-    fn apply(&mut self, _: &Settings) -> Result<(), SensorError> {
+    fn set(&mut self, _: Setting) -> Result<(), SensorError> {
         Ok(())
     }
 }
@@ -94,7 +94,7 @@ fn core_cost() {
                     black_box(&s.header);
                     sent += 1;
                     for c in s.targets.as_slice() {
-                        cam.handle_frame_sent(now, *c);
+                        let _ = cam.handle_frame_sent(now, *c);
                     }
                 }
             }

@@ -49,7 +49,7 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
 
-pub use espcam_camera::{BackoffConfig, LinkStatus};
+pub use espcam_camera::{AdaptiveQuality, BackoffConfig, LinkStatus};
 pub use picture::{FrameSet, PictureError, frame_set, jpeg_quality, test_jpeg};
 
 use shell::{Control, Shell, ShellConfig, Target};
@@ -73,6 +73,9 @@ pub enum Fault {
     Garbage,
     /// Restart now, as the `reboot` command does (new uptime, reconnect).
     Reboot,
+    /// Make every link carry at most this many bytes per second (a frame's send completes
+    /// only once its bytes would have left), as a weak Wi-Fi link does; `None` lifts it.
+    Throttle(Option<u32>),
 }
 
 /// What a virtual camera is doing, published after every change.
@@ -94,6 +97,9 @@ pub struct CameraStatus {
     pub frames_sent: u64,
     /// Frames dropped since the last boot.
     pub frames_dropped: u64,
+    /// JPEG quality number the sensor uses now (above `settings.quality` while the core
+    /// adapts to a slow link).
+    pub quality_in_force: u8,
 }
 
 /// A running virtual camera. Dropping it kills the camera (like [`CameraHandle::kill`]).
@@ -197,6 +203,8 @@ pub struct HubCameraConfig {
     pub backoff: BackoffConfig,
     /// How long a reboot keeps the camera off the network.
     pub reboot_delay: Duration,
+    /// JPEG quality adaptation on a slow link (the core's default; `None`: off).
+    pub adaptive_quality: Option<AdaptiveQuality>,
 }
 
 impl HubCameraConfig {
@@ -220,6 +228,7 @@ impl HubCameraConfig {
             fps: 30,
             backoff: BackoffConfig::default(),
             reboot_delay: Duration::from_millis(300),
+            adaptive_quality: Some(AdaptiveQuality::default()),
         }
     }
 }
@@ -237,7 +246,13 @@ impl HubCamera {
             *backoff = config.backoff;
         }
         let shell = ShellConfig {
-            core: with_common(core, config.settings, config.fps, config.seed),
+            core: with_common(
+                core,
+                config.settings,
+                config.fps,
+                config.seed,
+                config.adaptive_quality,
+            ),
             target: Target::Hub {
                 control_url: config.control_url,
                 stream_url: config.stream_url,
@@ -260,6 +275,8 @@ pub struct ApCameraConfig {
     pub fps: u16,
     /// How long a reboot keeps the camera away.
     pub reboot_delay: Duration,
+    /// JPEG quality adaptation on a slow link (the core's default; `None`: off).
+    pub adaptive_quality: Option<AdaptiveQuality>,
 }
 
 impl Default for ApCameraConfig {
@@ -269,6 +286,7 @@ impl Default for ApCameraConfig {
             settings: Settings::default(),
             fps: 30,
             reboot_delay: Duration::from_millis(300),
+            adaptive_quality: Some(AdaptiveQuality::default()),
         }
     }
 }
@@ -291,7 +309,13 @@ impl ApCamera {
             ),
         });
         let shell = ShellConfig {
-            core: with_common(core, config.settings, config.fps, 0),
+            core: with_common(
+                core,
+                config.settings,
+                config.fps,
+                0,
+                config.adaptive_quality,
+            ),
             target: Target::Standalone,
             label: config.id.as_str().to_string(),
             reboot_delay: config.reboot_delay,
@@ -300,8 +324,15 @@ impl ApCamera {
     }
 }
 
-fn with_common(mut core: Config, settings: Settings, fps: u16, seed: u64) -> Config {
+fn with_common(
+    mut core: Config,
+    settings: Settings,
+    fps: u16,
+    seed: u64,
+    adaptive_quality: Option<AdaptiveQuality>,
+) -> Config {
     core.settings = settings;
+    core.adaptive_quality = adaptive_quality;
     core.target_fps = fps.max(1);
     core.seed = seed;
     core.firmware = FIRMWARE.to_string();
@@ -326,6 +357,7 @@ fn start(
         clients: 0,
         frames_sent: 0,
         frames_dropped: 0,
+        quality_in_force: config.core.settings.quality.get(),
     };
     let (status_tx, status_rx) = watch::channel(initial);
     let (listener, clients_rx) = match listener {

@@ -7,12 +7,13 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use espcam_camera::{
     CLOSE_NORMAL, CLOSE_RESTART, Camera, CapturedFrame, Config, ConnId, FrameDecision, Health,
-    Instant, Link, LinkStatus, Output, Sensor, SensorError,
+    Instant, Link, LinkStatus, Output, Sensor, SensorError, Setting,
 };
 use espcam_proto::{HEADER_LEN, Settings};
 use futures_util::{SinkExt, StreamExt};
@@ -48,8 +49,8 @@ pub(crate) struct VirtualSensor {
 }
 
 impl Sensor for VirtualSensor {
-    fn apply(&mut self, settings: &Settings) -> Result<(), SensorError> {
-        self.settings = *settings;
+    fn set(&mut self, setting: Setting) -> Result<(), SensorError> {
+        setting.apply_to(&mut self.settings);
         Ok(())
     }
 }
@@ -60,6 +61,9 @@ pub(crate) enum Event {
     Closed(ConnId),
     Text(ConnId, String),
     Sent(ConnId),
+    /// The peer sent a close frame (with this code); the connection task waits for the
+    /// core's answer.
+    CloseFrame(ConnId, Option<u16>),
 }
 
 /// Standalone mode: a WebSocket client that finished its handshake on `/ws`.
@@ -122,6 +126,11 @@ pub(crate) struct Shell {
     boots: u32,
     captures: u64,
     truncate_next: bool,
+    /// Bytes per second every link may carry (0: unlimited); read by the connection tasks.
+    throttle: Arc<AtomicU32>,
+    /// The last frame sent (its sequence and bytes), for clients the core says are owed
+    /// it; replaced by every new frame, so never more than one is held.
+    newest: Option<(u32, Bytes)>,
 }
 
 impl Shell {
@@ -147,6 +156,8 @@ impl Shell {
             boots: 1,
             captures: 0,
             truncate_next: false,
+            throttle: Arc::new(AtomicU32::new(0)),
+            newest: None,
         }
     }
 
@@ -218,7 +229,22 @@ impl Shell {
                 self.cam.handle_closed(now, c);
             }
             Event::Text(c, t) => self.cam.handle_text(now, c, &t),
-            Event::Sent(c) => self.cam.handle_frame_sent(now, c),
+            Event::Sent(c) => {
+                // A client that missed frames while busy gets the newest one next.
+                let mut next = self.cam.handle_frame_sent(now, c);
+                while let Some(f) = next.take() {
+                    match &self.newest {
+                        Some((seq, bytes)) if *seq == f.info.sequence => {
+                            let bytes = bytes.clone();
+                            self.send(c, ConnCmd::Frame(bytes));
+                        }
+                        // Cannot happen (both sides update on the same Send), but a client
+                        // must never stay marked busy with nothing on its way.
+                        _ => next = self.cam.handle_frame_sent(now, c),
+                    }
+                }
+            }
+            Event::CloseFrame(c, code) => self.cam.handle_close_frame(now, c, code),
         }
     }
 
@@ -275,7 +301,8 @@ impl Shell {
             }
         };
         let seq = self.cam.stats(now).frames_sent;
-        let s = *self.cam.settings();
+        // What the sensor really uses (the quality may be adapted to the link).
+        let s = self.cam.sensor().settings;
         let clock = wall_clock_text();
         let seq_text = format!("#{seq:06}");
         let settings_text = format!(
@@ -316,6 +343,7 @@ impl Shell {
         for conn in send.targets.as_slice() {
             self.send(*conn, ConnCmd::Frame(bytes.clone()));
         }
+        self.newest = Some((send.info.sequence, bytes));
     }
 
     /// The encoded frames for the sensor's current settings.
@@ -348,7 +376,8 @@ impl Shell {
     fn spawn_conn(&mut self, conn: ConnId, source: ConnSource) {
         let (tx, rx) = mpsc::channel(CONN_QUEUE);
         self.conns.insert(conn, tx);
-        tokio::spawn(run_conn(conn, source, self.events_tx.clone(), rx));
+        let throttle = self.throttle.clone();
+        tokio::spawn(run_conn(conn, source, self.events_tx.clone(), rx, throttle));
     }
 
     async fn close_all(&mut self, code: u16, reason: &str) {
@@ -368,6 +397,7 @@ impl Shell {
         self.cam = Self::boot_core(&self.config, Instant::ZERO);
         self.boots += 1;
         self.captures = 0;
+        self.newest = None;
         let _ = self.frames().await;
     }
 
@@ -395,6 +425,7 @@ impl Shell {
                 }
             }
             Fault::Reboot => self.reboot().await,
+            Fault::Throttle(rate) => self.throttle.store(rate.unwrap_or(0), Ordering::Relaxed),
         }
     }
 
@@ -410,6 +441,7 @@ impl Shell {
             clients: stats.clients,
             frames_sent: stats.frames_sent,
             frames_dropped: stats.frames_dropped,
+            quality_in_force: stats.quality_in_force.get(),
         }
     }
 
@@ -476,9 +508,10 @@ async fn run_conn(
     source: ConnSource,
     events: mpsc::Sender<Event>,
     mut cmds: mpsc::Receiver<ConnCmd>,
+    throttle: Arc<AtomicU32>,
 ) {
     match source {
-        ConnSource::Accepted(ws) => pump(conn, *ws, events, cmds).await,
+        ConnSource::Accepted(ws) => pump(conn, *ws, events, cmds, throttle).await,
         ConnSource::Connect(url) => {
             let connect =
                 tokio_tungstenite::connect_async_with_config(url.as_str(), Some(ws_config()), true);
@@ -486,7 +519,7 @@ async fn run_conn(
                 r = connect => match r {
                     Ok((ws, _)) => {
                         if events.send(Event::Connected(conn)).await.is_ok() {
-                            pump(conn, ws, events, cmds).await;
+                            pump(conn, ws, events, cmds, throttle).await;
                         }
                     }
                     Err(e) => {
@@ -507,9 +540,13 @@ async fn pump<S>(
     mut ws: WebSocketStream<S>,
     events: mpsc::Sender<Event>,
     mut cmds: mpsc::Receiver<ConnCmd>,
+    throttle: Arc<AtomicU32>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    // Set once the peer's close frame arrived: nothing more is read (tungstenite would
+    // flush its own reply on the next read), and the core's answer comes as `Close`.
+    let mut peer_closed = false;
     loop {
         tokio::select! {
             biased;
@@ -520,18 +557,28 @@ async fn pump<S>(
                     }
                 }
                 Some(ConnCmd::Frame(b)) => {
+                    let len = b.len();
                     if ws.send(Message::Binary(b)).await.is_err() {
                         break;
+                    }
+                    // A throttled link: the send completes once the bytes would have left.
+                    let rate = throttle.load(Ordering::Relaxed);
+                    if rate > 0 {
+                        let secs = len as f64 / f64::from(rate);
+                        tokio::time::sleep(Duration::from_secs_f64(secs)).await;
                     }
                     if events.send(Event::Sent(conn)).await.is_err() {
                         return;
                     }
                 }
                 Some(ConnCmd::Close(code, reason)) => {
+                    // After a peer's close, tungstenite has queued the reply (the peer's
+                    // code echoed, 1002 for a forbidden one: what the core decided) and
+                    // `close` only flushes it.
                     let frame = CloseFrame { code: CloseCode::from(code), reason: Utf8Bytes::from(reason) };
                     let _ = tokio::time::timeout(Duration::from_secs(2), async {
                         let _ = ws.close(Some(frame)).await;
-                        // Wait for the peer's close reply so the close is clean.
+                        // Wait for the peer's close reply (or its end) so the close is clean.
                         while let Some(Ok(_)) = ws.next().await {}
                     })
                     .await;
@@ -540,13 +587,20 @@ async fn pump<S>(
                 // Dropped without a close frame; the camera task already knows.
                 Some(ConnCmd::Vanish) | None => return,
             },
-            msg = ws.next() => match msg {
+            msg = ws.next(), if !peer_closed => match msg {
                 Some(Ok(Message::Text(t))) => {
                     if events.send(Event::Text(conn, t.to_string())).await.is_err() {
                         return;
                     }
                 }
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                Some(Ok(Message::Close(frame))) => {
+                    let code = frame.map(|f| u16::from(f.code));
+                    if events.send(Event::CloseFrame(conn, code)).await.is_err() {
+                        return;
+                    }
+                    peer_closed = true;
+                }
+                Some(Err(_)) | None => break,
                 // Binary messages, pings and pongs carry nothing for the camera.
                 Some(Ok(_)) => {}
             },

@@ -15,6 +15,8 @@ use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -109,6 +111,8 @@ async fn seed_002_session_frames_ping_stats_commands() {
     let stats = next_text(&mut ws, "stats").await;
     assert_eq!(stats["clients"], 1);
     assert!(stats["frames"].as_u64().unwrap() >= 5, "{stats}");
+    // Regression: the first stats of a fresh camera said 0.0 fps while it streamed.
+    assert!(stats["fps"].as_f64().unwrap() >= 20.0, "{stats}");
     let hb = next_text(&mut ws, "heartbeat").await;
     assert_eq!(hb["clients"], 1);
 
@@ -293,4 +297,110 @@ async fn faults_truncated_frame_garbage_and_dropped_links() {
     assert_eq!(end, "dropped", "no close frame when the link drops");
     let mut ws = connect(&cam).await;
     next_jpeg(&mut ws).await;
+}
+
+#[tokio::test]
+async fn a_client_close_is_answered_before_the_connection_ends() {
+    // RFC 6455 §5.5.1: an endpoint that receives a Close frame must send one back. Without
+    // it browsers report 1006 "abnormal closure" for every viewer that leaves.
+    let cam = camera(Resolution::Qqvga).await;
+    let mut ws = connect(&cam).await;
+    next_jpeg(&mut ws).await;
+    ws.send(Message::Close(Some(CloseFrame {
+        code: CloseCode::Normal,
+        reason: "bye".into(),
+    })))
+    .await
+    .unwrap();
+    let reply = timeout(T, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(c))) => return Ok(c),
+                // Frames already on their way before the camera read the close.
+                Some(Ok(_)) => {}
+                other => return Err(format!("{other:?}")),
+            }
+        }
+    })
+    .await
+    .expect("an answer within 10 s");
+    let reply = reply.unwrap_or_else(|end| panic!("connection ended without a close: {end}"));
+    assert_eq!(
+        reply.map(|c| u16::from(c.code)),
+        Some(1000),
+        "echoes the code"
+    );
+    // Then the connection ends cleanly and the slot is free again.
+    assert!(matches!(
+        timeout(T, ws.next()).await.unwrap(),
+        None | Some(Err(_))
+    ));
+    timeout(T, cam.wait_for(|s| s.clients == 0)).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_costs_the_others_nothing() {
+    // Issue 14: one stuck viewer must not slow the other four. The stuck one connects with
+    // a tiny receive buffer and never reads; the four read for a bounded window and must
+    // each get ≥ 95 % of the camera's frame rate.
+    let cam = camera(Resolution::Qvga).await;
+    let fps = ApCameraConfig::default().fps;
+    let addr = cam.local_addr().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let tcp = socket.connect(addr).await.unwrap();
+    let (stuck, _) = tokio_tungstenite::client_async(cam.url().unwrap(), tcp)
+        .await
+        .unwrap();
+    // The four read all the time; each frame's arrival time is recorded.
+    let mut fast = Vec::new();
+    for _ in 0..4 {
+        let mut ws = connect(&cam).await;
+        next_jpeg(&mut ws).await;
+        fast.push(tokio::spawn(async move {
+            let mut arrivals = Vec::new();
+            while let Ok(Some(Ok(m))) = timeout(Duration::from_secs(10), ws.next()).await {
+                if m.is_binary() {
+                    arrivals.push(tokio::time::Instant::now());
+                }
+                if arrivals.len() > 1000 {
+                    break;
+                }
+            }
+            arrivals
+        }));
+    }
+    timeout(T, cam.wait_for(|s| s.clients == 5)).await.unwrap();
+    // Let the stuck client's buffers fill first.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let window = Duration::from_secs(5);
+    let before = cam.status();
+    let started = tokio::time::Instant::now();
+    tokio::time::sleep(window).await;
+    let status = cam.status();
+    cam.stop().await;
+    let mut counts = Vec::new();
+    for reader in fast {
+        let arrivals = reader.await.unwrap();
+        let in_window = arrivals
+            .iter()
+            .filter(|t| **t >= started && **t < started + window)
+            .count();
+        counts.push(in_window);
+    }
+    let expected = f64::from(fps) * window.as_secs_f64();
+    println!(
+        "{window:?} at {fps} fps: fast clients got {counts:?} of {expected:.0} frames; \
+         the camera sent {} and dropped {} meanwhile",
+        status.frames_sent - before.frames_sent,
+        status.frames_dropped - before.frames_dropped
+    );
+    assert_eq!(status.clients, 5, "the stuck client was still connected");
+    for n in &counts {
+        assert!(
+            *n as f64 >= 0.95 * expected,
+            "a fast client got {n} of {expected:.0} frames: {counts:?}"
+        );
+    }
+    drop(stuck);
 }

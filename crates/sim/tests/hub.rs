@@ -10,9 +10,12 @@
 use std::time::Duration;
 
 use espcam_proto::{
-    CameraId, CameraMsg, FrameFlags, FrameLimits, Resolution, Settings, StreamHello, decode_frame,
+    CameraId, CameraMsg, FrameFlags, FrameLimits, Quality, Resolution, Settings, StreamHello,
+    decode_frame,
 };
-use espcam_sim::{BackoffConfig, CameraHandle, Fault, HubCamera, HubCameraConfig, LinkStatus};
+use espcam_sim::{
+    AdaptiveQuality, BackoffConfig, CameraHandle, Fault, HubCamera, HubCameraConfig, LinkStatus,
+};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
@@ -53,6 +56,7 @@ impl FakeHub {
         cfg.backoff = BackoffConfig {
             initial: Duration::from_millis(100),
             max: Duration::from_millis(400),
+            ..BackoffConfig::default()
         };
         cfg.reboot_delay = Duration::from_millis(50);
         cfg
@@ -302,4 +306,63 @@ async fn killed_camera_vanishes_without_close_frame() {
         .unwrap();
         assert!(end, "connection dropped without a close frame");
     }
+}
+
+/// Mean JPEG length of the next `n` stream frames.
+async fn mean_len(stream: &mut Ws, n: usize) -> usize {
+    let mut total = 0;
+    for _ in 0..n {
+        total += next_frame(stream).await.0.jpeg_len as usize;
+    }
+    total / n
+}
+
+#[tokio::test]
+async fn a_throttled_link_shrinks_frames_and_they_grow_back_when_it_clears() {
+    let hub = FakeHub::new().await;
+    let mut cfg = hub.camera("cam-slow", "");
+    cfg.adaptive_quality = Some(AdaptiveQuality {
+        limit: Quality::new(40).unwrap(),
+        step: 7,
+        hold: Duration::from_secs(1),
+        settle: Duration::from_secs(1),
+    });
+    let cam = HubCamera::spawn(cfg);
+    let (_control, mut stream) = online(&hub, &cam).await;
+    let full = mean_len(&mut stream, 30).await;
+
+    // The link now carries 40 % of what the camera sends at full rate and quality.
+    let rate = u32::try_from(full * 30 * 4 / 10).unwrap();
+    cam.inject(Fault::Throttle(Some(rate)));
+    let shrunk = timeout(Duration::from_secs(30), async {
+        loop {
+            let len = mean_len(&mut stream, 5).await;
+            if len * 4 <= full * 3 {
+                return len;
+            }
+        }
+    })
+    .await
+    .expect("frames shrink within 30 s");
+    let status = cam.status();
+    assert!(status.quality_in_force > 12, "{status:?}");
+    assert_eq!(status.settings.quality.get(), 12, "the user's choice stays");
+
+    cam.inject(Fault::Throttle(None));
+    let back = timeout(Duration::from_secs(30), async {
+        loop {
+            let len = mean_len(&mut stream, 10).await;
+            if len * 100 >= full * 95 {
+                return len;
+            }
+        }
+    })
+    .await
+    .expect("frames grow back within 30 s");
+    timeout(T, cam.wait_for(|s| s.quality_in_force == 12))
+        .await
+        .expect("the chosen quality is back in force");
+    println!(
+        "mean JPEG: {full} B at full rate, {shrunk} B throttled to {rate} B/s, {back} B after"
+    );
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use espcam_camera::{
     Camera, CapturedFrame, Config, ConnId, FrameDecision, FrameSend, Instant, Link, Output, Sensor,
-    SensorError,
+    SensorError, Setting,
 };
 use espcam_proto::{CameraId, Resolution, Settings};
 
@@ -21,15 +21,17 @@ pub struct FakeSensor {
 }
 
 impl Sensor for FakeSensor {
-    fn apply(&mut self, s: &Settings) -> Result<(), SensorError> {
-        if Some(s.resolution) == self.refuse {
+    fn set(&mut self, s: Setting) -> Result<(), SensorError> {
+        if let Setting::Resolution(r) = s
+            && Some(r) == self.refuse
+        {
             return Err(SensorError {
                 setting: "resolution",
                 reason: "not supported by this sensor",
             });
         }
-        self.settings = *s;
-        self.applied.push(*s);
+        s.apply_to(&mut self.settings);
+        self.applied.push(self.settings);
         Ok(())
     }
 }
@@ -109,7 +111,7 @@ impl Harness {
                             self.log.push((now, Seen::Frame(f)));
                             if self.auto_sent {
                                 for c in f.targets.as_slice() {
-                                    self.cam.handle_frame_sent(now, *c);
+                                    self.sent(*c);
                                 }
                             }
                         }
@@ -166,6 +168,20 @@ impl Harness {
     pub fn closed(&mut self, conn: ConnId) {
         self.cam.handle_closed(self.now, conn);
         self.drain();
+    }
+
+    /// Reports `conn`'s send complete; a newest frame the core hands back is logged as
+    /// `Seen::Frame` and, with `auto_sent`, reported sent too.
+    pub fn sent(&mut self, conn: ConnId) {
+        let mut next = self.cam.handle_frame_sent(self.now, conn);
+        while let Some(f) = next {
+            self.log.push((self.now, Seen::Frame(f)));
+            next = if self.auto_sent {
+                self.cam.handle_frame_sent(self.now, conn)
+            } else {
+                None
+            };
+        }
     }
 
     pub fn text(&mut self, conn: ConnId, text: &str) {

@@ -144,6 +144,7 @@ pub async fn control_loop(mut control: Ws, mut phase: watch::Receiver<Phase>) {
                     uptime_ms: (now_us() - started) / 1000,
                     rssi: None,
                     settings: Settings::default(),
+                    quality_in_force: None,
                 });
                 if control.send(Message::Text(t.to_json().into())).await.is_err() {
                     return;

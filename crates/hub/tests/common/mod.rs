@@ -417,6 +417,7 @@ async fn run_camera(
                 let t = CameraMsg::Telemetry(Telemetry {
                     fps: fps as f32, frames_sent: u64::from(seq), frames_dropped: 0,
                     heap_free: 100_000, psram_free: 0, uptime_ms: 1, rssi: None, settings: s,
+                    quality_in_force: None,
                 });
                 if control.send(Message::Text(t.to_json().into())).await.is_err() {
                     return;

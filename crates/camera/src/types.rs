@@ -1,0 +1,385 @@
+//! The core's public vocabulary: what a shell gives the camera (configuration, captured
+//! frames, health) and what it gets back (outputs, frame decisions, stats).
+//!
+//! Plain data shared by both roles (`hub_mode`, `standalone`) and the [`Camera`](crate::Camera)
+//! façade. Must never hold behaviour beyond constructors and trivial accessors.
+
+use alloc::string::String;
+use core::time::Duration;
+
+use espcam_proto::standalone::MAX_CLIENTS;
+use espcam_proto::{
+    Brightness, CameraId, FrameFlags, FrameHeader, HEADER_LEN, Quality, Resolution, Settings,
+};
+
+use crate::backoff::BackoffConfig;
+use crate::quality::AdaptiveQuality;
+use crate::time::Instant;
+
+/// How often telemetry (hub mode) and heartbeats (standalone mode) go out.
+pub const TICK: Duration = Duration::from_secs(1);
+/// How long a hub link may take from `Connect` to the hub's welcome before it is abandoned.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default [`HubConfig::network_watchdog`]: how long a hub-mode camera may go without a
+/// welcomed control link before it asks to be restarted (the seed firmware's network
+/// watchdog, which rebooted after a long outage).
+pub const NETWORK_WATCHDOG: Duration = Duration::from_secs(5 * 60);
+
+/// WebSocket close code: normal closure.
+pub const CLOSE_NORMAL: u16 = 1000;
+/// WebSocket close code: protocol error (the answer to a close frame whose code may not be
+/// sent on the wire, such as 1005 or 1006).
+pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
+/// WebSocket close code: internal error, e.g. the shell's send on the socket failed.
+pub const CLOSE_INTERNAL_ERROR: u16 = 1011;
+/// WebSocket close code: the camera is restarting.
+pub const CLOSE_RESTART: u16 = 1012;
+/// WebSocket close code: try again later (client limit reached).
+pub const CLOSE_TRY_AGAIN: u16 = 1013;
+
+/// The sensor seam: the one piece of hardware the core talks to directly, so that a command
+/// is acknowledged only once the sensor has really taken the new settings.
+///
+/// The core decides what changes: it calls [`Sensor::set`] only for settings that differ
+/// from what the sensor has, resolution first, and puts the earlier ones back itself when a
+/// later one is refused. A sensor only performs one setting at a time.
+pub trait Sensor {
+    /// Puts one setting in force. On error the sensor must be left as it was for it.
+    fn set(&mut self, setting: Setting) -> Result<(), SensorError>;
+}
+
+/// One sensor setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    /// Frame size.
+    Resolution(Resolution),
+    /// JPEG quality number (lower is better).
+    Quality(Quality),
+    /// Exposure compensation.
+    Brightness(Brightness),
+    /// Vertical flip.
+    Vflip(bool),
+    /// Horizontal mirror.
+    Hmirror(bool),
+}
+
+impl Setting {
+    /// Every setting of `s`, resolution first: what a sensor is initialised with.
+    pub fn all(s: &Settings) -> [Setting; 5] {
+        [
+            Setting::Resolution(s.resolution),
+            Setting::Quality(s.quality),
+            Setting::Brightness(s.brightness),
+            Setting::Vflip(s.vflip),
+            Setting::Hmirror(s.hmirror),
+        ]
+    }
+
+    /// The field's name as in commands (`"resolution"`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Setting::Resolution(_) => "resolution",
+            Setting::Quality(_) => "quality",
+            Setting::Brightness(_) => "brightness",
+            Setting::Vflip(_) => "vflip",
+            Setting::Hmirror(_) => "hmirror",
+        }
+    }
+
+    /// Writes this setting into `s`.
+    pub fn apply_to(self, s: &mut Settings) {
+        match self {
+            Setting::Resolution(r) => s.resolution = r,
+            Setting::Quality(q) => s.quality = q,
+            Setting::Brightness(b) => s.brightness = b,
+            Setting::Vflip(v) => s.vflip = v,
+            Setting::Hmirror(h) => s.hmirror = h,
+        }
+    }
+}
+
+/// The sensor refused a setting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("sensor refused {setting}: {reason}")]
+pub struct SensorError {
+    /// Which setting (`"resolution"`).
+    pub setting: &'static str,
+    /// Why, e.g. `ESP_ERR_NOT_SUPPORTED` or `not supported by OV2640`.
+    pub reason: &'static str,
+}
+
+/// Identifies one connection for the life of a [`Camera`]: a hub link attempt or a standalone
+/// client. Never reused, so a late event about an old connection is recognised and ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub(crate) u32);
+
+impl ConnId {
+    /// The raw number (for logs and shell-side maps).
+    pub const fn get(self) -> u32 {
+        self.0
+    }
+}
+
+/// The two hub links.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Link {
+    /// JSON control channel, `ws://HUB:6971/ws/camera`.
+    Control,
+    /// Binary stream channel, `ws://HUB:6972/ws/stream`.
+    Stream,
+}
+
+/// Where a hub link is in its life, for status displays and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkStatus {
+    /// Not wanted now (the stream link waits for the control link).
+    Idle,
+    /// Waiting to reconnect after a failure.
+    Backoff,
+    /// The shell is opening the WebSocket.
+    Connecting,
+    /// Hello sent, waiting for the hub's welcome.
+    Handshake,
+    /// Welcomed by the hub.
+    Ready,
+}
+
+/// Health numbers only the platform knows; the shell reports them with
+/// [`Camera::set_health`] and they go out in the next telemetry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Health {
+    /// Free internal heap, bytes.
+    pub heap_free: u32,
+    /// Free PSRAM, bytes.
+    pub psram_free: u32,
+    /// Wi-Fi signal strength, dBm; `None` when unknown.
+    pub rssi: Option<i16>,
+}
+
+/// A frame the sensor captured, as the shell describes it. The JPEG bytes stay with the shell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CapturedFrame {
+    /// When the exposure was taken.
+    pub captured_at: Instant,
+    /// Width, px.
+    pub width: u16,
+    /// Height, px.
+    pub height: u16,
+    /// JPEG length, bytes.
+    pub len: usize,
+}
+
+/// Something the shell must do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Hub mode: open a WebSocket for `link` (control: `ws://HUB:6971/ws/camera`, stream:
+    /// `ws://HUB:6972/ws/stream`), then report [`Camera::handle_connected`] or
+    /// [`Camera::handle_closed`] for `conn`.
+    Connect {
+        /// The new connection's id.
+        conn: ConnId,
+        /// Which link it is.
+        link: Link,
+    },
+    /// Send one WebSocket text message.
+    Text {
+        /// Where.
+        conn: ConnId,
+        /// The message.
+        text: String,
+    },
+    /// Close the connection with a WebSocket close frame. The core has already forgotten it:
+    /// do not report its closing.
+    Close {
+        /// Which connection.
+        conn: ConnId,
+        /// WebSocket close code ([`CLOSE_NORMAL`], [`CLOSE_TRY_AGAIN`], …).
+        code: u16,
+        /// Human-readable reason (also worth logging).
+        reason: String,
+    },
+    /// Capture a frame now and report it with [`Camera::handle_frame`] (or
+    /// [`Camera::handle_capture_failed`]).
+    Capture,
+    /// Restart the camera once the outputs before this one are flushed. The core is inert
+    /// from now on; the shell builds a new [`Camera`] after the restart.
+    Reboot,
+}
+
+/// Why a captured frame was not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// Every link was still sending the previous frame (counted in `frames_dropped`).
+    Busy,
+    /// Nobody to send to (the link went away during the capture).
+    NoTarget,
+    /// The camera is rebooting.
+    Rebooting,
+}
+
+/// The connections one frame goes to (at most [`MAX_CLIENTS`]); a fixed array so deciding a
+/// frame's destinations never allocates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Targets {
+    conns: [ConnId; MAX_CLIENTS],
+    len: usize,
+}
+
+impl Targets {
+    pub(crate) const EMPTY: Targets = Targets {
+        conns: [ConnId(0); MAX_CLIENTS],
+        len: 0,
+    };
+
+    pub(crate) fn push(&mut self, conn: ConnId) {
+        if let Some(slot) = self.conns.get_mut(self.len) {
+            *slot = conn;
+            self.len += 1;
+        }
+    }
+
+    /// The connections, in no particular order.
+    pub fn as_slice(&self) -> &[ConnId] {
+        &self.conns[..self.len]
+    }
+}
+
+/// A frame to send: the shell sends `header` (if any) immediately followed by the JPEG, as
+/// one binary WebSocket message, to every target, then reports
+/// [`Camera::handle_frame_sent`] per target once its socket took the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameSend {
+    /// The 28-byte frame header (hub stream); `None` for standalone clients, who get bare
+    /// JPEGs as in seed 002.
+    pub header: Option<[u8; HEADER_LEN]>,
+    /// The header's fields, for logs and tests.
+    pub info: FrameHeader,
+    /// Where the frame goes.
+    pub targets: Targets,
+}
+
+/// What to do with a captured frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameDecision {
+    /// Send it.
+    Send(FrameSend),
+    /// Release it without sending.
+    Drop(DropReason),
+}
+
+/// A standalone client the camera turned away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    /// WebSocket close code to send ([`CLOSE_TRY_AGAIN`]).
+    pub code: u16,
+    /// Close reason, e.g. `too many clients (max 5)`.
+    pub reason: &'static str,
+}
+
+/// Counters for status displays and tests.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stats {
+    /// Frames handed to at least one link since boot.
+    pub frames_sent: u64,
+    /// Frames dropped (link busy, capture failed) since boot.
+    pub frames_dropped: u64,
+    /// Frames per second sent over the last full second.
+    pub fps: f32,
+    /// Rate the pacer currently aims for (below target after backpressure).
+    pub paced_fps: f32,
+    /// Configured target rate.
+    pub target_fps: u16,
+    /// Time since boot.
+    pub uptime: Duration,
+    /// Standalone clients connected (0 in hub mode).
+    pub clients: usize,
+    /// The JPEG quality number the sensor uses now (the chosen one, or a higher number
+    /// while adapting to a slow link).
+    pub quality_in_force: Quality,
+}
+
+/// Hub-mode settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubConfig {
+    /// This camera's id.
+    pub camera: CameraId,
+    /// Shared secret sent in both hellos; empty when the hub needs none.
+    pub token: String,
+    /// Reconnect delays.
+    pub backoff: BackoffConfig,
+    /// Restart the camera ([`Output::Reboot`]) when the control link has not been welcomed
+    /// for this long: since boot, or since it was last lost. A reconnecting link that is
+    /// welcomed again disarms it. A wedged Wi-Fi or IP stack that no reconnect can cure is
+    /// cured by a restart. `None`: never (standalone mode has no such rule at all).
+    pub network_watchdog: Option<Duration>,
+}
+
+/// Standalone-mode (seed 002) settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StandaloneConfig {
+    /// Text of the welcome message each client gets.
+    pub welcome: String,
+}
+
+/// How the camera reaches its viewers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// Connects out to a hub: control and stream links.
+    Hub(HubConfig),
+    /// Serves up to five WebSocket clients itself (seed 002).
+    Standalone(StandaloneConfig),
+}
+
+/// Everything a camera is configured with at boot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Hub or standalone.
+    pub mode: Mode,
+    /// The settings the sensor is in at boot (the shell initialises the sensor with them).
+    pub settings: Settings,
+    /// Frames per second to aim for (1..; the seed streams 30).
+    pub target_fps: u16,
+    /// Firmware name and version, sent in the hello.
+    pub firmware: String,
+    /// Sensor model, sent in the hello (`OV3660`, `virtual`).
+    pub sensor: String,
+    /// Flags set in every frame header ([`FrameFlags::SYNTHETIC`] for the simulator).
+    pub frame_flags: FrameFlags,
+    /// Seed of the reconnect-jitter generator; different per camera.
+    pub seed: u64,
+    /// Trade JPEG quality for frame rate on a slow link (`None`: only the rate adapts).
+    pub adaptive_quality: Option<AdaptiveQuality>,
+}
+
+impl Config {
+    fn with_mode(mode: Mode) -> Self {
+        Self {
+            mode,
+            settings: Settings::default(),
+            target_fps: 30,
+            firmware: String::from(concat!("espcam-camera ", env!("CARGO_PKG_VERSION"))),
+            sensor: String::from("unknown"),
+            frame_flags: FrameFlags::default(),
+            seed: 0,
+            adaptive_quality: Some(AdaptiveQuality::default()),
+        }
+    }
+
+    /// Hub mode with defaults: seed-002 settings, 30 fps, 500 ms…30 s backoff, restart
+    /// after [`NETWORK_WATCHDOG`] without the hub, adaptive quality up to 30.
+    pub fn hub(camera: CameraId, token: impl Into<String>) -> Self {
+        Self::with_mode(Mode::Hub(HubConfig {
+            camera,
+            token: token.into(),
+            backoff: BackoffConfig::default(),
+            network_watchdog: Some(NETWORK_WATCHDOG),
+        }))
+    }
+
+    /// Standalone mode with defaults (30 fps, adaptive quality up to 30).
+    pub fn standalone() -> Self {
+        Self::with_mode(Mode::Standalone(StandaloneConfig {
+            welcome: String::from("Connected to 30fps espcam camera stream"),
+        }))
+    }
+}
