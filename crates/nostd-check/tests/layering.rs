@@ -68,7 +68,12 @@ fn dependencies_point_one_way() {
     );
     assert_eq!(
         in_repo(&deps, "espcam-hub", n),
-        ["espcam-proto", "espcam-record", "espcam-store"]
+        [
+            "espcam-camera",
+            "espcam-proto",
+            "espcam-record",
+            "espcam-store"
+        ]
     );
 }
 

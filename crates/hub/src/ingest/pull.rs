@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use espcam_camera::{Backoff, BackoffConfig};
 use espcam_proto::ApMessage;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
@@ -26,8 +27,6 @@ use crate::state::camera::{Camera, Ingest};
 use crate::state::{Hub, LinkInfo};
 use crate::text::for_log;
 
-const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// A session that lasted this long resets the backoff.
 const STABLE: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -76,11 +75,18 @@ pub(crate) async fn run(hub: Hub, target: PullTarget) {
         return;
     };
     let mut stop = hub.shutdown_signal();
-    let mut backoff = FIRST_BACKOFF;
+    // The same backoff as the camera core's (0.5 s doubling to 30 s), with a session of
+    // STABLE resetting it; equal jitter so that pulled cameras are not all retried at once.
+    let mut backoff = Backoff::new(BackoffConfig {
+        stable: STABLE,
+        ..BackoffConfig::default()
+    });
+    let epoch = Instant::now();
+    let ms = || epoch.elapsed().as_millis() as u64;
     loop {
-        let started = Instant::now();
+        let mut on_connect = || backoff.connected(ms());
         let outcome = tokio::select! {
-            r = session(&hub, &cam, &target) => r,
+            r = session(&hub, &cam, &target, &mut on_connect) => r,
             _ = stop.changed() => return,
         };
         match outcome {
@@ -90,19 +96,21 @@ pub(crate) async fn run(hub: Hub, target: PullTarget) {
         if *stop.borrow() {
             return;
         }
-        if started.elapsed() >= STABLE {
-            backoff = FIRST_BACKOFF;
-        }
+        let delay = backoff.failed(ms(), fastrand::u64(..));
         tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::time::sleep(delay) => {}
             _ = stop.changed() => return,
         }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 
 /// One connection. `Err` when it never came up, `Ok(reason)` when it came up and ended.
-async fn session(hub: &Hub, cam: &Arc<Camera>, target: &PullTarget) -> Result<String, String> {
+async fn session(
+    hub: &Hub,
+    cam: &Arc<Camera>,
+    target: &PullTarget,
+    connected: &mut impl FnMut(),
+) -> Result<String, String> {
     let limits = hub.config().limits;
     let hard_cap = limits.max_frame.saturating_mul(2);
     let config = WebSocketConfig::default()
@@ -117,6 +125,7 @@ async fn session(hub: &Hub, cam: &Arc<Camera>, target: &PullTarget) -> Result<St
     .await
     .map_err(|_| format!("no connection within {} s", CONNECT_TIMEOUT.as_secs()))?
     .map_err(|e| format!("connect failed: {e}"))?;
+    connected();
     let mut att = hub.attach_control(
         cam.clone(),
         LinkInfo {
