@@ -237,6 +237,11 @@ impl Recorder {
         })
     }
 
+    fn mode(&self, id: &CameraId) -> Mode {
+        let mut map = self.lock();
+        self.ctl(&mut map, id).mode
+    }
+
     /// Whether `id` should record now.
     fn wants(&self, id: &CameraId, now: u64) -> bool {
         let mut map = self.lock();
@@ -251,14 +256,19 @@ impl Recorder {
     /// the once-a-second commit tick.
     async fn supervise(self, hub: Hub) {
         let mut events = hub.subscribe();
-        let mut started: std::collections::HashSet<CameraId> = Default::default();
+        let mut started: HashMap<CameraId, tokio::task::JoinHandle<()>> = HashMap::new();
         let mut stop = hub.shutdown_signal();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
-        let start = |cam: Arc<Camera>, started: &mut std::collections::HashSet<CameraId>| {
-            if started.insert(cam.id.clone()) {
-                tokio::spawn(self.clone().follow(cam, hub.shutdown_signal()));
-            }
-        };
+        // A camera that was forgotten and came back is a new `Camera`: its old task ended
+        // with the old tap, so a finished task is restarted.
+        let start =
+            |cam: Arc<Camera>, started: &mut HashMap<CameraId, tokio::task::JoinHandle<()>>| {
+                if started.get(&cam.id).is_none_or(|h| h.is_finished()) {
+                    let id = cam.id.clone();
+                    let task = tokio::spawn(self.clone().follow(cam, hub.shutdown_signal()));
+                    started.insert(id, task);
+                }
+            };
         for cam in hub.cameras() {
             start(cam, &mut started);
         }
@@ -273,7 +283,7 @@ impl Recorder {
                         }
                     }
                     Ok(Event::CamerasChanged) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                        started.retain(|id| hub.camera(id.as_str()).is_some());
+                        started.retain(|_, h| !h.is_finished());
                         for cam in hub.cameras() {
                             start(cam, &mut started);
                         }
@@ -284,16 +294,20 @@ impl Recorder {
             }
         }
         // Close every open segment.
-        for id in started {
+        for id in started.into_keys() {
             self.send(Job::Close(id));
         }
     }
 
-    /// One camera: pre-roll ring, decisions, handing frames to the writer.
+    /// One camera: pre-roll ring, decisions, handing frames to the writer. Holds the tap,
+    /// not the camera: a camera the registry forgets (nothing else holding it) drops the
+    /// tap's sender, and this task ends.
     async fn follow(self, cam: Arc<Camera>, mut stop: watch::Receiver<bool>) {
         let mut tap = cam.tap(DropPolicy::Every {
             capacity: TAP_CAPACITY,
         });
+        let id = cam.id.clone();
+        drop(cam);
         let pre_roll = self.0.config.pre_roll.as_micros() as u64;
         let mut ring: VecDeque<Arc<Frame>> = VecDeque::new();
         let mut was_recording = false;
@@ -303,27 +317,32 @@ impl Recorder {
                 t = tap.next() => match t { Some(t) => t, None => return },
             };
             let now = now_us();
-            let want = self.wants(&cam.id, now);
+            let want = self.wants(&id, now);
             if want {
                 if !was_recording {
                     // Starting: the pre-roll first, oldest first.
                     for f in ring.drain(..) {
-                        self.enqueue(&cam.id, f, 0);
+                        self.enqueue(&id, f, 0);
                     }
                 }
-                self.enqueue(&cam.id, t.frame, t.missed);
+                self.enqueue(&id, t.frame, t.missed);
             } else {
                 if was_recording {
-                    self.send(Job::Close(cam.id.clone()));
+                    self.send(Job::Close(id.clone()));
                 }
-                ring.push_back(t.frame);
+                // The pre-roll is only worth its memory in events mode.
+                if self.mode(&id) == Mode::Events {
+                    ring.push_back(t.frame);
+                } else {
+                    ring.clear();
+                }
                 while ring.front().is_some_and(|f| f.received_us + pre_roll < now) {
                     ring.pop_front();
                 }
             }
             was_recording = want;
             self.lock()
-                .entry(cam.id.clone())
+                .entry(id.clone())
                 .and_modify(|c| c.recording = want);
         }
     }
