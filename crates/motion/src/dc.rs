@@ -23,7 +23,7 @@
 
 use alloc::vec::Vec;
 
-use crate::huffman::{Bits, Table, TableError, standard};
+use crate::huffman::{AcTable, Bits, DcTable, TableError, standard};
 
 /// A JPEG coding process this decoder does not read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -189,8 +189,8 @@ struct Slot {
 #[derive(Clone)]
 pub struct DcDecoder {
     limits: DecoderLimits,
-    dc: [Table; 4],
-    ac: [Table; 4],
+    dc: [DcTable; 4],
+    ac: [AcTable; 4],
     dc_defined: [bool; 4],
     ac_defined: [bool; 4],
     /// First (DC) entry of each quantisation table; 0 = undefined.
@@ -226,8 +226,8 @@ impl DcDecoder {
     pub fn new(limits: DecoderLimits) -> Self {
         Self {
             limits,
-            dc: [const { Table::empty() }; 4],
-            ac: [const { Table::empty() }; 4],
+            dc: core::array::from_fn(|_| DcTable::empty()),
+            ac: core::array::from_fn(|_| AcTable::empty()),
             dc_defined: [false; 4],
             ac_defined: [false; 4],
             q0: [0; 4],
@@ -386,19 +386,25 @@ impl DcDecoder {
             let symbols = b
                 .get(17..17 + total)
                 .ok_or(DecodeError::BadHuffmanTable("DHT segment too short for its symbols"))?;
-            let (table, defined) = if class == 0 {
-                (&mut self.dc[id], &mut self.dc_defined[id])
+            let built = if class == 0 {
+                self.dc_defined[id] = false;
+                self.dc[id].build(&counts, symbols)
             } else {
-                (&mut self.ac[id], &mut self.ac_defined[id])
+                self.ac_defined[id] = false;
+                self.ac[id].build(&counts, symbols)
             };
-            table.build(class == 1, &counts, symbols).map_err(|e| {
+            built.map_err(|e| {
                 DecodeError::BadHuffmanTable(match e {
                     TableError::Length => "more than 256 symbols",
                     TableError::Oversubscribed => "code lengths over-subscribe the code space",
                     TableError::DcSymbol(_) => "DC symbol above 11",
                 })
             })?;
-            *defined = true;
+            if class == 0 {
+                self.dc_defined[id] = true;
+            } else {
+                self.ac_defined[id] = true;
+            }
             b = &b[17 + total..];
         }
         Ok(())
@@ -445,10 +451,12 @@ impl DcDecoder {
                 });
             }
         };
-        let table = if ac { &mut self.ac[i] } else { &mut self.dc[i] };
-        table
-            .build(ac, counts, symbols)
-            .map_err(|_| DecodeError::BadHuffmanTable("standard table"))?;
+        let built = if ac {
+            self.ac[i].build(counts, symbols)
+        } else {
+            self.dc[i].build(counts, symbols)
+        };
+        built.map_err(|_| DecodeError::BadHuffmanTable("standard table"))?;
         if ac {
             self.ac_defined[i] = true;
         } else {
@@ -564,7 +572,7 @@ impl DcDecoder {
             return Err(DecodeError::Truncated("the entropy-coded data (restart intervals missing)"));
         }
         let data_len = self.scratch.len() - 8;
-        let tables: [(&Table, &Table); 4] = core::array::from_fn(|k| {
+        let tables: [(&DcTable, &AcTable); 4] = core::array::from_fn(|k| {
             let (_, td, ta) = comps.get(k).copied().unwrap_or((0, 0, 0));
             (&self.dc[usize::from(td)], &self.ac[usize::from(ta)])
         });
@@ -585,7 +593,7 @@ impl DcDecoder {
                     match slot.luma {
                         Some((bx, by)) => {
                             let diff = bits
-                                .dc_diff(dc)
+                                .block(dc, ac)
                                 .map_err(|_| DecodeError::BadCode { interval: s })?;
                             pred[k] = pred[k].wrapping_add(diff);
                             let x = mx * luma_step.0 + usize::from(bx);
@@ -596,11 +604,9 @@ impl DcDecoder {
                             }
                         }
                         None => bits
-                            .dc_skip(dc)
+                            .skip_block(dc, ac)
                             .map_err(|_| DecodeError::BadCode { interval: s })?,
                     }
-                    bits.ac_skip(ac)
-                        .map_err(|_| DecodeError::BadCode { interval: s })?;
                 }
                 mcu += 1;
             }

@@ -2,43 +2,32 @@
 //!
 //! Why it exists: to learn the DC coefficients of a baseline JPEG every AC coefficient must
 //! still be *found* (Huffman codes have no byte alignment), but its value never matters.
-//! So an AC table here does not answer "which symbol?" but "how many bits does this whole
-//! coefficient take, and how far does it move in the block?": one lookup of the next
-//! [`LUT_BITS`] bits drops the code *and* its magnitude bits at once. Only codes longer than
-//! [`LUT_BITS`] (rare: the long codes are the improbable ones) take the canonical slow path.
+//! So an AC table here does not answer "which symbol?" but "how many bits do the next
+//! coefficients take, and how far do they move in the block?": one lookup of the next
+//! [`AC_BITS`] bits drops up to three whole coefficients, codes *and* magnitude bits. Only
+//! codes longer than the window (rare: the long codes are the improbable ones) take the
+//! canonical slow path.
 //!
 //! The reader works on *destuffed* entropy-coded bytes (`0xFF 0x00` already turned into
 //! `0xFF`, restart markers already removed, see `dc.rs`), so a refill is one unaligned 8-byte
 //! load with no marker checks. It must never index out of bounds: reads past the end yield
 //! zero bits, and the caller checks afterwards whether more bits were used than existed.
 
-/// Bits looked up at once. 9 bits cover the codes of the standard tables that carry most of
-/// the probability mass, while the eight tables a frame may define (1 KiB of lookup each)
-/// stay in the L1 cache.
-pub(crate) const LUT_BITS: u32 = 9;
-const LUT_SIZE: usize = 1 << LUT_BITS;
+use alloc::boxed::Box;
+use alloc::vec::Vec;
 
-/// A table of one class, ready for decoding.
-#[derive(Clone)]
-pub(crate) struct Table {
-    /// Indexed by the next [`LUT_BITS`] bits of the stream; 0 = the code is longer (or
-    /// invalid): use the slow path.
-    ///
-    /// - DC class: `code length | size << 8`, where `size` is the number of magnitude bits
-    ///   that follow (the DC symbol itself).
-    /// - AC class: `code length + size | advance << 8`: the bits of the whole coefficient,
-    ///   and how many positions it moves in the block (`run + 1`; [`EOB`] for end of block).
-    lut: [u16; LUT_SIZE],
-    /// Canonical decoding for codes longer than [`LUT_BITS`]: `maxcode[l]` is one past the
-    /// last code of length `l` (-1 when there is none), `valoffset[l]` maps a code of length
-    /// `l` to its index in `values`.
-    maxcode: [i32; 17],
-    valoffset: [i32; 17],
-    values: [u8; 256],
-}
+/// Bits a DC table looks up at once: DC codes are short (at most 9 bits in the standard
+/// tables), so 9 bits resolve nearly all of them with a 1 KiB table.
+pub(crate) const DC_BITS: u32 = 9;
+/// Bits an AC table looks up at once. 11 bits hold two or three short coefficients (the
+/// common case at camera qualities), and the 8 KiB table of each of the usual two AC
+/// tables still fits the L1 cache.
+pub(crate) const AC_BITS: u32 = 11;
+const DC_SIZE: usize = 1 << DC_BITS;
+const AC_SIZE: usize = 1 << AC_BITS;
 
 /// The advance of the end-of-block symbol: past any position, so one compare ends a block.
-pub(crate) const EOB: u16 = 64;
+const EOB: u32 = 64;
 
 /// Why a `DHT` table was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,33 +40,47 @@ pub(crate) enum TableError {
     DcSymbol(u8),
 }
 
-impl Table {
-    /// An empty table (decodes nothing: every lookup takes the slow path and fails).
-    pub(crate) const fn empty() -> Self {
+/// Canonical decoding, for codes longer than a lookup table covers: `maxcode[l]` is one
+/// past the last code of length `l` (-1 when there is none), `valoffset[l]` maps a code of
+/// length `l` to its index in `values`.
+#[derive(Clone)]
+struct Canonical {
+    maxcode: [i32; 17],
+    valoffset: [i32; 17],
+    values: [u8; 256],
+    /// The `DHT` bytes this was built from (16 counts, then the symbols): a frame that
+    /// repeats the previous frame's table (every camera does) skips the rebuild.
+    source: Vec<u8>,
+}
+
+impl Canonical {
+    fn empty() -> Self {
         Self {
-            lut: [0; LUT_SIZE],
             maxcode: [-1; 17],
             valoffset: [0; 17],
             values: [0; 256],
+            source: Vec::new(),
         }
     }
 
-    /// Builds the table from `counts` (codes of each length 1..=16) and `symbols`, as a
-    /// `DHT` segment carries them. `ac` selects the class.
-    pub(crate) fn build(
+    fn same_source(&self, counts: &[u8; 16], symbols: &[u8]) -> bool {
+        self.source.len() == 16 + symbols.len()
+            && self.source[..16] == counts[..]
+            && self.source[16..] == *symbols
+    }
+
+    /// Builds the canonical code, calling `each(code, length, symbol)` for every code.
+    fn build(
         &mut self,
-        ac: bool,
         counts: &[u8; 16],
         symbols: &[u8],
+        mut each: impl FnMut(u32, u32, u8),
     ) -> Result<(), TableError> {
         let total: usize = counts.iter().map(|&c| usize::from(c)).sum();
         if total > 256 || symbols.len() != total {
             return Err(TableError::Length);
         }
-        if !ac && let Some(&s) = symbols.iter().find(|&&s| s > 11) {
-            return Err(TableError::DcSymbol(s));
-        }
-        self.lut = [0; LUT_SIZE];
+        self.source.clear();
         self.maxcode = [-1; 17];
         self.values = [0; 256];
         self.values[..total].copy_from_slice(symbols);
@@ -87,47 +90,28 @@ impl Table {
             let n = u32::from(counts[len as usize - 1]);
             self.valoffset[len as usize] = index as i32 - code as i32;
             for _ in 0..n {
-                let sym = symbols[index];
-                if len <= LUT_BITS {
-                    let entry = if ac {
-                        let size = u32::from(sym & 15);
-                        let advance = if sym == 0 {
-                            u32::from(EOB)
-                        } else {
-                            u32::from(sym >> 4) + 1
-                        };
-                        (len + size) | advance << 8
-                    } else {
-                        len | u32::from(sym) << 8
-                    };
-                    let shift = LUT_BITS - len;
-                    let first = (code << shift) as usize;
-                    // `code < 2^len` is checked below before the next length, so the range
-                    // stays inside the table.
-                    if let Some(slots) = self.lut.get_mut(first..first + (1 << shift)) {
-                        slots.fill(entry as u16);
-                    }
-                }
+                each(code, len, symbols[index]);
                 code += 1;
                 index += 1;
             }
             if n > 0 {
                 self.maxcode[len as usize] = code as i32;
             }
+            // Checked before the next length, so `code < 2^len` for every code passed on.
             if code > 1 << len {
                 return Err(TableError::Oversubscribed);
             }
             code <<= 1;
         }
+        self.source.extend_from_slice(counts);
+        self.source.extend_from_slice(symbols);
         Ok(())
     }
 
-    /// The slow path: a code longer than [`LUT_BITS`] at the top of `buf`. Returns the code
-    /// length and the symbol, or `None` for a bit pattern that is no code of this table.
-    #[cold]
-    #[inline(never)]
-    fn decode_long(&self, buf: u64) -> Option<(u32, u8)> {
-        let top = (buf >> 48) as i32;
+    /// Decodes the code at the top of `top16` (the next 16 bits): code length and symbol,
+    /// or `None` for a bit pattern that is no code of this table.
+    fn decode(&self, top16: u32) -> Option<(u32, u8)> {
+        let top = top16 as i32;
         for len in 1..=16u32 {
             let code = top >> (16 - len);
             if code < self.maxcode[len as usize] {
@@ -142,13 +126,131 @@ impl Table {
     }
 }
 
+/// Fills the lookup entries of `code` (of `len <= bits` bits) in a `bits`-bit table.
+fn fill<T: Copy>(lut: &mut [T], bits: u32, code: u32, len: u32, entry: T) {
+    if len <= bits {
+        let shift = bits - len;
+        let first = (code << shift) as usize;
+        if let Some(slots) = lut.get_mut(first..first + (1 << shift)) {
+            slots.fill(entry);
+        }
+    }
+}
+
+/// A DC table: decodes the size of the difference that follows.
+#[derive(Clone)]
+pub(crate) struct DcTable {
+    /// Indexed by the next [`DC_BITS`] bits: `code length | size << 8`; 0 = longer code
+    /// (or no code): slow path.
+    lut: [u16; DC_SIZE],
+    canon: Canonical,
+}
+
+impl DcTable {
+    pub(crate) fn empty() -> Self {
+        Self {
+            lut: [0; DC_SIZE],
+            canon: Canonical::empty(),
+        }
+    }
+
+    /// Builds the table from a `DHT` segment's `counts` (codes of each length 1..=16) and
+    /// `symbols`; a no-op when they equal the ones it was last built from.
+    pub(crate) fn build(&mut self, counts: &[u8; 16], symbols: &[u8]) -> Result<(), TableError> {
+        if self.canon.same_source(counts, symbols) {
+            return Ok(());
+        }
+        if let Some(&s) = symbols.iter().find(|&&s| s > 11) {
+            return Err(TableError::DcSymbol(s));
+        }
+        let lut = &mut self.lut;
+        lut.fill(0);
+        self.canon.build(counts, symbols, |code, len, sym| {
+            fill(lut, DC_BITS, code, len, (len | u32::from(sym) << 8) as u16);
+        })
+    }
+}
+
+/// An AC table that *skips* coefficients: one lookup drops up to three whole coefficients
+/// (codes and magnitude bits) and tells how far they move in the block.
+#[derive(Clone)]
+pub(crate) struct AcTable {
+    /// Indexed by the next [`AC_BITS`] bits; 0 = the first code is longer (or no code):
+    /// slow path. Otherwise, packed:
+    ///
+    /// | bits  | field | meaning |
+    /// |-------|-------|---------|
+    /// | 0–4   | `all` | bits of every coefficient whose code lies in the window |
+    /// | 5–11  | `adv` | their total advance (`run + 1` each; end of block adds [`EOB`]) |
+    /// | 12–17 | `pre` | the advance of all but the last of them |
+    /// | 18–22 | `one` | bits of the first coefficient alone |
+    /// | 23–29 | `adv1`| its advance |
+    ///
+    /// Taking them all is right only if the block does not end before the last one, i.e.
+    /// `k + pre < 64`; otherwise the decoder takes the first alone.
+    lut: Box<[u32; AC_SIZE]>,
+    canon: Canonical,
+}
+
+impl AcTable {
+    pub(crate) fn empty() -> Self {
+        Self {
+            lut: Box::new([0; AC_SIZE]),
+            canon: Canonical::empty(),
+        }
+    }
+
+    /// Builds the table (see [`DcTable::build`]).
+    pub(crate) fn build(&mut self, counts: &[u8; 16], symbols: &[u8]) -> Result<(), TableError> {
+        if self.canon.same_source(counts, symbols) {
+            return Ok(());
+        }
+        // First a one-code table over the same window (`length | symbol << 8`), then every
+        // window decoded greedily with it.
+        let mut single = alloc::vec![0u16; AC_SIZE];
+        self.canon.build(counts, symbols, |code, len, sym| {
+            fill(&mut single, AC_BITS, code, len, (len | u32::from(sym) << 8) as u16);
+        })?;
+        let mask = (1u32 << AC_BITS) - 1;
+        for (i, slot) in self.lut.iter_mut().enumerate() {
+            let (mut pos, mut all, mut adv, mut pre) = (0u32, 0u32, 0u32, 0u32);
+            let mut first = None;
+            while pos < AC_BITS && adv < 64 {
+                let s = u32::from(single[((i as u32) << pos & mask) as usize]);
+                let (len, sym) = (s & 0xFF, s >> 8);
+                if s == 0 || len > AC_BITS - pos {
+                    break;
+                }
+                let step = if sym == 0 { EOB } else { (sym >> 4) + 1 };
+                let bits = len + (sym & 15);
+                first.get_or_insert((bits, step));
+                pre = adv;
+                all += bits;
+                adv += step;
+                pos += bits;
+                if sym == 0 {
+                    break;
+                }
+            }
+            *slot = match first {
+                Some((one, adv1)) => all | adv << 5 | pre << 12 | one << 18 | adv1 << 23,
+                None => 0,
+            };
+        }
+        Ok(())
+    }
+}
+
 /// A bad Huffman code in the entropy-coded data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct BadCode;
 
 /// MSB-first bit reader over destuffed bytes.
+#[derive(Clone, Copy)]
 pub(crate) struct Bits<'a> {
     data: &'a [u8],
+    /// Last position an 8-byte load may start at: loads past it read the zero padding.
+    last: usize,
     /// Next byte to load.
     pos: usize,
     /// Unconsumed bits, left-aligned; the low `64 - n` bits are zero.
@@ -158,10 +260,12 @@ pub(crate) struct Bits<'a> {
 }
 
 impl<'a> Bits<'a> {
-    /// A reader starting at byte `start` of `data`.
+    /// A reader starting at byte `start` of `data`, which must end with 8 zero bytes
+    /// (reads past the end yield those).
     pub(crate) fn new(data: &'a [u8], start: usize) -> Self {
         Self {
             data,
+            last: data.len().saturating_sub(8),
             pos: start,
             buf: 0,
             n: 0,
@@ -177,9 +281,12 @@ impl<'a> Bits<'a> {
     /// the bytes that overlap bits already held are identical, so OR-ing them is harmless.
     #[inline(always)]
     fn refill(&mut self) {
+        // Past the end, load the trailing zero bytes instead (clamped, not branched: only
+        // corrupt or truncated data gets there, and the caller's bit count catches it).
+        let p = self.pos.min(self.last);
         let word = self
             .data
-            .get(self.pos..self.pos + 8)
+            .get(p..p + 8)
             .and_then(|s| <[u8; 8]>::try_from(s).ok())
             .map_or(0, u64::from_be_bytes);
         self.buf |= word >> self.n;
@@ -193,15 +300,38 @@ impl<'a> Bits<'a> {
         self.n -= bits;
     }
 
+    /// Decodes one block: returns its DC difference, having skipped its AC coefficients.
+    ///
+    /// Not inlined, and working on a local copy of the reader: inside the caller's large
+    /// MCU loop the reader's fields would live on the stack; here they stay in registers.
+    #[inline(never)]
+    pub(crate) fn block(&mut self, dc: &DcTable, ac: &AcTable) -> Result<i32, BadCode> {
+        let mut b = *self;
+        let diff = b.dc_diff(dc)?;
+        b.ac_skip(ac)?;
+        *self = b;
+        Ok(diff)
+    }
+
+    /// Skips one block whose DC value is not needed (chroma).
+    #[inline(never)]
+    pub(crate) fn skip_block(&mut self, dc: &DcTable, ac: &AcTable) -> Result<(), BadCode> {
+        let mut b = *self;
+        b.dc_skip(dc)?;
+        b.ac_skip(ac)?;
+        *self = b;
+        Ok(())
+    }
+
     /// Decodes a DC difference with `table`.
     #[inline(always)]
-    pub(crate) fn dc_diff(&mut self, table: &Table) -> Result<i32, BadCode> {
+    fn dc_diff(&mut self, table: &DcTable) -> Result<i32, BadCode> {
         self.refill();
-        let e = u32::from(table.lut[(self.buf >> (64 - LUT_BITS)) as usize]);
+        let e = u32::from(table.lut[(self.buf >> (64 - DC_BITS)) as usize]);
         let (len, size) = if e != 0 {
             (e & 0xFF, e >> 8)
         } else {
-            let (len, sym) = table.decode_long(self.buf).ok_or(BadCode)?;
+            let (len, sym) = table.canon.slow(self.buf)?;
             (len, u32::from(sym))
         };
         self.consume(len);
@@ -220,13 +350,13 @@ impl<'a> Bits<'a> {
 
     /// Skips a DC difference with `table` (a chroma block: its value is never needed).
     #[inline(always)]
-    pub(crate) fn dc_skip(&mut self, table: &Table) -> Result<(), BadCode> {
+    fn dc_skip(&mut self, table: &DcTable) -> Result<(), BadCode> {
         self.refill();
-        let e = u32::from(table.lut[(self.buf >> (64 - LUT_BITS)) as usize]);
+        let e = u32::from(table.lut[(self.buf >> (64 - DC_BITS)) as usize]);
         let bits = if e != 0 {
             (e & 0xFF) + (e >> 8)
         } else {
-            let (len, sym) = table.decode_long(self.buf).ok_or(BadCode)?;
+            let (len, sym) = table.canon.slow(self.buf)?;
             len + u32::from(sym)
         };
         self.consume(bits);
@@ -235,27 +365,41 @@ impl<'a> Bits<'a> {
 
     /// Skips the 63 AC coefficients of one block with `table`.
     #[inline(always)]
-    pub(crate) fn ac_skip(&mut self, table: &Table) -> Result<(), BadCode> {
+    fn ac_skip(&mut self, table: &AcTable) -> Result<(), BadCode> {
         let mut k: u32 = 1;
         while k < 64 {
-            // After a refill at least 56 bits are held, and one coefficient takes at most
-            // 16 + 15 bits: one refill per coefficient always suffices.
+            // After a refill at least 56 bits are held; one lookup drops at most
+            // AC_BITS + 15 bits, the slow path at most 16 + 15.
             self.refill();
-            let e = u32::from(table.lut[(self.buf >> (64 - LUT_BITS)) as usize]);
+            let e = table.lut[(self.buf >> (64 - AC_BITS)) as usize];
             if e != 0 {
-                self.consume(e & 0xFF);
-                k += e >> 8;
+                if k + (e >> 12 & 63) < 64 {
+                    self.consume(e & 31);
+                    k += e >> 5 & 127;
+                } else {
+                    self.consume(e >> 18 & 31);
+                    k += e >> 23 & 127;
+                }
             } else {
-                let (len, sym) = table.decode_long(self.buf).ok_or(BadCode)?;
+                let (len, sym) = table.canon.slow(self.buf)?;
                 self.consume(len + u32::from(sym & 15));
                 k += if sym == 0 {
-                    u32::from(EOB)
+                    EOB
                 } else {
                     u32::from(sym >> 4) + 1
                 };
             }
         }
         Ok(())
+    }
+}
+
+impl Canonical {
+    /// The slow path: the code at the top of `buf` through canonical decoding.
+    #[cold]
+    #[inline(never)]
+    fn slow(&self, buf: u64) -> Result<(u32, u8), BadCode> {
+        self.decode((buf >> 48) as u32).ok_or(BadCode)
     }
 }
 
@@ -302,67 +446,78 @@ pub(crate) mod standard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::string::String;
 
-    fn table(ac: bool, counts: &[u8; 16], symbols: &[u8]) -> Table {
-        let mut t = Table::empty();
-        t.build(ac, counts, symbols).unwrap();
+    fn dc_table(counts: &[u8; 16], symbols: &[u8]) -> DcTable {
+        let mut t = DcTable::empty();
+        t.build(counts, symbols).unwrap();
+        t
+    }
+
+    fn ac_table(counts: &[u8; 16], symbols: &[u8]) -> AcTable {
+        let mut t = AcTable::empty();
+        t.build(counts, symbols).unwrap();
         t
     }
 
     #[test]
     fn standard_tables_are_complete_prefix_codes() {
-        for (ac, counts, symbols) in [
-            (false, &standard::DC_LUMA_COUNTS, &standard::DC_SYMBOLS[..]),
-            (false, &standard::DC_CHROMA_COUNTS, &standard::DC_SYMBOLS[..]),
-            (true, &standard::AC_LUMA_COUNTS, &standard::AC_LUMA_SYMBOLS[..]),
-            (true, &standard::AC_CHROMA_COUNTS, &standard::AC_CHROMA_SYMBOLS[..]),
+        for (counts, symbols) in [
+            (&standard::DC_LUMA_COUNTS, &standard::DC_SYMBOLS[..]),
+            (&standard::DC_CHROMA_COUNTS, &standard::DC_SYMBOLS[..]),
         ] {
             let total: usize = counts.iter().map(|&c| usize::from(c)).sum();
             assert_eq!(total, symbols.len());
-            table(ac, counts, symbols);
+            dc_table(counts, symbols);
+        }
+        for (counts, symbols) in [
+            (&standard::AC_LUMA_COUNTS, &standard::AC_LUMA_SYMBOLS[..]),
+            (&standard::AC_CHROMA_COUNTS, &standard::AC_CHROMA_SYMBOLS[..]),
+        ] {
+            let total: usize = counts.iter().map(|&c| usize::from(c)).sum();
+            assert_eq!(total, symbols.len());
+            ac_table(counts, symbols);
         }
     }
 
     #[test]
     fn refuses_oversubscribed_and_bad_dc_symbols() {
-        let mut t = Table::empty();
         // Three codes of length 1 cannot exist.
         let mut counts = [0u8; 16];
         counts[0] = 3;
         assert_eq!(
-            t.build(true, &counts, &[1, 2, 3]),
+            AcTable::empty().build(&counts, &[1, 2, 3]),
             Err(TableError::Oversubscribed)
         );
         counts[0] = 1;
-        assert_eq!(t.build(false, &counts, &[12]), Err(TableError::DcSymbol(12)));
-        assert_eq!(t.build(false, &counts, &[]), Err(TableError::Length));
+        let mut dc = DcTable::empty();
+        assert_eq!(dc.build(&counts, &[12]), Err(TableError::DcSymbol(12)));
+        assert_eq!(dc.build(&counts, &[]), Err(TableError::Length));
     }
 
     #[test]
     fn decodes_dc_differences_and_skips_ac() {
         // DC luma: symbol 3 has code 100 (length 3); +5 = 101, -5 = 010.
-        let dc = table(false, &standard::DC_LUMA_COUNTS, &standard::DC_SYMBOLS);
-        let ac = table(true, &standard::AC_LUMA_COUNTS, &standard::AC_LUMA_SYMBOLS);
-        // 100 101 | 100 010 | then AC: 0x01 (code 00) + 1 bit, EOB (1010) → padding 1s.
-        // bits: 100101 100010 00 1 1010 1111...
-        let bits = "1001011000100011010";
-        let mut bytes = alloc_bytes(bits);
+        let dc = dc_table(&standard::DC_LUMA_COUNTS, &standard::DC_SYMBOLS);
+        let ac = ac_table(&standard::AC_LUMA_COUNTS, &standard::AC_LUMA_SYMBOLS);
+        // Block 1: DC 100 101, AC EOB 1010. Block 2: DC 100 010, AC 0x01 (code 00) with one
+        // magnitude bit, then EOB; padding 1s.
+        let bits = alloc::format!("{}{}{}{}{}", "100101", "1010", "100010", "001", "1010");
+        let mut bytes = to_bytes(&bits);
         bytes.extend_from_slice(&[0; 8]);
         let mut r = Bits::new(&bytes, 0);
-        assert_eq!(r.dc_diff(&dc), Ok(5));
-        assert_eq!(r.dc_diff(&dc), Ok(-5));
-        r.ac_skip(&ac).unwrap();
+        assert_eq!(r.block(&dc, &ac), Ok(5));
+        assert_eq!(r.block(&dc, &ac), Ok(-5));
         assert_eq!(r.consumed_bits(), bits.len());
     }
 
     #[test]
     fn long_codes_take_the_slow_path() {
-        // AC luma 0xfa (run 15, size 10) has a 16-bit code: 1111111111111110.
-        let ac = table(true, &standard::AC_LUMA_COUNTS, &standard::AC_LUMA_SYMBOLS);
-        // 0xfa then ten magnitude bits, then 0x01+1 bit up to k... then EOB.
-        // k: 1 + 16 = 17, then EOB.
-        let bits = "1111111111111110".to_string() + "0000000000" + "1010";
-        let mut bytes = alloc_bytes(&bits);
+        // AC luma 0xfa (run 15, size 10) has a 16-bit code: 1111111111111110; k: 1 + 16 =
+        // 17, then EOB.
+        let ac = ac_table(&standard::AC_LUMA_COUNTS, &standard::AC_LUMA_SYMBOLS);
+        let bits = alloc::format!("{}{}{}", "1111111111111110", "0000000000", "1010");
+        let mut bytes = to_bytes(&bits);
         bytes.extend_from_slice(&[0; 8]);
         let mut r = Bits::new(&bytes, 0);
         r.ac_skip(&ac).unwrap();
@@ -373,12 +528,75 @@ mod tests {
         assert_eq!(r.ac_skip(&ac), Err(BadCode));
     }
 
-    fn alloc_bytes(bits: &str) -> alloc::vec::Vec<u8> {
+    /// The code of every symbol of a table, as bit strings.
+    fn codes(counts: &[u8; 16], symbols: &[u8]) -> alloc::vec::Vec<(u8, String)> {
         let mut out = alloc::vec::Vec::new();
-        let padded = alloc::format!("{bits:1<width$}", width = bits.len().div_ceil(8) * 8);
-        for chunk in padded.as_bytes().chunks(8) {
-            let s = core::str::from_utf8(chunk).unwrap();
-            out.push(u8::from_str_radix(s, 2).unwrap());
+        let (mut code, mut i) = (0u32, 0);
+        for len in 1..=16 {
+            for _ in 0..counts[len - 1] {
+                out.push((symbols[i], alloc::format!("{code:0len$b}")));
+                code += 1;
+                i += 1;
+            }
+            code <<= 1;
+        }
+        out
+    }
+
+    #[test]
+    fn skipping_many_coefficients_at_once_stops_exactly_at_each_block_end() {
+        // Random blocks written with the standard luma AC code: many short coefficients
+        // (which the lookup combines), long ones, zero runs, and blocks that end at
+        // position 63 without an end-of-block code (where a combined lookup must not run
+        // into the next block). After each block the reader must be exactly at its end.
+        let counts = &standard::AC_LUMA_COUNTS;
+        let table = ac_table(counts, &standard::AC_LUMA_SYMBOLS);
+        let code: alloc::collections::BTreeMap<u8, String> =
+            codes(counts, &standard::AC_LUMA_SYMBOLS).into_iter().collect();
+        let mut seed = 0x1234_5678_9abc_def0u64;
+        let mut rand = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut stream = String::new();
+        let mut ends = alloc::vec::Vec::new();
+        for _ in 0..3000 {
+            let mut k = 1u64;
+            let dense = rand(3) == 0;
+            while k < 64 {
+                if !dense && rand(6) == 0 {
+                    stream += &code[&0x00];
+                    break;
+                }
+                let run = if dense { 0 } else { rand(4).min(63 - k) } as u8;
+                let size = if rand(8) == 0 { 1 + rand(10) } else { 1 + rand(2) } as u8;
+                let sym = run << 4 | size;
+                stream += &code[&sym];
+                for _ in 0..size {
+                    stream.push(if rand(2) == 0 { '0' } else { '1' });
+                }
+                k += u64::from(run) + 1;
+            }
+            ends.push(stream.len());
+        }
+        let mut bytes = to_bytes(&stream);
+        bytes.extend_from_slice(&[0; 8]);
+        let mut r = Bits::new(&bytes, 0);
+        for (b, &end) in ends.iter().enumerate() {
+            r.ac_skip(&table).unwrap();
+            assert_eq!(r.consumed_bits(), end, "block {b}");
+        }
+    }
+
+    /// MSB-first bytes of a bit string, padded with 1s as JPEG pads.
+    fn to_bytes(bits: &str) -> alloc::vec::Vec<u8> {
+        let mut out = alloc::vec![0xFFu8; bits.len().div_ceil(8)];
+        for (i, c) in bits.bytes().enumerate() {
+            if c == b'0' {
+                out[i / 8] &= !(0x80 >> (i % 8));
+            }
         }
         out
     }

@@ -41,12 +41,13 @@ fn assert_close(jpeg: &[u8], what: &str) {
     );
     // The DC term is the block mean before the IDCT's rounding and clamping, and ours is
     // rounded to a whole level: a mean |Δ| of 0.25 is that rounding alone. Ringing that clips
-    // at 0 or 255 (coarse quantisers) adds a little.
+    // at 0 or 255 (coarse quantisers; white-on-black text) moves a full decoder's block
+    // mean by a few levels.
     assert!(mean < 0.35, "{what}: mean difference {mean} too large");
-    assert!(max < 2.0, "{what}: max difference {max} too large");
+    assert!(max < 4.0, "{what}: max difference {max} too large");
     // Through RGB, clipped colour channels lose a little more.
     assert!(mean_rgb < 0.45, "{what}: mean difference {mean_rgb} (RGB) too large");
-    assert!(max_rgb < 3.0, "{what}: max difference {max_rgb} (RGB) too large");
+    assert!(max_rgb < 4.5, "{what}: max difference {max_rgb} (RGB) too large");
 }
 
 #[test]

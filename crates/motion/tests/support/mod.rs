@@ -177,15 +177,32 @@ pub fn virtual_camera(width: u16, height: u16, phase: usize, loop_len: usize) ->
     pic
 }
 
-/// The virtual camera's VGA frame as it streams: quality 12 (82), 4:2:0, one restart
-/// interval per MCU.
+/// Four lines of text-like glyphs in 16×16 cells from the second cell on, as the virtual
+/// camera draws its id, sequence number, time and settings into every frame: random 5×7
+/// dot patterns (2-px dots), white on black.
+pub fn draw_text(pic: &mut Picture, seed: u64) {
+    let mut rng = Rng::new(seed);
+    let cols = usize::from(pic.width) / 16;
+    for (line, len) in [(1i32, 8usize), (2, 10), (3, 14), (4, 16)] {
+        for col in 1..cols.saturating_sub(1).min(len) as i32 {
+            pic.fill(col * 16, line * 16, 16, 16, [0, 0, 0]);
+            for gy in 0..7 {
+                for gx in 0..5 {
+                    if rng.unit() < 0.4 {
+                        pic.fill(col * 16 + 3 + gx * 2, line * 16 + 1 + gy * 2, 2, 2, [255; 3]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The virtual camera's frame as it streams: quality 12 (82), 4:2:0, one restart interval
+/// per MCU, with four lines of text (VGA: about 25 KB, as the simulator's frames).
 pub fn virtual_camera_jpeg(width: u16, height: u16, phase: usize) -> Vec<u8> {
-    encode(
-        &virtual_camera(width, height, phase, 30),
-        esp_quality(12),
-        Sampling::S420,
-        Some(1),
-    )
+    let mut pic = virtual_camera(width, height, phase, 30);
+    draw_text(&mut pic, phase as u64);
+    encode(&pic, esp_quality(12), Sampling::S420, Some(1))
 }
 
 /// Smooth value noise: a random lattice every `cell` pixels, bilinearly interpolated.
