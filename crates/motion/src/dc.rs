@@ -126,6 +126,22 @@ impl DcImage {
         Self::default()
     }
 
+    /// An image from block means (`width × height`, row-major), as if decoded from a
+    /// `8·width × 8·height` frame; `None` when the lengths disagree. For tests, and for
+    /// callers with luma from elsewhere.
+    pub fn from_pixels(width: usize, height: usize, pixels: Vec<u8>) -> Option<Self> {
+        if pixels.len() != width.checked_mul(height)? {
+            return None;
+        }
+        Some(Self {
+            width,
+            height,
+            frame_width: u16::try_from(width * 8).unwrap_or(u16::MAX),
+            frame_height: u16::try_from(height * 8).unwrap_or(u16::MAX),
+            pixels,
+        })
+    }
+
     /// Width in blocks (`ceil(frame width / 8)` for the usual sampling factors).
     pub fn width(&self) -> usize {
         self.width
