@@ -47,14 +47,29 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(41);
     let fixtures = [
-        ("VGA virtual camera (4:2:0, RST/MCU)", support::virtual_camera_jpeg(640, 480, 7)),
-        ("VGA noisy photo-like (4:2:2)", support::noisy_jpeg(640, 480, 1)),
-        ("UXGA virtual camera (4:2:0, RST/MCU)", support::virtual_camera_jpeg(1600, 1200, 7)),
-        ("UXGA noisy photo-like (4:2:2)", support::noisy_jpeg(1600, 1200, 2)),
+        (
+            "VGA virtual camera (4:2:0, RST/MCU)",
+            support::virtual_camera_jpeg(640, 480, 7),
+        ),
+        (
+            "VGA noisy photo-like (4:2:2)",
+            support::noisy_jpeg(640, 480, 1),
+        ),
+        (
+            "UXGA virtual camera (4:2:0, RST/MCU)",
+            support::virtual_camera_jpeg(1600, 1200, 7),
+        ),
+        (
+            "UXGA noisy photo-like (4:2:2)",
+            support::noisy_jpeg(1600, 1200, 2),
+        ),
     ];
     // Profiling aid: `ESPCAM_BENCH_PROFILE=<fixture index>` only runs the DC decoder on that
     // fixture (for `perf stat` / `perf record`).
-    if let Some(i) = std::env::var("ESPCAM_BENCH_PROFILE").ok().and_then(|v| v.parse::<usize>().ok()) {
+    if let Some(i) = std::env::var("ESPCAM_BENCH_PROFILE")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
         let jpeg = &fixtures[i].1;
         let mut dec = DcDecoder::default();
         let mut img = DcImage::new();
@@ -74,7 +89,9 @@ fn main() {
         return;
     }
     println!("median of {rounds} rounds, single thread, µs per frame\n");
-    println!("| frame | bytes | DC decode | zune-jpeg luma | jpeg-decoder 1/8 | zune ÷ ours | jpeg-decoder ÷ ours |");
+    println!(
+        "| frame | bytes | DC decode | zune-jpeg luma | jpeg-decoder 1/8 | zune ÷ ours | jpeg-decoder ÷ ours |"
+    );
     println!("|---|---|---|---|---|---|---|");
     for (name, jpeg) in &fixtures {
         let mut dec = DcDecoder::default();
@@ -94,7 +111,11 @@ fn main() {
                 black_box(jpeg_decoder_scaled(black_box(jpeg)));
             }));
         }
-        let (o, z, j) = (median_us(&mut ours), median_us(&mut zune), median_us(&mut jd));
+        let (o, z, j) = (
+            median_us(&mut ours),
+            median_us(&mut zune),
+            median_us(&mut jd),
+        );
         println!(
             "| {name} | {} | {o:.1} | {z:.1} | {j:.1} | {:.2} | {:.2} |",
             jpeg.len(),

@@ -52,11 +52,19 @@ impl Rect {
     /// Whether the point (`x`, `y`) (normalised) is inside: left/top edges inclusive,
     /// right/bottom exclusive, except at 1.0.
     pub fn contains(&self, x: f32, y: f32) -> bool {
-        x >= self.x0 && y >= self.y0 && (x < self.x1 || self.x1 >= 1.0) && (y < self.y1 || self.y1 >= 1.0)
+        x >= self.x0
+            && y >= self.y0
+            && (x < self.x1 || self.x1 >= 1.0)
+            && (y < self.y1 || self.y1 >= 1.0)
     }
 
     fn check(&self) -> Result<(), RectProblem> {
-        for (field, value) in [("x0", self.x0), ("y0", self.y0), ("x1", self.x1), ("y1", self.y1)] {
+        for (field, value) in [
+            ("x0", self.x0),
+            ("y0", self.y0),
+            ("x1", self.x1),
+            ("y1", self.y1),
+        ] {
             // `!(0..=1).contains` is also true for NaN.
             if !(0.0..=1.0).contains(&value) {
                 return Err(RectProblem::OutOfRange { field, value });

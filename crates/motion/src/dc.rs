@@ -316,7 +316,9 @@ impl DcDecoder {
                 }
                 0xDC => return Err(Unsupported::HeightInDnl.into()),
                 0xDA => {
-                    let f = frame.ok_or(DecodeError::Malformed("scan (SOS) before the frame header (SOF)"))?;
+                    let f = frame.ok_or(DecodeError::Malformed(
+                        "scan (SOS) before the frame header (SOF)",
+                    ))?;
                     match self.scan(&f, body, jpeg, next, out)? {
                         ScanOutcome::Done => return Ok(()),
                         ScanOutcome::SkippedTo(j) => {
@@ -392,16 +394,18 @@ impl DcDecoder {
             let tc_th = b[0];
             let (class, id) = (tc_th >> 4, usize::from(tc_th & 15));
             if class > 1 || id > 3 {
-                return Err(DecodeError::BadHuffmanTable("class not 0..=1 or id not 0..=3"));
+                return Err(DecodeError::BadHuffmanTable(
+                    "class not 0..=1 or id not 0..=3",
+                ));
             }
             let counts: [u8; 16] = b
                 .get(1..17)
                 .and_then(|s| s.try_into().ok())
                 .ok_or(DecodeError::BadHuffmanTable("DHT segment too short"))?;
             let total: usize = counts.iter().map(|&c| usize::from(c)).sum();
-            let symbols = b
-                .get(17..17 + total)
-                .ok_or(DecodeError::BadHuffmanTable("DHT segment too short for its symbols"))?;
+            let symbols = b.get(17..17 + total).ok_or(DecodeError::BadHuffmanTable(
+                "DHT segment too short for its symbols",
+            ))?;
             let built = if class == 0 {
                 self.dc_defined[id] = false;
                 self.dc[id].build(&counts, symbols)
@@ -430,7 +434,9 @@ impl DcDecoder {
         while !b.is_empty() {
             let (pq, id) = (b[0] >> 4, usize::from(b[0] & 15));
             if pq > 1 || id > 3 {
-                return Err(DecodeError::Malformed("DQT precision not 0..=1 or id not 0..=3"));
+                return Err(DecodeError::Malformed(
+                    "DQT precision not 0..=1 or id not 0..=3",
+                ));
             }
             let n = if pq == 0 { 64 } else { 128 };
             let t = b
@@ -451,7 +457,11 @@ impl DcDecoder {
     /// JPEG does), as other decoders do.
     fn ensure_table(&mut self, ac: bool, id: u8) -> Result<(), DecodeError> {
         let i = usize::from(id);
-        let defined = if ac { self.ac_defined[i] } else { self.dc_defined[i] };
+        let defined = if ac {
+            self.ac_defined[i]
+        } else {
+            self.dc_defined[i]
+        };
         if defined {
             return Ok(());
         }
@@ -502,7 +512,9 @@ impl DcDecoder {
             let idx = f.components[..f.count]
                 .iter()
                 .position(|c| c.id == s[0])
-                .ok_or(DecodeError::Malformed("scan names a component the frame lacks"))?;
+                .ok_or(DecodeError::Malformed(
+                    "scan names a component the frame lacks",
+                ))?;
             let (td, ta) = (s[1] >> 4, s[1] & 15);
             if td > 3 || ta > 3 {
                 return Err(DecodeError::Malformed("Huffman table id not 0..=3"));
@@ -582,10 +594,14 @@ impl DcDecoder {
         };
         let intervals = total.div_ceil(interval);
         if self.restart_interval == 0 && !self.segments.is_empty() {
-            return Err(DecodeError::Malformed("restart marker without a restart interval (DRI)"));
+            return Err(DecodeError::Malformed(
+                "restart marker without a restart interval (DRI)",
+            ));
         }
         if self.segments.len() + 1 < intervals {
-            return Err(DecodeError::Truncated("the entropy-coded data (restart intervals missing)"));
+            return Err(DecodeError::Truncated(
+                "the entropy-coded data (restart intervals missing)",
+            ));
         }
         let data_len = self.scratch.len() - 8;
         let tables: [(&DcTable, &AcTable); 4] = core::array::from_fn(|k| {
@@ -642,7 +658,9 @@ impl DcDecoder {
     fn destuff(&mut self, jpeg: &[u8], start: usize) -> Result<(), DecodeError> {
         self.scratch.clear();
         self.segments.clear();
-        let data = jpeg.get(start..).ok_or(DecodeError::Truncated("the scan"))?;
+        let data = jpeg
+            .get(start..)
+            .ok_or(DecodeError::Truncated("the scan"))?;
         self.scratch.reserve(data.len() + 8);
         let mut i = 0;
         loop {
@@ -683,7 +701,9 @@ enum ScanOutcome {
 fn skip_entropy(jpeg: &[u8], start: usize) -> Result<usize, DecodeError> {
     let mut i = start;
     loop {
-        let rest = jpeg.get(i..).ok_or(DecodeError::Truncated("a skipped scan"))?;
+        let rest = jpeg
+            .get(i..)
+            .ok_or(DecodeError::Truncated("a skipped scan"))?;
         let off = memchr::memchr(0xFF, rest).ok_or(DecodeError::Truncated("a skipped scan"))?;
         let j = i + off;
         match jpeg.get(j + 1) {

@@ -250,9 +250,7 @@ impl Detector {
             self.reset_run_if_idle();
             return analysis;
         }
-        let dt = self
-            .last_frame_at
-            .map_or(0, |t| now_ms.saturating_sub(t));
+        let dt = self.last_frame_at.map_or(0, |t| now_ms.saturating_sub(t));
         self.last_frame_at = Some(now_ms);
         let scores = self.background.score_and_update(
             &self.image,

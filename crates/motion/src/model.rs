@@ -130,7 +130,8 @@ impl Background {
         self.width = img.width();
         self.height = img.height();
         self.mean.clear();
-        self.mean.extend(img.pixels().iter().map(|&p| u16::from(p) << 8));
+        self.mean
+            .extend(img.pixels().iter().map(|&p| u16::from(p) << 8));
         self.changed.clear();
         self.changed.resize(self.mean.len(), false);
     }
@@ -187,13 +188,13 @@ impl Background {
             }
         }
         zone_scores.clear();
-        zone_scores.extend(
-            layout
-                .zone_cells
-                .iter()
-                .zip(counts)
-                .map(|(&cells, c)| if cells == 0 { 0.0 } else { c as f32 / cells as f32 }),
-        );
+        zone_scores.extend(layout.zone_cells.iter().zip(counts).map(|(&cells, c)| {
+            if cells == 0 {
+                0.0
+            } else {
+                c as f32 / cells as f32
+            }
+        }));
 
         // 3. Follow the frame: rate dt / (adapt + dt), 16-bit fixed point.
         let dt = dt_ms.min(u64::from(u32::MAX));

@@ -46,8 +46,14 @@ fn assert_close(jpeg: &[u8], what: &str) {
     assert!(mean < 0.35, "{what}: mean difference {mean} too large");
     assert!(max < 4.0, "{what}: max difference {max} too large");
     // Through RGB, clipped colour channels lose a little more.
-    assert!(mean_rgb < 0.45, "{what}: mean difference {mean_rgb} (RGB) too large");
-    assert!(max_rgb < 4.5, "{what}: max difference {max_rgb} (RGB) too large");
+    assert!(
+        mean_rgb < 0.45,
+        "{what}: mean difference {mean_rgb} (RGB) too large"
+    );
+    assert!(
+        max_rgb < 4.5,
+        "{what}: max difference {max_rgb} (RGB) too large"
+    );
 }
 
 #[test]
@@ -68,7 +74,10 @@ fn matches_a_full_decoder_for_every_sampling_and_restart_layout() {
 
 #[test]
 fn matches_a_full_decoder_on_the_fixtures() {
-    assert_close(&support::virtual_camera_jpeg(640, 480, 3), "virtual camera VGA");
+    assert_close(
+        &support::virtual_camera_jpeg(640, 480, 3),
+        "virtual camera VGA",
+    );
     assert_close(&noisy_jpeg(640, 480, 1), "noisy VGA 4:2:2");
     assert_close(&noisy_jpeg(1600, 1200, 2), "noisy UXGA 4:2:2");
     // Quality extremes: coarse DC quantiser (q 63 → 6) and the finest (q 0 → 100).
@@ -201,10 +210,7 @@ fn progressive_and_other_processes_are_refused_by_name() {
 
     // Patch the SOF0 marker of a baseline frame into other processes.
     let baseline = encode(&pic, 80, Sampling::S420, None);
-    let sof = baseline
-        .windows(2)
-        .position(|w| w == [0xFF, 0xC0])
-        .unwrap();
+    let sof = baseline.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
     for (marker, want) in [
         (0xC3, Unsupported::Lossless),
         (0xC5, Unsupported::Hierarchical),
@@ -220,7 +226,10 @@ fn progressive_and_other_processes_are_refused_by_name() {
     j[sof + 4] = 12;
     let err = decode_dc(&j).unwrap_err();
     assert_eq!(err, DecodeError::Unsupported(Unsupported::Precision(12)));
-    assert_eq!(err.to_string(), "unsupported JPEG: 12-bit samples; expected 8-bit");
+    assert_eq!(
+        err.to_string(),
+        "unsupported JPEG: 12-bit samples; expected 8-bit"
+    );
 }
 
 #[test]

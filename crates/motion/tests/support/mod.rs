@@ -189,7 +189,13 @@ pub fn draw_text(pic: &mut Picture, seed: u64) {
             for gy in 0..7 {
                 for gx in 0..5 {
                     if rng.unit() < 0.4 {
-                        pic.fill(col * 16 + 3 + gx * 2, line * 16 + 1 + gy * 2, 2, 2, [255; 3]);
+                        pic.fill(
+                            col * 16 + 3 + gx * 2,
+                            line * 16 + 1 + gy * 2,
+                            2,
+                            2,
+                            [255; 3],
+                        );
                     }
                 }
             }
@@ -311,7 +317,9 @@ fn block_means(luma: impl Fn(usize, usize) -> f64, w: usize, h: usize) -> (usize
 /// Reference block means from an independent full decoder with luma output (zune-jpeg:
 /// Huffman, dequantisation, IDCT, no colour conversion).
 pub fn reference_block_means(jpeg: &[u8]) -> (usize, usize, Vec<f64>) {
-    use zune_jpeg::zune_core::{bytestream::ZCursor, colorspace::ColorSpace, options::DecoderOptions};
+    use zune_jpeg::zune_core::{
+        bytestream::ZCursor, colorspace::ColorSpace, options::DecoderOptions,
+    };
     let options = DecoderOptions::default().jpeg_set_out_colorspace(ColorSpace::Luma);
     let mut dec = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(jpeg), options);
     let px = dec.decode().unwrap();
