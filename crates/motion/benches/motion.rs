@@ -36,7 +36,7 @@ fn jpeg_decoder_scaled(jpeg: &[u8]) -> usize {
     if dec.read_info().is_err() {
         return 0;
     }
-    let info = dec.info().unwrap();
+    let info = dec.info().expect("decoded header");
     let _ = dec.scale(info.width.div_ceil(8), info.height.div_ceil(8));
     dec.decode().map(|p| p.len()).unwrap_or(0)
 }
@@ -75,7 +75,12 @@ fn main() {
         let mut img = DcImage::new();
         let n = 100_000_000 / jpeg.len();
         let mut each: Vec<f64> = (0..n)
-            .map(|_| time_batch(1, || dec.decode(black_box(jpeg), &mut img).unwrap()))
+            .map(|_| {
+                time_batch(1, || {
+                    dec.decode(black_box(jpeg), &mut img)
+                        .expect("fixture decodes")
+                })
+            })
             .collect();
         each.sort_by(f64::total_cmp);
         println!(
@@ -101,7 +106,8 @@ fn main() {
         let (mut ours, mut zune, mut jd) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..rounds {
             ours.push(time_batch(batch, || {
-                dec.decode(black_box(jpeg), &mut img).unwrap();
+                dec.decode(black_box(jpeg), &mut img)
+                    .expect("fixture decodes");
                 black_box(img.pixels());
             }));
             zune.push(time_batch(batch.div_ceil(4), || {

@@ -307,7 +307,8 @@ impl DcDecoder {
                 0xC2 => return Err(Unsupported::Progressive.into()),
                 0xC3 => return Err(Unsupported::Lossless.into()),
                 0xC5..=0xC7 | 0xDE | 0xDF => return Err(Unsupported::Hierarchical.into()),
-                0xC9..=0xCB | 0xCD..=0xCF | 0xCC => return Err(Unsupported::Arithmetic.into()),
+                // SOF9..SOF11, DAC, SOF13..SOF15.
+                0xC9..=0xCF => return Err(Unsupported::Arithmetic.into()),
                 0xC4 => self.parse_dht(body)?,
                 0xDB => self.parse_dqt(body)?,
                 0xDD => {

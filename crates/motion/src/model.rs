@@ -153,14 +153,14 @@ impl Background {
         zone_scores: &mut Vec<f32>,
     ) -> Scores {
         let px = img.pixels();
-        let n = px.len().min(self.mean.len()).min(layout.masked.len());
+        let level = |m: u16| i32::from((m + 128) >> 8);
 
         // 1. The global lighting shift: median of frame − background over live cells.
         self.hist.clear();
         self.hist.resize(511, 0);
-        for i in 0..n {
-            if !layout.masked[i] {
-                let d = i32::from(px[i]) - i32::from((self.mean[i] + 128) >> 8);
+        for ((&p, &m), &masked) in px.iter().zip(&self.mean).zip(&layout.masked) {
+            if !masked {
+                let d = i32::from(p) - level(m);
                 self.hist[(d + 255) as usize] += 1;
             }
         }
@@ -170,17 +170,18 @@ impl Background {
         let delta = i32::from(config.cell_delta);
         let mut counts = [0u32; 32];
         let mut changed_total = 0u32;
-        for i in 0..n {
-            if layout.masked[i] {
-                self.changed[i] = false;
-                continue;
-            }
-            let expected = (i32::from((self.mean[i] + 128) >> 8) + shift).clamp(0, 255);
-            let c = (i32::from(px[i]) - expected).abs() > delta;
-            self.changed[i] = c;
-            if c {
+        let cells = px
+            .iter()
+            .zip(&self.mean)
+            .zip(&layout.masked)
+            .zip(&layout.zones)
+            .zip(&mut self.changed);
+        for ((((&p, &m), &masked), &zones), changed) in cells {
+            let expected = (level(m) + shift).clamp(0, 255);
+            *changed = !masked && (i32::from(p) - expected).abs() > delta;
+            if *changed {
                 changed_total += 1;
-                let mut z = layout.zones[i];
+                let mut z = zones;
                 while z != 0 {
                     counts[z.trailing_zeros() as usize] += 1;
                     z &= z - 1;
@@ -200,11 +201,11 @@ impl Background {
         let dt = dt_ms.min(u64::from(u32::MAX));
         let rate = (dt << 16) / (u64::from(config.adapt_ms) + dt).max(1);
         let rate = rate.min(1 << 16) as i64;
-        for i in 0..n {
-            let m = i64::from(self.mean[i]);
-            let target = i64::from(px[i]) << 8;
+        for (mean, &p) in self.mean.iter_mut().zip(px) {
+            let m = i64::from(*mean);
+            let target = i64::from(p) << 8;
             let next = m + (((target - m) * rate) >> 16);
-            self.mean[i] = next.clamp(0, 255 << 8) as u16;
+            *mean = next.clamp(0, 255 << 8) as u16;
         }
 
         Scores {

@@ -12,7 +12,7 @@ type Reference = fn(&[u8]) -> (usize, usize, Vec<f64>);
 /// Our DC image against a full decode averaged over 8×8 blocks (the blocks wholly inside the
 /// picture). Returns (mean absolute difference, max absolute difference).
 fn compare(jpeg: &[u8], reference: Reference) -> (f64, f64) {
-    let dc = decode_dc(jpeg).unwrap();
+    let dc = decode_dc(jpeg).expect("DC decode");
     let (w, h, reference) = reference(jpeg);
     assert_eq!((dc.width(), dc.height()), (w, h), "DC image size");
     let mut sum = 0.0;

@@ -129,10 +129,10 @@ pub fn encode(pic: &Picture, quality: u8, sampling: Sampling, restart: Option<u1
     if sampling == Sampling::Gray {
         let grey = pic.grey();
         enc.encode(&grey, pic.width, pic.height, ColorType::Luma)
-            .unwrap();
+            .expect("encode fixture");
     } else {
         enc.encode(&pic.rgb, pic.width, pic.height, ColorType::Rgb)
-            .unwrap();
+            .expect("encode fixture");
     }
     out
 }
@@ -322,8 +322,8 @@ pub fn reference_block_means(jpeg: &[u8]) -> (usize, usize, Vec<f64>) {
     };
     let options = DecoderOptions::default().jpeg_set_out_colorspace(ColorSpace::Luma);
     let mut dec = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(jpeg), options);
-    let px = dec.decode().unwrap();
-    let (w, h) = dec.dimensions().unwrap();
+    let px = dec.decode().expect("reference decode");
+    let (w, h) = dec.dimensions().expect("decoded dimensions");
     assert_eq!(px.len(), w * h, "zune-jpeg luma output");
     block_means(|x, y| f64::from(px[y * w + x]), w, h)
 }
@@ -332,8 +332,8 @@ pub fn reference_block_means(jpeg: &[u8]) -> (usize, usize, Vec<f64>) {
 /// into BT.601 luma: loses a little where a colour channel clipped).
 pub fn reference_block_means_rgb(jpeg: &[u8]) -> (usize, usize, Vec<f64>) {
     let mut dec = jpeg_decoder::Decoder::new(jpeg);
-    let px = dec.decode().unwrap();
-    let info = dec.info().unwrap();
+    let px = dec.decode().expect("reference decode");
+    let info = dec.info().expect("decoded header");
     let (w, h) = (usize::from(info.width), usize::from(info.height));
     let channels = px.len() / (w * h);
     block_means(
