@@ -57,7 +57,9 @@ fn run(
     for i in 0..n {
         let (objects, shift) = script(i);
         let jpeg = scene.frame(&objects, shift);
-        let a = detector.analyse(&jpeg, i as u64 * DT).expect("frame decodes");
+        let a = detector
+            .analyse(&jpeg, i as u64 * DT)
+            .expect("frame decodes");
         if let Some(e) = a.event {
             events.push((i, e));
         }
