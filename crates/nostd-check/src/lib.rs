@@ -41,6 +41,8 @@ extern crate std;
 use espcam_proto::{CameraMsg, FrameLimits, HubMsg, decode_frame, jpeg};
 // The camera core must link without std too (the firmware runs it).
 use espcam_camera as _;
+// So must motion detection (sans-IO like the others; nothing stops a camera running it).
+use espcam_motion::decode_dc;
 
 #[cfg(feature = "proof")]
 #[panic_handler]
@@ -86,6 +88,9 @@ pub extern "C" fn espcam_nostd_check(buf: &[u8; 512], len: usize) -> i32 {
     }
     if jpeg::scan(data).is_ok() {
         return -2;
+    }
+    if let Ok(image) = decode_dc(data) {
+        return -6 - i32::from(image.width() > 0);
     }
     match core::str::from_utf8(data) {
         Ok(text) if CameraMsg::from_json(text).is_ok() => -3,
