@@ -14,7 +14,8 @@
 //!   then colour conversion).
 //!
 //! `ESPCAM_BENCH_ROUNDS` (default 31) sets the rounds; `ESPCAM_BENCH_PROFILE=<fixture index>`
-//! runs only the DC decoder on that fixture, for `perf record`.
+//! runs only the DC decoder on that fixture, for `perf record` (with
+//! `ESPCAM_BENCH_PROFILE_ANALYSIS=1`: the whole analysis).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -196,6 +197,15 @@ fn main() {
 }
 
 fn profile(fx: &Fixture) {
+    if std::env::var_os("ESPCAM_BENCH_PROFILE_ANALYSIS").is_some() {
+        let mut d = Detector::new(MotionConfig::default()).expect("default config");
+        let n = 100_000_000 / fx.frames.iter().map(Vec::len).sum::<usize>() * fx.frames.len();
+        for i in 0..n {
+            let a = d.analyse(&fx.frames[i % fx.frames.len()], i as u64 * 200);
+            black_box(a.map(|a| a.score).unwrap_or(0.0));
+        }
+        return;
+    }
     let mut dec = DcDecoder::default();
     let mut img = DcImage::new();
     let bytes: usize = fx.frames.iter().map(Vec::len).sum();

@@ -209,15 +209,16 @@ impl Background {
             }
         }));
 
-        // 3. Follow the frame: rate dt / (adapt + dt), 16-bit fixed point.
+        // 3. Follow the frame: rate dt / (adapt + dt) in Q15, so that `difference × rate`
+        //    (at most 65 280 × 32 768 < 2^31) fits an i32 and the loop vectorises. The new
+        //    mean lies between the old one and the frame: no clamping needed.
         let dt = dt_ms.min(u64::from(u32::MAX));
-        let rate = (dt << 16) / (u64::from(config.adapt_ms) + dt).max(1);
-        let rate = rate.min(1 << 16) as i64;
+        let rate = (dt << 15) / (u64::from(config.adapt_ms) + dt).max(1);
+        let rate = rate.min(1 << 15) as i32;
         for (mean, &p) in self.mean.iter_mut().zip(px) {
-            let m = i64::from(*mean);
-            let target = i64::from(p) << 8;
-            let next = m + (((target - m) * rate) >> 16);
-            *mean = next.clamp(0, 255 << 8) as u16;
+            let m = i32::from(*mean);
+            let target = i32::from(p) << 8;
+            *mean = (m + (((target - m) * rate) >> 15)) as u16;
         }
 
         Scores {

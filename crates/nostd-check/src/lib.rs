@@ -1,4 +1,5 @@
-//! Proof that `espcam-proto` (and `espcam-camera`) build without `std`, on a host toolchain.
+//! Proof that `espcam-proto`, `espcam-camera` and `espcam-motion` build without `std`, on a
+//! host toolchain.
 //!
 //! The firmware needs these crates `no_std + alloc`, but CI has no Xtensa toolchain. So this
 //! crate links them into a `#![no_std]` static library with its own `#[panic_handler]` and
