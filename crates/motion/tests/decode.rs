@@ -3,6 +3,10 @@
 
 mod support;
 
+/// The `motion` fuzz target's body (`fuzz/motion_bodies.rs`), run here on stable.
+#[path = "../../../fuzz/motion_bodies.rs"]
+mod motion_bodies;
+
 use espcam_motion::{DcDecoder, DcImage, DecodeError, Unsupported, decode_dc};
 use proptest::prelude::*;
 use support::{Picture, Sampling, encode, esp_quality, noisy_jpeg, photo_like, virtual_camera};
@@ -86,6 +90,14 @@ fn matches_a_full_decoder_on_the_fixtures() {
     let pic = photo_like(320, 240, 3);
     assert_close(&encode(&pic, 6, Sampling::S420, None), "quality 6");
     assert_close(&encode(&pic, 100, Sampling::S420, None), "quality 100");
+}
+
+#[test]
+fn the_fuzz_body_accepts_every_fixture() {
+    for jpeg in sample_frames() {
+        motion_bodies::motion(&jpeg);
+        assert!(decode_dc(&jpeg).is_ok());
+    }
 }
 
 #[test]
@@ -296,8 +308,8 @@ proptest! {
     fn never_panics_on_random_bytes(data in proptest::collection::vec(any::<u8>(), 0..600)) {
         let mut with_soi = vec![0xFF, 0xD8];
         with_soi.extend_from_slice(&data);
-        let _ = decode_dc(&data);
-        let _ = decode_dc(&with_soi);
+        motion_bodies::motion(&data);
+        motion_bodies::motion(&with_soi);
     }
 
     #[test]
@@ -312,10 +324,12 @@ proptest! {
             let i = at.index(jpeg.len());
             jpeg[i] = byte;
         }
+        motion_bodies::motion(&jpeg);
         let mut dec = DcDecoder::default();
         let mut out = DcImage::new();
         let _ = dec.decode(&jpeg, &mut out);
         let end = cut.index(jpeg.len() + 1);
+        motion_bodies::motion(&jpeg[..end]);
         if dec.decode(&jpeg[..end], &mut out).is_ok() {
             // Whatever decoded has the size its header claims.
             prop_assert_eq!(out.pixels().len(), out.width() * out.height());
