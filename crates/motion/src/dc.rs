@@ -23,7 +23,7 @@
 
 use alloc::vec::Vec;
 
-use crate::huffman::{AcTable, Bits, DcTable, TableError, standard};
+use crate::huffman::{AcTable, BadCode, Bits, DcTable, TableError, standard};
 
 /// A JPEG coding process this decoder does not read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -609,40 +609,21 @@ impl DcDecoder {
             let (_, td, ta) = comps.get(k).copied().unwrap_or((0, 0, 0));
             (&self.dc[usize::from(td)], &self.ac[usize::from(ta)])
         });
-        let pixels = &mut out.pixels[..];
-        let q0 = i32::from(q0);
+        let geometry = Geometry {
+            mcus_x,
+            out_w,
+            luma_step,
+            q0: i32::from(q0),
+        };
         let mut mcu = 0;
         for s in 0..intervals {
             let start = if s == 0 { 0 } else { self.segments[s - 1] };
             let seg_end = self.segments.get(s).copied().unwrap_or(data_len);
             let mut bits = Bits::new(&self.scratch, start);
-            let mut pred = [0i32; 4];
             let last = (mcu + interval).min(total);
-            while mcu < last {
-                let (mx, my) = (mcu % mcus_x, mcu / mcus_x);
-                for slot in plan {
-                    let k = usize::from(slot.comp);
-                    let (dc, ac) = tables[k];
-                    match slot.luma {
-                        Some((bx, by)) => {
-                            let diff = bits
-                                .block(dc, ac)
-                                .map_err(|_| DecodeError::BadCode { interval: s })?;
-                            pred[k] = pred[k].wrapping_add(diff);
-                            let x = mx * luma_step.0 + usize::from(bx);
-                            let y = my * luma_step.1 + usize::from(by);
-                            if x < out_w && y < out_h {
-                                let mean = (pred[k].wrapping_mul(q0).wrapping_add(4) >> 3) + 128;
-                                pixels[y * out_w + x] = mean.clamp(0, 255) as u8;
-                            }
-                        }
-                        None => bits
-                            .skip_block(dc, ac)
-                            .map_err(|_| DecodeError::BadCode { interval: s })?,
-                    }
-                }
-                mcu += 1;
-            }
+            decode_mcus(&mut bits, plan, &tables, &geometry, mcu..last, &mut out.pixels)
+                .map_err(|_| DecodeError::BadCode { interval: s })?;
+            mcu = last;
             if bits.consumed_bits() > seg_end * 8 {
                 return Err(if s + 1 == intervals && seg_end == data_len {
                     DecodeError::Truncated("the entropy-coded data")
@@ -691,6 +672,62 @@ impl DcDecoder {
             }
         }
     }
+}
+
+/// Where the luma blocks of each MCU go in the output.
+struct Geometry {
+    mcus_x: usize,
+    /// Output width; rows below the output (MCU padding) fall outside `pixels`.
+    out_w: usize,
+    /// Luma blocks per MCU across and down.
+    luma_step: (usize, usize),
+    /// DC quantiser of the luma table.
+    q0: i32,
+}
+
+/// Decodes the MCUs `mcus` (one restart interval) from `bits`, writing luma block means into
+/// `pixels`.
+///
+/// Not inlined, and working on a local copy of the reader: in one small function the
+/// reader's state stays in registers for the whole interval.
+#[inline(never)]
+fn decode_mcus(
+    bits: &mut Bits<'_>,
+    plan: &[Slot],
+    tables: &[(&DcTable, &AcTable); 4],
+    g: &Geometry,
+    mcus: core::ops::Range<usize>,
+    pixels: &mut [u8],
+) -> Result<(), BadCode> {
+    let mut b = *bits;
+    let mut pred = [0i32; 4];
+    for mcu in mcus {
+        let (mx, my) = (mcu % g.mcus_x, mcu / g.mcus_x);
+        for slot in plan {
+            let k = usize::from(slot.comp) & 3;
+            let (dc, ac) = tables[k];
+            match slot.luma {
+                Some((bx, by)) => {
+                    pred[k] = pred[k].wrapping_add(b.dc_diff(dc)?);
+                    b.ac_skip(ac)?;
+                    let x = mx * g.luma_step.0 + usize::from(bx);
+                    let y = my * g.luma_step.1 + usize::from(by);
+                    if x < g.out_w
+                        && let Some(p) = pixels.get_mut(y * g.out_w + x)
+                    {
+                        let mean = (pred[k].wrapping_mul(g.q0).wrapping_add(4) >> 3) + 128;
+                        *p = mean.clamp(0, 255) as u8;
+                    }
+                }
+                None => {
+                    b.dc_skip(dc)?;
+                    b.ac_skip(ac)?;
+                }
+            }
+        }
+    }
+    *bits = b;
+    Ok(())
 }
 
 enum ScanOutcome {

@@ -289,12 +289,15 @@ impl<'a> Bits<'a> {
     fn refill(&mut self) {
         // Past the end, load the trailing zero bytes instead (clamped, not branched: only
         // corrupt or truncated data gets there, and the caller's bit count catches it).
+        // Selecting a pointer (not an `Option<u64>`) keeps the loaded word in a register.
+        const ZEROS: [u8; 8] = [0; 8];
         let p = self.pos.min(self.last);
-        let word = self
+        let chunk = self
             .data
-            .get(p..p + 8)
-            .and_then(|s| <[u8; 8]>::try_from(s).ok())
-            .map_or(0, u64::from_be_bytes);
+            .get(p..)
+            .and_then(<[u8]>::first_chunk::<8>)
+            .unwrap_or(&ZEROS);
+        let word = u64::from_be_bytes(*chunk);
         self.buf |= word >> self.n;
         self.pos += (63 - self.n as usize) >> 3;
         self.n |= 56;
@@ -307,31 +310,16 @@ impl<'a> Bits<'a> {
     }
 
     /// Decodes one block: returns its DC difference, having skipped its AC coefficients.
-    ///
-    /// Not inlined, and working on a local copy of the reader: inside the caller's large
-    /// MCU loop the reader's fields would live on the stack; here they stay in registers.
-    #[inline(never)]
-    pub(crate) fn block(&mut self, dc: &DcTable, ac: &AcTable) -> Result<i32, BadCode> {
-        let mut b = *self;
-        let diff = b.dc_diff(dc)?;
-        b.ac_skip(ac)?;
-        *self = b;
+    #[cfg(test)]
+    fn block(&mut self, dc: &DcTable, ac: &AcTable) -> Result<i32, BadCode> {
+        let diff = self.dc_diff(dc)?;
+        self.ac_skip(ac)?;
         Ok(diff)
-    }
-
-    /// Skips one block whose DC value is not needed (chroma).
-    #[inline(never)]
-    pub(crate) fn skip_block(&mut self, dc: &DcTable, ac: &AcTable) -> Result<(), BadCode> {
-        let mut b = *self;
-        b.dc_skip(dc)?;
-        b.ac_skip(ac)?;
-        *self = b;
-        Ok(())
     }
 
     /// Decodes a DC difference with `table`.
     #[inline(always)]
-    fn dc_diff(&mut self, table: &DcTable) -> Result<i32, BadCode> {
+    pub(crate) fn dc_diff(&mut self, table: &DcTable) -> Result<i32, BadCode> {
         self.refill();
         let e = u32::from(table.lut[(self.buf >> (64 - DC_BITS)) as usize]);
         let (len, size) = if e != 0 {
@@ -356,7 +344,7 @@ impl<'a> Bits<'a> {
 
     /// Skips a DC difference with `table` (a chroma block: its value is never needed).
     #[inline(always)]
-    fn dc_skip(&mut self, table: &DcTable) -> Result<(), BadCode> {
+    pub(crate) fn dc_skip(&mut self, table: &DcTable) -> Result<(), BadCode> {
         self.refill();
         let e = u32::from(table.lut[(self.buf >> (64 - DC_BITS)) as usize]);
         let bits = if e != 0 {
@@ -371,7 +359,7 @@ impl<'a> Bits<'a> {
 
     /// Skips the 63 AC coefficients of one block with `table`.
     #[inline(always)]
-    fn ac_skip(&mut self, table: &AcTable) -> Result<(), BadCode> {
+    pub(crate) fn ac_skip(&mut self, table: &AcTable) -> Result<(), BadCode> {
         let mut k: u32 = 1;
         // Two lookups per refill: a refill leaves at least 56 bits and a lookup drops at
         // most AC_BITS + 15 = 26, so the second still reads real bits. (The refill is on the
