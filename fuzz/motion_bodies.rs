@@ -11,7 +11,9 @@ use espcam_motion::{DcDecoder, DcImage, DecoderLimits, Detector, MotionConfig, d
 /// the decoder accepts has the size its header claims.
 pub fn motion(data: &[u8]) {
     // A small pixel limit keeps huge claimed sizes cheap (and exercises the limit).
-    let limits = DecoderLimits { max_pixels: 1 << 20 };
+    let limits = DecoderLimits {
+        max_pixels: 1 << 20,
+    };
     let mut dec = DcDecoder::new(limits);
     let mut out = DcImage::new();
     if dec.decode(data, &mut out).is_ok() {

@@ -621,8 +621,15 @@ impl DcDecoder {
             let seg_end = self.segments.get(s).copied().unwrap_or(data_len);
             let mut bits = Bits::new(&self.scratch, start);
             let last = (mcu + interval).min(total);
-            decode_mcus(&mut bits, plan, &tables, &geometry, mcu..last, &mut out.pixels)
-                .map_err(|_| DecodeError::BadCode { interval: s })?;
+            decode_mcus(
+                &mut bits,
+                plan,
+                &tables,
+                &geometry,
+                mcu..last,
+                &mut out.pixels,
+            )
+            .map_err(|_| DecodeError::BadCode { interval: s })?;
             mcu = last;
             if bits.consumed_bits() > seg_end * 8 {
                 return Err(if s + 1 == intervals && seg_end == data_len {

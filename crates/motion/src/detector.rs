@@ -245,6 +245,8 @@ impl Detector {
             self.zone_scores.resize(self.config.zones.len(), 0.0);
             self.last_frame_at = Some(now_ms);
             analysis.learning = true;
+            // Size the spare buffer now, so the next frame decodes without allocating.
+            self.spare.clone_from(&self.image);
             // Learning frames never trigger, but a running event may still end.
             analysis.event = self.end_if_quiet(now_ms);
             self.reset_run_if_idle();

@@ -137,6 +137,8 @@ impl Background {
             .extend(img.pixels().iter().map(|&p| u16::from(p) << 8));
         self.changed.clear();
         self.changed.resize(self.mean.len(), false);
+        self.hist.clear();
+        self.hist.resize(511, 0);
     }
 
     /// Per cell: changed in the last frame.
