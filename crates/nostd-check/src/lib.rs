@@ -1,4 +1,5 @@
-//! Proof that `espcam-proto` (and `espcam-camera`) build without `std`, on a host toolchain.
+//! Proof that `espcam-proto`, `espcam-camera` and `espcam-motion` build without `std`, on a
+//! host toolchain.
 //!
 //! The firmware needs these crates `no_std + alloc`, but CI has no Xtensa toolchain. So this
 //! crate links them into a `#![no_std]` static library with its own `#[panic_handler]` and
@@ -41,6 +42,8 @@ extern crate std;
 use espcam_proto::{CameraMsg, FrameLimits, HubMsg, decode_frame, jpeg};
 // The camera core must link without std too (the firmware runs it).
 use espcam_camera as _;
+// So must motion detection (sans-IO like the others; nothing stops a camera running it).
+use espcam_motion::decode_dc;
 
 #[cfg(feature = "proof")]
 #[panic_handler]
@@ -86,6 +89,9 @@ pub extern "C" fn espcam_nostd_check(buf: &[u8; 512], len: usize) -> i32 {
     }
     if jpeg::scan(data).is_ok() {
         return -2;
+    }
+    if let Ok(image) = decode_dc(data) {
+        return -6 - i32::from(image.width() > 0);
     }
     match core::str::from_utf8(data) {
         Ok(text) if CameraMsg::from_json(text).is_ok() => -3,

@@ -1,9 +1,10 @@
 //! The workspace's dependency direction, as ARCHITECTURE.md states it, checked against
 //! `cargo metadata`: `proto` depends on no other espcam crate; `camera` only on `proto`;
-//! `store` only on `proto`; `auth` only on `proto`; `sim` on `camera` and `proto`; `hub` on
-//! `proto` and `store` (the sim only for its tests); no async runtime, web framework or
-//! esp-idf crate appears under `proto` or `camera` (the no_std proof in `proof.rs` catches
-//! `std` itself); and `auth` uses no async runtime or HTTP framework.
+//! `store`, `auth` and `record` only on `proto`; `sim` on `camera` and `proto`; `hub` on
+//! `camera` (its backoff), `proto`, `record` and `store` (the sim only for its tests);
+//! `motion` on none; no async runtime, web framework or esp-idf crate appears under `proto`,
+//! `camera` or `motion` (the no_std proof in `proof.rs` catches `std` itself); and `auth`
+//! uses no async runtime or HTTP framework.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -75,6 +76,7 @@ fn dependencies_point_one_way() {
             "espcam-store"
         ]
     );
+    assert_eq!(in_repo(&deps, "espcam-motion", n), Vec::<String>::new());
 }
 
 #[test]
@@ -89,7 +91,7 @@ fn no_runtime_or_framework_under_the_portable_crates() {
         "embassy",
         "std",
     ];
-    for pkg in ["espcam-proto", "espcam-camera"] {
+    for pkg in ["espcam-proto", "espcam-camera", "espcam-motion"] {
         for d in deps
             .get(&(pkg.to_string(), "normal".to_string()))
             .into_iter()

@@ -1,6 +1,6 @@
 //! Runs the no_std proof as part of `cargo test`: builds this crate alone with the `proof`
-//! feature, where it has its own `#[panic_handler]`, so any `std` leaking into `espcam-proto`
-//! or `espcam-camera` fails the build with a duplicate `panic_impl` lang item.
+//! feature, where it has its own `#[panic_handler]`, so any `std` leaking into `espcam-proto`,
+//! `espcam-camera` or `espcam-motion` fails the build with a duplicate `panic_impl` lang item.
 //!
 //! It uses its own target directory so it never waits for the lock of the `cargo test` that
 //! runs it.
