@@ -1,11 +1,17 @@
 //! The server side of the viewer WebSocket (`/ws/view/{camera}`) on the upgraded
-//! connection, with `fastwebsockets` as the frame codec.
+//! connection: `fastwebsockets` reads and checks what the client sends, a thin vectored
+//! writer of ours sends the frames.
 //!
 //! Why not axum's `WebSocket`: tungstenite copies every outgoing message into a per-socket
 //! buffer that keeps the capacity of the largest frame (≈ one JPEG per viewer, forever) and
 //! writes each message with its own syscall. Here each JPEG goes out as one `writev` of a
-//! 2–10 byte header and the shared JPEG `Bytes` (no copy, no per-viewer frame buffer), with
-//! the `?meta=1` text message in the same syscall.
+//! 2–10 byte header (formatted by the codec's `Frame::fmt_head`) and the shared JPEG `Bytes`
+//! (no copy, no per-viewer frame buffer), with the `?meta=1` text message in the same
+//! syscall. Why not the codec's own writer: it writes each frame with its own syscall (and
+//! copies frames under 1 KiB, the metadata text), and the relay benchmark measured 1.75–1.9×
+//! the hub CPU per delivered frame with it at 100 and 500 viewers, against 0.94–1.24× for
+//! this writer, each next to the hand-written codec it replaced in the same run
+//! (docs/BENCHMARKS.md, "Viewer WebSocket codec").
 //!
 //! Reading, and every decision RFC 6455 asks of a server about what a client sent, go
 //! through the codec's read half plus [`Reader`]: fragmented messages are reassembled
@@ -37,7 +43,7 @@ use std::time::Duration;
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use fastwebsockets::{Frame, OpCode, Role, WebSocketError, WebSocketRead};
+use fastwebsockets::{Frame, OpCode, Role, WebSocketError};
 use futures_util::{Stream, StreamExt};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -175,12 +181,18 @@ type ClientFrame = (bool, OpCode, Vec<u8>);
 /// A client frame as the codec returned it, or why it could not.
 type Read = Result<ClientFrame, WebSocketError>;
 
-/// The viewer's connection: the codec's halves over one upgraded socket.
+/// The codec's read half as a stream of frames.
+type Frames = Pin<Box<dyn Stream<Item = Read> + Send>>;
+
+/// The viewer's connection.
 pub(crate) struct Io {
     /// The codec's read half, inside a stream so a read interrupted by a frame to send is
-    /// resumed, not restarted.
-    frames: Pin<Box<dyn Stream<Item = Read> + Send>>,
-    write: fastwebsockets::WebSocketWrite<Shared>,
+    /// resumed, not restarted. Created when the client sends its first byte: most viewers
+    /// never send anything, and the codec's read state (an 8 KiB buffer) would otherwise
+    /// more than double what a viewer costs the hub.
+    frames: Option<Frames>,
+    /// The writer's handle ([`write_frames`]), the close path's, and until `frames` exists
+    /// the first byte's.
     conn: Shared,
 }
 
@@ -193,53 +205,81 @@ impl std::fmt::Debug for Io {
 impl Io {
     /// Takes over the upgraded connection.
     pub(crate) fn new(upgraded: hyper::upgrade::Upgraded) -> Self {
-        let conn = Shared(Arc::new(Mutex::new(TokioIo::new(upgraded))));
-        let (mut read, write) =
-            fastwebsockets::after_handshake_split(conn.clone(), conn.clone(), Role::Server);
-        // [`Reader`] answers pings and closes itself: it checks them first (size, close
-        // code), and the writer must be the only one writing.
+        Self {
+            frames: None,
+            conn: Shared(Arc::new(Mutex::new(TokioIo::new(upgraded)))),
+        }
+    }
+
+    /// The codec's read half over `first` (the byte already read) and the rest of the
+    /// connection.
+    fn frames(&self, first: u8) -> Frames {
+        let rest = std::io::Cursor::new([first]).chain(self.conn.clone());
+        // The write half is not used: [`write_frames`] writes.
+        let (mut read, _) =
+            fastwebsockets::after_handshake_split(rest, tokio::io::sink(), Role::Server);
+        // [`Reader`] answers pings and closes itself, after checking them (size, close code).
         read.set_auto_close(false);
         read.set_auto_pong(false);
         // The codec refuses frames of at least this size (before reading their payload).
         read.set_max_message_size(MAX_CLIENT_FRAME + 1);
-        let frames =
-            futures_util::stream::unfold(read, |mut read: WebSocketRead<Shared>| async move {
-                // With auto-close and auto-pong off the codec has nothing to send.
-                let frame = read
-                    .read_frame(&mut |_| async { Ok::<(), io::Error>(()) })
-                    .await
-                    .map(|f| (f.fin, f.opcode, Vec::from(f.payload)));
-                Some((frame, read))
-            });
-        Self {
-            frames: Box::pin(frames),
-            write,
-            conn,
-        }
+        Box::pin(futures_util::stream::unfold(read, |mut read| async move {
+            // With auto-close and auto-pong off the codec has nothing to send.
+            let frame = read
+                .read_frame(&mut |_| async { Ok::<(), io::Error>(()) })
+                .await
+                .map(|f| (f.fin, f.opcode, Vec::from(f.payload)));
+            Some((frame, read))
+        }))
     }
 
     async fn write_frame(&mut self, frame: Frame<'_>) -> io::Result<()> {
-        self.write.write_frame(frame).await.map_err(into_io)
+        write_frames(&mut self.conn, [Some(frame), None]).await
     }
 }
 
-fn into_io(e: WebSocketError) -> io::Error {
-    match e {
-        WebSocketError::IoError(e) => e,
-        other => io::Error::other(other),
+/// The largest frame header (2 + 8-byte length; servers never mask).
+const MAX_HEADER: usize = 10;
+
+/// Writes up to two frames with one `writev` (as few as the kernel allows): each frame's
+/// header, formatted by the codec, next to its payload, which is never copied.
+async fn write_frames(conn: &mut Shared, mut frames: [Option<Frame<'_>>; 2]) -> io::Result<()> {
+    let mut heads = [[0u8; MAX_HEADER]; 2];
+    let mut lens = [0usize; 2];
+    for (i, f) in frames.iter_mut().enumerate() {
+        if let Some(f) = f {
+            lens[i] = f.fmt_head(&mut heads[i]);
+        }
     }
+    let [a, b] = &frames;
+    let mut slices: [IoSlice<'_>; 4] = [
+        IoSlice::new(&heads[0][..lens[0]]),
+        IoSlice::new(a.as_ref().map_or(&[][..], |f| &f.payload)),
+        IoSlice::new(&heads[1][..lens[1]]),
+        IoSlice::new(b.as_ref().map_or(&[][..], |f| &f.payload)),
+    ];
+    let mut bufs = &mut slices[..];
+    while !bufs.is_empty() {
+        let n = conn.write_vectored(bufs).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut bufs, n);
+    }
+    Ok(())
 }
 
-/// Sends a binary message, preceded by a text message when `text` is given.
+/// Sends a binary message, preceded by a text message when `text` is given, in one write.
 pub(crate) async fn send_binary(
     io: &mut Io,
     text: Option<&[u8]>,
     payload: &[u8],
 ) -> io::Result<()> {
-    if let Some(t) = text {
-        io.write_frame(Frame::text(t.into())).await?;
+    let binary = Some(Frame::binary(payload.into()));
+    match text {
+        Some(t) => write_frames(&mut io.conn, [Some(Frame::text(t.into())), binary]).await,
+        None => write_frames(&mut io.conn, [binary, None]).await,
     }
-    io.write_frame(Frame::binary(payload.into())).await
 }
 
 /// Sends a text message.
@@ -263,7 +303,7 @@ fn close_payload(code: u16, reason: &str) -> Vec<u8> {
 pub(crate) async fn send_close(io: &mut Io, code: u16, reason: &str) -> io::Result<()> {
     io.write_frame(Frame::close_raw(close_payload(code, reason).into()))
         .await?;
-    io.write.flush().await.map_err(into_io)?;
+    io.conn.flush().await?;
     io.conn.shutdown().await?;
     let mut drained = 0;
     let mut chunk = [0u8; 4096];
@@ -332,7 +372,18 @@ impl Reader {
     /// Waits for the next client frame. `Ok(false)` at end of stream. Cancel-safe: an
     /// interrupted read resumes at the next call.
     pub(crate) async fn read(&mut self, io: &mut Io) -> io::Result<bool> {
-        let got = match io.frames.next().await {
+        let frames = match &mut io.frames {
+            Some(f) => f,
+            None => {
+                // Cancel-safe: a byte is taken only when the read completes.
+                let mut first = [0u8; 1];
+                if io.conn.read(&mut first).await? == 0 {
+                    return Ok(false);
+                }
+                io.frames.insert(io.frames(first[0]))
+            }
+        };
+        let got = match frames.next().await {
             None | Some(Err(WebSocketError::UnexpectedEOF)) => return Ok(false),
             Some(Err(WebSocketError::IoError(e))) => return Err(e),
             Some(Err(e)) => Err(codec_error(&e)),
