@@ -3,7 +3,6 @@
 
 use clap::{Parser, Subcommand};
 
-mod bench;
 mod cameras;
 mod serve;
 mod sim;
@@ -25,8 +24,6 @@ enum Cmd {
     /// Run the hub: dashboard at http://localhost:6971/, cameras on 6971 (control) and 6972
     /// (stream). `--demo` adds virtual cameras.
     Serve(serve::ServeArgs),
-    /// Benchmark the hub's relay: start it, push frames, fan out to viewers, print figures.
-    Bench(bench::BenchArgs),
     /// Run virtual cameras: `--hub HOST[:PORT]` (hub mode, `--count N`) or `--mode ap`
     /// (standalone seed-002 camera at ws://127.0.0.1:8080/ws).
     Sim(sim::SimArgs),
@@ -54,7 +51,6 @@ fn main() -> std::process::ExitCode {
             Ok(())
         }
         Cmd::Serve(args) => serve::run(args),
-        Cmd::Bench(args) => bench::run(args),
         Cmd::Sim(args) => sim::run(args),
         Cmd::User(args) => users::run(args),
         Cmd::Token(args) => tokens::run(args),

@@ -18,7 +18,6 @@ use bytes::Bytes;
 use espcam_proto::ApMessage;
 use espcam_proto::close::echo;
 use espcam_proto::standalone::{ApRequest, PONG};
-use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use tokio::sync::watch;
 use tracing::{debug, info};
@@ -65,7 +64,7 @@ pub(crate) async fn view_ws(
     };
     tokio::spawn(async move {
         match on_upgrade.await {
-            Ok(upgraded) => view_conn(hub, cam, TokioIo::new(upgraded), meta).await,
+            Ok(upgraded) => view_conn(hub, cam, viewer_ws::Io::new(upgraded), meta).await,
             Err(e) => debug!("viewer upgrade failed: {e}"),
         }
     });

@@ -1,23 +1,28 @@
-//! `espcam bench`: the hub relay benchmark.
+//! `espcam-bench`: the hub relay benchmark.
 //!
-//! Starts the real hub (`espcam serve`) as a child process on loopback, then from this
-//! process connects C virtual cameras pushing S-byte frames at F fps and V viewers on
-//! `/ws/view/{camera}?meta=1`, and measures for D seconds after a warm-up: delivered
-//! frames/s, relay latency (camera send → viewer holds the whole message; both ends are in
-//! this process, so one clock), the hub's CPU time per delivered frame and its resident
-//! memory (from `/proc`), and frames viewers skipped. The `stalled` scenario makes a
-//! fraction of the viewers stop reading and watches the others' latency and the hub's
-//! memory over time. Results go to `docs/BENCHMARKS.md` by hand.
+//! Starts the real hub (`espcam serve`, the binary given by `--hub-exe`) as a child process
+//! on loopback, then from this process connects C virtual cameras pushing S-byte frames at
+//! F fps and V viewers on `/ws/view/{camera}?meta=1`, and measures for D seconds after a
+//! warm-up: delivered frames/s, relay latency (camera send → viewer holds the whole
+//! message; both ends are in this process, so one clock), the relay's CPU time per delivered
+//! frame and its resident memory (from `/proc`), and frames viewers skipped. The `stalled`
+//! scenario makes a fraction of the viewers stop reading and watches the others' latency and
+//! the hub's memory over time.
+//!
+//! The machine it runs on is shared and noisy, so absolute figures drift: `--baseline` runs
+//! the same load against a minimal relay (`baseline.rs`) and `--compare-exe` against a second
+//! hub binary, scenario by scenario in the same run, and prints hub ÷ other for latency and
+//! CPU per delivered frame. Results go to `docs/BENCHMARKS.md` by hand.
 //!
 //! This is a benchmark, never a test: nothing here asserts a speed. Every run is bounded in
-//! time (warm-up + duration + set-up timeouts) and cleans up its hub and files.
+//! time (warm-up + duration + set-up timeouts) and cleans up its child processes and files.
 
+mod baseline;
 mod frame;
-mod hub_process;
 mod load;
 mod procfs;
+mod relay;
 mod viewer;
-mod wsframe;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,20 +30,37 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use clap::{Args, ValueEnum};
+use clap::{Parser, ValueEnum};
 use espcam_proto::CameraId;
 use serde::Serialize;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use self::frame::Template;
-use self::hub_process::HubProcess;
 use self::load::{CameraCounters, Phase};
-use self::viewer::ViewerSpec;
+use self::relay::{Kind, RelayProcess};
+use self::viewer::{Clients, ViewerSpec};
 
-/// Arguments of `espcam bench`.
-#[derive(Debug, Args)]
-pub struct BenchArgs {
+/// espcam-bench: measure the hub's relay (start it, push frames, fan out to viewers, print
+/// figures), optionally next to a baseline relay or another hub binary in the same run.
+#[derive(Debug, Parser)]
+#[command(name = "espcam-bench", version, about, long_about = None)]
+struct BenchArgs {
+    /// The hub binary to measure [default: `espcam` next to this executable, i.e.
+    /// `target/release/espcam` after `cargo build --release -p espcam`].
+    #[arg(long, value_name = "PATH")]
+    hub_exe: Option<PathBuf>,
+    /// Also run every scenario against a minimal tokio-tungstenite relay (same ingest
+    /// protocol subset, latest-frame fan-out) and print hub ÷ baseline.
+    #[arg(long)]
+    baseline: bool,
+    /// Also run every scenario against this second hub binary (e.g. a build of an older
+    /// commit) and print hub ÷ compare.
+    #[arg(long, value_name = "PATH")]
+    compare_exe: Option<PathBuf>,
+    /// Internal: serve the baseline relay on these ports (how `--baseline` starts it).
+    #[arg(long, hide = true, num_args = 2, value_names = ["PORT", "STREAM_PORT"])]
+    serve_baseline: Option<Vec<u16>>,
     /// Scenario: `custom` uses the flags below; the named ones fix cameras, viewers, fps and
     /// stalled fraction (frame size and duration still apply); `all` runs every named one.
     #[arg(long, value_enum, default_value_t = Scenario::Custom)]
@@ -122,9 +144,11 @@ struct Latency {
     mean_us: f64,
 }
 
-/// One scenario's figures.
+/// One scenario's figures against one target.
 #[derive(Debug, Clone, Serialize)]
 struct Report {
+    /// `hub`, `compare` or `baseline`.
+    target: &'static str,
     spec: Spec,
     /// Seconds actually measured.
     measured_s: f64,
@@ -136,7 +160,7 @@ struct Report {
     latency: Latency,
     /// Frames the reading viewers never got (the hub skipped them to send a newer one).
     frames_skipped: u64,
-    /// Hub CPU time (user + system) per delivered frame, µs (10 ms tick resolution overall).
+    /// Relay CPU time (user + system) per delivered frame, µs (10 ms tick resolution overall).
     server_cpu_us_per_frame: f64,
     /// Hub CPU use during the window, % of one core.
     server_cpu_percent: f64,
@@ -162,10 +186,56 @@ struct Report {
     hub_viewers_series: Vec<u64>,
 }
 
-/// Runs `espcam bench`.
-pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let specs = specs(&args)?;
-    let exe = std::env::current_exe().context("finding the espcam binary to start the hub")?;
+/// One relay the scenarios run against.
+#[derive(Debug, Clone)]
+struct Target {
+    /// `hub`, `compare` or `baseline`.
+    name: &'static str,
+    kind: Kind,
+}
+
+fn main() -> std::process::ExitCode {
+    let args = BenchArgs::parse();
+    let result = match &args.serve_baseline {
+        Some(ports) => baseline::serve(ports),
+        None => run(&args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    let specs = specs(args)?;
+    let hub = match &args.hub_exe {
+        Some(p) => {
+            relay::check_exe(p)?;
+            p.clone()
+        }
+        None => relay::default_hub_exe()?,
+    };
+    let mut targets = vec![Target {
+        name: "hub",
+        kind: Kind::Hub(hub),
+    }];
+    if let Some(p) = &args.compare_exe {
+        relay::check_exe(p)?;
+        targets.push(Target {
+            name: "compare",
+            kind: Kind::Hub(p.clone()),
+        });
+    }
+    if args.baseline {
+        let me = std::env::current_exe().context("finding this benchmark's executable")?;
+        targets.push(Target {
+            name: "baseline",
+            kind: Kind::Baseline(me),
+        });
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.load_threads.max(1))
         .enable_all()
@@ -173,26 +243,44 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         .context("starting the load generator's runtime")?;
     let mut reports = Vec::new();
     for spec in specs {
-        eprintln!(
-            "bench {}: {} camera(s) × {} viewer(s){} at {} fps, {} B frames, {} s ...",
-            spec.name,
-            spec.cameras,
-            spec.viewers,
-            if spec.stalled > 0 {
-                format!(" ({} stalled)", spec.stalled)
-            } else {
-                String::new()
-            },
-            fps_label(spec.fps),
-            spec.frame_size,
-            spec.duration_s
-        );
-        let report = rt
-            .block_on(run_scenario(&exe, &spec))
-            .with_context(|| format!("scenario {}", spec.name))?;
-        reports.push(report);
+        // Targets run back to back per scenario, so each ratio compares runs minutes apart
+        // at most, under the same background load.
+        for target in &targets {
+            eprintln!(
+                "bench {} [{}]: {} camera(s) × {} viewer(s){} at {} fps, {} B frames, {} s ...",
+                spec.name,
+                target.name,
+                spec.cameras,
+                spec.viewers,
+                if spec.stalled > 0 {
+                    format!(" ({} stalled)", spec.stalled)
+                } else {
+                    String::new()
+                },
+                fps_label(spec.fps),
+                spec.frame_size,
+                spec.duration_s
+            );
+            let report = rt
+                .block_on(run_scenario(target, &spec))
+                .with_context(|| format!("scenario {} against the {}", spec.name, target.name))?;
+            reports.push(report);
+        }
     }
-    print!("{}", table(&reports));
+    for target in &targets {
+        let mine: Vec<Report> = reports
+            .iter()
+            .filter(|r| r.target == target.name)
+            .cloned()
+            .collect();
+        if targets.len() > 1 {
+            println!("\n{} ({}):\n", target.name, target.kind);
+        }
+        print!("{}", table(&mine));
+    }
+    for other in targets.iter().skip(1) {
+        print!("{}", ratio_table(&reports, other.name));
+    }
     if let Some(path) = &args.json {
         let json = serde_json::to_string(&reports).context("encoding the results")?;
         std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
@@ -274,8 +362,8 @@ fn specs(a: &BenchArgs) -> anyhow::Result<Vec<Spec>> {
     }
 }
 
-async fn run_scenario(exe: &std::path::Path, spec: &Spec) -> anyhow::Result<Report> {
-    let mut hub = start_hub(exe).await?;
+async fn run_scenario(target: &Target, spec: &Spec) -> anyhow::Result<Report> {
+    let mut hub = start_relay(&target.kind).await?;
     let pid = hub.pid();
     // Let start-up allocations settle before the idle reading.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -341,7 +429,7 @@ async fn run_scenario(exe: &std::path::Path, spec: &Spec) -> anyhow::Result<Repo
             next_series += Duration::from_secs(1);
         }
         if !hub.running() {
-            bail!("the hub exited under load:\n{}", hub.log_tail());
+            bail!("the {} exited under load:\n{}", target.name, hub.log_tail());
         }
         let left = window.saturating_sub(t0.elapsed());
         tokio::time::sleep(left.min(Duration::from_millis(100))).await;
@@ -390,6 +478,7 @@ async fn run_scenario(exe: &std::path::Path, spec: &Spec) -> anyhow::Result<Repo
     let sent = counters.sent.load(Ordering::Relaxed);
     let cpu_us = cpu1.saturating_sub(cpu0) as f64;
     Ok(Report {
+        target: target.name,
         spec: spec.clone(),
         measured_s: measured,
         frames_sent: sent,
@@ -429,20 +518,20 @@ async fn run_scenario(exe: &std::path::Path, spec: &Spec) -> anyhow::Result<Repo
     })
 }
 
-/// Starts the hub. The free ports are picked by binding port 0 and released just before the
-/// hub binds them; if another program takes one in between, the hub exits at start and is
-/// retried on new ports.
-async fn start_hub(exe: &std::path::Path) -> anyhow::Result<HubProcess> {
+/// Starts the relay. The free ports are picked by binding port 0 and released just before
+/// the relay binds them; if another program takes one in between, the relay exits at start
+/// and is retried on new ports.
+async fn start_relay(kind: &Kind) -> anyhow::Result<RelayProcess> {
     let mut last = None;
     for _ in 0..3 {
-        let mut hub = HubProcess::spawn(exe)?;
-        match hub.wait_healthy().await {
-            Ok(()) => return Ok(hub),
-            Err(e) if !hub.running() => last = Some(e),
+        let mut relay = RelayProcess::spawn(kind)?;
+        match relay.wait_ready().await {
+            Ok(()) => return Ok(relay),
+            Err(e) if !relay.running() => last = Some(e),
             Err(e) => return Err(e),
         }
     }
-    Err(last.unwrap_or_else(|| anyhow::anyhow!("the hub did not start")))
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("the relay did not start")))
 }
 
 /// A finished viewer task. Stalled viewers' frames are not counted: they stopped reading.
@@ -454,13 +543,14 @@ struct ViewerOutcome {
 /// Connects all viewers (a bounded number at a time, as a crowd of browsers would not all
 /// arrive in one millisecond either) and starts their receive loops.
 async fn connect_viewers(
-    hub: &HubProcess,
+    hub: &RelayProcess,
     spec: &Spec,
     ids: &[CameraId],
     phase: &watch::Receiver<Phase>,
 ) -> anyhow::Result<JoinSet<ViewerOutcome>> {
     // Bounds concurrent handshakes so the hub's accept backlog never overflows.
     let handshakes = Arc::new(Semaphore::new(64));
+    let clients = Clients::new();
     let mut connecting = JoinSet::new();
     for v in 0..spec.viewers {
         let camera = &ids[v as usize % ids.len()];
@@ -474,9 +564,12 @@ async fn connect_viewers(
             stalled: stalled_index(v, spec.viewers, spec.stalled),
         };
         let handshakes = handshakes.clone();
+        let clients = clients.clone();
         connecting.spawn(async move {
             let _permit = handshakes.acquire_owned().await;
-            viewer::connect(&vspec).await.map(|v| (v, vspec.stalled))
+            viewer::connect(&clients, &vspec)
+                .await
+                .map(|v| (v, vspec.stalled))
         });
     }
     let mut running = JoinSet::new();
@@ -501,8 +594,12 @@ fn stalled_index(v: u32, n: u32, stalled: u32) -> bool {
     after > before
 }
 
-/// Sum of `viewers` over the hub's cameras, from `GET /api/cameras`.
-async fn hub_viewer_count(hub: &HubProcess) -> Option<u64> {
+/// Sum of `viewers` over the hub's cameras, from `GET /api/cameras` (`None` for the
+/// baseline, which has no REST API).
+async fn hub_viewer_count(hub: &RelayProcess) -> Option<u64> {
+    if matches!(hub.kind(), Kind::Baseline(_)) {
+        return None;
+    }
     let (status, body) = hub.get("/api/cameras").await.ok()?;
     if status != 200 {
         return None;
@@ -530,7 +627,7 @@ fn ms(us: u64) -> String {
 /// stalled scenarios' time series and the machine's load.
 fn table(reports: &[Report]) -> String {
     let mut out = String::from(
-        "| scenario | cameras × viewers | fps | frame | sent/s | delivered/s | p50 ms | p99 ms | p99.9 ms | max ms | skipped | hub CPU µs/frame | hub CPU % | load gen CPU % | RSS idle MiB | RSS loaded MiB | KiB/viewer | errors |\n\
+        "| scenario | cameras × viewers | fps | frame | sent/s | delivered/s | p50 ms | p99 ms | p99.9 ms | max ms | skipped | relay CPU µs/frame | relay CPU % | load gen CPU % | RSS idle MiB | RSS loaded MiB | KiB/viewer | errors |\n\
          |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in reports {
@@ -592,6 +689,44 @@ fn table(reports: &[Report]) -> String {
     ));
     if let Some(e) = reports.iter().find_map(|r| r.first_error.as_deref()) {
         out.push_str(&format!("first viewer error: {e}\n"));
+    }
+    out
+}
+
+/// hub ÷ `other` per scenario, as a Markdown table: below 1.0 the hub is faster (or
+/// cheaper) than `other` in that run.
+fn ratio_table(reports: &[Report], other: &str) -> String {
+    let mut out = format!(
+        "\nhub ÷ {other} (same run, scenario by scenario):\n\n\
+         | scenario | p50 | p99 | CPU µs/frame | delivered/s | hub p99 ms | {other} p99 ms | hub CPU µs/frame | {other} CPU µs/frame |\n\
+         |---|---|---|---|---|---|---|---|---|\n"
+    );
+    let ratio = |a: f64, b: f64| {
+        if b > 0.0 {
+            format!("{:.2}", a / b)
+        } else {
+            "–".into()
+        }
+    };
+    for h in reports.iter().filter(|r| r.target == "hub") {
+        let Some(o) = reports
+            .iter()
+            .find(|r| r.target == other && r.spec.name == h.spec.name)
+        else {
+            continue;
+        };
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} |\n",
+            h.spec.name,
+            ratio(h.latency.p50_us as f64, o.latency.p50_us as f64),
+            ratio(h.latency.p99_us as f64, o.latency.p99_us as f64),
+            ratio(h.server_cpu_us_per_frame, o.server_cpu_us_per_frame),
+            ratio(h.delivered_per_s, o.delivered_per_s),
+            ms(h.latency.p99_us),
+            ms(o.latency.p99_us),
+            h.server_cpu_us_per_frame,
+            o.server_cpu_us_per_frame,
+        ));
     }
     out
 }
