@@ -420,3 +420,12 @@ fn images_from_elsewhere_work_too() {
     ));
     assert!(d.changed_cells()[..20].iter().all(|&c| c));
 }
+
+#[test]
+fn a_detector_can_move_between_threads() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<Detector>();
+    send_sync::<MotionEvent>();
+    send_sync::<espcam_motion::DecodeError>();
+    send_sync::<ConfigError>();
+}
