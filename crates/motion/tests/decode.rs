@@ -207,6 +207,61 @@ fn markers_in_unusual_places() {
     assert_eq!(decode_dc(&odd).unwrap(), expected);
 }
 
+/// The header segments of a JPEG (marker, whole segment bytes) up to SOS, and the rest.
+fn segments(jpeg: &[u8]) -> (Vec<(u8, Vec<u8>)>, Vec<u8>) {
+    let mut out = Vec::new();
+    let mut i = 2;
+    loop {
+        let marker = jpeg[i + 1];
+        let len = usize::from(u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]]));
+        if marker == 0xDA {
+            return (out, jpeg[i..].to_vec());
+        }
+        out.push((marker, jpeg[i..i + 2 + len].to_vec()));
+        i += 2 + len;
+    }
+}
+
+#[test]
+fn tables_and_restart_interval_in_any_order_before_the_scan() {
+    let jpeg = encode(&photo_like(160, 120, 4), 82, Sampling::S422, Some(3));
+    let expected = decode_dc(&jpeg).unwrap();
+    let (segs, scan) = segments(&jpeg);
+    let markers: Vec<u8> = segs.iter().map(|s| s.0).collect();
+    assert!(markers.contains(&0xC4) && markers.contains(&0xDB) && markers.contains(&0xDD));
+    // DRI first, then DHT, then SOF, then DQT last (the encoder writes DQT, SOF, DHT, DRI).
+    let rank = |m: u8| match m {
+        0xDD => 0,
+        0xC4 => 1,
+        0xC0 => 2,
+        0xDB => 3,
+        _ => 4,
+    };
+    let mut reordered = segs.clone();
+    reordered.sort_by_key(|s| rank(s.0));
+    assert_ne!(reordered, segs);
+    let mut odd = vec![0xFF, 0xD8];
+    for (_, bytes) in &reordered {
+        odd.extend_from_slice(bytes);
+    }
+    odd.extend_from_slice(&scan);
+    assert_eq!(decode_dc(&odd).unwrap(), expected);
+    // Without the DRI the restart markers are an error, not silently wrong pixels.
+    let mut no_dri = vec![0xFF, 0xD8];
+    for (m, bytes) in &segs {
+        if *m != 0xDD {
+            no_dri.extend_from_slice(bytes);
+        }
+    }
+    no_dri.extend_from_slice(&scan);
+    assert_eq!(
+        decode_dc(&no_dri),
+        Err(DecodeError::Malformed(
+            "restart marker without a restart interval (DRI)"
+        ))
+    );
+}
+
 #[test]
 fn progressive_and_other_processes_are_refused_by_name() {
     let pic = photo_like(64, 64, 1);

@@ -203,6 +203,26 @@ pub fn draw_text(pic: &mut Picture, seed: u64) {
     }
 }
 
+/// Draws `lines` of text from the second 16×16 cell of the second row on, one character per
+/// cell, as the virtual camera does: each character has its own fixed 5×7 dot pattern (a
+/// stand-in font), so only characters that change between frames change pixels.
+pub fn draw_lines(pic: &mut Picture, lines: &[&str]) {
+    for (row, text) in lines.iter().enumerate() {
+        for (col, c) in text.bytes().enumerate() {
+            let (x, y) = (16 * (col as i32 + 1), 16 * (row as i32 + 1));
+            pic.fill(x, y, 16, 16, [0, 0, 0]);
+            let mut rng = Rng::new(u64::from(c) * 7919);
+            for gy in 0..7 {
+                for gx in 0..5 {
+                    if rng.unit() < 0.4 {
+                        pic.fill(x + 3 + gx * 2, y + 1 + gy * 2, 2, 2, [255; 3]);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The virtual camera's frame as it streams: quality 12 (82), 4:2:0, one restart interval
 /// per MCU, with four lines of text (VGA: about 25 KB, as the simulator's frames).
 pub fn virtual_camera_jpeg(width: u16, height: u16, phase: usize) -> Vec<u8> {
