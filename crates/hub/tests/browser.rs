@@ -76,7 +76,8 @@ async fn dashboard_in_a_real_browser() {
 
     grid_shows_every_camera_live(&b, &hub).await;
     assert_no_console_errors(&b, "grid").await;
-    new_camera_appears_without_reload(&b, &mut hub).await;
+    unknown_camera_says_so_until_it_connects(&b, &mut hub).await;
+    assert_no_console_errors(&b, "unknown camera").await;
     live_view_shows_frames_at_the_camera_resolution(&b, &hub).await;
     resolution_change_resizes_the_image_and_shows_the_ack(&b, &hub).await;
     other_controls_show_acknowledged_values(&b).await;
@@ -134,16 +135,63 @@ async fn grid_shows_every_camera_live(b: &Browser, hub: &Harness) {
     b.screenshot("grid").await;
 }
 
-async fn new_camera_appears_without_reload(b: &Browser, hub: &mut Harness) {
-    hub.start_camera("cam-3").await;
+/// The camera page of an id the hub does not know says so (it used to show an "Offline"
+/// camera with disabled controls), and turns into the live view once that camera connects.
+async fn unknown_camera_says_so_until_it_connects(b: &Browser, hub: &mut Harness) {
+    // A full page load straight onto an id the hub has never seen.
+    b.client
+        .goto(&hub.url("/#/camera/does-not-exist"))
+        .await
+        .unwrap();
+    let missing = "document.querySelector('[data-testid=camera-missing]')";
+    let state = "document.querySelector('[data-testid=camera-state]')";
     b.wait_for(
-        "cam-3 tile appears without a reload",
-        "document.querySelector('[data-testid=tile][data-camera=cam-3][data-online=true]')",
+        "not-found message",
+        &format!("!{missing}.hidden && {state}.dataset.state === 'missing'"),
     )
     .await;
+    let text = b.js(&format!("return {missing}.textContent;")).await;
+    assert!(
+        text.as_str()
+            .unwrap()
+            .contains("No camera called “does-not-exist” is known to this hub"),
+        "{text}"
+    );
+    let shown = b
+        .js(&format!(
+            "return [{state}.textContent, {state}.dataset.online, document.querySelector('#camera-layout').hidden, !!{missing}.querySelector('a[href=\"#/\"]')];"
+        ))
+        .await;
+    assert_eq!(shown, serde_json::json!(["Not found", "false", true, true]));
+    b.screenshot("camera-not-found").await;
+
+    // An id whose page is open before the camera connects: the page becomes its live view.
+    b.js("location.hash = '#/camera/cam-3'; return null;").await;
+    b.wait_for(
+        "cam-3 not found yet",
+        &format!(
+            "!{missing}.hidden && document.querySelector('#camera-title').textContent === 'cam-3'"
+        ),
+    )
+    .await;
+    hub.start_camera("cam-3").await;
     b.wait_for(
         "online notification for cam-3",
         "[...document.querySelectorAll('[data-testid=toast]')].some(t => t.textContent.includes('cam-3 is online'))",
+    )
+    .await;
+    b.wait_for(
+        "cam-3 shown normally",
+        &format!(
+            "{missing}.hidden && !document.querySelector('#camera-layout').hidden && {state}.textContent === 'Online' && !document.querySelector('#controls-fieldset').disabled && +document.querySelector('#live').dataset.frameCount > 2 && document.querySelector('#feed-overlay').hidden"
+        ),
+    )
+    .await;
+    // The grid got its tile without a reload too.
+    b.js("location.hash = '#/'; return null;").await;
+    b.wait_for(
+        "cam-3 tile appears without a reload",
+        "document.querySelector('[data-testid=tile][data-camera=cam-3][data-online=true]')",
     )
     .await;
     b.screenshot("grid-new-camera").await;

@@ -77,26 +77,78 @@ function updateCount() {
 }
 
 // ---- Camera view ---------------------------------------------------------------------------
+//
+// Everything the view shows follows from one status, so no part of it can contradict another:
+//   connecting  the page has not had the hub's camera list yet
+//   missing     the hub answered and does not know this id (it may still connect later)
+//   online, offline   what the hub says
+//   unknown     the hub was reachable and is not now: what it said last may no longer be true
 
 const live = $("#live");
 const overlay = $("#feed-overlay");
+const cameraView = $("#camera-view");
 
-function renderCameraHead(info) {
-  $("#camera-title").textContent = info.id;
-  const state = $("#camera-state");
-  state.dataset.online = String(Boolean(info.online));
-  state.textContent = info.online ? "Online" : "Offline";
-  const meta = [info.sensor, info.firmware, info.source && `${info.source} camera`].filter(Boolean);
-  if (info.viewers !== undefined) meta.push(`${info.viewers} viewer${info.viewers === 1 ? "" : "s"}`);
-  $("#camera-meta").textContent = meta.join(" · ");
-  if (!info.online) {
-    overlay.textContent = "Camera offline";
-    overlay.hidden = false;
-  } else if (current && current.viewer.frames === 0) {
-    overlay.textContent = "Waiting for frames…";
-    overlay.hidden = false;
-  }
+let hubListed = false; // the socket is up and has delivered the camera list since it came up
+let everListed = false;
+
+function cameraStatus(id) {
+  if (!hubListed) return everListed ? "unknown" : "connecting";
+  const info = cameras.get(id);
+  if (!info) return "missing";
+  return info.online ? "online" : "offline";
 }
+
+const BADGE = {
+  connecting: "Connecting…",
+  missing: "Not found",
+  online: "Online",
+  offline: "Offline",
+  unknown: "Unknown",
+};
+
+function renderCameraView() {
+  if (!current) return;
+  const { id, viewer } = current;
+  const status = cameraStatus(id);
+  const info = cameras.get(id) ?? { id, online: false };
+  cameraView.dataset.state = status;
+  $("#camera-title").textContent = id;
+  const badge = $("#camera-state");
+  badge.dataset.state = status;
+  badge.dataset.online = { online: "true", offline: "false", missing: "false" }[status] ?? "unknown";
+  badge.textContent = BADGE[status];
+  badge.title = status === "unknown" ? "The hub is unreachable, so this camera's state is unknown" : "";
+
+  $("#camera-missing").hidden = status !== "missing";
+  $("#missing-id").textContent = id;
+  $("#camera-layout").hidden = status === "missing";
+
+  const meta = [info.sensor, info.firmware, info.source && `${info.source} camera`].filter(Boolean);
+  if (info.viewers !== undefined && status === "online") {
+    meta.push(`${info.viewers} viewer${info.viewers === 1 ? "" : "s"}`);
+  }
+  $("#camera-meta").textContent = status === "missing" ? "" : meta.join(" · ");
+
+  // The viewer runs once the hub knows the camera; it reconnects by itself after that.
+  if (cameras.has(id)) viewer.start();
+  controls.setCamera(info, status === "online" ? null : CONTROLS_OFF[status]);
+  if (status !== "missing" && status !== "connecting") telemetry.show(info);
+
+  let text = null;
+  if (status === "connecting") text = "Connecting to the hub…";
+  else if (status === "offline") text = "Camera offline";
+  else if (status === "online" && viewer.frames === 0) text = "Waiting for frames…";
+  overlay.hidden = text === null;
+  if (text !== null) overlay.textContent = text;
+}
+
+/** Why the controls are disabled, per status. */
+const CONTROLS_OFF = {
+  connecting: "Connecting to the hub…",
+  missing: "No such camera.",
+  offline: "Camera offline: controls are disabled until it is back.",
+  unknown: "Hub unreachable: controls are disabled until it is back.",
+};
 
 function openCamera(id) {
   if (current?.id === id) return;
@@ -112,11 +164,9 @@ function openCamera(id) {
   live.getContext("2d").clearRect(0, 0, live.width, live.height);
   for (const s of ["res", "fps", "kbps", "latency"]) $(`#stat-${s}`).textContent = "–";
   $("#stat-frames").textContent = "0";
-  overlay.textContent = "Waiting for frames…";
-  overlay.hidden = false;
 
   viewer.addEventListener("frame", ({ detail }) => {
-    overlay.hidden = true;
+    if (viewer.frames === 1) renderCameraView();
     $("#stat-res").textContent = `${detail.width}×${detail.height}`;
     $("#stat-frames").textContent = String(viewer.frames);
   });
@@ -130,13 +180,9 @@ function openCamera(id) {
     $("#stat-frames").textContent = String(s.frames);
     if (s.connected) telemetry.recordLatency(id, s.latencyMs);
   });
-  if (cameras.has(id)) viewer.start();
 
-  const info = cameras.get(id) ?? { id, online: false };
   document.title = `${id} — espcam`;
-  renderCameraHead(info);
-  controls.setCamera(info);
-  telemetry.show(info);
+  renderCameraView();
   snapshots.setCamera(id);
 }
 
@@ -200,17 +246,18 @@ function updateCamera(info) {
   cameras.set(info.id, info);
   grid.upsert(info);
   updateCount();
-  if (current?.id === info.id) {
-    current.viewer.start();
-    renderCameraHead(info);
-    controls.setCamera(info);
-  }
+  if (current?.id === info.id) renderCameraView();
 }
 
 const hub = new HubConnection();
 let everConnected = false;
 hub.addEventListener("state", ({ detail }) => {
   showHubState(detail);
+  // Until the hub sends its list again, nothing it said before can be trusted.
+  if (hubListed) {
+    hubListed = false;
+    renderCameraView();
+  }
   if (detail.state === "connected") {
     if (detail.reconnected) notify("Reconnected to the hub", { kind: "success" });
     everConnected = true;
@@ -223,16 +270,10 @@ hub.addEventListener("cameras", ({ detail }) => {
   cameras.clear();
   list.forEach((c) => cameras.set(c.id, c));
   grid.reset(list);
+  hubListed = true;
+  everListed = true;
   updateCount();
-  if (current) {
-    const known = cameras.get(current.id);
-    const info = known ?? { id: current.id, online: false };
-    renderCameraHead(info);
-    controls.setCamera(info);
-    telemetry.show(info);
-    if (known) current.viewer.start();
-    else overlay.textContent = `No camera called ${current.id} has connected to this hub yet`;
-  }
+  renderCameraView();
 });
 hub.addEventListener("online", ({ detail }) => {
   updateCamera(detail.camera);

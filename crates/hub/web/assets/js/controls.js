@@ -71,8 +71,11 @@ export class Controls {
     return r ? r.name : `#${index}`;
   }
 
-  /** Shows `info` (a CameraInfo); called on every hub update for the open camera. */
-  setCamera(info) {
+  /**
+   * Shows `info` (a CameraInfo); called on every hub update for the open camera. `disabled` is
+   * null when the controls can work, otherwise the reason they cannot (shown in the form).
+   */
+  setCamera(info, disabled = info.online ? null : "Camera offline: controls are disabled until it is back.") {
     const switched = info.id !== this.#camera;
     if (switched) {
       this.#camera = info.id;
@@ -80,10 +83,9 @@ export class Controls {
       this.#editing.clear();
       this.#acked = null;
     }
-    const online = Boolean(info.online);
-    this.fieldset.disabled = !online;
-    this.note.hidden = online;
-    this.note.textContent = online ? "" : "Camera offline: controls are disabled until it is back.";
+    this.fieldset.disabled = disabled !== null;
+    this.note.hidden = disabled === null;
+    this.note.textContent = disabled ?? "";
     const settings = info.settings ?? info.telemetry?.settings;
     if (settings) this.showSettings(settings);
   }
