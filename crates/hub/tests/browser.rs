@@ -501,6 +501,30 @@ async fn stopped_camera_shows_offline_with_a_notification(b: &Browser, hub: &mut
         "document.querySelector('[data-testid=camera-state]').textContent === 'Offline' && document.querySelector('#controls-fieldset').disabled",
     )
     .await;
+    // Saving a snapshot cannot work either: the button says why instead of failing after 2 s,
+    // and the keyboard shortcut sends nothing.
+    let snap = b
+        .js("const s = document.querySelector('#snapshot-btn'); return [s.disabled, s.title];")
+        .await;
+    assert_eq!(
+        snap[0], true,
+        "snapshot button of an offline camera: {snap}"
+    );
+    assert!(
+        snap[1].as_str().unwrap().contains("offline"),
+        "snapshot button title: {snap}"
+    );
+    b.js("window.__posts = []; const f = window.fetch; window.fetch = (u, o) => { if (o?.method === 'POST') window.__posts.push(String(u)); return f(u, o); }; document.activeElement.blur(); return null;")
+        .await;
+    b.client
+        .find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .send_keys("s")
+        .await
+        .unwrap();
+    let posts = b.js("return window.__posts;").await;
+    assert_eq!(posts, serde_json::json!([]), "S on an offline camera");
 }
 
 async fn phone_layout_fits_375_px(b: &Browser) {
@@ -511,6 +535,12 @@ async fn phone_layout_fits_375_px(b: &Browser) {
     b.wait_for(
         "frames in narrow layout",
         "+document.querySelector('#live').dataset.frameCount > 2",
+    )
+    .await;
+    // An online camera's snapshot button is enabled again.
+    b.wait_for(
+        "snapshot button enabled for an online camera",
+        "!document.querySelector('#snapshot-btn').disabled && document.querySelector('#snapshot-btn').title === ''",
     )
     .await;
     let overflow = b

@@ -132,6 +132,9 @@ function renderCameraView() {
   // The viewer runs once the hub knows the camera; it reconnects by itself after that.
   if (cameras.has(id)) viewer.start();
   controls.setCamera(info, status === "online" ? null : CONTROLS_OFF[status]);
+  // The hub saves the frame it has; with no live camera (or no hub) there is none to save.
+  snapshotBtn.disabled = status !== "online";
+  snapshotBtn.title = status === "online" ? "" : SNAPSHOT_OFF[status];
   if (status !== "missing" && status !== "connecting") telemetry.show(info);
 
   let text = null;
@@ -149,6 +152,19 @@ const CONTROLS_OFF = {
   offline: "Camera offline: controls are disabled until it is back.",
   unknown: "Hub unreachable: controls are disabled until it is back.",
 };
+
+/** Why "Save snapshot" is disabled, per status. */
+const SNAPSHOT_OFF = {
+  connecting: "Connecting to the hub…",
+  missing: "No such camera",
+  offline: "The camera is offline: there is no current frame to save",
+  unknown: "The hub is unreachable: it is the hub that saves snapshots",
+};
+
+const snapshotBtn = $("#snapshot-btn");
+function saveSnapshot() {
+  if (!snapshotBtn.disabled) snapshots.save();
+}
 
 function openCamera(id) {
   if (current?.id === id) return;
@@ -223,7 +239,7 @@ fullscreenBtn.addEventListener("click", toggleFullscreen);
 document.addEventListener("fullscreenchange", () => {
   fullscreenBtn.firstChild.textContent = document.fullscreenElement ? "Exit fullscreen " : "Fullscreen ";
 });
-$("#snapshot-btn").addEventListener("click", () => snapshots.save());
+snapshotBtn.addEventListener("click", saveSnapshot);
 
 document.addEventListener("keydown", (e) => {
   if (!current || e.ctrlKey || e.metaKey || e.altKey) return;
@@ -231,7 +247,7 @@ document.addEventListener("keydown", (e) => {
   const key = e.key.toLowerCase();
   if (key === "s") {
     e.preventDefault();
-    snapshots.save();
+    saveSnapshot();
   } else if (key === "f") {
     e.preventDefault();
     toggleFullscreen();
