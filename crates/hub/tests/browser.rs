@@ -582,6 +582,39 @@ async fn lost_hub_connection_is_reported_and_recovered(b: &Browser, hub: Harness
         "[...document.querySelectorAll('[data-testid=toast]')].some(t => t.textContent.includes('Lost the connection to the hub'))",
     )
     .await;
+    // Nothing the hub said can be trusted now: the camera's state is unknown, the last frame
+    // is marked as frozen since its time, and what needs the hub is disabled.
+    b.wait_for(
+        "camera state unknown",
+        "document.querySelector('[data-testid=camera-state]').textContent === 'Unknown' && document.querySelector('[data-testid=camera-state]').dataset.online === 'unknown'",
+    )
+    .await;
+    let lost = b
+        .js("const o = document.querySelector('#feed-overlay'); return [o.hidden, o.textContent, document.querySelector('#feed').dataset.stale, document.querySelector('#controls-fieldset').disabled, document.querySelector('#controls-note').textContent, document.querySelector('#reboot-btn').matches(':disabled'), document.querySelector('#snapshot-btn').disabled, document.querySelector('#snapshot-btn').title, [...document.querySelectorAll('[data-testid=tile] .badge')].map(t => t.textContent), document.querySelector('#camera-count').textContent];")
+        .await;
+    let text = lost[1].as_str().unwrap();
+    assert_eq!(lost[0], false, "stale overlay hidden: {lost}");
+    assert!(
+        text.starts_with("Hub unreachable")
+            && text.contains("since")
+            && text.chars().filter(|c| *c == ':').count() >= 2,
+        "stale overlay text: {text:?}"
+    );
+    assert_eq!(lost[2], "true", "{lost}");
+    assert_eq!(lost[3], true, "controls enabled without a hub: {lost}");
+    assert!(
+        lost[4].as_str().unwrap().contains("Hub unreachable"),
+        "{lost}"
+    );
+    assert_eq!(lost[5], true, "reboot enabled without a hub: {lost}");
+    assert_eq!(lost[6], true, "snapshot enabled without a hub: {lost}");
+    assert!(lost[7].as_str().unwrap().contains("hub"), "{lost}");
+    let tiles: Vec<String> = serde_json::from_value(lost[8].clone()).unwrap();
+    assert!(
+        !tiles.is_empty() && tiles.iter().all(|t| t == "Unknown"),
+        "grid badges without a hub: {tiles:?}"
+    );
+    assert!(lost[9].as_str().unwrap().contains("unknown"), "{lost}");
     b.screenshot("hub-lost").await;
 
     // The hub comes back on the same address: the page reconnects by itself, says so, and
@@ -600,6 +633,15 @@ async fn lost_hub_connection_is_reported_and_recovered(b: &Browser, hub: Harness
     b.wait_for(
         "camera online again",
         "document.querySelector('[data-testid=camera-state]')?.dataset.online === 'true'",
+    )
+    .await;
+    // Everything recovers: live frames, no overlay, controls and snapshot enabled.
+    let frames = live_attr(b, "frameCount").await;
+    b.wait_for(
+        "live again",
+        &format!(
+            "+document.querySelector('#live').dataset.frameCount > {frames} + 3 && document.querySelector('#feed-overlay').hidden && document.querySelector('#feed').dataset.stale !== 'true' && !document.querySelector('#controls-fieldset').disabled && !document.querySelector('#snapshot-btn').disabled && document.querySelector('#camera-count').textContent === '2 cameras · 2 online'"
+        ),
     )
     .await;
     b.screenshot("hub-reconnected").await;

@@ -71,8 +71,9 @@ function showHubState({ state, retryInMs, attempt }) {
 function updateCount() {
   const all = [...cameras.values()];
   const online = all.filter((c) => c.online).length;
+  const state = hubListed ? `${online} online` : "state unknown";
   $("#camera-count").textContent = all.length
-    ? `${all.length} camera${all.length === 1 ? "" : "s"} · ${online} online`
+    ? `${all.length} camera${all.length === 1 ? "" : "s"} · ${state}`
     : "";
 }
 
@@ -137,12 +138,26 @@ function renderCameraView() {
   snapshotBtn.title = status === "online" ? "" : SNAPSHOT_OFF[status];
   if (status !== "missing" && status !== "connecting") telemetry.show(info);
 
+  // The picture: live, or marked as old with the time it is from.
+  const last = viewer.lastFrameAt;
+  const frozen = last !== null && Date.now() - last > STALE_MS;
   let text = null;
   if (status === "connecting") text = "Connecting to the hub…";
-  else if (status === "offline") text = "Camera offline";
-  else if (status === "online" && viewer.frames === 0) text = "Waiting for frames…";
+  else if (status === "unknown") text = last === null ? "Hub unreachable" : `Hub unreachable — picture frozen since ${clock(last)}`;
+  else if (status === "offline") text = last === null ? "Camera offline" : `Camera offline — last picture at ${clock(last)}`;
+  else if (status === "online" && last === null) text = "Waiting for frames…";
+  else if (status === "online" && frozen) text = `No new picture since ${clock(last)}`;
   overlay.hidden = text === null;
   if (text !== null) overlay.textContent = text;
+  if (last !== null && text !== null) $("#feed").dataset.stale = "true";
+  else delete $("#feed").dataset.stale;
+}
+
+/** A picture older than this is marked as frozen even while the camera is online. */
+const STALE_MS = 3000;
+
+function clock(ms) {
+  return new Date(ms).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 }
 
 /** Why the controls are disabled, per status. */
@@ -182,7 +197,7 @@ function openCamera(id) {
   $("#stat-frames").textContent = "0";
 
   viewer.addEventListener("frame", ({ detail }) => {
-    if (viewer.frames === 1) renderCameraView();
+    if (!overlay.hidden) renderCameraView(); // a first frame, or frames again after a pause
     $("#stat-res").textContent = `${detail.width}×${detail.height}`;
     $("#stat-frames").textContent = String(viewer.frames);
   });
@@ -198,6 +213,8 @@ function openCamera(id) {
   });
 
   document.title = `${id} — espcam`;
+  // A stream that stops without the hub saying anything must still show as stale.
+  current.tick = setInterval(renderCameraView, 1000);
   renderCameraView();
   snapshots.setCamera(id);
 }
@@ -205,6 +222,8 @@ function openCamera(id) {
 function closeCamera() {
   if (!current) return;
   current.viewer.stop();
+  clearInterval(current.tick);
+  delete $("#feed").dataset.stale;
   current = null;
   if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
 }
@@ -272,6 +291,8 @@ hub.addEventListener("state", ({ detail }) => {
   // Until the hub sends its list again, nothing it said before can be trusted.
   if (hubListed) {
     hubListed = false;
+    grid.setUnknown();
+    updateCount();
     renderCameraView();
   }
   if (detail.state === "connected") {
@@ -290,6 +311,9 @@ hub.addEventListener("cameras", ({ detail }) => {
   everListed = true;
   updateCount();
   renderCameraView();
+  // Streams that were retrying while the hub was away reconnect now, not after their backoff.
+  grid.reconnectNow();
+  current?.viewer.reconnectNow();
 });
 hub.addEventListener("online", ({ detail }) => {
   updateCamera(detail.camera);
