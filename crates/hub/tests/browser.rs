@@ -22,6 +22,7 @@ use fantoccini::Locator;
 use fantoccini::key::Key;
 use harness::Harness;
 use serde_json::Value;
+use std::time::Duration;
 
 fn int(v: &Value) -> i64 {
     v.as_i64()
@@ -401,6 +402,18 @@ async fn snapshot_is_saved_listed_opened_and_deleted(b: &Browser, hub: &Harness)
     let info = dec.info().unwrap();
     assert_eq!((info.width, info.height), (320, 240));
 
+    // The gallery shows the hub's small thumbnail, not the full JPEG.
+    let thumb = b
+        .wait_for(
+            "thumbnail loaded",
+            "(() => { const i = document.querySelector('[data-testid=snapshot] img'); return i.complete && i.naturalWidth > 0 && [i.getAttribute('src'), i.naturalWidth, i.naturalHeight]; })()",
+        )
+        .await;
+    assert_eq!(
+        thumb,
+        serde_json::json!([format!("/api/snapshots/{id}/thumb.jpg"), 160, 120])
+    );
+
     // Open it full size.
     b.click(Locator::Css("[data-testid=snapshot] button")).await;
     b.wait_for(
@@ -413,14 +426,52 @@ async fn snapshot_is_saved_listed_opened_and_deleted(b: &Browser, hub: &Harness)
         .await;
     assert_eq!(href, format!("/api/snapshots/{id}.jpg"));
     b.screenshot("snapshot-open").await;
-    // Delete it: gone from the gallery and from the hub.
+    // Delete it: it leaves the gallery at once, and a toast offers to undo for a few seconds
+    // before the hub is asked to delete it.
+    b.click(Locator::Id("snapshot-delete")).await;
+    b.wait_for(
+        "snapshot hidden, undo offered",
+        &format!("{count} === {before} && !document.querySelector('#snapshot-dialog').open && document.querySelector('[data-testid=toast] [data-testid=undo]')"),
+    )
+    .await;
+    assert_eq!(hub.status(&format!("/api/snapshots/{id}.jpg")).await, 200);
+    toasts_stay_off_the_gallery(b).await;
+    b.screenshot("snapshot-undo").await;
+    b.click(Locator::Css("[data-testid=undo]")).await;
+    b.wait_for(
+        "snapshot back after undo",
+        &format!("{count} === {} && document.querySelector('[data-testid=snapshot]').dataset.snapshotId === '{id}'", before + 1),
+    )
+    .await;
+    // Well past the undo delay: the hub still has it.
+    tokio::time::sleep(UNDO + Duration::from_secs(1)).await;
+    assert_eq!(hub.status(&format!("/api/snapshots/{id}.jpg")).await, 200);
+    assert!(
+        hub.find_file_with(&served).is_some(),
+        "undone delete removed the file"
+    );
+
+    // Delete it for real: gone from the gallery and, after the delay, from the hub.
+    b.click(Locator::Css("[data-testid=snapshot] button")).await;
+    b.wait_for(
+        "dialog open again",
+        "document.querySelector('#snapshot-dialog').open",
+    )
+    .await;
     b.click(Locator::Id("snapshot-delete")).await;
     b.wait_for(
         "snapshot removed",
         &format!("{count} === {before} && !document.querySelector('#snapshot-dialog').open"),
     )
     .await;
-    assert_eq!(hub.status(&format!("/api/snapshots/{id}.jpg")).await, 404);
+    let deadline = tokio::time::Instant::now() + UNDO + driver::WAIT;
+    while hub.status(&format!("/api/snapshots/{id}.jpg")).await != 404 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "snapshot {id} not deleted after the undo delay"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     assert!(
         hub.find_file_with(&served).is_none(),
         "deleted snapshot still on disk"
@@ -440,6 +491,22 @@ async fn snapshot_is_saved_listed_opened_and_deleted(b: &Browser, hub: &Harness)
         &format!("{count} === {}", before + 2),
     )
     .await;
+}
+
+/// How long the dashboard waits before it really deletes a snapshot (the undo window).
+const UNDO: Duration = Duration::from_secs(5);
+
+/// Notifications sit where they never cover the snapshots panel: checked with the real
+/// toasts shown now plus enough filler toasts to reach the most that can be shown at once.
+async fn toasts_stay_off_the_gallery(b: &Browser) {
+    let overlaps = b
+        .js("const c = document.querySelector('#toasts'); const added = []; while (c.children.length < 4) { const t = document.createElement('div'); t.className = 'toast'; t.innerHTML = '<p>A long notification that wraps onto a second line, as errors from the hub do</p>'; c.append(t); added.push(t); } const g = document.querySelector('.area-gallery').getBoundingClientRect(); const hit = [...c.children].map(t => t.getBoundingClientRect()).filter(r => r.left < g.right && r.right > g.left && r.top < g.bottom && r.bottom > g.top).length; const n = c.children.length; added.forEach(t => t.remove()); return [n, hit, g.width > 0];")
+        .await;
+    assert_eq!(
+        overlaps,
+        serde_json::json!([4, 0, true]),
+        "[toasts, toasts overlapping the gallery, gallery shown]"
+    );
 }
 
 async fn live_view_with_controls_and_charts(b: &Browser) {

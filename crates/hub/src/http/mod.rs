@@ -15,6 +15,7 @@ pub(crate) mod api;
 pub(crate) mod assets;
 pub mod error;
 pub(crate) mod metrics;
+pub(crate) mod thumb;
 pub(crate) mod ui;
 pub(crate) mod view;
 pub(crate) mod viewer_ws;
@@ -54,6 +55,7 @@ pub fn router(hub: Hub) -> Router {
             "/api/snapshots/{file}",
             get(api::get_snapshot_jpg).delete(api::delete_snapshot),
         )
+        .route("/api/snapshots/{id}/thumb.jpg", get(thumb::get_thumb))
         .route("/ws/view/{camera}", get(view::view_ws))
         .route("/ws/ui", get(ui::ui_ws))
         .fallback(not_found)
