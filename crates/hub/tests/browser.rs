@@ -92,6 +92,7 @@ async fn dashboard_in_a_real_browser() {
     )
     .await;
     snapshot_is_saved_listed_opened_and_deleted(&b, &hub).await;
+    charts_show_the_hubs_history_with_axes(&b, &hub).await;
     live_view_with_controls_and_charts(&b).await;
     assert_no_console_errors(&b, "camera view").await;
     stopped_camera_shows_offline_with_a_notification(&b, &mut hub).await;
@@ -507,6 +508,79 @@ async fn toasts_stay_off_the_gallery(b: &Browser) {
         serde_json::json!([4, 0, true]),
         "[toasts, toasts overlapping the gallery, gallery shown]"
     );
+}
+
+/// The charts load the hub's history when the page opens (they used to start empty after
+/// every reload), draw labelled axes, and say which range they show.
+async fn charts_show_the_hubs_history_with_axes(b: &Browser, hub: &Harness) {
+    b.client.refresh().await.unwrap();
+    let fps = "document.querySelector('[data-metric=fps] canvas')";
+    // Samples older than the page itself can only come from the hub.
+    b.wait_for(
+        "history from before the page was loaded",
+        &format!("{fps}.dataset.first && +{fps}.dataset.first < performance.timeOrigin - 5000"),
+    )
+    .await;
+    let history =
+        serde_json::from_slice::<Value>(&hub.get_bytes("/api/cameras/cam-1/telemetry").await)
+            .unwrap();
+    let fine = history["fine"].as_array().unwrap();
+    assert!(fine.len() > 10, "hub history: {history}");
+    let chart = b
+        .js(&format!("const d = {fps}.dataset; return [+d.points, d.rangeMs, d.unit, +d.yMin, +d.yMax, +d.max, d.ticks, {fps}.getAttribute('aria-label'), document.querySelector('#telemetry-range').textContent];"))
+        .await;
+    assert!(
+        int(&chart[0]) + 3 >= fine.len() as i64,
+        "chart has {} points, hub history {}",
+        chart[0],
+        fine.len()
+    );
+    assert_eq!(chart[1], "300000", "{chart}");
+    assert_eq!(chart[2], "fps", "{chart}");
+    assert_eq!(chart[3], 0, "{chart}");
+    let (y_max, max) = (chart[4].as_f64().unwrap(), chart[5].as_f64().unwrap());
+    assert!(
+        max > 0.0 && y_max >= max,
+        "axis top {y_max} below the data's {max}"
+    );
+    let ticks = chart[6].as_str().unwrap();
+    assert!(
+        ticks.ends_with("now") && ticks.split(',').count() >= 3,
+        "time ticks {ticks:?}"
+    );
+    assert_eq!(chart[7], "Frame rate, last 5 minutes");
+    assert_eq!(chart[8], "last 5 minutes");
+    // The labels are drawn: ink left of the plot (value axis) and below it (time axis).
+    let ink = b
+        .js(&format!("const c = {fps}; const d = c.getContext('2d'); const ink = (x, y, w, h) => {{ const p = d.getImageData(x, y, w, h).data; let n = 0; for (let i = 3; i < p.length; i += 4) if (p[i]) n++; return n; }}; const g = JSON.parse(c.dataset.plot); return [ink(0, 0, g.left - 1, c.height), ink(g.left, g.bottom + 1, c.width - g.left, c.height - g.bottom - 1)];"))
+        .await;
+    assert!(
+        int(&ink[0]) > 20 && int(&ink[1]) > 20,
+        "axis labels drawn (value axis, time axis): {ink}"
+    );
+    // Other ranges: the labels follow.
+    for (range, label, unit) in [
+        ("3600000", "last hour", "m"),
+        ("86400000", "last 24 hours", "h"),
+        ("300000", "last 5 minutes", "m"),
+    ] {
+        b.click(Locator::Css(&format!("[data-range='{range}']")))
+            .await;
+        let shown = b
+            .wait_for(
+                &format!("range {label}"),
+                &format!("{fps}.dataset.rangeMs === '{range}' && [document.querySelector('#telemetry-range').textContent, {fps}.getAttribute('aria-label'), {fps}.dataset.ticks, document.querySelector('[data-range=\"{range}\"]').getAttribute('aria-pressed')]"),
+            )
+            .await;
+        assert_eq!(shown[0], label);
+        assert_eq!(shown[1], format!("Frame rate, {label}"));
+        let ticks = shown[2].as_str().unwrap();
+        assert!(
+            ticks.ends_with(",now") && ticks.split(',').any(|t| t.ends_with(unit)),
+            "{label}: ticks {ticks}"
+        );
+        assert_eq!(shown[3], "true");
+    }
 }
 
 async fn live_view_with_controls_and_charts(b: &Browser) {

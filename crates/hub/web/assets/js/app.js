@@ -48,7 +48,10 @@ function confirmAction(title, text) {
 
 const grid = new Grid($("#camera-grid"), $("#grid-empty"), describeResolution);
 const controls = new Controls($("#controls"), { confirm: confirmAction });
-const telemetry = new Telemetry($("#telemetry"));
+const telemetry = new Telemetry($("#telemetry"), {
+  rangeLabel: $("#telemetry-range"),
+  rangeButtons: $("#telemetry-ranges"),
+});
 const snapshots = new Snapshots({
   list: $("#gallery"),
   empty: $("#gallery-empty"),
@@ -308,6 +311,9 @@ hub.addEventListener("cameras", ({ detail }) => {
   list.forEach((c) => cameras.set(c.id, c));
   grid.reset(list);
   hubListed = true;
+  // Back after an outage: the hub's history covers the gap (or restarted empty; the page keeps
+  // what it saw).
+  if (everListed) telemetry.refresh();
   everListed = true;
   updateCount();
   renderCameraView();
