@@ -100,6 +100,62 @@ async fn dashboard_in_a_real_browser() {
     assert_no_console_errors(&b, "offline and phone layout").await;
     // Last: stopping the hub makes the browser log failed reconnects, which are expected.
     lost_hub_connection_is_reported_and_recovered(&b, hub).await;
+    pulled_camera_shows_the_frame_size_it_sends(&b).await;
+}
+
+/// A pulled (seed-002) camera reports no settings: the controls say so and show the size of
+/// the frames it sends, instead of made-up values.
+async fn pulled_camera_shows_the_frame_size_it_sends(b: &Browser) {
+    let cam = cameras::StandaloneCamera::start("cam-ap").await;
+    let hub = Harness::start_pulling("cam-ap", &cam.url()).await;
+    let info = hub.camera_info("cam-ap").await;
+    assert_eq!(info["settings"], Value::Null, "{info}");
+    let size = format!("{}×{}", int(&info["width"]), int(&info["height"]));
+    // The previous scenario's failed reconnects are in the log; start clean.
+    b.console_errors().await;
+    b.client.goto(&hub.url("/#/camera/cam-ap")).await.unwrap();
+    b.wait_for(
+        "pulled camera live",
+        "document.querySelector('[data-testid=camera-state]').textContent === 'Online' && +document.querySelector('#live').dataset.frameCount > 2",
+    )
+    .await;
+    let shown = b
+        .wait_for(
+            "unknown settings shown",
+            "(() => { const r = document.querySelector('#ctl-resolution'); return r.value === '' && r.options.length > 1 && [r.selectedOptions[0].textContent, document.querySelector('#controls-note').hidden, document.querySelector('#controls-note').textContent, document.querySelector('#out-quality').value, document.querySelector('#ctl-vflip').indeterminate, document.querySelector('#controls-fieldset').disabled, document.querySelector('#camera-meta').textContent]; })()",
+        )
+        .await;
+    assert_eq!(shown[0], format!("Not reported — sends {size}"), "{shown}");
+    assert_eq!(shown[1], false, "{shown}");
+    assert!(
+        shown[2]
+            .as_str()
+            .unwrap()
+            .contains(&format!("sends {size} frames")),
+        "{shown}"
+    );
+    assert_eq!(shown[3], "?", "{shown}");
+    assert_eq!(shown[4], true, "{shown}");
+    assert_eq!(
+        shown[5], false,
+        "controls of an online pulled camera: {shown}"
+    );
+    assert!(
+        shown[6].as_str().unwrap().contains("standalone camera"),
+        "{shown}"
+    );
+    b.screenshot("pulled-camera").await;
+    // A setting changed here is acknowledged, and from then on the controls show values.
+    let select = b.client.find(Locator::Id("ctl-resolution")).await.unwrap();
+    select.select_by_value("3").await.unwrap();
+    b.wait_for(
+        "pulled camera's resolution acknowledged",
+        "document.querySelector('#ctl-resolution').dataset.acked === '3' && !document.querySelector('#ctl-resolution option[data-unknown]') && document.querySelector('#controls-note').hidden && !document.querySelector('#ctl-vflip').indeterminate",
+    )
+    .await;
+    assert_no_console_errors(b, "pulled camera").await;
+    hub.stop().await;
+    cam.stop().await;
 }
 
 async fn grid_shows_every_camera_live(b: &Browser, hub: &Harness) {
