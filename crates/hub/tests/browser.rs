@@ -22,6 +22,7 @@ use fantoccini::Locator;
 use fantoccini::key::Key;
 use harness::Harness;
 use serde_json::Value;
+use std::time::Duration;
 
 fn int(v: &Value) -> i64 {
     v.as_i64()
@@ -76,7 +77,8 @@ async fn dashboard_in_a_real_browser() {
 
     grid_shows_every_camera_live(&b, &hub).await;
     assert_no_console_errors(&b, "grid").await;
-    new_camera_appears_without_reload(&b, &mut hub).await;
+    unknown_camera_says_so_until_it_connects(&b, &mut hub).await;
+    assert_no_console_errors(&b, "unknown camera").await;
     live_view_shows_frames_at_the_camera_resolution(&b, &hub).await;
     resolution_change_resizes_the_image_and_shows_the_ack(&b, &hub).await;
     other_controls_show_acknowledged_values(&b).await;
@@ -90,6 +92,7 @@ async fn dashboard_in_a_real_browser() {
     )
     .await;
     snapshot_is_saved_listed_opened_and_deleted(&b, &hub).await;
+    charts_show_the_hubs_history_with_axes(&b, &hub).await;
     live_view_with_controls_and_charts(&b).await;
     assert_no_console_errors(&b, "camera view").await;
     stopped_camera_shows_offline_with_a_notification(&b, &mut hub).await;
@@ -97,6 +100,62 @@ async fn dashboard_in_a_real_browser() {
     assert_no_console_errors(&b, "offline and phone layout").await;
     // Last: stopping the hub makes the browser log failed reconnects, which are expected.
     lost_hub_connection_is_reported_and_recovered(&b, hub).await;
+    pulled_camera_shows_the_frame_size_it_sends(&b).await;
+}
+
+/// A pulled (seed-002) camera reports no settings: the controls say so and show the size of
+/// the frames it sends, instead of made-up values.
+async fn pulled_camera_shows_the_frame_size_it_sends(b: &Browser) {
+    let cam = cameras::StandaloneCamera::start("cam-ap").await;
+    let hub = Harness::start_pulling("cam-ap", &cam.url()).await;
+    let info = hub.camera_info("cam-ap").await;
+    assert_eq!(info["settings"], Value::Null, "{info}");
+    let size = format!("{}×{}", int(&info["width"]), int(&info["height"]));
+    // The previous scenario's failed reconnects are in the log; start clean.
+    b.console_errors().await;
+    b.client.goto(&hub.url("/#/camera/cam-ap")).await.unwrap();
+    b.wait_for(
+        "pulled camera live",
+        "document.querySelector('[data-testid=camera-state]').textContent === 'Online' && +document.querySelector('#live').dataset.frameCount > 2",
+    )
+    .await;
+    let shown = b
+        .wait_for(
+            "unknown settings shown",
+            "(() => { const r = document.querySelector('#ctl-resolution'); return r.value === '' && r.options.length > 1 && [r.selectedOptions[0].textContent, document.querySelector('#controls-note').hidden, document.querySelector('#controls-note').textContent, document.querySelector('#out-quality').value, document.querySelector('#ctl-vflip').indeterminate, document.querySelector('#controls-fieldset').disabled, document.querySelector('#camera-meta').textContent]; })()",
+        )
+        .await;
+    assert_eq!(shown[0], format!("Not reported — sends {size}"), "{shown}");
+    assert_eq!(shown[1], false, "{shown}");
+    assert!(
+        shown[2]
+            .as_str()
+            .unwrap()
+            .contains(&format!("sends {size} frames")),
+        "{shown}"
+    );
+    assert_eq!(shown[3], "?", "{shown}");
+    assert_eq!(shown[4], true, "{shown}");
+    assert_eq!(
+        shown[5], false,
+        "controls of an online pulled camera: {shown}"
+    );
+    assert!(
+        shown[6].as_str().unwrap().contains("standalone camera"),
+        "{shown}"
+    );
+    b.screenshot("pulled-camera").await;
+    // A setting changed here is acknowledged, and from then on the controls show values.
+    let select = b.client.find(Locator::Id("ctl-resolution")).await.unwrap();
+    select.select_by_value("3").await.unwrap();
+    b.wait_for(
+        "pulled camera's resolution acknowledged",
+        "document.querySelector('#ctl-resolution').dataset.acked === '3' && !document.querySelector('#ctl-resolution option[data-unknown]') && document.querySelector('#controls-note').hidden && !document.querySelector('#ctl-vflip').indeterminate",
+    )
+    .await;
+    assert_no_console_errors(b, "pulled camera").await;
+    hub.stop().await;
+    cam.stop().await;
 }
 
 async fn grid_shows_every_camera_live(b: &Browser, hub: &Harness) {
@@ -134,16 +193,63 @@ async fn grid_shows_every_camera_live(b: &Browser, hub: &Harness) {
     b.screenshot("grid").await;
 }
 
-async fn new_camera_appears_without_reload(b: &Browser, hub: &mut Harness) {
-    hub.start_camera("cam-3").await;
+/// The camera page of an id the hub does not know says so (it used to show an "Offline"
+/// camera with disabled controls), and turns into the live view once that camera connects.
+async fn unknown_camera_says_so_until_it_connects(b: &Browser, hub: &mut Harness) {
+    // A full page load straight onto an id the hub has never seen.
+    b.client
+        .goto(&hub.url("/#/camera/does-not-exist"))
+        .await
+        .unwrap();
+    let missing = "document.querySelector('[data-testid=camera-missing]')";
+    let state = "document.querySelector('[data-testid=camera-state]')";
     b.wait_for(
-        "cam-3 tile appears without a reload",
-        "document.querySelector('[data-testid=tile][data-camera=cam-3][data-online=true]')",
+        "not-found message",
+        &format!("!{missing}.hidden && {state}.dataset.state === 'missing'"),
     )
     .await;
+    let text = b.js(&format!("return {missing}.textContent;")).await;
+    assert!(
+        text.as_str()
+            .unwrap()
+            .contains("No camera called “does-not-exist” is known to this hub"),
+        "{text}"
+    );
+    let shown = b
+        .js(&format!(
+            "return [{state}.textContent, {state}.dataset.online, document.querySelector('#camera-layout').hidden, !!{missing}.querySelector('a[href=\"#/\"]')];"
+        ))
+        .await;
+    assert_eq!(shown, serde_json::json!(["Not found", "false", true, true]));
+    b.screenshot("camera-not-found").await;
+
+    // An id whose page is open before the camera connects: the page becomes its live view.
+    b.js("location.hash = '#/camera/cam-3'; return null;").await;
+    b.wait_for(
+        "cam-3 not found yet",
+        &format!(
+            "!{missing}.hidden && document.querySelector('#camera-title').textContent === 'cam-3'"
+        ),
+    )
+    .await;
+    hub.start_camera("cam-3").await;
     b.wait_for(
         "online notification for cam-3",
         "[...document.querySelectorAll('[data-testid=toast]')].some(t => t.textContent.includes('cam-3 is online'))",
+    )
+    .await;
+    b.wait_for(
+        "cam-3 shown normally",
+        &format!(
+            "{missing}.hidden && !document.querySelector('#camera-layout').hidden && {state}.textContent === 'Online' && !document.querySelector('#controls-fieldset').disabled && +document.querySelector('#live').dataset.frameCount > 2 && document.querySelector('#feed-overlay').hidden"
+        ),
+    )
+    .await;
+    // The grid got its tile without a reload too.
+    b.js("location.hash = '#/'; return null;").await;
+    b.wait_for(
+        "cam-3 tile appears without a reload",
+        "document.querySelector('[data-testid=tile][data-camera=cam-3][data-online=true]')",
     )
     .await;
     b.screenshot("grid-new-camera").await;
@@ -353,6 +459,18 @@ async fn snapshot_is_saved_listed_opened_and_deleted(b: &Browser, hub: &Harness)
     let info = dec.info().unwrap();
     assert_eq!((info.width, info.height), (320, 240));
 
+    // The gallery shows the hub's small thumbnail, not the full JPEG.
+    let thumb = b
+        .wait_for(
+            "thumbnail loaded",
+            "(() => { const i = document.querySelector('[data-testid=snapshot] img'); return i.complete && i.naturalWidth > 0 && [i.getAttribute('src'), i.naturalWidth, i.naturalHeight]; })()",
+        )
+        .await;
+    assert_eq!(
+        thumb,
+        serde_json::json!([format!("/api/snapshots/{id}/thumb.jpg"), 160, 120])
+    );
+
     // Open it full size.
     b.click(Locator::Css("[data-testid=snapshot] button")).await;
     b.wait_for(
@@ -365,14 +483,52 @@ async fn snapshot_is_saved_listed_opened_and_deleted(b: &Browser, hub: &Harness)
         .await;
     assert_eq!(href, format!("/api/snapshots/{id}.jpg"));
     b.screenshot("snapshot-open").await;
-    // Delete it: gone from the gallery and from the hub.
+    // Delete it: it leaves the gallery at once, and a toast offers to undo for a few seconds
+    // before the hub is asked to delete it.
+    b.click(Locator::Id("snapshot-delete")).await;
+    b.wait_for(
+        "snapshot hidden, undo offered",
+        &format!("{count} === {before} && !document.querySelector('#snapshot-dialog').open && document.querySelector('[data-testid=toast] [data-testid=undo]')"),
+    )
+    .await;
+    assert_eq!(hub.status(&format!("/api/snapshots/{id}.jpg")).await, 200);
+    toasts_stay_off_the_gallery(b).await;
+    b.screenshot("snapshot-undo").await;
+    b.click(Locator::Css("[data-testid=undo]")).await;
+    b.wait_for(
+        "snapshot back after undo",
+        &format!("{count} === {} && document.querySelector('[data-testid=snapshot]').dataset.snapshotId === '{id}'", before + 1),
+    )
+    .await;
+    // Well past the undo delay: the hub still has it.
+    tokio::time::sleep(UNDO + Duration::from_secs(1)).await;
+    assert_eq!(hub.status(&format!("/api/snapshots/{id}.jpg")).await, 200);
+    assert!(
+        hub.find_file_with(&served).is_some(),
+        "undone delete removed the file"
+    );
+
+    // Delete it for real: gone from the gallery and, after the delay, from the hub.
+    b.click(Locator::Css("[data-testid=snapshot] button")).await;
+    b.wait_for(
+        "dialog open again",
+        "document.querySelector('#snapshot-dialog').open",
+    )
+    .await;
     b.click(Locator::Id("snapshot-delete")).await;
     b.wait_for(
         "snapshot removed",
         &format!("{count} === {before} && !document.querySelector('#snapshot-dialog').open"),
     )
     .await;
-    assert_eq!(hub.status(&format!("/api/snapshots/{id}.jpg")).await, 404);
+    let deadline = tokio::time::Instant::now() + UNDO + driver::WAIT;
+    while hub.status(&format!("/api/snapshots/{id}.jpg")).await != 404 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "snapshot {id} not deleted after the undo delay"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     assert!(
         hub.find_file_with(&served).is_none(),
         "deleted snapshot still on disk"
@@ -392,6 +548,95 @@ async fn snapshot_is_saved_listed_opened_and_deleted(b: &Browser, hub: &Harness)
         &format!("{count} === {}", before + 2),
     )
     .await;
+}
+
+/// How long the dashboard waits before it really deletes a snapshot (the undo window).
+const UNDO: Duration = Duration::from_secs(5);
+
+/// Notifications sit where they never cover the snapshots panel: checked with the real
+/// toasts shown now plus enough filler toasts to reach the most that can be shown at once.
+async fn toasts_stay_off_the_gallery(b: &Browser) {
+    let overlaps = b
+        .js("const c = document.querySelector('#toasts'); const added = []; while (c.children.length < 4) { const t = document.createElement('div'); t.className = 'toast'; t.innerHTML = '<p>A long notification that wraps onto a second line, as errors from the hub do</p>'; c.append(t); added.push(t); } const g = document.querySelector('.area-gallery').getBoundingClientRect(); const hit = [...c.children].map(t => t.getBoundingClientRect()).filter(r => r.left < g.right && r.right > g.left && r.top < g.bottom && r.bottom > g.top).length; const n = c.children.length; added.forEach(t => t.remove()); return [n, hit, g.width > 0];")
+        .await;
+    assert_eq!(
+        overlaps,
+        serde_json::json!([4, 0, true]),
+        "[toasts, toasts overlapping the gallery, gallery shown]"
+    );
+}
+
+/// The charts load the hub's history when the page opens (they used to start empty after
+/// every reload), draw labelled axes, and say which range they show.
+async fn charts_show_the_hubs_history_with_axes(b: &Browser, hub: &Harness) {
+    b.client.refresh().await.unwrap();
+    let fps = "document.querySelector('[data-metric=fps] canvas')";
+    // Samples older than the page itself can only come from the hub.
+    b.wait_for(
+        "history from before the page was loaded",
+        &format!("{fps}.dataset.first && +{fps}.dataset.first < performance.timeOrigin - 5000"),
+    )
+    .await;
+    let history =
+        serde_json::from_slice::<Value>(&hub.get_bytes("/api/cameras/cam-1/telemetry").await)
+            .unwrap();
+    let fine = history["fine"].as_array().unwrap();
+    assert!(fine.len() > 10, "hub history: {history}");
+    let chart = b
+        .js(&format!("const d = {fps}.dataset; return [+d.points, d.rangeMs, d.unit, +d.yMin, +d.yMax, +d.max, d.ticks, {fps}.getAttribute('aria-label'), document.querySelector('#telemetry-range').textContent];"))
+        .await;
+    assert!(
+        int(&chart[0]) + 3 >= fine.len() as i64,
+        "chart has {} points, hub history {}",
+        chart[0],
+        fine.len()
+    );
+    assert_eq!(chart[1], "300000", "{chart}");
+    assert_eq!(chart[2], "fps", "{chart}");
+    assert_eq!(chart[3], 0, "{chart}");
+    let (y_max, max) = (chart[4].as_f64().unwrap(), chart[5].as_f64().unwrap());
+    assert!(
+        max > 0.0 && y_max >= max,
+        "axis top {y_max} below the data's {max}"
+    );
+    let ticks = chart[6].as_str().unwrap();
+    assert!(
+        ticks.ends_with("now") && ticks.split(',').count() >= 3,
+        "time ticks {ticks:?}"
+    );
+    assert_eq!(chart[7], "Frame rate, last 5 minutes");
+    assert_eq!(chart[8], "last 5 minutes");
+    // The labels are drawn: ink left of the plot (value axis) and below it (time axis).
+    let ink = b
+        .js(&format!("const c = {fps}; const d = c.getContext('2d'); const ink = (x, y, w, h) => {{ const p = d.getImageData(x, y, w, h).data; let n = 0; for (let i = 3; i < p.length; i += 4) if (p[i]) n++; return n; }}; const g = JSON.parse(c.dataset.plot); return [ink(0, 0, g.left - 1, c.height), ink(g.left, g.bottom + 1, c.width - g.left, c.height - g.bottom - 1)];"))
+        .await;
+    assert!(
+        int(&ink[0]) > 20 && int(&ink[1]) > 20,
+        "axis labels drawn (value axis, time axis): {ink}"
+    );
+    // Other ranges: the labels follow.
+    for (range, label, unit) in [
+        ("3600000", "last hour", "m"),
+        ("86400000", "last 24 hours", "h"),
+        ("300000", "last 5 minutes", "m"),
+    ] {
+        b.click(Locator::Css(&format!("[data-range='{range}']")))
+            .await;
+        let shown = b
+            .wait_for(
+                &format!("range {label}"),
+                &format!("{fps}.dataset.rangeMs === '{range}' && [document.querySelector('#telemetry-range').textContent, {fps}.getAttribute('aria-label'), {fps}.dataset.ticks, document.querySelector('[data-range=\"{range}\"]').getAttribute('aria-pressed')]"),
+            )
+            .await;
+        assert_eq!(shown[0], label);
+        assert_eq!(shown[1], format!("Frame rate, {label}"));
+        let ticks = shown[2].as_str().unwrap();
+        assert!(
+            ticks.ends_with(",now") && ticks.split(',').any(|t| t.ends_with(unit)),
+            "{label}: ticks {ticks}"
+        );
+        assert_eq!(shown[3], "true");
+    }
 }
 
 async fn live_view_with_controls_and_charts(b: &Browser) {
@@ -453,6 +698,30 @@ async fn stopped_camera_shows_offline_with_a_notification(b: &Browser, hub: &mut
         "document.querySelector('[data-testid=camera-state]').textContent === 'Offline' && document.querySelector('#controls-fieldset').disabled",
     )
     .await;
+    // Saving a snapshot cannot work either: the button says why instead of failing after 2 s,
+    // and the keyboard shortcut sends nothing.
+    let snap = b
+        .js("const s = document.querySelector('#snapshot-btn'); return [s.disabled, s.title];")
+        .await;
+    assert_eq!(
+        snap[0], true,
+        "snapshot button of an offline camera: {snap}"
+    );
+    assert!(
+        snap[1].as_str().unwrap().contains("offline"),
+        "snapshot button title: {snap}"
+    );
+    b.js("window.__posts = []; const f = window.fetch; window.fetch = (u, o) => { if (o?.method === 'POST') window.__posts.push(String(u)); return f(u, o); }; document.activeElement.blur(); return null;")
+        .await;
+    b.client
+        .find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .send_keys("s")
+        .await
+        .unwrap();
+    let posts = b.js("return window.__posts;").await;
+    assert_eq!(posts, serde_json::json!([]), "S on an offline camera");
 }
 
 async fn phone_layout_fits_375_px(b: &Browser) {
@@ -463,6 +732,12 @@ async fn phone_layout_fits_375_px(b: &Browser) {
     b.wait_for(
         "frames in narrow layout",
         "+document.querySelector('#live').dataset.frameCount > 2",
+    )
+    .await;
+    // An online camera's snapshot button is enabled again.
+    b.wait_for(
+        "snapshot button enabled for an online camera",
+        "!document.querySelector('#snapshot-btn').disabled && document.querySelector('#snapshot-btn').title === ''",
     )
     .await;
     let overflow = b
@@ -504,6 +779,39 @@ async fn lost_hub_connection_is_reported_and_recovered(b: &Browser, hub: Harness
         "[...document.querySelectorAll('[data-testid=toast]')].some(t => t.textContent.includes('Lost the connection to the hub'))",
     )
     .await;
+    // Nothing the hub said can be trusted now: the camera's state is unknown, the last frame
+    // is marked as frozen since its time, and what needs the hub is disabled.
+    b.wait_for(
+        "camera state unknown",
+        "document.querySelector('[data-testid=camera-state]').textContent === 'Unknown' && document.querySelector('[data-testid=camera-state]').dataset.online === 'unknown'",
+    )
+    .await;
+    let lost = b
+        .js("const o = document.querySelector('#feed-overlay'); return [o.hidden, o.textContent, document.querySelector('#feed').dataset.stale, document.querySelector('#controls-fieldset').disabled, document.querySelector('#controls-note').textContent, document.querySelector('#reboot-btn').matches(':disabled'), document.querySelector('#snapshot-btn').disabled, document.querySelector('#snapshot-btn').title, [...document.querySelectorAll('[data-testid=tile] .badge')].map(t => t.textContent), document.querySelector('#camera-count').textContent];")
+        .await;
+    let text = lost[1].as_str().unwrap();
+    assert_eq!(lost[0], false, "stale overlay hidden: {lost}");
+    assert!(
+        text.starts_with("Hub unreachable")
+            && text.contains("since")
+            && text.chars().filter(|c| *c == ':').count() >= 2,
+        "stale overlay text: {text:?}"
+    );
+    assert_eq!(lost[2], "true", "{lost}");
+    assert_eq!(lost[3], true, "controls enabled without a hub: {lost}");
+    assert!(
+        lost[4].as_str().unwrap().contains("Hub unreachable"),
+        "{lost}"
+    );
+    assert_eq!(lost[5], true, "reboot enabled without a hub: {lost}");
+    assert_eq!(lost[6], true, "snapshot enabled without a hub: {lost}");
+    assert!(lost[7].as_str().unwrap().contains("hub"), "{lost}");
+    let tiles: Vec<String> = serde_json::from_value(lost[8].clone()).unwrap();
+    assert!(
+        !tiles.is_empty() && tiles.iter().all(|t| t == "Unknown"),
+        "grid badges without a hub: {tiles:?}"
+    );
+    assert!(lost[9].as_str().unwrap().contains("unknown"), "{lost}");
     b.screenshot("hub-lost").await;
 
     // The hub comes back on the same address: the page reconnects by itself, says so, and
@@ -522,6 +830,15 @@ async fn lost_hub_connection_is_reported_and_recovered(b: &Browser, hub: Harness
     b.wait_for(
         "camera online again",
         "document.querySelector('[data-testid=camera-state]')?.dataset.online === 'true'",
+    )
+    .await;
+    // Everything recovers: live frames, no overlay, controls and snapshot enabled.
+    let frames = live_attr(b, "frameCount").await;
+    b.wait_for(
+        "live again",
+        &format!(
+            "+document.querySelector('#live').dataset.frameCount > {frames} + 3 && document.querySelector('#feed-overlay').hidden && document.querySelector('#feed').dataset.stale !== 'true' && !document.querySelector('#controls-fieldset').disabled && !document.querySelector('#snapshot-btn').disabled && document.querySelector('#camera-count').textContent === '2 cameras · 2 online'"
+        ),
     )
     .await;
     b.screenshot("hub-reconnected").await;

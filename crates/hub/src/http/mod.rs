@@ -9,6 +9,7 @@
 //! - [`view`] and [`viewer_ws`]: viewer outputs; the viewer WebSocket is written directly on
 //!   the upgraded connection (one `writev` per frame, no copy).
 //! - [`ui`]: the browser socket, and the one place events are serialised.
+//! - [`recordings`]: spans, export, the playback socket; [`thumb`]: snapshot thumbnails.
 //! - [`metrics`]: Prometheus text. [`assets`]: the embedded dashboard.
 
 pub(crate) mod api;
@@ -16,6 +17,7 @@ pub(crate) mod assets;
 pub mod error;
 pub(crate) mod metrics;
 pub(crate) mod recordings;
+pub(crate) mod thumb;
 pub(crate) mod ui;
 pub(crate) mod view;
 pub(crate) mod viewer_ws;
@@ -63,6 +65,7 @@ pub fn router(hub: Hub) -> Router {
         )
         .route("/api/cameras/{camera}/export", get(recordings::export))
         .route("/ws/playback/{camera}", get(recordings::playback_ws))
+        .route("/api/snapshots/{id}/thumb.jpg", get(thumb::get_thumb))
         .route("/ws/view/{camera}", get(view::view_ws))
         .route("/ws/ui", get(ui::ui_ws))
         .fallback(not_found)

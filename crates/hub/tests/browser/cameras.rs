@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use espcam_proto::CameraId;
-use espcam_sim::{CameraHandle, Fault, HubCamera, HubCameraConfig};
+use espcam_sim::{ApCamera, ApCameraConfig, CameraHandle, Fault, HubCamera, HubCameraConfig};
 
 /// Frames per second of each test camera: smooth enough to see motion, light on two cores.
 const FPS: u16 = 15;
@@ -31,6 +31,30 @@ impl VirtualCamera {
     }
 
     /// Stops the camera: its connections close, as when it is switched off.
+    pub async fn stop(self) {
+        self.0.stop().await;
+    }
+}
+
+/// A standalone (seed-002) virtual camera serving `ws://127.0.0.1:PORT/ws`.
+pub struct StandaloneCamera(CameraHandle);
+
+impl StandaloneCamera {
+    pub async fn start(id: &str) -> StandaloneCamera {
+        let config = ApCameraConfig {
+            id: CameraId::new(id).unwrap(),
+            fps: FPS,
+            ..ApCameraConfig::default()
+        };
+        let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        StandaloneCamera(ApCamera::bind(addr, config).await.unwrap())
+    }
+
+    /// Its WebSocket URL.
+    pub fn url(&self) -> String {
+        self.0.url().unwrap()
+    }
+
     pub async fn stop(self) {
         self.0.stop().await;
     }

@@ -38,14 +38,26 @@ pub struct Stopped {
 impl Stopped {
     /// Starts a hub on the same ports and data directory, with cameras `ids`.
     pub async fn start_again(self, ids: &[&str]) -> Harness {
-        Harness::start_in(self.data, Some(self.addrs), ids).await
+        Harness::start_in(self.data, Some(self.addrs), ids, Vec::new()).await
     }
 }
 
 impl Harness {
     /// Starts a hub and one virtual camera per id, and waits until all are online.
     pub async fn start(ids: &[&str]) -> Harness {
-        Self::start_in(tempfile::tempdir().unwrap(), None, ids).await
+        Self::start_in(tempfile::tempdir().unwrap(), None, ids, Vec::new()).await
+    }
+
+    /// Starts a hub that pulls from the standalone (seed-002) camera at `url` as `id`, and
+    /// waits until it is online with a frame.
+    pub async fn start_pulling(id: &str, url: &str) -> Harness {
+        let target = espcam_hub::config::PullTarget {
+            id: espcam_proto::CameraId::new(id).unwrap(),
+            url: url.to_owned(),
+        };
+        let h = Self::start_in(tempfile::tempdir().unwrap(), None, &[], vec![target]).await;
+        h.wait_online(id).await;
+        h
     }
 
     /// Starts a hub on `addrs` (ports 0 when `None`) with data directory `data`.
@@ -53,8 +65,10 @@ impl Harness {
         data: tempfile::TempDir,
         addrs: Option<(SocketAddr, SocketAddr)>,
         ids: &[&str],
+        pull: Vec<espcam_hub::config::PullTarget>,
     ) -> Harness {
         let mut config = Config::for_tests(data.path());
+        config.pull = pull;
         // Short, so the timed-out command scenario does not wait long.
         config.ack_timeout = ACK_TIMEOUT;
         if let Some((http, stream)) = addrs {
@@ -97,6 +111,11 @@ impl Harness {
     pub async fn start_camera(&mut self, id: &str) {
         let cam = VirtualCamera::start(id, self.http, self.stream);
         self.cameras.insert(id.to_owned(), cam);
+        self.wait_online(id).await;
+    }
+
+    /// Waits until the hub lists camera `id` online with a frame.
+    async fn wait_online(&self, id: &str) {
         let deadline = tokio::time::Instant::now() + crate::driver::WAIT;
         loop {
             let (status, body) = self.get(&format!("/api/cameras/{id}")).await;

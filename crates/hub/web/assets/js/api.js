@@ -4,7 +4,7 @@
 
 const TIMEOUT_MS = 15_000;
 
-async function request(path, { method = "GET", body } = {}) {
+async function request(path, { method = "GET", body, withDate = false } = {}) {
   const ctrl = new AbortController();
   const timer = setTimeout(() => ctrl.abort(), TIMEOUT_MS);
   let res;
@@ -38,6 +38,11 @@ async function request(path, { method = "GET", body } = {}) {
     err.status = res.status;
     throw err;
   }
+  if (withDate) {
+    // The hub's clock (HTTP Date, 1 s resolution), to place its timestamps on this one's.
+    const date = Date.parse(res.headers.get("date") ?? "");
+    return { body: json, hubNow: Number.isFinite(date) ? date : null };
+  }
   return json;
 }
 
@@ -48,6 +53,8 @@ export const api = {
   /** Resolves to the settings the camera acknowledged. */
   applySettings: async (id, change) =>
     (await request(`${cam(id)}/settings`, { method: "POST", body: change })).settings,
+  /** Resolves to `{body, hubNow}`: the history (docs/API.md) and the hub's clock, ms. */
+  telemetry: (id) => request(`${cam(id)}/telemetry`, { withDate: true }),
   reboot: (id) => request(`${cam(id)}/reboot`, { method: "POST" }),
   takeSnapshot: (id) => request(`${cam(id)}/snapshots`, { method: "POST" }),
   snapshots: (id, { limit = 24, before } = {}) => {

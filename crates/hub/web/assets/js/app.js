@@ -48,7 +48,10 @@ function confirmAction(title, text) {
 
 const grid = new Grid($("#camera-grid"), $("#grid-empty"), describeResolution);
 const controls = new Controls($("#controls"), { confirm: confirmAction });
-const telemetry = new Telemetry($("#telemetry"));
+const telemetry = new Telemetry($("#telemetry"), {
+  rangeLabel: $("#telemetry-range"),
+  rangeButtons: $("#telemetry-ranges"),
+});
 const snapshots = new Snapshots({
   list: $("#gallery"),
   empty: $("#gallery-empty"),
@@ -71,31 +74,114 @@ function showHubState({ state, retryInMs, attempt }) {
 function updateCount() {
   const all = [...cameras.values()];
   const online = all.filter((c) => c.online).length;
+  const state = hubListed ? `${online} online` : "state unknown";
   $("#camera-count").textContent = all.length
-    ? `${all.length} camera${all.length === 1 ? "" : "s"} · ${online} online`
+    ? `${all.length} camera${all.length === 1 ? "" : "s"} · ${state}`
     : "";
 }
 
 // ---- Camera view ---------------------------------------------------------------------------
+//
+// Everything the view shows follows from one status, so no part of it can contradict another:
+//   connecting  the page has not had the hub's camera list yet
+//   missing     the hub answered and does not know this id (it may still connect later)
+//   online, offline   what the hub says
+//   unknown     the hub was reachable and is not now: what it said last may no longer be true
 
 const live = $("#live");
 const overlay = $("#feed-overlay");
+const cameraView = $("#camera-view");
 
-function renderCameraHead(info) {
-  $("#camera-title").textContent = info.id;
-  const state = $("#camera-state");
-  state.dataset.online = String(Boolean(info.online));
-  state.textContent = info.online ? "Online" : "Offline";
+let hubListed = false; // the socket is up and has delivered the camera list since it came up
+let everListed = false;
+
+function cameraStatus(id) {
+  if (!hubListed) return everListed ? "unknown" : "connecting";
+  const info = cameras.get(id);
+  if (!info) return "missing";
+  return info.online ? "online" : "offline";
+}
+
+const BADGE = {
+  connecting: "Connecting…",
+  missing: "Not found",
+  online: "Online",
+  offline: "Offline",
+  unknown: "Unknown",
+};
+
+function renderCameraView() {
+  if (!current) return;
+  const { id, viewer } = current;
+  const status = cameraStatus(id);
+  const info = cameras.get(id) ?? { id, online: false };
+  cameraView.dataset.state = status;
+  $("#camera-title").textContent = id;
+  const badge = $("#camera-state");
+  badge.dataset.state = status;
+  badge.dataset.online = { online: "true", offline: "false", missing: "false" }[status] ?? "unknown";
+  badge.textContent = BADGE[status];
+  badge.title = status === "unknown" ? "The hub is unreachable, so this camera's state is unknown" : "";
+
+  $("#camera-missing").hidden = status !== "missing";
+  $("#missing-id").textContent = id;
+  $("#camera-layout").hidden = status === "missing";
+
   const meta = [info.sensor, info.firmware, info.source && `${info.source} camera`].filter(Boolean);
-  if (info.viewers !== undefined) meta.push(`${info.viewers} viewer${info.viewers === 1 ? "" : "s"}`);
-  $("#camera-meta").textContent = meta.join(" · ");
-  if (!info.online) {
-    overlay.textContent = "Camera offline";
-    overlay.hidden = false;
-  } else if (current && current.viewer.frames === 0) {
-    overlay.textContent = "Waiting for frames…";
-    overlay.hidden = false;
+  if (info.viewers !== undefined && status === "online") {
+    meta.push(`${info.viewers} viewer${info.viewers === 1 ? "" : "s"}`);
   }
+  $("#camera-meta").textContent = status === "missing" ? "" : meta.join(" · ");
+
+  // The viewer runs once the hub knows the camera; it reconnects by itself after that.
+  if (cameras.has(id)) viewer.start();
+  controls.setCamera(info, status === "online" ? null : CONTROLS_OFF[status]);
+  // The hub saves the frame it has; with no live camera (or no hub) there is none to save.
+  snapshotBtn.disabled = status !== "online";
+  snapshotBtn.title = status === "online" ? "" : SNAPSHOT_OFF[status];
+  if (status !== "missing" && status !== "connecting") telemetry.show(info);
+
+  // The picture: live, or marked as old with the time it is from.
+  const last = viewer.lastFrameAt;
+  const frozen = last !== null && Date.now() - last > STALE_MS;
+  let text = null;
+  if (status === "connecting") text = "Connecting to the hub…";
+  else if (status === "unknown") text = last === null ? "Hub unreachable" : `Hub unreachable — picture frozen since ${clock(last)}`;
+  else if (status === "offline") text = last === null ? "Camera offline" : `Camera offline — last picture at ${clock(last)}`;
+  else if (status === "online" && last === null) text = "Waiting for frames…";
+  else if (status === "online" && frozen) text = `No new picture since ${clock(last)}`;
+  overlay.hidden = text === null;
+  if (text !== null) overlay.textContent = text;
+  if (last !== null && text !== null) $("#feed").dataset.stale = "true";
+  else delete $("#feed").dataset.stale;
+}
+
+/** A picture older than this is marked as frozen even while the camera is online. */
+const STALE_MS = 3000;
+
+function clock(ms) {
+  return new Date(ms).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+}
+
+/** Why the controls are disabled, per status. */
+const CONTROLS_OFF = {
+  connecting: "Connecting to the hub…",
+  missing: "No such camera.",
+  offline: "Camera offline: controls are disabled until it is back.",
+  unknown: "Hub unreachable: controls are disabled until it is back.",
+};
+
+/** Why "Save snapshot" is disabled, per status. */
+const SNAPSHOT_OFF = {
+  connecting: "Connecting to the hub…",
+  missing: "No such camera",
+  offline: "The camera is offline: there is no current frame to save",
+  unknown: "The hub is unreachable: it is the hub that saves snapshots",
+};
+
+const snapshotBtn = $("#snapshot-btn");
+function saveSnapshot() {
+  if (!snapshotBtn.disabled) snapshots.save();
 }
 
 function openCamera(id) {
@@ -112,11 +198,9 @@ function openCamera(id) {
   live.getContext("2d").clearRect(0, 0, live.width, live.height);
   for (const s of ["res", "fps", "kbps", "latency"]) $(`#stat-${s}`).textContent = "–";
   $("#stat-frames").textContent = "0";
-  overlay.textContent = "Waiting for frames…";
-  overlay.hidden = false;
 
   viewer.addEventListener("frame", ({ detail }) => {
-    overlay.hidden = true;
+    if (!overlay.hidden) renderCameraView(); // a first frame, or frames again after a pause
     $("#stat-res").textContent = `${detail.width}×${detail.height}`;
     $("#stat-frames").textContent = String(viewer.frames);
   });
@@ -130,19 +214,19 @@ function openCamera(id) {
     $("#stat-frames").textContent = String(s.frames);
     if (s.connected) telemetry.recordLatency(id, s.latencyMs);
   });
-  if (cameras.has(id)) viewer.start();
 
-  const info = cameras.get(id) ?? { id, online: false };
   document.title = `${id} — espcam`;
-  renderCameraHead(info);
-  controls.setCamera(info);
-  telemetry.show(info);
+  // A stream that stops without the hub saying anything must still show as stale.
+  current.tick = setInterval(renderCameraView, 1000);
+  renderCameraView();
   snapshots.setCamera(id);
 }
 
 function closeCamera() {
   if (!current) return;
   current.viewer.stop();
+  clearInterval(current.tick);
+  delete $("#feed").dataset.stale;
   current = null;
   if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
 }
@@ -177,7 +261,7 @@ fullscreenBtn.addEventListener("click", toggleFullscreen);
 document.addEventListener("fullscreenchange", () => {
   fullscreenBtn.firstChild.textContent = document.fullscreenElement ? "Exit fullscreen " : "Fullscreen ";
 });
-$("#snapshot-btn").addEventListener("click", () => snapshots.save());
+snapshotBtn.addEventListener("click", saveSnapshot);
 
 document.addEventListener("keydown", (e) => {
   if (!current || e.ctrlKey || e.metaKey || e.altKey) return;
@@ -185,7 +269,7 @@ document.addEventListener("keydown", (e) => {
   const key = e.key.toLowerCase();
   if (key === "s") {
     e.preventDefault();
-    snapshots.save();
+    saveSnapshot();
   } else if (key === "f") {
     e.preventDefault();
     toggleFullscreen();
@@ -200,17 +284,20 @@ function updateCamera(info) {
   cameras.set(info.id, info);
   grid.upsert(info);
   updateCount();
-  if (current?.id === info.id) {
-    current.viewer.start();
-    renderCameraHead(info);
-    controls.setCamera(info);
-  }
+  if (current?.id === info.id) renderCameraView();
 }
 
 const hub = new HubConnection();
 let everConnected = false;
 hub.addEventListener("state", ({ detail }) => {
   showHubState(detail);
+  // Until the hub sends its list again, nothing it said before can be trusted.
+  if (hubListed) {
+    hubListed = false;
+    grid.setUnknown();
+    updateCount();
+    renderCameraView();
+  }
   if (detail.state === "connected") {
     if (detail.reconnected) notify("Reconnected to the hub", { kind: "success" });
     everConnected = true;
@@ -223,16 +310,16 @@ hub.addEventListener("cameras", ({ detail }) => {
   cameras.clear();
   list.forEach((c) => cameras.set(c.id, c));
   grid.reset(list);
+  hubListed = true;
+  // Back after an outage: the hub's history covers the gap (or restarted empty; the page keeps
+  // what it saw).
+  if (everListed) telemetry.refresh();
+  everListed = true;
   updateCount();
-  if (current) {
-    const known = cameras.get(current.id);
-    const info = known ?? { id: current.id, online: false };
-    renderCameraHead(info);
-    controls.setCamera(info);
-    telemetry.show(info);
-    if (known) current.viewer.start();
-    else overlay.textContent = `No camera called ${current.id} has connected to this hub yet`;
-  }
+  renderCameraView();
+  // Streams that were retrying while the hub was away reconnect now, not after their backoff.
+  grid.reconnectNow();
+  current?.viewer.reconnectNow();
 });
 hub.addEventListener("online", ({ detail }) => {
   updateCamera(detail.camera);

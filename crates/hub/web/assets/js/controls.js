@@ -20,6 +20,7 @@ export class Controls {
   #editing = new Set(); // sliders being dragged; a telemetry update must not yank them back
   #timers = {};
   #resolutions = [];
+  #info = null; // the CameraInfo shown
 
   /**
    * @param {HTMLFormElement} form
@@ -64,6 +65,7 @@ export class Controls {
       ...list.map((r) => new Option(`${r.name} — ${r.width}×${r.height}`, String(r.index))),
     );
     if (this.#acked) this.#render(this.#acked);
+    else if (this.#info) this.#showUnknown(this.#info);
   }
 
   resolutionName(index) {
@@ -71,8 +73,12 @@ export class Controls {
     return r ? r.name : `#${index}`;
   }
 
-  /** Shows `info` (a CameraInfo); called on every hub update for the open camera. */
-  setCamera(info) {
+  /**
+   * Shows `info` (a CameraInfo); called on every hub update for the open camera. `disabled` is
+   * null when the controls can work, otherwise the reason they cannot (shown in the form).
+   */
+  setCamera(info, disabled = info.online ? null : "Camera offline: controls are disabled until it is back.") {
+    this.#info = info;
     const switched = info.id !== this.#camera;
     if (switched) {
       this.#camera = info.id;
@@ -80,17 +86,60 @@ export class Controls {
       this.#editing.clear();
       this.#acked = null;
     }
-    const online = Boolean(info.online);
-    this.fieldset.disabled = !online;
-    this.note.hidden = online;
-    this.note.textContent = online ? "" : "Camera offline: controls are disabled until it is back.";
+    this.fieldset.disabled = disabled !== null;
     const settings = info.settings ?? info.telemetry?.settings;
     if (settings) this.showSettings(settings);
+    else if (!this.#acked) this.#showUnknown(info);
+    // Why the controls are off wins; otherwise say what is not known (a pulled camera).
+    const unknown = this.#acked ? null : this.#unknownText(info);
+    this.note.hidden = disabled === null && unknown === null;
+    this.note.dataset.kind = disabled === null ? "info" : "warn";
+    this.note.textContent = disabled ?? unknown ?? "";
+  }
+
+  #unknownText(info) {
+    const size = info.width && info.height ? `${info.width}×${info.height}` : null;
+    return (
+      "This camera does not report its settings" +
+      (size ? `; it sends ${size} frames.` : ".") +
+      " A setting you change here is applied and then shown."
+    );
+  }
+
+  /**
+   * No settings known (a standalone camera until its first acknowledged command): show that,
+   * and the frame size it sends, instead of controls at made-up values.
+   */
+  #showUnknown(info) {
+    const sel = this.el.resolution;
+    let opt = sel.querySelector("option[data-unknown]");
+    if (!opt) {
+      opt = new Option("", "");
+      opt.dataset.unknown = "true";
+      sel.prepend(opt);
+    }
+    const size = info.width && info.height ? `${info.width}×${info.height}` : null;
+    opt.textContent = size ? `Not reported — sends ${size}` : "Not reported";
+    if (!this.#pending.has("resolution")) sel.value = "";
+    for (const f of ["quality", "brightness"]) {
+      if (this.#pending.has(f) || this.#editing.has(f)) continue;
+      this.el[f].dataset.unknown = "true";
+      this.out[f].value = "?";
+    }
+    for (const f of ["vflip", "hmirror"]) {
+      if (!this.#pending.has(f)) this.el[f].indeterminate = true;
+    }
   }
 
   /** Shows acknowledged `settings`, leaving controls that wait for their own ack alone. */
   showSettings(settings) {
     this.#acked = { ...settings };
+    this.el.resolution.querySelector("option[data-unknown]")?.remove();
+    for (const f of FIELDS) {
+      delete this.el[f].dataset.unknown;
+      if (this.el[f].type === "checkbox") this.el[f].indeterminate = false;
+    }
+    if (this.note.dataset.kind === "info") this.note.hidden = true;
     this.#render(settings);
   }
 

@@ -28,7 +28,9 @@ export class Grid {
     }
     const online = Boolean(info.online);
     tile.li.dataset.online = String(online);
+    delete tile.li.dataset.stale;
     tile.badge.dataset.online = String(online);
+    tile.badge.title = "";
     tile.badge.textContent = online ? "Online" : "Offline";
     const parts = [];
     const res = info.settings?.resolution ?? info.telemetry?.settings?.resolution;
@@ -50,6 +52,21 @@ export class Grid {
     tile.badge.dataset.online = "false";
     tile.badge.textContent = "Offline";
     tile.link.setAttribute("aria-label", `${id}, offline: open live view`);
+  }
+
+  /** The hub is unreachable: every tile's state is unknown until it answers again. */
+  setUnknown() {
+    for (const tile of this.#tiles.values()) {
+      tile.li.dataset.stale = "true";
+      tile.badge.dataset.online = "unknown";
+      tile.badge.textContent = "Unknown";
+      tile.badge.title = "The hub is unreachable, so this camera's state is unknown";
+    }
+  }
+
+  /** Reconnects tiles' streams at once (the hub is back). */
+  reconnectNow() {
+    for (const tile of this.#tiles.values()) tile.viewer.reconnectNow();
   }
 
   /** Replaces all tiles with `cameras` (after a (re)connect). */

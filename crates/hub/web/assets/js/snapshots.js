@@ -1,11 +1,17 @@
 // Snapshots of one camera: save the current frame (the hub stores it), and the gallery of
-// saved ones with thumbnails, full-size view, download and delete. Talks only to the REST API;
-// never deletes anything without the user asking for it.
+// saved ones with thumbnails (the hub's small `thumb.jpg`), full-size view, download and
+// delete. Talks only to the REST API; never deletes anything without the user asking for it,
+// and a delete can be undone: the snapshot leaves the gallery at once, but the hub is asked to
+// delete it only after UNDO_MS (or when the page is closed).
 
 import { api } from "./api.js";
 import { notify } from "./notifications.js";
 
 const PAGE = 24;
+/** How long a deleted snapshot can be brought back before the hub deletes it. */
+export const UNDO_MS = 5000;
+
+const thumbUrl = (snap) => `/api/snapshots/${encodeURIComponent(snap.id)}/thumb.jpg`;
 
 function formatTime(us) {
   return new Date(us / 1000).toLocaleString(undefined, {
@@ -22,6 +28,7 @@ export class Snapshots {
   #items = []; // Snapshot objects shown, newest first
   #open = null; // the snapshot shown in the dialog
   #saving = false;
+  #deleting = new Map(); // snapshot id -> { snap, timer, toast }: deleted, still undoable
 
   constructor({ list, empty, count, more, dialog }) {
     this.list = list;
@@ -35,6 +42,8 @@ export class Snapshots {
     more.addEventListener("click", () => this.#load(true));
     dialog.querySelector("#snapshot-delete").addEventListener("click", () => this.#delete());
     dialog.addEventListener("close", () => this.full.removeAttribute("src"));
+    // Closing the page ends the undo window: what the user deleted is deleted.
+    window.addEventListener("pagehide", () => this.#flush());
   }
 
   /** Shows the gallery of `camera`. */
@@ -92,7 +101,7 @@ export class Snapshots {
       });
       if (camera !== this.#camera) return;
       const known = new Set(this.#items.map((s) => s.id));
-      this.#items.push(...page.filter((s) => !known.has(s.id)));
+      this.#items.push(...page.filter((s) => !known.has(s.id) && !this.#deleting.has(s.id)));
       this.more.hidden = page.length < PAGE;
       this.#render();
     } catch (e) {
@@ -116,7 +125,7 @@ export class Snapshots {
     const when = formatTime(snap.taken_at_us);
     btn.setAttribute("aria-label", `Open snapshot from ${when}, ${snap.width}×${snap.height}`);
     const img = document.createElement("img");
-    img.src = snap.url;
+    img.src = thumbUrl(snap);
     img.alt = "";
     img.loading = "lazy";
     img.decoding = "async";
@@ -139,17 +148,59 @@ export class Snapshots {
     this.dialog.showModal();
   }
 
-  async #delete() {
+  /** Deletes the open snapshot, undoably: gone from view now, from the hub in UNDO_MS. */
+  #delete() {
     const snap = this.#open;
-    if (!snap) return;
+    if (!snap || this.#deleting.has(snap.id)) return;
+    this.#items = this.#items.filter((s) => s.id !== snap.id);
+    this.#render();
+    this.dialog.close();
+    const timer = setTimeout(() => this.#commit(snap.id), UNDO_MS);
+    const toast = notify("Snapshot deleted", {
+      kind: "info",
+      timeout: UNDO_MS,
+      action: { label: "Undo", run: () => this.#undo(snap.id) },
+    });
+    this.#deleting.set(snap.id, { snap, timer, toast });
+  }
+
+  #undo(id) {
+    const d = this.#deleting.get(id);
+    if (!d) return;
+    clearTimeout(d.timer);
+    this.#deleting.delete(id);
+    this.#restore(d.snap);
+    notify("Snapshot kept", { kind: "success" });
+  }
+
+  /** Puts `snap` back in its place (newest first), if it belongs to the camera shown. */
+  #restore(snap) {
+    if (snap.camera !== this.#camera || this.#items.some((s) => s.id === snap.id)) return;
+    this.#items.push(snap);
+    this.#items.sort((a, b) => b.id - a.id);
+    this.#render();
+  }
+
+  async #commit(id) {
+    const d = this.#deleting.get(id);
+    if (!d) return;
     try {
-      await api.deleteSnapshot(snap.id);
-      this.#items = this.#items.filter((s) => s.id !== snap.id);
-      this.#render();
-      this.dialog.close();
-      notify("Snapshot deleted", { kind: "info" });
+      await api.deleteSnapshot(id);
+      this.#deleting.delete(id);
     } catch (e) {
+      this.#deleting.delete(id);
+      if (e.status === 404) return; // deleted elsewhere meanwhile: the outcome wanted
+      this.#restore(d.snap);
       notify(`Could not delete snapshot: ${e.message}`, { kind: "error" });
     }
+  }
+
+  /** The page is going away: send the deletes still waiting, without waiting for answers. */
+  #flush() {
+    for (const [id, d] of this.#deleting) {
+      clearTimeout(d.timer);
+      fetch(`/api/snapshots/${encodeURIComponent(id)}`, { method: "DELETE", keepalive: true }).catch(() => {});
+    }
+    this.#deleting.clear();
   }
 }

@@ -52,6 +52,15 @@ export class Viewer extends EventTarget {
     this.width = 0;
     this.height = 0;
     this.latencyFrom = "capture"; // or "hub" when frames carry no capture time
+    this.lastFrameAt = null; // Date.now() when the newest frame was drawn
+  }
+
+  /** Skips the remaining reconnect delay, if any (the hub is back: no need to wait). */
+  reconnectNow() {
+    if (!this.running || this.#ws) return;
+    clearTimeout(this.#retry);
+    this.#attempt = 0;
+    this.#connect();
   }
 
   start() {
@@ -155,6 +164,7 @@ export class Viewer extends EventTarget {
     this.width = w;
     this.height = h;
     this.frames += 1;
+    this.lastFrameAt = Date.now();
     this.#window.frames += 1;
     // Capture-to-display latency needs the camera's capture time; frames from cameras that
     // cannot tell it fall back to the hub's receive time (then it is hub-to-display).
