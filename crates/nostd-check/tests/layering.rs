@@ -1,7 +1,7 @@
 //! The workspace's dependency direction, as ARCHITECTURE.md states it, checked against
 //! `cargo metadata`: `proto` depends on no other espcam crate; `camera` only on `proto`;
 //! `store` only on `proto`; `auth` only on `proto`; `sim` on `camera` and `proto`; `hub` on
-//! `proto` and `store` (the sim only for its tests); no async runtime, web framework or
+//! `auth`, `proto` and `store` (the sim only for its tests); no async runtime, web framework or
 //! esp-idf crate appears under `proto` or `camera` (the no_std proof in `proof.rs` catches
 //! `std` itself); and `auth` uses no async runtime or HTTP framework.
 
@@ -68,7 +68,7 @@ fn dependencies_point_one_way() {
     );
     assert_eq!(
         in_repo(&deps, "espcam-hub", n),
-        ["espcam-proto", "espcam-store"]
+        ["espcam-auth", "espcam-proto", "espcam-store"]
     );
 }
 
