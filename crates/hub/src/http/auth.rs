@@ -40,7 +40,7 @@ use tracing::{info, warn};
 
 use crate::http::api::{MAX_BODY, read_body};
 use crate::http::error::error_body;
-use crate::http::security::{Door, check_host, check_origin, door, target_of};
+use crate::http::security::{Door, door, refuse_host, refuse_origin, target_of};
 use crate::net::listener::PeerAddr;
 use crate::state::Hub;
 use crate::state::access::Warning;
@@ -195,12 +195,12 @@ impl Gate {
     async fn authenticate(&self, headers: &HeaderMap, query: Option<String>, addr: IpAddr) -> Who {
         let authorization = header_str(headers, header::AUTHORIZATION).map(str::to_owned);
         let cookie = cookies(headers);
-        if authorization.is_some() || query.is_some() {
-            if let LoginDecision::Reject { retry_after } =
+        let explicit = authorization.is_some() || query.is_some();
+        if explicit
+            && let LoginDecision::Reject { retry_after } =
                 self.limiter().check(addr, Instant::now())
-            {
-                return Who::Refused(too_many(retry_after));
-            }
+        {
+            return Who::Refused(too_many(retry_after));
         }
         let basic = authorization.as_deref().is_some_and(|a| {
             a.trim_start()
@@ -316,14 +316,14 @@ pub(crate) async fn guard(State(gate): State<Arc<Gate>>, mut req: Request, next:
     }
     let hub = gate.hub.clone();
     let addr = peer(&req);
-    if let Err(r) = check_host(&hub, req.headers(), addr) {
+    if let Some(r) = refuse_host(&hub, req.headers(), addr) {
         return r;
     }
     let from_browser_too = matches!(
         door,
         Door::Socket { .. } | Door::Change { .. } | Door::Login | Door::Logout
     );
-    if from_browser_too && let Err(r) = check_origin(&hub, req.headers(), addr, gate.tls) {
+    if from_browser_too && let Some(r) = refuse_origin(&hub, req.headers(), addr, gate.tls) {
         return r;
     }
     let content_type = header_str(req.headers(), header::CONTENT_TYPE).map(str::to_owned);
@@ -706,9 +706,8 @@ fn token_error(e: TokenError) -> Response {
     error_body(status, &e.to_string())
 }
 
-fn parse_role(s: &str) -> Result<Role, Response> {
-    s.parse::<Role>()
-        .map_err(|e| error_body(StatusCode::BAD_REQUEST, &e.to_string()))
+fn bad_role(e: espcam_auth::RoleError) -> Response {
+    error_body(StatusCode::BAD_REQUEST, &e.to_string())
 }
 
 fn user_json(u: &User) -> Value {
@@ -756,9 +755,9 @@ async fn add_user(State(gate): State<Arc<Gate>>, req: Request) -> Response {
         Ok(n) => n,
         Err(e) => return bad_name(e),
     };
-    let role = match parse_role(&body.role) {
+    let role = match body.role.parse::<Role>() {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(e) => return bad_role(e),
     };
     let password = match Password::new(&body.password) {
         Ok(p) => p,
@@ -877,9 +876,9 @@ async fn add_token(State(gate): State<Arc<Gate>>, req: Request) -> Response {
         Ok(n) => n,
         Err(e) => return bad_name(e),
     };
-    let role = match parse_role(&body.role) {
+    let role = match body.role.parse::<Role>() {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(e) => return bad_role(e),
     };
     match db(&gate.hub, "adding a token", move |a| {
         a.add_token(&name, role, now_us())
@@ -948,13 +947,11 @@ async fn list_pairing(State(gate): State<Arc<Gate>>) -> Response {
     }
 }
 
-fn camera_id(raw: &str) -> Result<CameraId, Response> {
-    CameraId::new(raw).map_err(|e| {
-        error_body(
-            StatusCode::NOT_FOUND,
-            &format!("no camera {:?}: {e}", espcam_proto::close::echo(raw, 40)),
-        )
-    })
+fn bad_camera(raw: &str, e: espcam_proto::control::CameraIdError) -> Response {
+    error_body(
+        StatusCode::NOT_FOUND,
+        &format!("no camera {:?}: {e}", espcam_proto::close::echo(raw, 40)),
+    )
 }
 
 fn pairing_error(e: espcam_auth::PairingError) -> Response {
@@ -970,9 +967,9 @@ fn pairing_error(e: espcam_auth::PairingError) -> Response {
 /// `POST /api/cameras/{camera}/accept`: a pending camera becomes paired; its next
 /// connection attempt is admitted.
 async fn accept_camera(State(gate): State<Arc<Gate>>, Path(camera): Path<String>) -> Response {
-    let id = match camera_id(&camera) {
+    let id = match CameraId::new(&camera) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(e) => return bad_camera(&camera, e),
     };
     let i = id.clone();
     match db(&gate.hub, "accepting a camera", move |a| {
@@ -992,9 +989,9 @@ async fn accept_camera(State(gate): State<Arc<Gate>>, Path(camera): Path<String>
 /// `DELETE /api/pairing/{camera}`: forgets a pending or paired camera (its next hello
 /// pairs afresh: the way to re-pair a reflashed camera or drop an impostor's claim).
 async fn remove_pairing(State(gate): State<Arc<Gate>>, Path(camera): Path<String>) -> Response {
-    let id = match camera_id(&camera) {
+    let id = match CameraId::new(&camera) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(e) => return bad_camera(&camera, e),
     };
     match db(&gate.hub, "removing a paired camera", move |a| {
         a.remove_camera(&id)

@@ -159,48 +159,46 @@ pub(crate) fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// The `Host` check (DNS rebinding): 403 unless the request names this hub. `peer` is only
-/// for the (rate-limited) log line.
-pub(crate) fn check_host(
+/// The `Host` check (DNS rebinding): a 403 to answer unless the request names this hub.
+/// `peer` is only for the (rate-limited) log line.
+pub(crate) fn refuse_host(
     hub: &Hub,
     headers: &HeaderMap,
     peer: std::net::IpAddr,
-) -> Result<(), Response> {
+) -> Option<Response> {
     let c = hub.config();
     let host = header_str(headers, header::HOST).unwrap_or("");
-    host_allowed(host, &c.hostnames, &[c.bind]).map_err(|e| {
-        if hub.access().should_warn(Warning::CrossSite, peer) {
-            warn!("refused a request from {peer}: {}", for_log(&e.to_string()));
-        }
-        error_body(StatusCode::FORBIDDEN, &e.to_string())
-    })
+    let e = host_allowed(host, &c.hostnames, &[c.bind]).err()?;
+    if hub.access().should_warn(Warning::CrossSite, peer) {
+        warn!("refused a request from {peer}: {}", for_log(&e.to_string()));
+    }
+    Some(error_body(StatusCode::FORBIDDEN, &e.to_string()))
 }
 
-/// The `Origin` / `Sec-Fetch-Site` check: 403 unless the request comes from the hub's own
-/// page or an origin in `allowed_origins` (or from no browser at all).
-pub(crate) fn check_origin(
+/// The `Origin` / `Sec-Fetch-Site` check: a 403 to answer unless the request comes from
+/// the hub's own page or an origin in `allowed_origins` (or from no browser at all).
+pub(crate) fn refuse_origin(
     hub: &Hub,
     headers: &HeaderMap,
     peer: std::net::IpAddr,
     tls: bool,
-) -> Result<(), Response> {
-    origin_allowed(
+) -> Option<Response> {
+    let e = origin_allowed(
         header_str(headers, header::HOST),
         header_str(headers, header::ORIGIN),
         headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()),
         &hub.config().allowed_origins,
         tls,
     )
-    .map_err(|e| {
-        if hub.access().should_warn(Warning::CrossSite, peer) {
-            warn!("refused a request from {peer}: {}", for_log(&e.to_string()));
-        }
-        error_body(StatusCode::FORBIDDEN, &e.to_string())
-    })
+    .err()?;
+    if hub.access().should_warn(Warning::CrossSite, peer) {
+        warn!("refused a request from {peer}: {}", for_log(&e.to_string()));
+    }
+    Some(error_body(StatusCode::FORBIDDEN, &e.to_string()))
 }
 
 /// The Content-Security-Policy of every response: scripts, styles, fonts and connections
