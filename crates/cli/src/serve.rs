@@ -15,9 +15,14 @@ pub struct ServeArgs {
     /// Configuration file [default: ./espcam.toml when it exists].
     #[arg(long, value_name = "FILE", env = "ESPCAM_CONFIG")]
     config: Option<PathBuf>,
-    /// Address to listen on [default: 0.0.0.0, all interfaces].
+    /// Address to listen on [default: 0.0.0.0, all interfaces; 127.0.0.1 with --demo].
+    /// Any address but loopback turns login on (see --auth).
     #[arg(long, value_name = "ADDR", env = "ESPCAM_BIND")]
     bind: Option<IpAddr>,
+    /// Login: auto (required unless every listener is on loopback), on, or off (no login
+    /// anywhere: logged as a warning at every start) [default: auto].
+    #[arg(long, value_name = "MODE", env = "ESPCAM_AUTH")]
+    auth: Option<espcam_auth::AuthMode>,
     /// HTTP port: dashboard, REST API, browser sockets, camera control [default: 6971].
     #[arg(long, value_name = "PORT", env = "ESPCAM_PORT")]
     port: Option<u16>,
@@ -46,6 +51,10 @@ pub struct ServeArgs {
 
 /// Runs the hub until Ctrl-C / SIGTERM.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let demo = args.demo.unwrap_or(0);
+    if demo > 64 {
+        anyhow::bail!("--demo {demo} out of range 0..=64");
+    }
     let overrides = Overrides {
         bind: args.bind,
         port: args.port,
@@ -53,11 +62,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         data_dir: args.data_dir,
         ack_timeout_ms: args.ack_timeout_ms,
         pull: args.pull,
+        auth: args.auth,
+        // The demo is for the machine it runs on unless asked otherwise (--bind or the
+        // file's `bind`): no login needed, nothing exposed.
+        default_bind: (demo > 0).then_some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
     };
-    let config = Config::load(args.config.as_deref(), overrides)?;
-    let demo = args.demo.unwrap_or(0);
-    if demo > 64 {
-        anyhow::bail!("--demo {demo} out of range 0..=64");
+    let mut config = Config::load(args.config.as_deref(), overrides)?;
+    if demo > 0 {
+        demo::trust(&mut config, demo)?;
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -116,8 +128,36 @@ mod demo {
     use std::net::SocketAddr;
 
     use espcam_hub::Config;
+    use espcam_hub::config::CameraAuth;
     use espcam_proto::CameraId;
     use espcam_sim::{CameraHandle, HubCamera, HubCameraConfig};
+
+    /// When login will be required, gives each virtual camera not in `[[camera]]` a random
+    /// token in the configuration, so the hub admits its own demo cameras without pairing.
+    /// Without login they are admitted as any camera is, and the list stays as it was (a
+    /// list would refuse every other camera).
+    pub fn trust(config: &mut Config, n: u16) -> anyhow::Result<()> {
+        let mode = espcam_auth::decide_mode(config.auth, &[config.bind]);
+        if !mode.login_required() {
+            return Ok(());
+        }
+        for i in 1..=n {
+            let id = CameraId::new(&format!("demo-{i}"))?;
+            if config.cameras.iter().any(|c| c.id == id) {
+                continue;
+            }
+            let mut bytes = [0u8; 16];
+            getrandom::fill(&mut bytes)
+                .map_err(|e| anyhow::anyhow!("no randomness for a demo camera token: {e}"))?;
+            let token = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            config.cameras.push(CameraAuth {
+                id,
+                token,
+                record: None,
+            });
+        }
+        Ok(())
+    }
 
     /// Starts cameras `demo-1`..`demo-n` (with the token the config lists for that id, if
     /// any). Dropping a handle stops its camera, so the caller keeps them.

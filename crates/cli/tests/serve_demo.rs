@@ -115,3 +115,127 @@ fn serve_demo_shows_a_live_virtual_camera() {
     assert_eq!(cameras[0]["id"], "demo-1");
     assert_eq!(cameras[0]["online"], true);
 }
+
+/// `serve --demo` without `--bind` listens on loopback only, so it needs no login (and the
+/// dashboard says so).
+#[test]
+fn serve_demo_binds_loopback_by_default() {
+    let data = tempfile::tempdir().unwrap();
+    let (port, stream_port) = (free_port(), free_port());
+    let _hub = Hub(Command::new(env!("CARGO_BIN_EXE_espcam"))
+        .args(["serve", "--demo"])
+        .args(["--port", &port.to_string()])
+        .args(["--stream-port", &stream_port.to_string()])
+        .arg("--data-dir")
+        .arg(data.path())
+        .env_remove("ESPCAM_CONFIG")
+        .env_remove("ESPCAM_BIND")
+        .env_remove("ESPCAM_AUTH")
+        .current_dir(data.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap());
+    let who: serde_json::Value = serde_json::from_slice(&wait_ok(port, "/api/whoami")).unwrap();
+    assert_eq!(who["auth"], "loopback", "{who}");
+    wait_ok(port, "/api/cameras/demo-1/snapshot.jpg");
+}
+
+/// With login required (`--auth on`, as on any non-loopback address) the demo camera is
+/// still admitted (the hub gives it a token), the first start prints the `admin` password
+/// once, every door wants a credential, and logging in with that password shows the video.
+#[test]
+fn serve_demo_with_login_prints_the_first_password_and_still_streams() {
+    use std::io::BufRead;
+    let data = tempfile::tempdir().unwrap();
+    let (port, stream_port) = (free_port(), free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_espcam"))
+        .args(["serve", "--demo", "--auth", "on"])
+        .args(["--port", &port.to_string()])
+        .args(["--stream-port", &stream_port.to_string()])
+        .arg("--data-dir")
+        .arg(data.path())
+        .env_remove("ESPCAM_CONFIG")
+        .env("NO_COLOR", "1")
+        .env("ESPCAM_LOG", "info")
+        .current_dir(data.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    for out in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+    }
+    let _hub = Hub(child);
+    let mut lines = Vec::new();
+    let password = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("no admin password printed:\n{}", lines.join("\n")));
+        if let Some(rest) = line.split("created user admin with password ").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+        lines.push(line);
+    };
+    assert_eq!(password.len(), 24, "{password}");
+    let (status, _) = loop {
+        if let Some(r) = get(port, "/api/cameras/demo-1/snapshot.jpg") {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status, 401);
+    let page = String::from_utf8(wait_ok(port, "/")).unwrap();
+    assert!(page.contains("login-form"), "{page}");
+    // Log in as a browser would, then read the frame with the session cookie.
+    let body = format!(r#"{{"user":"admin","password":"{password}"}}"#);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "POST /api/login HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: http://127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
+    let cookie = raw
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .unwrap()
+        .to_string();
+    let started = Instant::now();
+    let jpeg = loop {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            s,
+            "GET /api/cameras/demo-1/snapshot.jpg HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).unwrap();
+        if raw.starts_with(b"HTTP/1.1 200") {
+            let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+            break raw[split + 4..].to_vec();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{}",
+            String::from_utf8_lossy(&raw)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut decoder = jpeg_decoder::Decoder::new(&jpeg[..]);
+    decoder.decode().unwrap();
+    assert_eq!(decoder.info().unwrap().width, 640);
+}

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use std::collections::HashMap;
 
+use espcam_auth::AuthMode;
 use espcam_proto::{CameraId, FrameLimits};
 use espcam_record::RetentionPolicy;
 use serde::{Deserialize, Serialize};
@@ -214,6 +215,16 @@ pub struct FileConfig {
     /// Milliseconds a client has to send a request head; also how long an idle keep-alive
     /// connection stays open.
     pub header_timeout_ms: Option<u64>,
+    /// `"auto"` (login unless every listener is on loopback), `"on"` or `"off"`.
+    pub auth: Option<String>,
+    /// Origins other than the hub's own whose pages may use the browser sockets and change
+    /// state, e.g. `["https://ha.example:8123"]`.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// Names the hub is reached by besides IP addresses and `localhost` (against DNS
+    /// rebinding: any other `Host` is refused), e.g. `["espcam.lan"]`.
+    #[serde(default)]
+    pub hostnames: Vec<String>,
     /// Cameras allowed to connect (none listed: any valid id, trusted networks only).
     #[serde(default)]
     pub camera: Vec<CameraAuth>,
@@ -240,6 +251,11 @@ pub struct Overrides {
     pub ack_timeout_ms: Option<u64>,
     /// `--pull` (repeatable) / `ESPCAM_PULL`: added to the file's list.
     pub pull: Vec<String>,
+    /// `--auth` / `ESPCAM_AUTH`.
+    pub auth: Option<AuthMode>,
+    /// The bind address when neither a flag nor the file sets one (`serve --demo` passes
+    /// loopback, so the demo is local unless asked otherwise).
+    pub default_bind: Option<IpAddr>,
 }
 
 /// The validated configuration the hub runs with.
@@ -276,6 +292,13 @@ pub struct Config {
     pub header_timeout: Duration,
     /// Recording modes, pre/post-roll and retention.
     pub recording: RecordingConfig,
+    /// Whether login is required: see [`espcam_auth::decide_mode`].
+    pub auth: AuthMode,
+    /// Other origins allowed to use the browser sockets and change state, normalised
+    /// (`https://ha.example:8123`).
+    pub allowed_origins: Vec<String>,
+    /// Names the hub answers to besides IP addresses and `localhost`.
+    pub hostnames: Vec<String>,
 }
 
 impl Default for Config {
@@ -296,6 +319,9 @@ impl Default for Config {
             max_connections_per_address: 256,
             header_timeout: Duration::from_secs(10),
             recording: RecordingConfig::default(),
+            auth: AuthMode::Auto,
+            allowed_origins: Vec::new(),
+            hostnames: Vec::new(),
         }
     }
 }
@@ -392,8 +418,39 @@ impl Config {
             ))),
         };
         let recording = recording_config(&file, d.recording)?;
+        let auth = match (o.auth, file.auth.as_deref()) {
+            (Some(m), _) => m,
+            (None, Some(s)) => s
+                .parse::<AuthMode>()
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?,
+            (None, None) => d.auth,
+        };
+        let allowed_origins = file
+            .allowed_origins
+            .iter()
+            .map(|o| {
+                espcam_auth::normalize_origin(o)
+                    .map_err(|e| ConfigError::Invalid(format!("allowed_origins: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut hostnames = Vec::new();
+        for h in &file.hostnames {
+            let name = h.trim().trim_end_matches('.').to_ascii_lowercase();
+            let valid = !name.is_empty()
+                && name.len() <= 253
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
+            if !valid {
+                return Err(ConfigError::Invalid(format!(
+                    "hostnames: {:?} is not a host name: expected letters, digits, '-', '.' such as espcam.lan",
+                    h.chars().take(80).collect::<String>()
+                )));
+            }
+            hostnames.push(name);
+        }
         Ok(Self {
-            bind: o.bind.or(file.bind).unwrap_or(d.bind),
+            bind: o.bind.or(file.bind).or(o.default_bind).unwrap_or(d.bind),
             port: o.port.or(file.port).unwrap_or(d.port),
             stream_port: o.stream_port.or(file.stream_port).unwrap_or(d.stream_port),
             data_dir: o.data_dir.or(file.data_dir).unwrap_or(d.data_dir),
@@ -428,6 +485,9 @@ impl Config {
                 "header_timeout_ms",
             )?,
             recording,
+            auth,
+            allowed_origins,
+            hostnames,
         })
     }
 }
@@ -537,5 +597,73 @@ mod tests {
         };
         let e = Config::from_parts(file, Overrides::default()).unwrap_err();
         assert_eq!(e.to_string(), "ack_timeout_ms 0 out of range 1..=600000");
+    }
+
+    #[test]
+    fn auth_settings_parse_and_flags_win() {
+        let text = r#"
+            auth = "off"
+            allowed_origins = ["HTTPS://HA.example:443", "http://10.0.0.5:8123"]
+            hostnames = ["Espcam.LAN."]
+        "#;
+        let file = Config::parse_file(text, Path::new("espcam.toml")).unwrap();
+        let c = Config::from_parts(file, Overrides::default()).unwrap();
+        assert_eq!(c.auth, AuthMode::Off);
+        assert_eq!(
+            c.allowed_origins,
+            ["https://ha.example", "http://10.0.0.5:8123"]
+        );
+        assert_eq!(c.hostnames, ["espcam.lan"]);
+        let file = Config::parse_file(text, Path::new("espcam.toml")).unwrap();
+        let o = Overrides {
+            auth: Some(AuthMode::On),
+            ..Overrides::default()
+        };
+        assert_eq!(Config::from_parts(file, o).unwrap().auth, AuthMode::On);
+        let bad = |text: &str| {
+            let file = Config::parse_file(text, Path::new("x.toml")).unwrap();
+            Config::from_parts(file, Overrides::default())
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            bad(r#"auth = "maybe""#),
+            "auth = \"maybe\" is not a mode: expected \"auto\", \"on\" or \"off\""
+        );
+        assert!(
+            bad(r#"allowed_origins = ["ha.example"]"#)
+                .starts_with("allowed_origins: malformed origin"),
+            "{}",
+            bad(r#"allowed_origins = ["ha.example"]"#)
+        );
+        assert!(bad(r#"hostnames = ["a b"]"#).starts_with("hostnames: \"a b\" is not a host name"));
+    }
+
+    #[test]
+    fn the_demo_default_bind_yields_to_flags_and_file() {
+        let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let demo = || Overrides {
+            default_bind: Some(lo),
+            ..Overrides::default()
+        };
+        let c = Config::from_parts(FileConfig::default(), demo()).unwrap();
+        assert_eq!(c.bind, lo);
+        let file = Config::parse_file(r#"bind = "0.0.0.0""#, Path::new("x.toml")).unwrap();
+        assert!(
+            Config::from_parts(file, demo())
+                .unwrap()
+                .bind
+                .is_unspecified()
+        );
+        let o = Overrides {
+            bind: Some(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            ..demo()
+        };
+        assert!(
+            Config::from_parts(FileConfig::default(), o)
+                .unwrap()
+                .bind
+                .is_unspecified()
+        );
     }
 }

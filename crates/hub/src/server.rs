@@ -19,6 +19,7 @@ use crate::net::listener::HubListener;
 use crate::net::serve::DoorLimits;
 use crate::recorder::Recorder;
 use crate::state::Hub;
+use crate::state::access::Access;
 use crate::{http, ingest};
 
 /// Why the hub could not start or stopped with an error.
@@ -39,6 +40,12 @@ pub enum RunError {
     /// The snapshot store could not be opened.
     #[error("could not open the data directory: {0}")]
     Store(#[from] espcam_store::OpenError),
+    /// The auth database could not be opened.
+    #[error("could not open the auth database: {0}")]
+    Auth(#[from] espcam_auth::OpenError),
+    /// The first admin could not be created.
+    #[error("could not create the first admin user: {0}")]
+    InitialAdmin(#[from] espcam_auth::UserError),
     /// A server failed.
     #[error("server error: {0}")]
     Serve(#[from] std::io::Error),
@@ -86,6 +93,54 @@ pub fn stream_app(hub: Hub) -> Router {
     ingest::stream_routes(hub).merge(http::health_routes())
 }
 
+/// Opens the auth database beside the store, decides whether login is required (from
+/// `auth` and the bind address), creates the first admin when login is required and no
+/// user exists, and says so in the log.
+async fn open_access(config: &Config, bound: &[std::net::IpAddr]) -> Result<Access, RunError> {
+    use espcam_auth::{Auth, ModeDecision, decide_mode};
+    let dir = config.data_dir.clone();
+    let mode = decide_mode(config.auth, bound);
+    let (auth, admin) = tokio::task::spawn_blocking(move || -> Result<_, RunError> {
+        let auth = Auth::open(&dir)?;
+        let admin = match mode {
+            ModeDecision::Required => auth.ensure_initial_admin(crate::state::clock::now_us())?,
+            _ => None,
+        };
+        Ok((auth, admin))
+    })
+    .await
+    .map_err(|e| std::io::Error::other(e.to_string()))??;
+    match mode {
+        ModeDecision::Required => {
+            info!(
+                "login required on every door (auth = \"{}\", listening on {}); unlisted cameras wait for an admin to accept them",
+                match config.auth {
+                    espcam_auth::AuthMode::On => "on",
+                    _ => "auto",
+                },
+                config.bind
+            );
+            if let Some(admin) = admin {
+                warn!(
+                    "first start: created user {} with password {} — note it now, it is not shown again (change it with `espcam user passwd {}`)",
+                    admin.name,
+                    admin.password.expose(),
+                    admin.name
+                );
+            }
+        }
+        ModeDecision::LoopbackOnly => info!(
+            "no login: the hub listens on loopback only ({}); to open it to the network safely, see \"Exposing the hub\" in the README",
+            config.bind
+        ),
+        ModeDecision::Disabled => warn!(
+            "auth = \"off\": NO LOGIN on any door — anyone who can reach {} can watch and control every camera",
+            config.bind
+        ),
+    }
+    Ok(Access::new(std::sync::Arc::new(auth), mode))
+}
+
 /// Opens the store in the configured data directory and serves until `shutdown` resolves.
 pub async fn run(
     config: Config,
@@ -104,7 +159,14 @@ pub async fn run(
             config.data_dir.display()
         );
     }
-    serve(Hub::new(config, Some(store)), listeners, shutdown).await
+    let (http_addr, stream_addr) = listeners.local_addrs()?;
+    let access = open_access(&config, &[http_addr.ip(), stream_addr.ip()]).await?;
+    serve(
+        Hub::with_access(config, Some(store), access),
+        listeners,
+        shutdown,
+    )
+    .await
 }
 
 /// Serves `hub` on `listeners` until `shutdown` resolves, then stops every connection.
@@ -119,7 +181,7 @@ pub async fn serve(
         espcam_proto::CONTROL_PATH,
         espcam_proto::STREAM_PATH
     );
-    if hub.config().cameras.is_empty() {
+    if hub.config().cameras.is_empty() && !hub.access().login_required() {
         info!(
             "no [[camera]] list configured: any camera id is accepted without a token (trusted networks only)"
         );
@@ -127,6 +189,20 @@ pub async fn serve(
     tokio::spawn({
         let hub = hub.clone();
         async move { hub.tick(Duration::from_secs(1)).await }
+    });
+    // Summaries of the warnings the per-peer limits held back.
+    tokio::spawn({
+        let hub = hub.clone();
+        async move {
+            let mut stop = hub.shutdown_signal();
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = every.tick() => hub.access().flush_warnings(),
+                    _ = stop.changed() => return,
+                }
+            }
+        }
     });
     for target in hub.config().pull.clone() {
         info!("pulling camera {} from {}", target.id, target.url);

@@ -3,29 +3,18 @@
 //! megabytes; in a log line they could forge entries or flood the disk. Every peer-supplied
 //! string goes through [`for_log`] before it reaches `tracing`, and through
 //! [`espcam_proto::close::echo`] before it is echoed back to the peer.
+//!
+//! The escaping itself is `espcam_auth::escape_for_log` (one implementation for the whole
+//! workspace, tested there); this module only fixes the hub's length.
 
-use std::fmt::Write;
-
-/// Characters of peer text kept in a log line.
+/// Characters of peer text kept in a log line (the `…` that marks a cut included).
 pub const LOG_CHARS: usize = 80;
 
-/// `s` cut to [`LOG_CHARS`] characters (with `…` when cut), with control characters,
-/// quotes and backslashes escaped as in Rust string literals, so one peer string is always
-/// one piece of one log line.
+/// `s` cut to [`LOG_CHARS`] characters (ending with `…` when cut), with control characters,
+/// line separators, bidirectional overrides and backslashes escaped, so one peer string is
+/// always one piece of one log line.
 pub fn for_log(s: &str) -> String {
-    let mut out = String::with_capacity(s.len().min(LOG_CHARS + 8));
-    for (i, c) in s.chars().enumerate() {
-        if i == LOG_CHARS {
-            out.push('…');
-            break;
-        }
-        if c.is_control() || c == '\\' || c == '"' {
-            let _ = write!(out, "{}", c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    espcam_auth::escape_for_log(s, LOG_CHARS)
 }
 
 #[cfg(test)]
@@ -39,7 +28,10 @@ mod tests {
             "fw 1.0\\nINFO camera admin logged in"
         );
         assert_eq!(for_log("a\u{1b}[31mred"), "a\\u{1b}[31mred");
+        assert_eq!(for_log("a\u{202e}b"), "a\\u{202e}b");
         let long = "x".repeat(1000);
-        assert_eq!(for_log(&long).chars().count(), LOG_CHARS + 1);
+        let cut = for_log(&long);
+        assert_eq!(cut.chars().count(), LOG_CHARS);
+        assert!(cut.ends_with('…'));
     }
 }

@@ -541,7 +541,8 @@ async fn snapshot_is_saved_listed_opened_and_deleted(b: &Browser, hub: &Harness)
 
     // A snapshot taken by another client (here a bare REST call, as curl would) shows up in
     // the open gallery without a reload.
-    b.js("fetch(`/api/cameras/${location.hash.split('/')[2]}/snapshots`, { method: 'POST' });")
+    // (State changes from a browser must say JSON: the hub refuses form-like posts.)
+    b.js("fetch(`/api/cameras/${location.hash.split('/')[2]}/snapshots`, { method: 'POST', headers: { 'content-type': 'application/json' } });")
         .await;
     b.wait_for(
         "snapshot from another client",

@@ -70,6 +70,7 @@ fn dependencies_point_one_way() {
     assert_eq!(
         in_repo(&deps, "espcam-hub", n),
         [
+            "espcam-auth",
             "espcam-camera",
             "espcam-proto",
             "espcam-record",

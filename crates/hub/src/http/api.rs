@@ -175,7 +175,7 @@ pub fn parse_settings(body: &[u8]) -> Result<Vec<Command>, ApiError> {
 /// notices an oversized one after reading past the limit, so a client announcing a 10 MB
 /// body and sending ten bytes held its request open forever. Here an announced length over
 /// the limit is refused at once, and a body that stops arriving is given up on.
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     use axum::body::HttpBody as _;
     use futures_util::StreamExt as _;
     let too_large = || {
@@ -215,19 +215,26 @@ pub(crate) async fn post_settings(
     State(hub): State<Hub>,
     Path(camera): Path<String>,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let cam = find_camera(&hub, &camera)?;
     let body = read_body(body, MAX_BODY).await?;
     let commands = parse_settings(&body)?;
     if !cam.online() {
         return Err(CommandError::Offline(cam.id.clone()).into());
     }
+    let detail: Vec<String> = commands.iter().map(ToString::to_string).collect();
     let mut last: Option<Ack> = None;
     for c in commands {
         last = Some(hub.command(cam.id.as_str(), c).await?);
     }
     let settings = last.map(|a| a.settings);
-    Ok(Json(json!({ "settings": settings })))
+    let mut r = Json(json!({ "settings": settings })).into_response();
+    // What the audit log records for this change (the guard writes it).
+    r.extensions_mut().insert(crate::http::auth::AuditNote {
+        target: None,
+        detail: detail.join(", "),
+    });
+    Ok(r)
 }
 
 /// `POST /api/cameras/{camera}/reboot`: queued, answered before the camera acks (it may

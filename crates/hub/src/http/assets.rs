@@ -35,6 +35,17 @@ async fn index(headers: HeaderMap) -> Response {
     serve("index.html", &headers)
 }
 
+/// The login page, served at `/` instead of the dashboard when login is required and the
+/// request has no valid session (the address stays `/`, so logging in lands on the
+/// dashboard).
+pub(crate) fn login_page(headers: &HeaderMap) -> Response {
+    let mut r = serve("login.html", headers);
+    // The same URL serves two pages: never let a cache answer one for the other.
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
 async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response {
     serve(&format!("assets/{path}"), &headers)
 }

@@ -11,12 +11,17 @@
 //! - [`ui`]: the browser socket, and the one place events are serialised.
 //! - [`recordings`]: spans, export, the playback socket; [`thumb`]: snapshot thumbnails.
 //! - [`metrics`]: Prometheus text. [`assets`]: the embedded dashboard.
+//! - [`auth`]: credentials, permissions and audit at every route (one middleware), login,
+//!   and the admin routes; [`security`]: the door table, `Host` and `Origin` checks, and
+//!   the security headers.
 
 pub(crate) mod api;
 pub(crate) mod assets;
+pub(crate) mod auth;
 pub mod error;
 pub(crate) mod metrics;
 pub(crate) mod recordings;
+pub(crate) mod security;
 pub(crate) mod thumb;
 pub(crate) mod ui;
 pub(crate) mod view;
@@ -33,8 +38,11 @@ use error::{error_body, json_errors};
 
 use crate::state::Hub;
 
-/// The HTTP routes of port 6971 (the camera control socket is added by `server`).
+/// The HTTP routes of port 6971 (the camera control socket is added by `server`). Every
+/// route passes [`auth::guard`] (the door table in [`security::door`]); every response
+/// carries the security headers.
 pub fn router(hub: Hub) -> Router {
+    let gate = std::sync::Arc::new(auth::Gate::new(hub.clone()));
     let api = Router::new()
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics))
@@ -73,6 +81,9 @@ pub fn router(hub: Hub) -> Router {
         .layer(axum::middleware::map_response(json_errors))
         .with_state(hub);
     api.merge(assets::router())
+        .merge(auth::routes(gate.clone()))
+        .route_layer(axum::middleware::from_fn_with_state(gate, auth::guard))
+        .layer(axum::middleware::map_response(security::security_headers))
 }
 
 /// `GET /healthz` alone (the stream port answers it too).

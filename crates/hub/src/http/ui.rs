@@ -8,19 +8,24 @@
 //! commands (see docs/API.md). Commands are queued to the camera in the order this socket
 //! received them (the wait for each ack then runs on its own). A browser that cannot keep
 //! up with events is resynced with a fresh `cameras` list, never buffered without bound;
-//! one that stalls is dropped.
+//! one that stalls is dropped. Each command is checked against the caller's role
+//! (`reboot` needs `Reboot`, the settings `Settings`; a viewer gets an `error` answer) and
+//! audited once the camera acknowledged it (a reboot once it is queued).
 
+use axum::Extension;
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
+use espcam_auth::{Action, AuditAction};
 use espcam_proto::close::{AWAY, ECHO_CHARS, echo};
 use espcam_proto::control::MAX_CONTROL_MESSAGE;
-use espcam_proto::{CommandMsg, Settings};
+use espcam_proto::{Command, CommandMsg, Settings};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use tokio::sync::{Semaphore, broadcast};
 
 use crate::http::api::snapshot_json;
+use crate::http::auth::{Caller, forbidden_message};
 use crate::net::ws::close;
 use crate::state::Hub;
 use crate::state::camera::CameraInfo;
@@ -103,15 +108,19 @@ fn ack_json(
 }
 
 /// `GET /ws/ui`.
-pub(crate) async fn ui_ws(State(hub): State<Hub>, ws: WebSocketUpgrade) -> Response {
+pub(crate) async fn ui_ws(
+    State(hub): State<Hub>,
+    Extension(caller): Extension<Caller>,
+    ws: WebSocketUpgrade,
+) -> Response {
     ws.read_buffer_size(4096)
         .write_buffer_size(0)
         .max_message_size(MAX_CONTROL_MESSAGE)
         .max_frame_size(MAX_CONTROL_MESSAGE)
-        .on_upgrade(move |socket| ui_conn(hub, socket))
+        .on_upgrade(move |socket| ui_conn(hub, socket, caller))
 }
 
-async fn ui_conn(hub: Hub, mut socket: WebSocket) {
+async fn ui_conn(hub: Hub, mut socket: WebSocket, caller: Caller) {
     let guard = hub.ui_client_guard();
     let me = guard.id;
     let mut events = hub.subscribe();
@@ -140,7 +149,7 @@ async fn ui_conn(hub: Hub, mut socket: WebSocket) {
             msg = socket.recv() => match msg {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
                 Some(Ok(Message::Text(t))) => {
-                    out = handle_command(&hub, me, t.as_str(), &in_flight);
+                    out = handle_command(&hub, me, t.as_str(), &in_flight, &caller);
                 }
                 Some(Ok(Message::Binary(_))) => {
                     out = Some(error_json(None, None, "binary messages are not accepted on /ws/ui; send JSON commands"));
@@ -154,7 +163,13 @@ async fn ui_conn(hub: Hub, mut socket: WebSocket) {
 /// Validates a browser command and queues it to the camera at once (so commands keep the
 /// order they arrived in); the wait for the ack runs on its own and its answer comes back
 /// through the event bus. Returns an immediate error message, if any.
-fn handle_command(hub: &Hub, me: u64, text: &str, in_flight: &Arc<Semaphore>) -> Option<String> {
+fn handle_command(
+    hub: &Hub,
+    me: u64,
+    text: &str,
+    in_flight: &Arc<Semaphore>,
+    caller: &Caller,
+) -> Option<String> {
     // Best-effort camera and id, so even a malformed command's error can be matched up.
     let raw: Option<Value> = serde_json::from_str(text).ok();
     let raw_camera = raw
@@ -180,6 +195,17 @@ fn handle_command(hub: &Hub, me: u64, text: &str, in_flight: &Arc<Semaphore>) ->
             "command has no \"camera\" field; expected e.g. {\"camera\":\"cam-1\",\"cmd\":\"quality\",\"value\":10}",
         ));
     };
+    let (action, audit) = match msg.command {
+        Command::Reboot => (Action::Reboot, AuditAction::Reboot),
+        _ => (Action::Settings, AuditAction::Settings),
+    };
+    if !caller.principal.allows(action) {
+        return Some(error_json(
+            Some(&camera),
+            id,
+            &forbidden_message(&caller.principal, action),
+        ));
+    }
     let Ok(permit) = in_flight.clone().try_acquire_owned() else {
         return Some(error_json(
             Some(&camera),
@@ -187,14 +213,28 @@ fn handle_command(hub: &Hub, me: u64, text: &str, in_flight: &Arc<Semaphore>) ->
             "too many commands waiting for acks; wait for answers before sending more",
         ));
     };
+    let detail = msg.command.to_string();
     let pending = match hub.send_command(Origin::Ui(me), id, &camera, msg.command) {
         Ok(p) => p,
         Err(e) => return Some(error_json(Some(&camera), id, &e.to_string())),
     };
+    let (hub, actor, addr) = (hub.clone(), caller.principal.actor.clone(), caller.addr);
     tokio::spawn(async move {
+        // A camera may reboot before it can ack: its reboot is audited when queued.
+        let audit_now = audit == AuditAction::Reboot;
+        if audit_now {
+            hub.access()
+                .audit(&actor, audit, &camera, &detail, Some(addr))
+                .await;
+        }
         // The answer reaches this socket as an `Event::Command` on the bus.
-        let _ = pending.wait().await;
+        let acked = pending.wait().await.is_ok();
         drop(permit);
+        if acked && !audit_now {
+            hub.access()
+                .audit(&actor, audit, &camera, &detail, Some(addr))
+                .await;
+        }
     });
     None
 }

@@ -7,6 +7,7 @@
 //! viewers: a frame is handed to [`crate::state::camera::Camera::ingest`], which only
 //! replaces the newest frame and offers it to taps.
 
+mod admission;
 mod link;
 pub(crate) mod pull;
 mod push;

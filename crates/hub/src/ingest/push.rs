@@ -19,8 +19,10 @@ use espcam_proto::control::MAX_CONTROL_MESSAGE;
 use espcam_proto::{CameraMsg, DecodeError, HubMsg, StreamHello};
 use tracing::{debug, info, warn};
 
+use super::admission;
 use super::link::{self, CAMERA_WRITE_TIMEOUT, CameraSocket, Flow, Inbound};
 use crate::net::listener::PeerAddr;
+use crate::state::access::Warning;
 use crate::state::camera::{Camera, Ingest, Source};
 use crate::state::{Admission, Hub, LinkInfo};
 use crate::text::for_log;
@@ -59,8 +61,12 @@ impl CameraSocket for WebSocket {
 pub(super) async fn control_ws(
     State(hub): State<Hub>,
     ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>,
+    headers: axum::http::HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
+    if let Some(refused) = admission::refuse_browser(&headers, addr, &hub) {
+        return refused;
+    }
     ws.read_buffer_size(4096)
         .write_buffer_size(0)
         .max_message_size(MAX_CONTROL_MESSAGE)
@@ -72,8 +78,12 @@ pub(super) async fn control_ws(
 pub(super) async fn stream_ws(
     State(hub): State<Hub>,
     ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>,
+    headers: axum::http::HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
+    if let Some(refused) = admission::refuse_browser(&headers, addr, &hub) {
+        return refused;
+    }
     // Messages up to twice the frame limit are read and then refused by the frame checks
     // (counted, connection kept); only beyond that does the WebSocket layer close the
     // connection, which bounds the memory one camera can make the hub allocate.
@@ -85,12 +95,21 @@ pub(super) async fn stream_ws(
         .on_upgrade(move |socket| stream_conn(hub, socket, addr))
 }
 
-/// Sends the refusal and closes with 1008; logs one line.
-async fn reject(socket: &mut WebSocket, addr: SocketAddr, channel: &str, reason: String) {
-    warn!(
-        "refused camera {channel} connection from {addr}: {}",
-        for_log(&reason)
-    );
+/// Sends the refusal and closes with 1008; logs one line (a few per peer every 10 s, the
+/// rest summarised).
+async fn reject(
+    hub: &Hub,
+    socket: &mut WebSocket,
+    addr: SocketAddr,
+    channel: &str,
+    reason: String,
+) {
+    if hub.access().should_warn(Warning::RefusedHello, addr.ip()) {
+        warn!(
+            "refused camera {channel} connection from {addr}: {}",
+            for_log(&reason)
+        );
+    }
     let text = HubMsg::Rejected {
         reason: reason.clone(),
     }
@@ -116,13 +135,13 @@ async fn welcome(
     channel: &str,
     admission: &Admission<'_>,
 ) -> Option<Arc<Camera>> {
-    let camera = match hub
-        .admit(admission)
+    let camera = match admission::admit(hub, admission, addr)
+        .await
         .and_then(|()| hub.register(admission.camera, Source::Push))
     {
         Ok(c) => c,
         Err(reason) => {
-            reject(socket, addr, channel, reason.to_string()).await;
+            reject(hub, socket, addr, channel, reason.to_string()).await;
             return None;
         }
     };
@@ -161,7 +180,7 @@ async fn control_conn(hub: Hub, mut socket: WebSocket, addr: SocketAddr) {
             Err(e) => Err(format!("invalid hello: {e}")),
         }) {
         Ok(h) => h,
-        Err(reason) => return reject(&mut socket, addr, "control", reason).await,
+        Err(reason) => return reject(&hub, &mut socket, addr, "control", reason).await,
     };
     let admission = Admission {
         proto: hello.proto,
@@ -201,11 +220,15 @@ async fn control_conn(hub: Hub, mut socket: WebSocket, addr: SocketAddr) {
                 Ok(CameraMsg::Telemetry(t)) => hub.on_telemetry(&camera, t),
                 Ok(CameraMsg::Ack(a)) => hub.on_ack(&camera, a),
                 Ok(CameraMsg::Hello(_)) => debug!("camera {}: repeated hello ignored", camera.id),
-                Err(e) => warn!(
-                    "camera {}: bad control message ignored: {}",
-                    camera.id,
-                    for_log(&e.to_string())
-                ),
+                Err(e) => {
+                    if hub.access().should_warn(Warning::BadMessage, addr.ip()) {
+                        warn!(
+                            "camera {}: bad control message ignored: {}",
+                            camera.id,
+                            for_log(&e.to_string())
+                        );
+                    }
+                }
             },
             Inbound::Binary(_) => {
                 debug!(
@@ -236,7 +259,7 @@ async fn stream_conn(hub: Hub, mut socket: WebSocket, addr: SocketAddr) {
         })
     }) {
         Ok(h) => h,
-        Err(reason) => return reject(&mut socket, addr, "stream", reason).await,
+        Err(reason) => return reject(&hub, &mut socket, addr, "stream", reason).await,
     };
     let admission = Admission {
         proto: hello.proto,

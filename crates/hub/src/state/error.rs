@@ -32,6 +32,22 @@ pub enum AdmissionError {
     /// The registry is full and no camera in it can be forgotten.
     #[error("too many cameras: this hub tracks at most {0}")]
     RegistryFull(usize),
+    /// Login is required, the camera is not listed, and no admin has accepted it yet.
+    #[error(
+        "camera {0} is waiting to be accepted by an admin (dashboard, or `espcam camera accept {0}` on the hub)"
+    )]
+    Pending(CameraId),
+    /// Pairing refused the camera (another token holds the id, no token, too many pending).
+    #[error("camera {camera} refused: {reason}")]
+    PairingRefused {
+        /// The id.
+        camera: CameraId,
+        /// Why, from the pairing table.
+        reason: String,
+    },
+    /// The auth database could not be asked.
+    #[error("camera {0} could not be checked (the hub's auth database failed); try again later")]
+    Unavailable(CameraId),
 }
 
 fn source_name(s: Source) -> &'static str {

@@ -11,7 +11,9 @@
 //! - [`tap`]: following a camera's frames with an explicit drop policy.
 //! - [`event`]: the typed events on the bus.
 //! - [`error`]: admission and command errors.
+//! - [`access`]: the auth database, the login mode, audit, warning limits.
 
+pub mod access;
 pub mod camera;
 pub mod clock;
 pub mod error;
@@ -30,6 +32,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::info;
 
 use crate::config::Config;
+use access::Access;
 use camera::{Camera, Link, Source};
 use clock::now_us;
 use error::{AdmissionError, CommandError, RemoveError};
@@ -64,6 +67,20 @@ struct Inner {
     /// Source of connection and client numbers.
     next_conn: AtomicU64,
     ui_clients: AtomicUsize,
+    /// Login mode, the auth database, audit and warning limits.
+    access: Access,
+}
+
+/// How a hello that passed [`Hub::admit`] is vouched for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admitted {
+    /// Listed in `[[camera]]` with the token it presented.
+    Listed,
+    /// No camera list and no login required: any valid id is admitted (trusted networks).
+    Open,
+    /// Not listed and login is required: admit it only if pairing says it is accepted
+    /// (`ingest` asks the auth database, which blocks, before calling [`Hub::register`]).
+    NeedsPairing,
 }
 
 /// What a camera presented to be admitted.
@@ -115,8 +132,14 @@ pub struct PendingCommand {
 }
 
 impl Hub {
-    /// Creates the hub state. `store` is `None` when snapshots are unavailable.
+    /// Creates the hub state without an auth database (no login, no pairing, no audit).
+    /// `store` is `None` when snapshots are unavailable.
     pub fn new(config: Config, store: Option<Store>) -> Self {
+        Self::with_access(config, store, Access::none())
+    }
+
+    /// Creates the hub state with its access control.
+    pub fn with_access(config: Config, store: Option<Store>, access: Access) -> Self {
         let mut cameras = BTreeMap::new();
         for c in &config.cameras {
             cameras.insert(
@@ -140,7 +163,13 @@ impl Hub {
             shutdown: watch::Sender::new(false),
             next_conn: AtomicU64::new(1),
             ui_clients: AtomicUsize::new(0),
+            access,
         }))
+    }
+
+    /// Access control: login mode, auth database, audit, warning limits.
+    pub fn access(&self) -> &Access {
+        &self.0.access
     }
 
     /// The configuration.
@@ -161,16 +190,28 @@ impl Hub {
         CameraId::new(id).ok().and_then(|id| map.get(&id).cloned())
     }
 
-    /// Checks a camera's hello: protocol version, allowed id, token (in constant time).
-    pub fn admit(&self, a: &Admission<'_>) -> Result<(), AdmissionError> {
+    /// Checks a camera's hello: protocol version, allowed id, token (in constant time). A
+    /// listed camera must present its token; an unlisted one is admitted as before when no
+    /// login is required (none if a camera list exists), and needs pairing when it is.
+    pub fn admit(&self, a: &Admission<'_>) -> Result<Admitted, AdmissionError> {
         if a.proto != PROTOCOL_VERSION {
             return Err(AdmissionError::ProtocolVersion(a.proto));
         }
         let allowed = &self.0.config.cameras;
-        if allowed.is_empty() {
-            return Ok(());
+        let listed = allowed.iter().find(|c| &c.id == a.camera);
+        if listed.is_none() && self.0.config.pull.iter().any(|p| &p.id == a.camera) {
+            return Err(AdmissionError::SourceConflict {
+                camera: a.camera.clone(),
+                held_by: Source::Pull,
+            });
         }
-        match allowed.iter().find(|c| &c.id == a.camera) {
+        if listed.is_none() && self.0.access.login_required() {
+            return Ok(Admitted::NeedsPairing);
+        }
+        if allowed.is_empty() {
+            return Ok(Admitted::Open);
+        }
+        match listed {
             None => Err(AdmissionError::NotListed(a.camera.clone())),
             Some(c) if !constant_time_eq(c.token.as_bytes(), a.token.as_bytes()) => {
                 if a.token.is_empty() {
@@ -179,7 +220,7 @@ impl Hub {
                     Err(AdmissionError::WrongToken(a.camera.clone()))
                 }
             }
-            Some(_) => Ok(()),
+            Some(_) => Ok(Admitted::Listed),
         }
     }
 
@@ -593,14 +634,14 @@ mod tests {
             camera,
             token,
         };
-        assert_eq!(open.admit(&a(&id, "")), Ok(()));
+        assert_eq!(open.admit(&a(&id, "")), Ok(Admitted::Open));
         let locked = hub_with(vec![CameraAuth {
             id: id.clone(),
             token: "s3cret".into(),
             record: None,
         }]);
-        assert_eq!(locked.admit(&a(&id, "s3cret")), Ok(()));
-        let err = |r: Result<(), AdmissionError>| r.unwrap_err().to_string();
+        assert_eq!(locked.admit(&a(&id, "s3cret")), Ok(Admitted::Listed));
+        let err = |r: Result<Admitted, AdmissionError>| r.unwrap_err().to_string();
         assert_eq!(
             err(locked.admit(&a(&id, "nope"))),
             "wrong token for camera cam-1"
@@ -622,6 +663,43 @@ mod tests {
             err(open.admit(&v2)),
             "protocol version 2 unsupported, expected 1"
         );
+    }
+
+    #[test]
+    fn with_login_required_unlisted_cameras_need_pairing_and_listed_ones_their_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = espcam_auth::Auth::open_with(dir.path(), espcam_auth::AuthOptions::for_tests())
+            .unwrap();
+        let mut c = Config::for_tests(dir.path());
+        let id = CameraId::new("cam-1").unwrap();
+        c.cameras = vec![CameraAuth {
+            id: id.clone(),
+            token: "s3cret".into(),
+            record: None,
+        }];
+        c.pull = vec!["cam-ap=ws://192.168.4.1/ws".parse().unwrap()];
+        let access = Access::new(
+            std::sync::Arc::new(auth),
+            espcam_auth::ModeDecision::Required,
+        );
+        let hub = Hub::with_access(c, None, access);
+        let a = |camera, token| Admission {
+            proto: 1,
+            camera,
+            token,
+        };
+        assert_eq!(hub.admit(&a(&id, "s3cret")), Ok(Admitted::Listed));
+        assert_eq!(
+            hub.admit(&a(&id, "nope")),
+            Err(AdmissionError::WrongToken(id.clone()))
+        );
+        let other = CameraId::new("cam-2").unwrap();
+        assert_eq!(hub.admit(&a(&other, "t")), Ok(Admitted::NeedsPairing));
+        let ap = CameraId::new("cam-ap").unwrap();
+        assert!(matches!(
+            hub.admit(&a(&ap, "t")),
+            Err(AdmissionError::SourceConflict { .. })
+        ));
     }
 
     #[test]

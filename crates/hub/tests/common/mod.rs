@@ -529,7 +529,7 @@ impl RawWs {
     pub async fn handshake(mut tcp: TcpStream, path: &str) -> Self {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let req = format!(
-            "GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
         );
         tcp.write_all(req.as_bytes()).await.unwrap();
         // Read the response head byte by byte so no frame after it is swallowed.

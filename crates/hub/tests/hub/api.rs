@@ -101,7 +101,7 @@ async fn rest_rejects_huge_and_malformed_bodies_with_json_errors() {
         let started = std::time::Instant::now();
         let r = raw_request(
             addr,
-            b"POST /api/cameras/cam-ok/settings HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n{\"qua",
+            b"POST /api/cameras/cam-ok/settings HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 20\r\n\r\n{\"qua",
         )
         .await;
         (r, started.elapsed())
@@ -121,7 +121,7 @@ async fn rest_rejects_huge_and_malformed_bodies_with_json_errors() {
     // Invalid UTF-8 body.
     let r = raw_request(
         hub.http,
-        b"POST /api/cameras/cam-ok/settings HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 4\r\n\r\n\xff\xfe{}",
+        b"POST /api/cameras/cam-ok/settings HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 4\r\n\r\n\xff\xfe{}",
     )
     .await;
     assert_eq!(r.status, 400, "{}", r.text());
@@ -132,7 +132,7 @@ async fn rest_rejects_huge_and_malformed_bodies_with_json_errors() {
     );
     // A 10 MB body: refused from its announced length, as JSON, without reading it all.
     let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{{\"quality\":",
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{{\"quality\":",
         10 * 1024 * 1024
     );
     let r = raw_request(hub.http, head.as_bytes()).await;
@@ -140,7 +140,7 @@ async fn rest_rejects_huge_and_malformed_bodies_with_json_errors() {
     assert!(r.error().contains("16384"), "{}", r.error());
     // The same with a chunked body that never announces its size.
     let mut chunked = format!(
-        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
     )
     .into_bytes();
     for _ in 0..40 {
@@ -347,7 +347,7 @@ async fn idle_and_excess_connections_are_closed() {
         let mut s = tokio::net::TcpStream::connect(hub.http).await.unwrap();
         if i % 2 == 0 {
             // Half of them start a request head and never finish it.
-            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
                 .await
                 .unwrap();
         }
@@ -356,7 +356,7 @@ async fn idle_and_excess_connections_are_closed() {
     // The budget is full: the next connection is closed at once.
     let mut extra = tokio::net::TcpStream::connect(hub.http).await.unwrap();
     let _ = extra
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         .await;
     let mut buf = [0u8; 256];
     let n = tokio::time::timeout(Duration::from_secs(2), extra.read(&mut buf))

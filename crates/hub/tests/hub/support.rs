@@ -29,7 +29,7 @@ pub async fn next_text_skipping_frames(ws: &mut Ws) -> String {
 pub async fn read_mjpeg(addr: std::net::SocketAddr, path: &str, n: usize) -> Vec<Vec<u8>> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
         .await
         .unwrap();
     let mut raw = Vec::new();

@@ -38,7 +38,7 @@ async fn a_stalled_viewer_does_not_slow_the_others() {
     let mut mjpeg = sock.connect(hub.http).await.unwrap();
     tokio::io::AsyncWriteExt::write_all(
         &mut mjpeg,
-        b"GET /api/cameras/cam-1/stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /api/cameras/cam-1/stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
     )
     .await
     .unwrap();
@@ -142,7 +142,7 @@ async fn slow_mjpeg_viewers_count_skipped_frames_and_parts_carry_times() {
     socket2::SockRef::from(&s)
         .set_recv_buffer_size(16 * 1024)
         .unwrap();
-    s.write_all(b"GET /api/cameras/cam-1/stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.write_all(b"GET /api/cameras/cam-1/stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         .await
         .unwrap();
     // Read the first bytes, then stop reading while frames keep coming.

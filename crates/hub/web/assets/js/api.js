@@ -12,7 +12,9 @@ async function request(path, { method = "GET", body, withDate = false } = {}) {
     res = await fetch(path, {
       method,
       signal: ctrl.signal,
-      headers: body === undefined ? {} : { "content-type": "application/json" },
+      // Every state change says JSON, body or not: the hub refuses other types from a
+      // browser (a form on another site cannot send this one).
+      headers: method === "GET" ? {} : { "content-type": "application/json" },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (e) {

@@ -7,6 +7,7 @@ import { HubConnection } from "./connection.js";
 import { Controls } from "./controls.js";
 import { Grid } from "./grid.js";
 import { initNotifications, notify } from "./notifications.js";
+import { loadSession, recheckSession } from "./session.js";
 import { Snapshots } from "./snapshots.js";
 import { Telemetry } from "./telemetry.js";
 import { Viewer } from "./viewer.js";
@@ -304,6 +305,7 @@ hub.addEventListener("state", ({ detail }) => {
   } else if (detail.state === "disconnected" && detail.attempt === 1 && everConnected) {
     notify("Lost the connection to the hub; reconnecting…", { kind: "warn" });
   }
+  if (detail.state === "disconnected") recheckSession();
 });
 hub.addEventListener("cameras", ({ detail }) => {
   const list = Array.isArray(detail.cameras) ? detail.cameras : [];
@@ -359,5 +361,6 @@ api
     controls.setResolutions(list);
   })
   .catch((e) => notify(`Could not load the resolution table: ${e.message}`, { kind: "error" }));
+loadSession().catch((e) => notify(`Could not ask the hub who you are: ${e.message}`, { kind: "error" }));
 route();
 hub.start();
