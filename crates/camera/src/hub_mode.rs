@@ -257,15 +257,11 @@ impl HubRole {
                 // A WebSocket close reason holds at most 123 bytes; cut the hub's reason on
                 // a character boundary so the shell can send it as it is.
                 const PREFIX: &str = "rejected by hub: ";
-                let mut end = reason.len().min(123 - PREFIX.len());
-                while !reason.is_char_boundary(end) {
-                    end -= 1;
-                }
-                core.close(
-                    conn,
-                    CLOSE_NORMAL,
-                    alloc::format!("{PREFIX}{}", &reason[..end]),
+                let cut = espcam_proto::close::cut_bytes(
+                    &reason,
+                    espcam_proto::close::MAX_REASON - PREFIX.len(),
                 );
+                core.close(conn, CLOSE_NORMAL, alloc::format!("{PREFIX}{cut}"));
                 self.link_failed(core, now, link);
             }
             Ok(HubMsg::Command(msg)) => {

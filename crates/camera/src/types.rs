@@ -25,17 +25,19 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// watchdog, which rebooted after a long outage).
 pub const NETWORK_WATCHDOG: Duration = Duration::from_secs(5 * 60);
 
+// WebSocket close codes: defined once in `espcam_proto::close`, named here as the camera
+// uses them.
 /// WebSocket close code: normal closure.
-pub const CLOSE_NORMAL: u16 = 1000;
+pub const CLOSE_NORMAL: u16 = espcam_proto::close::NORMAL;
 /// WebSocket close code: protocol error (the answer to a close frame whose code may not be
 /// sent on the wire, such as 1005 or 1006).
-pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
+pub const CLOSE_PROTOCOL_ERROR: u16 = espcam_proto::close::PROTOCOL;
 /// WebSocket close code: internal error, e.g. the shell's send on the socket failed.
-pub const CLOSE_INTERNAL_ERROR: u16 = 1011;
+pub const CLOSE_INTERNAL_ERROR: u16 = espcam_proto::close::INTERNAL_ERROR;
 /// WebSocket close code: the camera is restarting.
-pub const CLOSE_RESTART: u16 = 1012;
+pub const CLOSE_RESTART: u16 = espcam_proto::close::RESTART;
 /// WebSocket close code: try again later (client limit reached).
-pub const CLOSE_TRY_AGAIN: u16 = 1013;
+pub const CLOSE_TRY_AGAIN: u16 = espcam_proto::close::TRY_AGAIN;
 
 /// The sensor seam: the one piece of hardware the core talks to directly, so that a command
 /// is acknowledged only once the sensor has really taken the new settings.

@@ -60,11 +60,11 @@ const LINGER: Duration = Duration::from_secs(1);
 const LINGER_BYTES: usize = 64 * 1024;
 
 /// Close codes used here (RFC 6455 §7.4.1).
-pub(crate) const CLOSE_NORMAL: u16 = 1000;
-pub(crate) const CLOSE_AWAY: u16 = 1001;
-pub(crate) const CLOSE_PROTOCOL: u16 = 1002;
-pub(crate) const CLOSE_INVALID_DATA: u16 = 1007;
-pub(crate) const CLOSE_TOO_BIG: u16 = 1009;
+pub(crate) const CLOSE_NORMAL: u16 = espcam_proto::close::NORMAL;
+pub(crate) const CLOSE_AWAY: u16 = espcam_proto::close::AWAY;
+pub(crate) const CLOSE_PROTOCOL: u16 = espcam_proto::close::PROTOCOL;
+pub(crate) const CLOSE_INVALID_DATA: u16 = espcam_proto::close::INVALID_DATA;
+pub(crate) const CLOSE_TOO_BIG: u16 = espcam_proto::close::TOO_BIG;
 
 /// Why a request cannot become a viewer WebSocket: the status and message to answer with.
 pub(crate) type Refusal = (StatusCode, &'static str);
