@@ -306,7 +306,9 @@ pub(crate) async fn send_close(io: &mut Io, code: u16, reason: &str) -> io::Resu
     io.conn.flush().await?;
     io.conn.shutdown().await?;
     let mut drained = 0;
-    let mut chunk = [0u8; 4096];
+    // On the heap, and only here: a buffer on the stack would sit in every viewer task's
+    // state for the whole connection (this future is part of the viewer loop's).
+    let mut chunk = vec![0u8; 4096];
     let linger = async {
         while drained <= LINGER_BYTES {
             match io.conn.read(&mut chunk).await {
