@@ -9,8 +9,8 @@
 //! (no copy, no per-viewer frame buffer), with the `?meta=1` text message in the same
 //! syscall. Why not the codec's own writer: it writes each frame with its own syscall (and
 //! copies frames under 1 KiB, the metadata text), and the relay benchmark measured 1.75–1.9×
-//! the hub CPU per delivered frame with it at 100 and 500 viewers, against 0.94–1.24× for
-//! this writer, each next to the hand-written codec it replaced in the same run
+//! the hub CPU per delivered frame with it at 100 and 500 viewers, against 0.91–1.24× (five
+//! runs) for this writer, each next to the hand-written codec it replaced in the same run
 //! (docs/BENCHMARKS.md, "Viewer WebSocket codec").
 //!
 //! Reading, and every decision RFC 6455 asks of a server about what a client sent, go
@@ -306,7 +306,9 @@ pub(crate) async fn send_close(io: &mut Io, code: u16, reason: &str) -> io::Resu
     io.conn.flush().await?;
     io.conn.shutdown().await?;
     let mut drained = 0;
-    let mut chunk = [0u8; 4096];
+    // On the heap, and only here: a buffer on the stack would sit in every viewer task's
+    // state for the whole connection (this future is part of the viewer loop's).
+    let mut chunk = vec![0u8; 4096];
     let linger = async {
         while drained <= LINGER_BYTES {
             match io.conn.read(&mut chunk).await {
