@@ -597,6 +597,29 @@ mod tests {
         };
         let e = Config::from_parts(file, Overrides::default()).unwrap_err();
         assert_eq!(e.to_string(), "ack_timeout_ms 0 out of range 1..=600000");
+        // Regression (issue 9.8): a --pull id equal to a configured [[camera]] id was accepted,
+        // and the two cameras fought over one registry entry.
+        let file = Config::parse_file("[[camera]]\nid = \"porch\"", Path::new("x.toml")).unwrap();
+        let o = Overrides {
+            pull: vec!["porch=ws://192.168.4.1/ws".into()],
+            ..Overrides::default()
+        };
+        let e = Config::from_parts(file, o).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("camera id porch is both a pushing [[camera]] and a --pull target"),
+            "{e}"
+        );
+        let text = "[recording]\nmode = \"sometimes\"";
+        let e = Config::parse_file(text, Path::new("x.toml")).unwrap_err();
+        assert!(e.to_string().contains("sometimes"), "{e}");
+        let text = "[recording]\nmax_age_days = 0";
+        let file = Config::parse_file(text, Path::new("x.toml")).unwrap();
+        let e = Config::from_parts(file, Overrides::default()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "recording.max_age_days 0 out of range 1..=3650"
+        );
     }
 
     #[test]
