@@ -38,9 +38,24 @@ pub(crate) async fn healthz() -> &'static str {
     "ok"
 }
 
-/// `GET /metrics`.
-pub(crate) async fn metrics(State(hub): State<Hub>) -> Response {
-    let mut r = crate::http::metrics::render(&hub).into_response();
+/// `GET /metrics`; with the recorder's figures when it runs (the index and the disk are read
+/// off the runtime).
+pub(crate) async fn metrics(
+    State(hub): State<Hub>,
+    rec: Option<axum::Extension<crate::recorder::Recorder>>,
+) -> Response {
+    let lib = rec.and_then(|axum::Extension(r)| r.recordings());
+    let figures = match lib {
+        Some(lib) => tokio::task::spawn_blocking(move || crate::http::metrics::RecordingFigures {
+            metrics: lib.metrics(),
+            usage: lib.usage().ok(),
+            disk_free: lib.disk_free().ok(),
+        })
+        .await
+        .ok(),
+        None => None,
+    };
+    let mut r = crate::http::metrics::render(&hub, figures.as_ref()).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
