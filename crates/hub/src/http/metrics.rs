@@ -51,6 +51,9 @@ pub struct RecordingFigures {
     pub usage: Option<Vec<Usage>>,
     /// Free bytes on the recordings' filesystem (`None` when it could not be measured).
     pub disk_free: Option<u64>,
+    /// Per camera the hub knows: whether its recording is stopped by a write error (the
+    /// recorder's state, which also covers failures before a segment exists).
+    pub failing: Vec<(String, bool)>,
 }
 
 /// Writes one metric family: help, type, then `samples` as `(labels, value)`.
@@ -98,12 +101,17 @@ fn write_recording(out: &mut String, r: &RecordingFigures) {
         "Frames the recorder should have recorded and could not (queue full, tap overflow).",
         &per(|c| c.frames_missed),
     );
+    let failing: Vec<(String, u64)> = r
+        .failing
+        .iter()
+        .map(|(id, f)| (cam_label(id), u64::from(*f)))
+        .collect();
     family(
         out,
         "espcam_record_failing",
         "gauge",
         "1 while the camera's recording is stopped by a write error (see GET .../recordings).",
-        &per(|c| u64::from(c.last_error.is_some())),
+        &failing,
     );
     if let Some(usage) = &r.usage {
         let rows = |get: fn(&Usage) -> u64| -> Vec<(String, u64)> {
@@ -326,6 +334,7 @@ mod tests {
             },
             usage: None,
             disk_free: Some(123),
+            failing: vec![("porch".into(), true)],
         };
         let mut s = String::new();
         write_recording(&mut s, &figures);

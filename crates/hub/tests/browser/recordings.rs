@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use fantoccini::Locator;
-use fantoccini::actions::{MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
+use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
 use serde_json::Value;
 
 use crate::driver::Browser;

@@ -18,6 +18,9 @@ const WINDOWS = [
 const SPEEDS = ["1", "2", "4", "8"];
 /** A pointer that moved less than this (CSS px) clicked; more, it selects a range. */
 const DRAG_PX = 5;
+/** Whether /api/events may exist: false for the rest of the page's life once it answered
+ *  404 (a hub without it), so the console gets one failed load, not one per refresh. */
+let eventsApi = true;
 const MODE_TEXT = { off: "off", continuous: "continuous", events: "on events" };
 
 function clock(ms) {
@@ -70,7 +73,6 @@ export class Recordings {
   #speed = "1";
   #spans = []; // [{startMs, endMs, frames}]
   #events = [];
-  #eventsApi = true; // false once /api/events answered anything but 200
   #selection = null; // {fromMs, toMs}
   #playheadMs = null;
   #cursorMs = null; // keyboard position on the timeline
@@ -142,7 +144,6 @@ export class Recordings {
     this.#generation += 1;
     this.#spans = [];
     this.#events = [];
-    this.#eventsApi = true;
     this.#selection = null;
     this.#playheadMs = null;
     this.#cursorMs = null;
@@ -202,15 +203,16 @@ export class Recordings {
         e.status === 503 ? "Recording is unavailable on this hub." : `Could not load the recordings: ${e.message}`;
       delete this.#el.state.dataset.recording;
     }
-    if (this.#eventsApi) {
+    if (eventsApi) {
       try {
         const body = await api.events(id);
         if (gen !== this.#generation) return;
         this.#events = readEvents(body);
-      } catch {
-        // No events API on this hub (404), or it failed: the timeline shows no markers and
-        // stops asking until the camera is opened again.
-        this.#eventsApi = false;
+      } catch (e) {
+        // No events API on this hub: no markers, and no more asking. Another failure is
+        // passing; the next refresh asks again.
+        if (e.status === 404) eventsApi = false;
+        this.#events = [];
       }
     }
     this.#fromMs = fromMs;
