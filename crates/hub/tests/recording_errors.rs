@@ -10,7 +10,6 @@
 #![allow(clippy::unwrap_used)]
 
 #[path = "common/mod.rs"]
-#[allow(dead_code, unused_imports)]
 mod common;
 
 use std::io::Write;
@@ -137,7 +136,10 @@ async fn an_unwritable_directory_stops_recording_clearly_and_recording_resumes_b
         metric(&m, "espcam_record_write_errors_total").unwrap() >= 1,
         "{m}"
     );
-    assert!(metric(&m, "espcam_record_disk_free_bytes").unwrap() > 0, "{m}");
+    assert!(
+        metric(&m, "espcam_record_disk_free_bytes").unwrap() > 0,
+        "{m}"
+    );
 
     // Live view is unaffected.
     live_frames(&hub, 10).await;

@@ -350,13 +350,16 @@ export class Recordings {
   #showSelection() {
     const el = this.#el;
     const s = this.#selection;
-    el.exportMkv.hidden = !s;
-    el.exportAvi.hidden = !s;
+    // A range with nothing recorded in it has no file to offer (the hub would answer 404).
+    const recorded = s && this.#spans.some((x) => x.startMs < s.toMs && x.endMs > s.fromMs);
+    el.exportMkv.hidden = !recorded;
+    el.exportAvi.hidden = !recorded;
     if (!s) {
       el.selection.textContent = "Drag on the timeline to select a range.";
       return;
     }
-    el.selection.textContent = `${clock(s.fromMs)} – ${clock(s.toMs)} (${duration(s.toMs - s.fromMs)})`;
+    const range = `${clock(s.fromMs)} – ${clock(s.toMs)} (${duration(s.toMs - s.fromMs)})`;
+    el.selection.textContent = recorded ? range : `${range}: nothing recorded`;
     el.exportMkv.href = api.exportUrl(this.#camera, s.fromMs, s.toMs, "mkv");
     el.exportAvi.href = api.exportUrl(this.#camera, s.fromMs, s.toMs, "avi");
   }
