@@ -241,6 +241,17 @@ pub async fn record_play_back_and_export(b: &Browser, hub: &Harness) {
     let age = now_ms() - num(&live) / 1000.0;
     assert!(age < 2000.0, "live frame is {age} ms old");
 
+    // A range where nothing was recorded offers no file.
+    let from = num(&b
+        .js("return +document.querySelector('#timeline').dataset.fromMs;")
+        .await);
+    press_on_timeline(b, from + 10_000.0, from + 40_000.0).await;
+    b.wait_for(
+        "empty range says so",
+        "document.querySelector('[data-testid=selection]').textContent.endsWith('nothing recorded') && document.querySelector('#export-mkv').hidden && document.querySelector('#export-avi').hidden",
+    )
+    .await;
+
     // Drag across the span: the selected range is offered as MKV and AVI.
     press_on_timeline(b, start + 1000.0, end - 1000.0).await;
     let link = b
