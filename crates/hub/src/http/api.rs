@@ -38,9 +38,33 @@ pub(crate) async fn healthz() -> &'static str {
     "ok"
 }
 
-/// `GET /metrics`.
-pub(crate) async fn metrics(State(hub): State<Hub>) -> Response {
-    let mut r = crate::http::metrics::render(&hub).into_response();
+/// `GET /metrics`; with the recorder's figures when it runs (the index and the disk are read
+/// off the runtime).
+pub(crate) async fn metrics(
+    State(hub): State<Hub>,
+    rec: Option<axum::Extension<crate::recorder::Recorder>>,
+) -> Response {
+    let rec = rec.map(|axum::Extension(r)| r);
+    let lib = rec.as_ref().and_then(|r| r.recordings());
+    let figures = match (rec, lib) {
+        (Some(rec), Some(lib)) => {
+            let failing = hub
+                .cameras()
+                .iter()
+                .map(|c| (c.id.to_string(), rec.camera(&c.id).error.is_some()))
+                .collect();
+            tokio::task::spawn_blocking(move || crate::http::metrics::RecordingFigures {
+                metrics: lib.metrics(),
+                usage: lib.usage().ok(),
+                disk_free: lib.disk_free().ok(),
+                failing,
+            })
+            .await
+            .ok()
+        }
+        _ => None,
+    };
+    let mut r = crate::http::metrics::render(&hub, figures.as_ref()).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

@@ -190,6 +190,7 @@ mod tests {
             "controls",
             "grid",
             "notifications",
+            "recordings",
             "snapshots",
             "telemetry",
             "viewer",

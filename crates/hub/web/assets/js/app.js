@@ -8,6 +8,7 @@ import { Controls } from "./controls.js";
 import { Grid } from "./grid.js";
 import { initNotifications, notify } from "./notifications.js";
 import { loadSession, recheckSession } from "./session.js";
+import { Recordings } from "./recordings.js";
 import { Snapshots } from "./snapshots.js";
 import { Telemetry } from "./telemetry.js";
 import { Viewer } from "./viewer.js";
@@ -59,6 +60,24 @@ const snapshots = new Snapshots({
   count: $("#gallery-count"),
   more: $("#gallery-more"),
   dialog: $("#snapshot-dialog"),
+});
+
+const recordings = new Recordings({
+  panel: $("#recordings"),
+  windows: $("#rec-windows"),
+  state: $("#rec-state"),
+  error: $("#rec-error"),
+  timeline: $("#timeline"),
+  start: $("#tl-start"),
+  status: $("#playback-status"),
+  speeds: $("#speeds"),
+  backLive: $("#back-live"),
+  selection: $("#selection"),
+  exportMkv: $("#export-mkv"),
+  exportAvi: $("#export-avi"),
+  mode: $("#rec-mode"),
+  manual: $("#rec-manual"),
+  usage: $("#rec-usage"),
 });
 
 // ---- Header --------------------------------------------------------------------------------
@@ -151,6 +170,8 @@ function renderCameraView() {
   else if (status === "offline") text = last === null ? "Camera offline" : `Camera offline — last picture at ${clock(last)}`;
   else if (status === "online" && last === null) text = "Waiting for frames…";
   else if (status === "online" && frozen) text = `No new picture since ${clock(last)}`;
+  // A recording plays whatever the camera does now; pauses in it are not a frozen stream.
+  if (viewer.mode === "playback" && status !== "connecting") text = null;
   overlay.hidden = text === null;
   if (text !== null) overlay.textContent = text;
   if (last !== null && text !== null) $("#feed").dataset.stale = "true";
@@ -192,6 +213,8 @@ function openCamera(id) {
   current = { id, viewer };
   live.dataset.camera = id;
   live.dataset.frameCount = "0";
+  live.dataset.mode = "live";
+  delete live.dataset.capturedUs;
   delete live.dataset.width;
   delete live.dataset.height;
   delete live.dataset.latencyMs;
@@ -211,9 +234,10 @@ function openCamera(id) {
     $("#stat-kbps").textContent = s.kbps.toFixed(0);
     const lat = $("#stat-latency");
     lat.textContent = s.latencyMs === null ? "–" : `${Math.round(s.latencyMs)} ms`;
+    if (s.mode === "playback") lat.textContent = "playback";
     lat.title = s.latencyFrom === "hub" ? "Hub to display (the camera sends no capture time)" : "Capture to display";
     $("#stat-frames").textContent = String(s.frames);
-    if (s.connected) telemetry.recordLatency(id, s.latencyMs);
+    if (s.connected && s.mode === "live") telemetry.recordLatency(id, s.latencyMs);
   });
 
   document.title = `${id} — espcam`;
@@ -221,11 +245,13 @@ function openCamera(id) {
   current.tick = setInterval(renderCameraView, 1000);
   renderCameraView();
   snapshots.setCamera(id);
+  recordings.setCamera(id, viewer);
 }
 
 function closeCamera() {
   if (!current) return;
   current.viewer.stop();
+  recordings.close();
   clearInterval(current.tick);
   delete $("#feed").dataset.stale;
   current = null;
