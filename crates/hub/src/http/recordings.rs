@@ -140,7 +140,7 @@ fn range(q: &RangeQuery, default_span_us: u64) -> Result<(u64, u64), ApiError> {
     Ok((from, to))
 }
 
-fn camera_id(hub: &Hub, camera: &str) -> Result<CameraId, ApiError> {
+pub(crate) fn camera_id(hub: &Hub, camera: &str) -> Result<CameraId, ApiError> {
     // Recordings outlive a camera's entry in the registry: a valid id is enough.
     match find_camera(hub, camera) {
         Ok(c) => Ok(c.id.clone()),
@@ -148,7 +148,7 @@ fn camera_id(hub: &Hub, camera: &str) -> Result<CameraId, ApiError> {
     }
 }
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
