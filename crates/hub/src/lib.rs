@@ -31,6 +31,7 @@ pub mod recorder;
 pub mod server;
 pub mod state;
 pub mod text;
+pub mod timelapse;
 pub mod webhook;
 
 pub use config::{Config, ConfigError, Overrides, PullTarget};

@@ -96,6 +96,9 @@ pub struct MotionFile {
     /// The hub's URL as webhook receivers reach it (`http://hub.lan:6971`), for the links
     /// in webhook bodies (default: the listening address).
     pub public_url: Option<String>,
+    /// Keep one frame every this many seconds per camera as its timelapse track (default
+    /// off).
+    pub timelapse_every_s: Option<u64>,
     /// Per camera: its settings (replacing the defaults) and extra webhooks.
     #[serde(default)]
     pub camera: HashMap<CameraId, CameraMotionFile>,
@@ -114,6 +117,8 @@ pub struct CameraMotionFile {
     /// Webhooks for this camera's events, besides the global ones.
     #[serde(default)]
     pub webhooks: Vec<String>,
+    /// Timelapse interval for this camera, seconds (0: off; default: `[motion]`'s).
+    pub timelapse_every_s: Option<u64>,
 }
 
 /// The motion configuration in force at start-up.
@@ -133,6 +138,20 @@ pub struct MotionSettings {
     pub camera_webhooks: HashMap<CameraId, Vec<String>>,
     /// The hub's URL for links in webhook bodies.
     pub public_url: Option<String>,
+    /// Timelapse interval of cameras without their own (`None`: off).
+    pub timelapse_every: Option<Duration>,
+    /// Per camera timelapse interval (`None`: off for that camera).
+    pub camera_timelapse: HashMap<CameraId, Option<Duration>>,
+}
+
+impl MotionSettings {
+    /// The camera's timelapse interval, if it keeps one.
+    pub fn timelapse(&self, id: &CameraId) -> Option<Duration> {
+        self.camera_timelapse
+            .get(id)
+            .copied()
+            .unwrap_or(self.timelapse_every)
+    }
 }
 
 impl Default for MotionSettings {
@@ -145,6 +164,8 @@ impl Default for MotionSettings {
             webhooks: Vec::new(),
             camera_webhooks: HashMap::new(),
             public_url: None,
+            timelapse_every: None,
+            camera_timelapse: HashMap::new(),
         }
     }
 }
@@ -182,6 +203,25 @@ impl MotionSettings {
         for url in &f.webhooks {
             crate::webhook::check_url(url)?;
         }
+        let every = |s: Option<u64>, what: &str| -> Result<Option<Duration>, String> {
+            match s {
+                None | Some(0) => Ok(None),
+                Some(n) if n <= 86_400 => Ok(Some(Duration::from_secs(n))),
+                Some(n) => Err(format!(
+                    "{what}timelapse_every_s {n} out of range 0..=86400"
+                )),
+            }
+        };
+        let timelapse_every = every(f.timelapse_every_s, "")?;
+        let mut camera_timelapse = HashMap::new();
+        for (id, c) in &f.camera {
+            if c.timelapse_every_s.is_some() {
+                camera_timelapse.insert(
+                    id.clone(),
+                    every(c.timelapse_every_s, &format!("camera {id}: "))?,
+                );
+            }
+        }
         let days = f.max_age_days.unwrap_or(30);
         if !(1..=36_500).contains(&days) {
             return Err(format!("max_age_days {days} out of range 1..=36500"));
@@ -198,6 +238,8 @@ impl MotionSettings {
             webhooks: f.webhooks.clone(),
             camera_webhooks,
             public_url: f.public_url.clone(),
+            timelapse_every,
+            camera_timelapse,
         })
     }
 }
@@ -470,8 +512,12 @@ pub async fn start_service(hub: &Hub, recorder: Option<Recorder>, base_url: &str
             None
         }
     };
+    let recorder_for_timelapse = recorder.clone();
     let motion = Motion::start(hub, hub.config().motion.clone(), events, recorder);
     crate::webhook::start(hub, motion.settings(), base_url);
+    if let Some(r) = &recorder_for_timelapse {
+        crate::timelapse::start(hub, r.clone(), motion.settings().clone());
+    }
     motion
 }
 

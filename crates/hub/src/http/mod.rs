@@ -73,6 +73,10 @@ pub fn router(hub: Hub) -> Router {
             post(recordings::post_record),
         )
         .route("/api/cameras/{camera}/export", get(recordings::export))
+        .route(
+            "/api/cameras/{camera}/timelapse",
+            get(recordings::timelapse),
+        )
         .route("/ws/playback/{camera}", get(recordings::playback_ws))
         .route("/api/snapshots/{id}/thumb.jpg", get(thumb::get_thumb))
         .route(

@@ -90,7 +90,9 @@ pub(crate) fn door(method: &Method, path: &str) -> Door {
         (true, _, "/api/recordings" | "/api/cameras/{camera}/recordings") => {
             Door::Read(A::Recordings)
         }
-        (true, _, "/api/cameras/{camera}/export") => Door::Viewer(A::Recordings),
+        (true, _, "/api/cameras/{camera}/export" | "/api/cameras/{camera}/timelapse") => {
+            Door::Viewer(A::Recordings)
+        }
         (true, _, "/ws/playback/{camera}") => Door::Socket {
             action: A::Recordings,
             query_token: true,

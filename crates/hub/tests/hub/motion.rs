@@ -233,3 +233,73 @@ async fn scenes_make_exactly_the_events_they_should() {
     cam.kill();
     hub.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timelapse_keeps_one_frame_per_interval_and_exports_at_the_chosen_rate() {
+    let dir = tmp();
+    let mut config = espcam_hub::Config::for_tests(dir.path());
+    config.motion.timelapse_every = Some(Duration::from_millis(400));
+    config.motion.default.enabled = false;
+    let hub = TestHub::start(config).await;
+    let mut cfg = HubCameraConfig::new(
+        "127.0.0.1",
+        hub.http.port(),
+        hub.stream.port(),
+        CameraId::new("yard").unwrap(),
+        "",
+    );
+    cfg.fps = 10;
+    cfg.settings.resolution = espcam_proto::Resolution::Qvga;
+    let cam = HubCamera::spawn(cfg);
+    hub.wait_camera("yard", |v| v["online"] == true).await;
+    tokio::time::sleep(Duration::from_millis(4_200)).await;
+    cam.kill();
+    // The writer commits once a second.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let spans = hub
+        .get("/api/cameras/yard_timelapse/recordings")
+        .await
+        .json();
+    let frames: u64 = spans["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["frames"].as_u64().unwrap())
+        .sum();
+    // ~4.2 s at one frame per 0.4 s from the first frame on: 10 or 11 (not 42).
+    assert!((9..=12).contains(&frames), "{frames} frames: {spans}");
+    // The camera itself recorded nothing (mode off).
+    let own = hub.get("/api/cameras/yard/recordings").await.json();
+    assert_eq!(own["spans"], serde_json::json!([]), "{own}");
+
+    let r = hub
+        .get("/api/cameras/yard/timelapse?fps=5&format=avi")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(&r.body[..4], b"RIFF");
+    assert_eq!(&r.body[8..12], b"AVI ");
+    // avih's first field: microseconds per frame = 1 s / 5.
+    let us_per_frame = u32::from_le_bytes(r.body[32..36].try_into().unwrap());
+    assert_eq!(us_per_frame, 200_000);
+    let file = dir.path().join("tl.avi");
+    std::fs::write(&file, &r.body).unwrap();
+    if let Some((n, w, h)) = crate::recording::ffprobe(&file) {
+        assert_eq!((n, w, h), (frames, 320, 240));
+    }
+    let r = hub
+        .get("/api/cameras/yard/timelapse?fps=5&format=mkv")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let file = dir.path().join("tl.mkv");
+    std::fs::write(&file, &r.body).unwrap();
+    if let Some((n, _, _)) = crate::recording::ffprobe(&file) {
+        assert_eq!(n, frames);
+    }
+    assert!(
+        hub.get("/api/cameras/yard/timelapse?fps=0")
+            .await
+            .error()
+            .contains("fps 0 out of range 1..=60")
+    );
+    hub.stop().await;
+}
