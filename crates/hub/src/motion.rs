@@ -809,3 +809,65 @@ fn now_ms() -> u64 {
 fn ms_i64(ms: u64) -> i64 {
     i64::try_from(ms).unwrap_or(i64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::{Config, Overrides};
+
+    fn load(text: &str) -> Result<Config, String> {
+        let file = Config::parse_file(text, Path::new("espcam.toml")).map_err(|e| e.to_string())?;
+        Config::from_parts(file, Overrides::default()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn motion_section_parses_with_defaults_and_per_camera() {
+        let c = load(
+            r#"
+            [motion]
+            fps = 3
+            webhooks = ["http://127.0.0.1:9000/hook"]
+            timelapse_every_s = 60
+            [motion.detector]
+            sensitivity = 70
+            [motion.camera.porch]
+            enabled = false
+            timelapse_every_s = 0
+            detector = { end_after_ms = 2000, zones = [{ name = "door", rect = { x0 = 0.0, y0 = 0.0, x1 = 0.5, y1 = 1.0 } }] }
+            "#,
+        )
+        .unwrap();
+        let m = &c.motion;
+        assert_eq!((m.default.fps, m.default.detector.sensitivity), (3, 70));
+        let porch = CameraId::new("porch").unwrap();
+        let p = &m.cameras[&porch];
+        assert!(!p.enabled);
+        assert_eq!((p.fps, p.detector.end_after_ms), (3, 2000));
+        assert_eq!(p.detector.zones[0].name, "door");
+        assert_eq!(m.timelapse(&porch), None);
+        assert_eq!(
+            m.timelapse(&CameraId::new("yard").unwrap()),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(Config::default().motion.default, CameraMotion::default());
+    }
+
+    #[test]
+    fn bad_motion_values_are_named() {
+        let e = load("[motion]\nfps = 0").unwrap_err();
+        assert!(e.contains("fps 0 out of range 1..=30"), "{e}");
+        let e = load("[motion.detector]\ncell_delta = 1").unwrap_err();
+        assert!(e.contains("cell_delta 1 out of range 2..=128"), "{e}");
+        let e = load("[motion]\nwebhooks = [\"https://x/h\"]").unwrap_err();
+        assert!(e.contains("expected an http:// URL"), "{e}");
+        let e = load("[motion.camera.porch]\nfps = 31").unwrap_err();
+        assert!(
+            e.contains("camera porch: fps 31 out of range 1..=30"),
+            "{e}"
+        );
+        let e = load("[motion]\nfsp = 3").unwrap_err();
+        assert!(e.contains("unknown field `fsp`"), "{e}");
+    }
+}
