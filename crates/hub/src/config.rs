@@ -231,6 +231,9 @@ pub struct FileConfig {
     /// Recording settings.
     #[serde(default)]
     pub recording: RecordingFile,
+    /// Motion detection, events and webhooks (`[motion]`, `[motion.camera.ID]`).
+    #[serde(default)]
+    pub motion: crate::motion::MotionFile,
     /// Standalone cameras to pull from, `"id=ws://host/ws"`.
     #[serde(default)]
     pub pull: Vec<String>,
@@ -299,6 +302,8 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// Names the hub answers to besides IP addresses and `localhost`.
     pub hostnames: Vec<String>,
+    /// Motion detection defaults, per-camera settings, event retention, webhooks.
+    pub motion: crate::motion::MotionSettings,
 }
 
 impl Default for Config {
@@ -322,6 +327,7 @@ impl Default for Config {
             auth: AuthMode::Auto,
             allowed_origins: Vec::new(),
             hostnames: Vec::new(),
+            motion: crate::motion::MotionSettings::default(),
         }
     }
 }
@@ -418,6 +424,8 @@ impl Config {
             ))),
         };
         let recording = recording_config(&file, d.recording)?;
+        let motion = crate::motion::MotionSettings::from_file(&file.motion)
+            .map_err(|e| ConfigError::Invalid(format!("[motion]: {e}")))?;
         let auth = match (o.auth, file.auth.as_deref()) {
             (Some(m), _) => m,
             (None, Some(s)) => s
@@ -488,6 +496,7 @@ impl Config {
             auth,
             allowed_origins,
             hostnames,
+            motion,
         })
     }
 }

@@ -25,11 +25,14 @@
 pub mod config;
 pub mod http;
 pub mod ingest;
+pub mod motion;
 pub mod net;
 pub mod recorder;
 pub mod server;
 pub mod state;
 pub mod text;
+pub mod timelapse;
+pub mod webhook;
 
 pub use config::{Config, ConfigError, Overrides, PullTarget};
 pub use http::api::parse_settings;

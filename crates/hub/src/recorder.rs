@@ -216,6 +216,13 @@ impl Recorder {
         }
     }
 
+    /// Records `frame` under `track` whatever the modes say (the timelapse's kept frames;
+    /// `track` is a pseudo-camera id). Dropped and counted like any frame when the queue is
+    /// full.
+    pub fn append(&self, track: &CameraId, frame: Arc<Frame>) {
+        self.enqueue(track, frame, 0);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CameraId, CameraCtl>> {
         self.0.cameras.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -224,10 +224,21 @@ pub async fn serve(
         http_limits.header_timeout.as_millis()
     );
     let recorder = start_recorder(&hub).await;
+    // Links in webhook bodies: the configured public URL, else this listener's address.
+    let base_url = hub.config().motion.public_url.clone().unwrap_or_else(|| {
+        let ip = if http_addr.ip().is_unspecified() {
+            std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+        } else {
+            http_addr.ip()
+        };
+        format!("http://{}", std::net::SocketAddr::new(ip, http_addr.port()))
+    });
+    let motion = crate::motion::start_service(&hub, recorder.clone(), &base_url).await;
     let mut router = app(hub.clone());
     if let Some(r) = &recorder {
         router = router.layer(axum::Extension(r.clone()));
     }
+    router = router.layer(axum::Extension(motion.clone()));
     let timeout = hub.config().viewer_timeout;
     let http = tokio::spawn(crate::net::serve::serve(
         HubListener::new(listeners.http, timeout),
@@ -249,6 +260,7 @@ pub async fn serve(
     info!("dashboard: open {shown} in a browser");
     let (a, b) = tokio::join!(http, stream);
     hub.stop();
+    let _ = tokio::task::spawn_blocking(move || motion.stop()).await;
     if let Some(r) = recorder {
         let _ = tokio::task::spawn_blocking(move || r.stop()).await;
     }

@@ -72,6 +72,7 @@ fn dependencies_point_one_way() {
         [
             "espcam-auth",
             "espcam-camera",
+            "espcam-motion",
             "espcam-proto",
             "espcam-record",
             "espcam-store"

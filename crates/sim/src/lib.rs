@@ -50,7 +50,7 @@ use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, 
 use tokio_tungstenite::tungstenite::http::StatusCode;
 
 pub use espcam_camera::{AdaptiveQuality, BackoffConfig, LinkStatus};
-pub use picture::{FrameSet, PictureError, frame_set, jpeg_quality, test_jpeg};
+pub use picture::{FrameSet, PictureError, Scene, frame_set, jpeg_quality, test_jpeg};
 
 use shell::{Control, Shell, ShellConfig, Target};
 
@@ -76,6 +76,9 @@ pub enum Fault {
     /// Make every link carry at most this many bytes per second (a frame's send completes
     /// only once its bytes would have left), as a weak Wi-Fi link does; `None` lifts it.
     Throttle(Option<u32>),
+    /// Change what the camera looks at (see [`Scene`]); the scene's clock restarts. Not a
+    /// fault of the camera, but the world in front of it: it survives reboots.
+    Scene(Scene),
 }
 
 /// What a virtual camera is doing, published after every change.
@@ -205,6 +208,8 @@ pub struct HubCameraConfig {
     pub reboot_delay: Duration,
     /// JPEG quality adaptation on a slow link (the core's default; `None`: off).
     pub adaptive_quality: Option<AdaptiveQuality>,
+    /// What the camera looks at first ([`Fault::Scene`] changes it).
+    pub scene: Scene,
 }
 
 impl HubCameraConfig {
@@ -229,6 +234,7 @@ impl HubCameraConfig {
             backoff: BackoffConfig::default(),
             reboot_delay: Duration::from_millis(300),
             adaptive_quality: Some(AdaptiveQuality::default()),
+            scene: Scene::default(),
         }
     }
 }
@@ -259,6 +265,7 @@ impl HubCamera {
             },
             label: config.id.as_str().to_string(),
             reboot_delay: config.reboot_delay,
+            scene: config.scene,
         };
         start(shell, None, None)
     }
@@ -277,6 +284,8 @@ pub struct ApCameraConfig {
     pub reboot_delay: Duration,
     /// JPEG quality adaptation on a slow link (the core's default; `None`: off).
     pub adaptive_quality: Option<AdaptiveQuality>,
+    /// What the camera looks at first ([`Fault::Scene`] changes it).
+    pub scene: Scene,
 }
 
 impl Default for ApCameraConfig {
@@ -287,6 +296,7 @@ impl Default for ApCameraConfig {
             fps: 30,
             reboot_delay: Duration::from_millis(300),
             adaptive_quality: Some(AdaptiveQuality::default()),
+            scene: Scene::default(),
         }
     }
 }
@@ -319,6 +329,7 @@ impl ApCamera {
             target: Target::Standalone,
             label: config.id.as_str().to_string(),
             reboot_delay: config.reboot_delay,
+            scene: config.scene,
         };
         Ok(start(shell, Some(listener), Some(local)))
     }

@@ -26,7 +26,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use crate::picture::{FrameSet, PictureError, frame_set};
+use crate::picture::{FrameSet, PictureError, Scene, frame_set};
 use crate::{CameraStatus, Fault};
 
 /// Largest message a virtual camera accepts from a peer: commands and hub replies are small.
@@ -105,6 +105,7 @@ pub(crate) struct ShellConfig {
     pub(crate) target: Target,
     pub(crate) label: String,
     pub(crate) reboot_delay: Duration,
+    pub(crate) scene: Scene,
 }
 
 pub(crate) struct Shell {
@@ -131,6 +132,10 @@ pub(crate) struct Shell {
     /// The last frame sent (its sequence and bytes), for clients the core says are owed
     /// it; replaced by every new frame, so never more than one is held.
     newest: Option<(u32, Bytes)>,
+    /// What the camera looks at, and since when (the scene's own clock; kept over reboots).
+    scene: (Scene, tokio::time::Instant),
+    /// `Lighting` scene: the frames at the stepped brightness, for the current settings.
+    lit_frames: Option<Arc<FrameSet>>,
 }
 
 impl Shell {
@@ -141,6 +146,7 @@ impl Shell {
         status: watch::Sender<CameraStatus>,
     ) -> Self {
         let boot = tokio::time::Instant::now();
+        let scene = config.scene;
         let cam = Self::boot_core(&config, Instant::ZERO);
         let (events_tx, events_rx) = mpsc::channel(EVENTS);
         Self {
@@ -158,6 +164,8 @@ impl Shell {
             truncate_next: false,
             throttle: Arc::new(AtomicU32::new(0)),
             newest: None,
+            scene: (scene, boot),
+            lit_frames: None,
         }
     }
 
@@ -300,6 +308,13 @@ impl Shell {
                 return;
             }
         };
+        let (scene, since) = self.scene;
+        let elapsed = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let frames = if scene.lit_step(elapsed) {
+            self.lit_frames().await.unwrap_or(frames)
+        } else {
+            frames
+        };
         let seq = self.cam.stats(now).frames_sent;
         // What the sensor really uses (the quality may be adapted to the link).
         let s = self.cam.sensor().settings;
@@ -319,7 +334,7 @@ impl Shell {
         ];
         let mut buf = BytesMut::with_capacity(HEADER_LEN + 64 * 1024);
         buf.resize(HEADER_LEN, 0);
-        frames.compose(self.captures, &lines, &mut buf);
+        frames.compose_scene(scene, self.captures, elapsed, &lines, &mut buf);
         self.captures += 1;
         let frame = CapturedFrame {
             captured_at: now,
@@ -356,6 +371,24 @@ impl Shell {
         }
         let f = frame_set(settings).await?;
         self.cam.sensor_mut().frames = Some(f.clone());
+        Ok(f)
+    }
+
+    /// `Lighting` scene: the frames one brightness step up from the settings (down at the
+    /// top of the range), from the shared cache.
+    async fn lit_frames(&mut self) -> Result<Arc<FrameSet>, PictureError> {
+        let mut settings = self.cam.sensor().settings;
+        let b = settings.brightness.get();
+        let stepped = if b < 2 { b + 1 } else { b - 1 };
+        settings.brightness =
+            espcam_proto::Brightness::new(i64::from(stepped)).unwrap_or(settings.brightness);
+        if let Some(f) = &self.lit_frames
+            && *f.settings() == settings
+        {
+            return Ok(f.clone());
+        }
+        let f = frame_set(settings).await?;
+        self.lit_frames = Some(f.clone());
         Ok(f)
     }
 
@@ -426,6 +459,7 @@ impl Shell {
             }
             Fault::Reboot => self.reboot().await,
             Fault::Throttle(rate) => self.throttle.store(rate.unwrap_or(0), Ordering::Relaxed),
+            Fault::Scene(scene) => self.scene = (scene, tokio::time::Instant::now()),
         }
     }
 

@@ -42,6 +42,7 @@
 //! hub's feet.
 
 pub mod error;
+pub mod events;
 pub mod layout;
 mod reconcile;
 

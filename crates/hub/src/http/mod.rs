@@ -19,6 +19,7 @@ pub(crate) mod api;
 pub(crate) mod assets;
 pub(crate) mod auth;
 pub mod error;
+pub(crate) mod events;
 pub(crate) mod metrics;
 pub(crate) mod recordings;
 pub(crate) mod security;
@@ -72,8 +73,22 @@ pub fn router(hub: Hub) -> Router {
             post(recordings::post_record),
         )
         .route("/api/cameras/{camera}/export", get(recordings::export))
+        .route(
+            "/api/cameras/{camera}/timelapse",
+            get(recordings::timelapse),
+        )
         .route("/ws/playback/{camera}", get(recordings::playback_ws))
         .route("/api/snapshots/{id}/thumb.jpg", get(thumb::get_thumb))
+        .route(
+            "/api/cameras/{camera}/motion",
+            get(events::get_motion).put(events::put_motion),
+        )
+        .route("/api/events", get(events::list))
+        .route(
+            "/api/events/{id}",
+            get(events::get_event).delete(events::delete_event),
+        )
+        .route("/api/events/{id}/thumb.jpg", get(events::thumb))
         .route("/ws/view/{camera}", get(view::view_ws))
         .route("/ws/ui", get(ui::ui_ws))
         .fallback(not_found)

@@ -90,12 +90,21 @@ pub(crate) fn door(method: &Method, path: &str) -> Door {
         (true, _, "/api/recordings" | "/api/cameras/{camera}/recordings") => {
             Door::Read(A::Recordings)
         }
-        (true, _, "/api/cameras/{camera}/export") => Door::Viewer(A::Recordings),
+        (true, _, "/api/cameras/{camera}/export" | "/api/cameras/{camera}/timelapse") => {
+            Door::Viewer(A::Recordings)
+        }
         (true, _, "/ws/playback/{camera}") => Door::Socket {
             action: A::Recordings,
             query_token: true,
         },
         (false, "POST", "/api/cameras/{camera}/record") => change(A::Settings, Some(Au::Settings)),
+        (true, _, "/api/cameras/{camera}/motion" | "/api/events" | "/api/events/{id}") => {
+            Door::Read(A::Events)
+        }
+        (true, _, "/api/events/{id}/thumb.jpg") => Door::Viewer(A::Events),
+        (false, "PUT", "/api/cameras/{camera}/motion") => change(A::Settings, Some(Au::Settings)),
+        // Deleting recorded material is the snapshot-delete permission (admin).
+        (false, "DELETE", "/api/events/{id}") => change(A::SnapshotDelete, None),
         (true, _, "/ws/view/{camera}") => Door::Socket {
             action: A::View,
             query_token: true,
