@@ -80,6 +80,7 @@ mod backoff;
 mod camera;
 mod core;
 mod hub_mode;
+mod ota;
 mod pacing;
 mod quality;
 mod rng;
@@ -93,7 +94,8 @@ pub use quality::AdaptiveQuality;
 pub use time::Instant;
 pub use types::{
     CLOSE_INTERNAL_ERROR, CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_RESTART, CLOSE_TRY_AGAIN,
-    CapturedFrame, Config, ConnId, DropReason, FrameDecision, FrameSend, HANDSHAKE_TIMEOUT, Health,
-    HubConfig, Link, LinkStatus, Mode, NETWORK_WATCHDOG, Output, Refused, Sensor, SensorError,
-    Setting, StandaloneConfig, Stats, TICK, Targets,
+    CapturedFrame, Config, ConnId, DropReason, FetchId, FrameDecision, FrameSend,
+    HANDSHAKE_TIMEOUT, Health, HubConfig, Link, LinkStatus, Mode, NETWORK_WATCHDOG, NoOta, OtaBoot,
+    OtaConfig, OtaSink, OtaSinkError, Output, Refused, Sensor, SensorError, Setting,
+    StandaloneConfig, Stats, TICK, Targets,
 };
