@@ -228,6 +228,10 @@ pub async fn serve(
     if let Some(r) = &recorder {
         router = router.layer(axum::Extension(r.clone()));
     }
+    match crate::firmware::Firmware::open(&hub.config().data_dir) {
+        Ok(f) => router = router.layer(axum::Extension(f)),
+        Err(e) => warn!("firmware updates unavailable: {e}"),
+    }
     let timeout = hub.config().viewer_timeout;
     let http = tokio::spawn(crate::net::serve::serve(
         HubListener::new(listeners.http, timeout),

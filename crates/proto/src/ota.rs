@@ -88,8 +88,10 @@ impl<'de> Deserialize<'de> for Sha256Digest {
 /// Hub → camera: "update to this image". Sent on the control link after the welcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OtaOffer {
-    /// Where to fetch the image with HTTP `GET` (and `Range` requests): an absolute
-    /// `http://` URL on the hub, unguessable per update (it is the credential).
+    /// Where to fetch the image with HTTP `GET` (and `Range` requests): an absolute path
+    /// (`/api/firmware/…`) on the hub's HTTP port at the address the camera dialled for
+    /// its control link, or an absolute `http://` URL. Unguessable per update: it is the
+    /// credential.
     pub url: String,
     /// The image's firmware version, as the camera will report it in its hello.
     pub version: String,
@@ -104,8 +106,8 @@ pub struct OtaOffer {
 /// Why an [`OtaOffer`] is refused before any byte is fetched.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OfferError {
-    /// `url` is not `http://…` or too long.
-    #[error("ota url must be an http:// URL of at most {MAX_OTA_URL} bytes")]
+    /// `url` is neither `http://…` nor `/…`, or too long.
+    #[error("ota url must be an absolute path or an http:// URL of at most {MAX_OTA_URL} bytes")]
     Url,
     /// `version` is empty or too long.
     #[error("ota version must be 1..={MAX_OTA_VERSION} bytes")]
@@ -121,7 +123,8 @@ pub enum OfferError {
 impl OtaOffer {
     /// Checks the fields a peer controls (called by the hub-message decoder).
     pub fn validate(&self) -> Result<(), OfferError> {
-        if !self.url.starts_with("http://") || self.url.len() > MAX_OTA_URL {
+        let path = self.url.starts_with('/') && !self.url.starts_with("//");
+        if !(path || self.url.starts_with("http://")) || self.url.len() > MAX_OTA_URL {
             return Err(OfferError::Url);
         }
         if self.version.is_empty() || self.version.len() > MAX_OTA_VERSION {

@@ -176,6 +176,21 @@ impl Slots {
     }
 }
 
+/// The URL of an offer's `url`: an absolute path goes to the host and port the control link
+/// dialled (`ws://HOST:PORT/ws/camera` → `http://HOST:PORT/path`); anything else is used as
+/// it is.
+pub(crate) fn resolve(control_url: &str, url: &str) -> String {
+    if !url.starts_with('/') {
+        return url.to_string();
+    }
+    let rest = control_url
+        .strip_prefix("ws://")
+        .or_else(|| control_url.strip_prefix("wss://"))
+        .unwrap_or(control_url);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    format!("http://{authority}{url}")
+}
+
 /// One HTTP client per camera, for range requests to the hub.
 pub(crate) type HttpClient = Client<HttpConnector, Empty<Bytes>>;
 
@@ -228,6 +243,15 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_resolve_against_the_control_link() {
+        assert_eq!(
+            resolve("ws://127.0.0.1:6971/ws/camera", "/api/firmware/x/image?key=k"),
+            "http://127.0.0.1:6971/api/firmware/x/image?key=k"
+        );
+        assert_eq!(resolve("ws://h:1/ws/camera", "http://o/i"), "http://o/i");
+    }
 
     #[test]
     fn image_header_round_trip() {

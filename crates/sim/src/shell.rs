@@ -316,6 +316,12 @@ impl Shell {
                     len,
                 } => {
                     let (http, events) = (self.http.clone(), self.events_tx.clone());
+                    let url = match &self.config.target {
+                        Target::Hub { control_url, .. } => {
+                            crate::ota::resolve(control_url, &url)
+                        }
+                        Target::Standalone => url,
+                    };
                     tokio::spawn(async move {
                         let r = fetch_range(&http, &url, offset, len).await;
                         let _ = events.send(Event::OtaData(fetch, r)).await;

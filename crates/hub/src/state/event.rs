@@ -65,6 +65,13 @@ pub enum Event {
     /// The set of known cameras changed other than by a camera coming online (one was
     /// forgotten or removed): subscribers re-read the list.
     CamerasChanged,
+    /// A firmware update moved on (offered, progress, rebooting, done, failed).
+    Ota {
+        /// The camera.
+        camera: CameraId,
+        /// Where the update is now.
+        status: crate::state::ota::OtaStatus,
+    },
 }
 
 /// A command that did not get a positive ack.
@@ -97,6 +104,7 @@ impl Event {
             Event::SnapshotSaved(_) => "snapshot",
             Event::SnapshotDeleted(_) => "snapshot_deleted",
             Event::CamerasChanged => "cameras",
+            Event::Ota { .. } => "ota",
         }
     }
 }
