@@ -66,9 +66,7 @@ pub enum FirmwareError {
     #[error("image is empty")]
     Empty,
     /// No version given and none found in the image.
-    #[error(
-        "no version: give one (--version / ?version=), or add an image whose header names it"
-    )]
+    #[error("no version: give one (--version / ?version=), or add an image whose header names it")]
     NoVersion,
     /// No board given and none found in the image.
     #[error("no board: give one (--board / ?board=), e.g. esp32s3-eye")]
@@ -316,7 +314,8 @@ impl Staging {
             id: sha256[..16].to_string(),
             version,
             board,
-            size: u32::try_from(self.size).map_err(|_| FirmwareError::TooLarge { size: self.size })?,
+            size: u32::try_from(self.size)
+                .map_err(|_| FirmwareError::TooLarge { size: self.size })?,
             sha256,
             added_ms: crate::state::clock::now_us() / 1000,
         };
@@ -345,8 +344,7 @@ fn check_version(v: &str) -> Result<(), FirmwareError> {
 fn check_board(b: &str) -> Result<(), FirmwareError> {
     let ok = !b.is_empty()
         && b.len() <= 32
-        && b
-            .bytes()
+        && b.bytes()
             .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_');
     ok.then_some(()).ok_or_else(|| FirmwareError::Invalid {
         field: "board",
@@ -364,7 +362,10 @@ pub fn detect(head: &[u8]) -> (Option<String>, Option<String>) {
         if let Ok(line) = std::str::from_utf8(line)
             && let Some((board, version)) = line.split_once(" version=")
         {
-            return (Some(board.to_string()), Some(version.trim_end().to_string()));
+            return (
+                Some(board.to_string()),
+                Some(version.trim_end().to_string()),
+            );
         }
     }
     if head.first() == Some(&0xE9)
@@ -393,9 +394,15 @@ mod tests {
         let src = dir.path().join("img");
         fs::write(&src, b"espcam-image board=virtual version=v2\npayload").unwrap();
         let img = fw.add_file(&src, None, None).unwrap();
-        assert_eq!((img.board.as_str(), img.version.as_str()), ("virtual", "v2"));
+        assert_eq!(
+            (img.board.as_str(), img.version.as_str()),
+            ("virtual", "v2")
+        );
         assert_eq!(img.size, 45);
-        assert_eq!(fs::read(fw.image_path(&img)).unwrap(), fs::read(&src).unwrap());
+        assert_eq!(
+            fs::read(fw.image_path(&img)).unwrap(),
+            fs::read(&src).unwrap()
+        );
         // Same bytes again: one entry.
         assert_eq!(fw.add_file(&src, None, None).unwrap(), img);
         assert_eq!(fw.list().unwrap(), vec![img.clone()]);
@@ -421,7 +428,9 @@ mod tests {
         let fw = Firmware::open(dir.path()).unwrap();
         let src = dir.path().join("img");
         fs::write(&src, b"\x00raw bytes").unwrap();
-        let e = fw.add_file(&src, None, Some("esp32s3-eye".into())).unwrap_err();
+        let e = fw
+            .add_file(&src, None, Some("esp32s3-eye".into()))
+            .unwrap_err();
         assert!(e.to_string().starts_with("no version"), "{e}");
         let e = fw.add_file(&src, Some("v1".into()), None).unwrap_err();
         assert!(e.to_string().starts_with("no board"), "{e}");

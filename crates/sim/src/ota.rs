@@ -247,7 +247,10 @@ mod tests {
     #[test]
     fn paths_resolve_against_the_control_link() {
         assert_eq!(
-            resolve("ws://127.0.0.1:6971/ws/camera", "/api/firmware/x/image?key=k"),
+            resolve(
+                "ws://127.0.0.1:6971/ws/camera",
+                "/api/firmware/x/image?key=k"
+            ),
             "http://127.0.0.1:6971/api/firmware/x/image?key=k"
         );
         assert_eq!(resolve("ws://h:1/ws/camera", "http://o/i"), "http://o/i");

@@ -317,9 +317,7 @@ impl Shell {
                 } => {
                     let (http, events) = (self.http.clone(), self.events_tx.clone());
                     let url = match &self.config.target {
-                        Target::Hub { control_url, .. } => {
-                            crate::ota::resolve(control_url, &url)
-                        }
+                        Target::Hub { control_url, .. } => crate::ota::resolve(control_url, &url),
                         Target::Standalone => url,
                     };
                     tokio::spawn(async move {

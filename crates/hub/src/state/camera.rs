@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use bytes::Bytes;
 use espcam_proto::stream::FrameFlags;
 use espcam_proto::{
-    Ack, CameraId, FrameError, HubMsg, FrameLimits, Settings, Telemetry, decode_frame,
+    Ack, CameraId, FrameError, FrameLimits, HubMsg, Settings, Telemetry, decode_frame,
 };
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};

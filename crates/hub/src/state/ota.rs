@@ -10,11 +10,11 @@
 use espcam_proto::{CameraId, HubMsg, OtaOffer, OtaProgress, OtaResult};
 use serde::Serialize;
 
+use crate::state::Hub;
 use crate::state::camera::{Camera, State};
 use crate::state::clock::now_us;
 use crate::state::error::CommandError;
 use crate::state::event::Event;
-use crate::state::Hub;
 
 /// Where an update is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -151,7 +151,11 @@ impl Hub {
                 started_ms: now_ms,
                 updated_ms: now_ms,
             });
-            o.phase = if r.ok { OtaPhase::Done } else { OtaPhase::Failed };
+            o.phase = if r.ok {
+                OtaPhase::Done
+            } else {
+                OtaPhase::Failed
+            };
             o.error = if r.ok { None } else { error };
             o.updated_ms = now_ms;
             o.clone()
