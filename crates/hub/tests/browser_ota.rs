@@ -72,16 +72,14 @@ async fn update_shows_progress_and_the_new_version() {
     )
     .await;
     // Record every state the progress bar goes through.
-    b.js(
-        "window.__ota = [];
+    b.js("window.__ota = [];
          const bar = document.querySelector('[data-testid=ota-progress]');
          const root = document.querySelector('#ota');
          const note = () => window.__ota.push([root.dataset.phase, bar.hidden, bar.value, bar.max]);
          new MutationObserver(note).observe(bar, { attributes: true });
          new MutationObserver(note).observe(root, { attributes: true });
-         return null;",
-    )
-    .await;
+         return null;")
+        .await;
     b.click(Locator::Css("[data-testid=ota-update]")).await;
     b.wait_for(
         "a visible progress bar",

@@ -733,7 +733,9 @@ mod tests {
         }
         let mut got = Vec::new();
         while let Ok(m) = att.commands.try_recv() {
-            got.push(m.command.to_string());
+            if let HubMsg::Command(m) = m {
+                got.push(m.command.to_string());
+            }
         }
         let want: Vec<String> = (1..=8).map(|q| format!("quality {q}")).collect();
         assert_eq!(got, want);
