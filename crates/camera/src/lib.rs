@@ -47,6 +47,13 @@
 //!                 (capture error: cam.handle_capture_failed(now()))
 //!             Reboot                  => flush pending sends, close everything (close code
 //!                                        CLOSE_RESTART), log cam.reboot_reason(), restart
+//!             OtaFetch { fetch, url, offset, len } => HTTP GET url (a path: on the hub's
+//!                                        port 6971) with Range: bytes=offset-(offset+len-1),
+//!                                        off the main loop; report cam.handle_ota_data(now,
+//!                                        fetch, &body) for a 206, else handle_ota_failed
+//!             SetBootAndReboot        => as Reboot (the sink's finish set the boot slot)
+//!             ConfirmImage            => esp_ota_mark_app_valid_cancel_rollback
+//!             RollbackAndReboot       => esp_ota_mark_app_invalid_rollback_and_reboot
 //!         }
 //!     }
 //!     wait until cam.poll_timeout() or an event, then report it:
@@ -66,6 +73,11 @@
 //!     every few seconds: cam.set_health(Health { heap_free, psram_free, rssi })
 //! }
 //! ```
+//!
+//! Firmware updates (`ota`): build the camera with [`Camera::with_ota`] and an [`OtaSink`]
+//! (the inactive flash slot), and tell it at boot what the boot is ([`Config::ota_boot`]:
+//! pending verification, or after a rollback). The core decides every range, timeout, retry
+//! and the SHA-256 check; failures abort the sink and are reported to the hub.
 //!
 //! Binary messages received by the camera are ignored by the protocol; shells drop them.
 //! The per-frame path (`handle_timeout` → `Capture` → `handle_frame` → `handle_frame_sent`)
