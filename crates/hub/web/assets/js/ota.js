@@ -4,6 +4,7 @@
 // everything; this module only shows what they say and asks for an update.
 
 import { api } from "./api.js";
+import { may } from "./session.js";
 
 const PHASE = {
   offered: "Update offered to the camera…",
@@ -51,7 +52,8 @@ export class Ota {
   }
 
   #load() {
-    if (this.#loading) return;
+    // Only admins see this panel; others would only get a 403 for the list.
+    if (this.#loading || !may("firmware")) return;
     this.#loading = api
       .firmware()
       .then((list) => {
