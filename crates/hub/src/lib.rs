@@ -23,6 +23,7 @@
 //! that connection. The HTTP and WebSocket API is documented in docs/API.md.
 
 pub mod config;
+pub mod firmware;
 pub mod http;
 pub mod ingest;
 pub mod motion;

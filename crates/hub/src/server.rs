@@ -239,6 +239,10 @@ pub async fn serve(
         router = router.layer(axum::Extension(r.clone()));
     }
     router = router.layer(axum::Extension(motion.clone()));
+    match crate::firmware::Firmware::open(&hub.config().data_dir) {
+        Ok(f) => router = router.layer(axum::Extension(f)),
+        Err(e) => warn!("firmware updates unavailable: {e}"),
+    }
     let timeout = hub.config().viewer_timeout;
     let http = tokio::spawn(crate::net::serve::serve(
         HubListener::new(listeners.http, timeout),

@@ -35,6 +35,7 @@
 //!   the cameras stream from (see [`picture`] for how frames stay cheap).
 
 mod font;
+pub mod ota;
 pub mod picture;
 mod shell;
 
@@ -103,6 +104,10 @@ pub struct CameraStatus {
     /// JPEG quality number the sensor uses now (above `settings.quality` while the core
     /// adapts to a slow link).
     pub quality_in_force: u8,
+    /// The firmware version running (changes after an update's reboot).
+    pub firmware: String,
+    /// A firmware download in progress: bytes written, total.
+    pub ota: Option<(u32, u32)>,
 }
 
 /// A running virtual camera. Dropping it kills the camera (like [`CameraHandle::kill`]).
@@ -210,6 +215,12 @@ pub struct HubCameraConfig {
     pub adaptive_quality: Option<AdaptiveQuality>,
     /// What the camera looks at first ([`Fault::Scene`] changes it).
     pub scene: Scene,
+    /// The firmware version at the first boot ([`FIRMWARE`]); updates replace it.
+    pub firmware: String,
+    /// Size of the virtual OTA partition, bytes (4 MiB): larger images are refused.
+    pub ota_capacity: u32,
+    /// How long an updated image may take to reach the hub before it rolls back.
+    pub ota_confirm_window: Duration,
 }
 
 impl HubCameraConfig {
@@ -235,6 +246,9 @@ impl HubCameraConfig {
             reboot_delay: Duration::from_millis(300),
             adaptive_quality: Some(AdaptiveQuality::default()),
             scene: Scene::default(),
+            firmware: FIRMWARE.to_string(),
+            ota_capacity: 4 << 20,
+            ota_confirm_window: espcam_camera::OtaConfig::default().confirm_window,
         }
     }
 }
@@ -251,14 +265,18 @@ impl HubCamera {
         if let Mode::Hub(HubConfig { backoff, .. }) = &mut core.mode {
             *backoff = config.backoff;
         }
+        let mut core = with_common(
+            core,
+            config.settings,
+            config.fps,
+            config.seed,
+            config.adaptive_quality,
+        );
+        core.firmware = config.firmware;
+        core.board = Some(ota::BOARD.to_string());
+        core.ota.confirm_window = config.ota_confirm_window;
         let shell = ShellConfig {
-            core: with_common(
-                core,
-                config.settings,
-                config.fps,
-                config.seed,
-                config.adaptive_quality,
-            ),
+            core,
             target: Target::Hub {
                 control_url: config.control_url,
                 stream_url: config.stream_url,
@@ -266,6 +284,7 @@ impl HubCamera {
             label: config.id.as_str().to_string(),
             reboot_delay: config.reboot_delay,
             scene: config.scene,
+            ota_capacity: config.ota_capacity,
         };
         start(shell, None, None)
     }
@@ -330,6 +349,7 @@ impl ApCamera {
             label: config.id.as_str().to_string(),
             reboot_delay: config.reboot_delay,
             scene: config.scene,
+            ota_capacity: 0,
         };
         Ok(start(shell, Some(listener), Some(local)))
     }
@@ -369,6 +389,8 @@ fn start(
         frames_sent: 0,
         frames_dropped: 0,
         quality_in_force: config.core.settings.quality.get(),
+        firmware: config.core.firmware.clone(),
+        ota: None,
     };
     let (status_tx, status_rx) = watch::channel(initial);
     let (listener, clients_rx) = match listener {

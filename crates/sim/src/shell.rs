@@ -12,8 +12,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use espcam_camera::{
-    CLOSE_NORMAL, CLOSE_RESTART, Camera, CapturedFrame, Config, ConnId, FrameDecision, Health,
-    Instant, Link, LinkStatus, Output, Sensor, SensorError, Setting,
+    CLOSE_NORMAL, CLOSE_RESTART, Camera, CapturedFrame, Config, ConnId, FetchId, FrameDecision,
+    Health, Instant, Link, LinkStatus, Output, Sensor, SensorError, Setting,
 };
 use espcam_proto::{HEADER_LEN, Settings};
 use futures_util::{SinkExt, StreamExt};
@@ -26,6 +26,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
+use crate::ota::{HttpClient, SimFlash, Slots, fetch_range, http_client};
 use crate::picture::{FrameSet, PictureError, Scene, frame_set};
 use crate::{CameraStatus, Fault};
 
@@ -64,6 +65,8 @@ pub(crate) enum Event {
     /// The peer sent a close frame (with this code); the connection task waits for the
     /// core's answer.
     CloseFrame(ConnId, Option<u16>),
+    /// A firmware range request ended.
+    OtaData(FetchId, Result<Bytes, String>),
 }
 
 /// Standalone mode: a WebSocket client that finished its handshake on `/ws`.
@@ -106,11 +109,17 @@ pub(crate) struct ShellConfig {
     pub(crate) label: String,
     pub(crate) reboot_delay: Duration,
     pub(crate) scene: Scene,
+    /// Size of the virtual OTA partition, bytes.
+    pub(crate) ota_capacity: u32,
 }
 
 pub(crate) struct Shell {
     config: ShellConfig,
-    cam: Camera<VirtualSensor>,
+    cam: Camera<VirtualSensor, SimFlash>,
+    /// Which firmware boots, across reboots.
+    slots: Slots,
+    /// Range requests for firmware updates.
+    http: HttpClient,
     /// Origin of the core's clock: the current boot.
     boot: tokio::time::Instant,
     /// Senders to the live connection tasks, by the core's connection id.
@@ -147,11 +156,15 @@ impl Shell {
     ) -> Self {
         let boot = tokio::time::Instant::now();
         let scene = config.scene;
-        let cam = Self::boot_core(&config, Instant::ZERO);
+        let confirm = config.core.ota.confirm_window.as_secs();
+        let slots = Slots::new(config.core.firmware.clone(), confirm);
+        let cam = Self::boot_core(&config, &slots, Instant::ZERO);
         let (events_tx, events_rx) = mpsc::channel(EVENTS);
         Self {
             config,
             cam,
+            slots,
+            http: http_client(),
             boot,
             conns: HashMap::new(),
             events_tx,
@@ -169,12 +182,20 @@ impl Shell {
         }
     }
 
-    fn boot_core(config: &ShellConfig, now: Instant) -> Camera<VirtualSensor> {
+    fn boot_core(
+        config: &ShellConfig,
+        slots: &Slots,
+        now: Instant,
+    ) -> Camera<VirtualSensor, SimFlash> {
         let sensor = VirtualSensor {
             settings: config.core.settings,
             frames: None,
         };
-        let mut cam = Camera::new(config.core.clone(), sensor, now);
+        let mut core = config.core.clone();
+        core.firmware = slots.running.clone();
+        core.ota_boot = slots.boot.clone();
+        let flash = SimFlash::new(config.ota_capacity);
+        let mut cam = Camera::with_ota(core, sensor, flash, now);
         let unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
@@ -253,6 +274,8 @@ impl Shell {
                 }
             }
             Event::CloseFrame(c, code) => self.cam.handle_close_frame(now, c, code),
+            Event::OtaData(fetch, Ok(body)) => self.cam.handle_ota_data(now, fetch, &body),
+            Event::OtaData(fetch, Err(e)) => self.cam.handle_ota_failed(now, fetch, &e),
         }
     }
 
@@ -294,6 +317,41 @@ impl Shell {
                 Output::Capture => self.capture().await,
                 // Handled by `run` once everything before it was sent.
                 Output::Reboot => {}
+                Output::OtaFetch {
+                    fetch,
+                    url,
+                    offset,
+                    len,
+                } => {
+                    let (http, events) = (self.http.clone(), self.events_tx.clone());
+                    let url = match &self.config.target {
+                        Target::Hub { control_url, .. } => crate::ota::resolve(control_url, &url),
+                        Target::Standalone => url,
+                    };
+                    tokio::spawn(async move {
+                        let r = fetch_range(&http, &url, offset, len).await;
+                        let _ = events.send(Event::OtaData(fetch, r)).await;
+                    });
+                }
+                Output::SetBootAndReboot => {
+                    if let Some(v) = self.cam.ota_sink().finished() {
+                        tracing::info!(camera = %self.config.label, version = %v, "firmware installed");
+                        self.slots.installed(v.to_string());
+                    }
+                }
+                Output::ConfirmImage => {
+                    tracing::info!(camera = %self.config.label, version = %self.slots.running, "firmware confirmed");
+                    self.slots.confirmed();
+                }
+                Output::RollbackAndReboot => {
+                    let why = format!(
+                        "{} did not reach the hub within {} s",
+                        self.slots.running,
+                        self.config.core.ota.confirm_window.as_secs()
+                    );
+                    tracing::warn!(camera = %self.config.label, %why, "rolling back");
+                    self.slots.rollback(why);
+                }
             }
         }
     }
@@ -427,7 +485,8 @@ impl Shell {
         // Events about the old boot's connections are stale: the new core never issued them.
         (self.events_tx, self.events_rx) = mpsc::channel(EVENTS);
         self.boot = tokio::time::Instant::now();
-        self.cam = Self::boot_core(&self.config, Instant::ZERO);
+        self.slots.restart();
+        self.cam = Self::boot_core(&self.config, &self.slots, Instant::ZERO);
         self.boots += 1;
         self.captures = 0;
         self.newest = None;
@@ -476,6 +535,8 @@ impl Shell {
             frames_sent: stats.frames_sent,
             frames_dropped: stats.frames_dropped,
             quality_in_force: stats.quality_in_force.get(),
+            firmware: self.slots.running.clone(),
+            ota: self.cam.ota_progress(),
         }
     }
 

@@ -20,6 +20,7 @@ pub(crate) mod assets;
 pub(crate) mod auth;
 pub mod error;
 pub(crate) mod events;
+pub(crate) mod firmware;
 pub(crate) mod metrics;
 pub(crate) mod recordings;
 pub(crate) mod security;
@@ -91,6 +92,10 @@ pub fn router(hub: Hub) -> Router {
         .route("/api/events/{id}/thumb.jpg", get(events::thumb))
         .route("/ws/view/{camera}", get(view::view_ws))
         .route("/ws/ui", get(ui::ui_ws))
+        .route("/api/firmware", get(firmware::list).post(firmware::upload))
+        .route("/api/firmware/{id}/image", get(firmware::image))
+        .route("/api/firmware/{id}/rollout", post(firmware::rollout))
+        .route("/api/cameras/{camera}/update", post(firmware::update))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(api::MAX_BODY))
         .layer(axum::middleware::map_response(json_errors))

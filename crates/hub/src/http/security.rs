@@ -139,6 +139,15 @@ pub(crate) fn door(method: &Method, path: &str) -> Door {
             change(A::CameraRemove, Some(Au::CameraRemove))
         }
         (true, _, "/api/audit") => Door::Read(A::Audit),
+        (true, _, "/api/firmware") => Door::Read(A::Firmware),
+        (false, "POST", "/api/firmware" | "/api/firmware/{id}/rollout")
+        | (false, "POST", "/api/cameras/{camera}/update") => {
+            change(A::Firmware, Some(Au::Firmware))
+        }
+        // Cameras download their image with the per-update key in the URL, which the
+        // handler checks (128 random bits, one camera and image, one hour): no other
+        // credential, as a camera has no session and its hub token must not travel in URLs.
+        (true, _, "/api/firmware/{id}/image") => Door::Asset,
         // Not in the table: admin only, with every browser check (fail closed).
         (true, _, _) => Door::Read(A::Users),
         (false, _, _) => change(A::Users, None),

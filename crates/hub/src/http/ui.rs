@@ -84,6 +84,7 @@ pub(crate) fn event_json(hub: &Hub, event: &Event, me: u64) -> Option<String> {
         Event::MotionStarted(m) | Event::MotionEnded(m) => {
             json!({ "type": kind, "camera": m.camera, "event": crate::http::events::event_json(m) })
         }
+        Event::Ota { camera, status } => json!({ "type": kind, "camera": camera, "ota": status }),
     };
     Some(v.to_string())
 }

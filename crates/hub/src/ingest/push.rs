@@ -196,6 +196,8 @@ async fn control_conn(hub: Hub, mut socket: WebSocket, addr: SocketAddr) {
             sensor: Some(hello.sensor.clone()),
             firmware: Some(hello.firmware.clone()),
             settings: Some(hello.settings),
+            board: hello.board.clone(),
+            ota_pending: hello.ota_pending,
         },
     );
     let camera = att.camera.clone();
@@ -219,6 +221,8 @@ async fn control_conn(hub: Hub, mut socket: WebSocket, addr: SocketAddr) {
             Inbound::Text(t) => match CameraMsg::from_json(&t) {
                 Ok(CameraMsg::Telemetry(t)) => hub.on_telemetry(&camera, t),
                 Ok(CameraMsg::Ack(a)) => hub.on_ack(&camera, a),
+                Ok(CameraMsg::OtaProgress(p)) => hub.on_ota_progress(&camera, p),
+                Ok(CameraMsg::OtaResult(r)) => hub.on_ota_result(&camera, r),
                 Ok(CameraMsg::Hello(_)) => debug!("camera {}: repeated hello ignored", camera.id),
                 Err(e) => {
                     if hub.access().should_warn(Warning::BadMessage, addr.ip()) {

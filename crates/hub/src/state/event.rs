@@ -69,6 +69,13 @@ pub enum Event {
     MotionStarted(Box<MotionInfo>),
     /// A camera's motion event ended.
     MotionEnded(Box<MotionInfo>),
+    /// A firmware update moved on (offered, progress, rebooting, done, failed).
+    Ota {
+        /// The camera.
+        camera: CameraId,
+        /// Where the update is now.
+        status: crate::state::ota::OtaStatus,
+    },
 }
 
 /// A motion event as the bus carries it. Times are Unix milliseconds.
@@ -125,6 +132,7 @@ impl Event {
             Event::CamerasChanged => "cameras",
             Event::MotionStarted(_) => "motion_start",
             Event::MotionEnded(_) => "motion_end",
+            Event::Ota { .. } => "ota",
         }
     }
 }

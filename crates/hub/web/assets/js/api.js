@@ -58,6 +58,11 @@ export const api = {
   /** Resolves to `{body, hubNow}`: the history (docs/API.md) and the hub's clock, ms. */
   telemetry: (id) => request(`${cam(id)}/telemetry`, { withDate: true }),
   reboot: (id) => request(`${cam(id)}/reboot`, { method: "POST" }),
+  /** Firmware images in the hub's library (ota.js). */
+  firmware: () => request("/api/firmware"),
+  /** Starts updating camera `id` to image `firmware`; resolves to `{camera, ota}`. */
+  updateFirmware: (id, firmware) =>
+    request(`${cam(id)}/update`, { method: "POST", body: { firmware } }),
   takeSnapshot: (id) => request(`${cam(id)}/snapshots`, { method: "POST" }),
   snapshots: (id, { limit = 24, before } = {}) => {
     const q = new URLSearchParams({ camera: id, limit: String(limit) });

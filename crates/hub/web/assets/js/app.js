@@ -6,6 +6,7 @@ import { api } from "./api.js";
 import { HubConnection } from "./connection.js";
 import { Controls } from "./controls.js";
 import { Grid } from "./grid.js";
+import { Ota } from "./ota.js";
 import { initNotifications, notify } from "./notifications.js";
 import { loadSession, recheckSession } from "./session.js";
 import { Recordings } from "./recordings.js";
@@ -50,6 +51,7 @@ function confirmAction(title, text) {
 
 const grid = new Grid($("#camera-grid"), $("#grid-empty"), describeResolution);
 const controls = new Controls($("#controls"), { confirm: confirmAction });
+const ota = new Ota($("#ota"), { notify });
 const telemetry = new Telemetry($("#telemetry"), {
   rangeLabel: $("#telemetry-range"),
   rangeButtons: $("#telemetry-ranges"),
@@ -156,6 +158,7 @@ function renderCameraView() {
   // The viewer runs once the hub knows the camera; it reconnects by itself after that.
   if (cameras.has(id)) viewer.start();
   controls.setCamera(info, status === "online" ? null : CONTROLS_OFF[status]);
+  if (status !== "missing" && status !== "connecting") ota.setCamera(info, status === "online");
   // The hub saves the frame it has; with no live camera (or no hub) there is none to save.
   snapshotBtn.disabled = status !== "online";
   snapshotBtn.title = status === "online" ? "" : SNAPSHOT_OFF[status];
@@ -372,6 +375,11 @@ function onSettings({ detail }) {
 hub.addEventListener("settings", onSettings);
 hub.addEventListener("ack", (e) => e.detail.ok && onSettings(e));
 hub.addEventListener("snapshot", ({ detail }) => snapshots.added(detail.snapshot));
+hub.addEventListener("ota", ({ detail }) => {
+  const prev = cameras.get(detail.camera);
+  if (prev) cameras.set(detail.camera, { ...prev, ota: detail.ota });
+  ota.event(detail.camera, detail.ota);
+});
 hub.addEventListener("snapshot_deleted", ({ detail }) => snapshots.removed(detail.id));
 hub.addEventListener("error", ({ detail }) => {
   notify(detail.camera ? `${detail.camera}: ${detail.message}` : detail.message, { kind: "error" });
