@@ -1135,3 +1135,70 @@ fn tool(name: &str) -> Option<std::path::PathBuf> {
     }
     found
 }
+
+/// Issue 15: before its token is checked, a camera socket reads a hello of at most 16 KiB.
+/// The stream port used to read hellos up to 2 × `max_frame_bytes` (4 MiB): 200 of them grew
+/// the hub from 13 to 836 MB. A hello frame announcing 1 MiB is refused with 1009 from its
+/// header alone: first only the header and 8 KiB of the payload are sent, so a hub that
+/// waited for the whole message would answer after the 5 s hello deadline (1008) instead;
+/// then the whole 1 MiB, written while the hub answers, gets the same close.
+#[tokio::test]
+async fn an_oversized_hello_is_refused_from_its_header_on_both_camera_sockets() {
+    use common::{RawWs, client_frame, close_of, server_frames};
+    let dir = tempfile::tempdir().unwrap();
+    let hub = TestHub::start_in(dir.path()).await;
+    let big = format!(
+        "{{\"type\":\"hello\",\"proto\":1,\"camera\":\"cam-big\",\"token\":\"{}\"}}",
+        "x".repeat(1 << 20)
+    );
+    let frame = client_frame(0x1, big.as_bytes());
+    for (addr, path) in [(hub.http, "/ws/camera"), (hub.stream, "/ws/stream")] {
+        let mut s = RawWs::connect(addr, path).await;
+        let started = std::time::Instant::now();
+        s.tcp.write_all(&frame[..14 + 8192]).await.unwrap();
+        let frames = s.read_until_closed().await;
+        let elapsed = started.elapsed();
+        assert_eq!(
+            close_of(&frames).map(|c| c.0),
+            Some(1009),
+            "{path}: {frames:?}"
+        );
+        assert!(
+            elapsed < Duration::from_secs(3),
+            "{path}: refused after {elapsed:?}, as if the hub waited for the whole hello"
+        );
+
+        // The whole message: the hub answers without reading it.
+        let mut s = RawWs::connect(addr, path).await;
+        let (mut rd, mut wr) = s.tcp.split();
+        let write = async {
+            let _ = wr.write_all(&frame).await;
+        };
+        let read = async {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            loop {
+                match rd.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return buf,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+        };
+        let (_, buf) =
+            tokio::time::timeout(Duration::from_secs(10), async { tokio::join!(write, read) })
+                .await
+                .expect("the hub closes within 10 s");
+        let frames = server_frames(&buf);
+        assert_eq!(
+            close_of(&frames).map(|c| c.0),
+            Some(1009),
+            "{path}: {frames:?}"
+        );
+    }
+    // A camera with a normal hello still streams on the same hub.
+    let cam = TestCamera::connect(&hub, CamOpts::new("cam-ok")).await;
+    hub.wait_camera("cam-ok", |v| v["frames_in"].as_u64() > Some(0))
+        .await;
+    drop(cam);
+    hub.stop().await;
+}
