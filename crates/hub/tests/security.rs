@@ -1202,3 +1202,112 @@ async fn an_oversized_hello_is_refused_from_its_header_on_both_camera_sockets() 
     drop(cam);
     hub.stop().await;
 }
+
+/// Every `.jpg` file under `dir`, recursively.
+fn jpg_files(dir: &std::path::Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                jpg_files(&p)
+            } else {
+                usize::from(p.extension().is_some_and(|x| x == "jpg"))
+            }
+        })
+        .sum()
+}
+
+/// Issue 15: snapshots could be saved at 964/s (24 MB/s of disk) with no quota. Now each
+/// camera has a token bucket (`burst` saves, then one per `min_interval_ms`, else 429 with
+/// `Retry-After`) and a retention quota (oldest deleted first past `max_per_camera` or
+/// `max_bytes_per_camera`); a frame alone over the byte quota is refused with 507.
+#[tokio::test]
+async fn snapshots_are_rate_limited_and_the_oldest_go_past_the_quota() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::for_tests(dir.path());
+    config.snapshots.max_per_camera = 3;
+    config.snapshots.burst = 5;
+    // Long enough that five saves (an fsync each) fit well inside one interval.
+    config.snapshots.min_interval = Duration::from_millis(2000);
+    let hub = TestHub::start(config).await;
+    let _cam = TestCamera::connect(&hub, CamOpts::new("cam-q")).await;
+    let _other = TestCamera::connect(&hub, CamOpts::new("cam-r")).await;
+    for id in ["cam-q", "cam-r"] {
+        hub.wait_camera(id, |v| v["frames_in"].as_u64() > Some(0))
+            .await;
+    }
+    let other = hub.post("/api/cameras/cam-r/snapshots", "").await;
+    assert_eq!(other.status, 201, "{}", other.text());
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let r = hub.post("/api/cameras/cam-q/snapshots", "").await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        ids.push(r.json()["id"].as_i64().unwrap());
+    }
+    // The sixth in a row is refused, with when to come back.
+    let r = hub.post("/api/cameras/cam-q/snapshots", "").await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    let retry: u64 = r.headers["retry-after"].parse().unwrap();
+    assert!((1..=2).contains(&retry), "Retry-After {retry}");
+    assert!(r.error().contains("one per 2000 ms"), "{}", r.error());
+    // Only the newest 3 of cam-q are kept, on disk and in the index; cam-r's is untouched.
+    let list = hub.get("/api/snapshots?camera=cam-q").await.json();
+    let kept: Vec<i64> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(kept, vec![ids[4], ids[3], ids[2]]);
+    assert_eq!(jpg_files(dir.path()), 4);
+    assert_eq!(
+        hub.get(&format!("/api/snapshots/{}.jpg", ids[0]))
+            .await
+            .status,
+        404
+    );
+    let r = hub.get(&format!("/api/snapshots/{}.jpg", ids[4])).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(common::decode(&r.body), (160, 120));
+    // After the interval one more is allowed, and pushes out the oldest.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let r = hub.post("/api/cameras/cam-q/snapshots", "").await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let list = hub.get("/api/snapshots?camera=cam-q").await.json();
+    assert_eq!(list.as_array().unwrap().len(), 3);
+    assert_eq!(list[2]["id"].as_i64(), Some(ids[3]));
+    assert_eq!(jpg_files(dir.path()), 4);
+    assert_eq!(
+        hub.get("/api/snapshots?camera=cam-r")
+            .await
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    hub.stop().await;
+
+    // A byte quota smaller than one frame: 507 and nothing written.
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::for_tests(dir.path());
+    config.snapshots.max_bytes_per_camera = 1024;
+    let hub = TestHub::start(config).await;
+    let _cam = TestCamera::connect(&hub, CamOpts::new("cam-q")).await;
+    hub.wait_camera("cam-q", |v| v["frames_in"].as_u64() > Some(0))
+        .await;
+    let r = hub.post("/api/cameras/cam-q/snapshots", "").await;
+    assert_eq!(r.status, 507, "{}", r.text());
+    assert!(
+        r.error()
+            .contains("exceeds snapshots.max_bytes_per_camera (1024 bytes)"),
+        "{}",
+        r.error()
+    );
+    assert_eq!(jpg_files(dir.path()), 0);
+    hub.stop().await;
+}
