@@ -256,6 +256,13 @@ pub struct Overrides {
     pub pull: Vec<String>,
     /// `--auth` / `ESPCAM_AUTH`.
     pub auth: Option<AuthMode>,
+    /// `--tls-cert FILE` (PEM): with `tls_key`, both ports speak TLS.
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key FILE` (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// `--tls-self-signed`: TLS with a certificate generated once and kept in the data
+    /// directory.
+    pub tls_self_signed: bool,
     /// The bind address when neither a flag nor the file sets one (`serve --demo` passes
     /// loopback, so the demo is local unless asked otherwise).
     pub default_bind: Option<IpAddr>,
@@ -297,6 +304,8 @@ pub struct Config {
     pub recording: RecordingConfig,
     /// Snapshot quota per camera and how fast snapshots may be saved.
     pub snapshots: SnapshotQuota,
+    /// TLS on both ports.
+    pub tls: TlsSource,
     /// Whether login is required: see [`espcam_auth::decide_mode`].
     pub auth: AuthMode,
     /// Other origins allowed to use the browser sockets and change state, normalised
@@ -325,6 +334,7 @@ impl Default for Config {
             header_timeout: Duration::from_secs(10),
             recording: RecordingConfig::default(),
             snapshots: SnapshotQuota::default(),
+            tls: TlsSource::Off,
             auth: AuthMode::Auto,
             allowed_origins: Vec::new(),
             hostnames: Vec::new(),
@@ -492,10 +502,50 @@ impl Config {
             )?,
             recording,
             snapshots: snapshot_quota(&file.snapshots, d.snapshots)?,
+            tls: match (o.tls_cert, o.tls_key, o.tls_self_signed) {
+                (None, None, false) => TlsSource::Off,
+                (None, None, true) => TlsSource::SelfSigned,
+                (Some(cert), Some(key), false) => TlsSource::Files { cert, key },
+                (Some(_), Some(_), true) => {
+                    return Err(ConfigError::Invalid(
+                        "--tls-self-signed and --tls-cert/--tls-key exclude each other: pick one"
+                            .into(),
+                    ));
+                }
+                _ => {
+                    return Err(ConfigError::Invalid(
+                        "--tls-cert and --tls-key go together: give both PEM files".into(),
+                    ));
+                }
+            },
             auth,
             allowed_origins,
             hostnames,
         })
+    }
+}
+
+/// Where the hub's TLS certificate comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum TlsSource {
+    /// Plain HTTP and WebSocket (`ws://`).
+    #[default]
+    Off,
+    /// A certificate chain and its private key, PEM files.
+    Files {
+        /// Certificate chain, leaf first.
+        cert: PathBuf,
+        /// Private key (PKCS#8, RSA or EC).
+        key: PathBuf,
+    },
+    /// Generated once, kept in `<data dir>/tls/`.
+    SelfSigned,
+}
+
+impl TlsSource {
+    /// Whether the ports speak TLS.
+    pub fn enabled(&self) -> bool {
+        !matches!(self, Self::Off)
     }
 }
 

@@ -205,6 +205,9 @@ pub struct HubCameraConfig {
     pub reboot_delay: Duration,
     /// JPEG quality adaptation on a slow link (the core's default; `None`: off).
     pub adaptive_quality: Option<AdaptiveQuality>,
+    /// For `wss://` URLs: the TLS client configuration (which certificate to trust, as a
+    /// real camera pins the hub's); `None` for `ws://`.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl HubCameraConfig {
@@ -229,6 +232,7 @@ impl HubCameraConfig {
             backoff: BackoffConfig::default(),
             reboot_delay: Duration::from_millis(300),
             adaptive_quality: Some(AdaptiveQuality::default()),
+            tls: None,
         }
     }
 }
@@ -256,6 +260,7 @@ impl HubCamera {
             target: Target::Hub {
                 control_url: config.control_url,
                 stream_url: config.stream_url,
+                tls: config.tls,
             },
             label: config.id.as_str().to_string(),
             reboot_delay: config.reboot_delay,

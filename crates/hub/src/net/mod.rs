@@ -3,6 +3,7 @@
 
 pub mod listener;
 pub mod serve;
+pub mod tls;
 pub(crate) mod upgrade;
 pub mod ws;
 
