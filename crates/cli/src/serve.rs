@@ -44,6 +44,27 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pull: Vec<String>,
+    /// Serve both ports over TLS with this certificate chain (PEM, leaf first); needs
+    /// --tls-key.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "ESPCAM_TLS_CERT",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, RSA or EC).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "ESPCAM_TLS_KEY",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
+    /// Serve both ports over TLS with a self-signed certificate generated once and kept in
+    /// the data directory (tls/cert.pem); its SHA-256 fingerprint is printed at start.
+    #[arg(long, env = "ESPCAM_TLS_SELF_SIGNED", conflicts_with = "tls_cert")]
+    tls_self_signed: bool,
     /// Start N virtual cameras in this process (demo-1 … demo-N), no hardware needed.
     #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "1", env = "ESPCAM_DEMO")]
     demo: Option<u16>,
@@ -63,6 +84,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         ack_timeout_ms: args.ack_timeout_ms,
         pull: args.pull,
         auth: args.auth,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+        tls_self_signed: args.tls_self_signed,
         // The demo is for the machine it runs on unless asked otherwise (--bind or the
         // file's `bind`): no login needed, nothing exposed.
         default_bind: (demo > 0).then_some(IpAddr::V4(Ipv4Addr::LOCALHOST)),

@@ -46,6 +46,9 @@ pub enum RunError {
     /// The first admin could not be created.
     #[error("could not create the first admin user: {0}")]
     InitialAdmin(#[from] espcam_auth::UserError),
+    /// TLS was asked for and cannot be set up (the hub never falls back to plain text).
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::net::tls::TlsError),
     /// A server failed.
     #[error("server error: {0}")]
     Serve(#[from] std::io::Error),
@@ -169,6 +172,30 @@ pub async fn run(
     .await
 }
 
+/// Loads or generates the TLS certificate when asked for, and logs what cameras pin.
+async fn tls_setup(
+    hub: &Hub,
+    http_addr: SocketAddr,
+) -> Result<Option<crate::net::tls::Tls>, RunError> {
+    let config = hub.config();
+    let mut names = config.hostnames.clone();
+    if !http_addr.ip().is_unspecified() {
+        names.push(http_addr.ip().to_string());
+    }
+    let (source, dir) = (config.tls.clone(), config.data_dir.clone());
+    let tls = tokio::task::spawn_blocking(move || crate::net::tls::setup(&source, &dir, &names))
+        .await
+        .map_err(|e| RunError::Serve(std::io::Error::other(e.to_string())))??;
+    if let Some(t) = &tls {
+        info!(
+            "TLS on both ports with {} (SHA-256 fingerprint {}): cameras connect with wss:// and pin this certificate",
+            t.cert_path.display(),
+            t.fingerprint
+        );
+    }
+    Ok(tls)
+}
+
 /// Serves `hub` on `listeners` until `shutdown` resolves, then stops every connection.
 pub async fn serve(
     hub: Hub,
@@ -243,23 +270,28 @@ pub async fn serve(
         Ok(f) => router = router.layer(axum::Extension(f)),
         Err(e) => warn!("firmware updates unavailable: {e}"),
     }
+    let tls = tls_setup(&hub, http_addr).await?;
+    let acceptor = tls.as_ref().map(|t| t.acceptor.clone());
     let timeout = hub.config().viewer_timeout;
     let http = tokio::spawn(crate::net::serve::serve(
         HubListener::new(listeners.http, timeout),
         router,
         http_limits,
         hub.shutdown_signal(),
+        acceptor.clone(),
     ));
     let stream = tokio::spawn(crate::net::serve::serve(
         HubListener::new(listeners.stream, timeout),
         stream_app(hub.clone()),
         stream_limits,
         hub.shutdown_signal(),
+        acceptor,
     ));
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let shown = if http_addr.ip().is_unspecified() {
-        format!("http://localhost:{}/", http_addr.port())
+        format!("{scheme}://localhost:{}/", http_addr.port())
     } else {
-        format!("http://{http_addr}/")
+        format!("{scheme}://{http_addr}/")
     };
     info!("dashboard: open {shown} in a browser");
     let (a, b) = tokio::join!(http, stream);

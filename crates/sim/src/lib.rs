@@ -221,6 +221,9 @@ pub struct HubCameraConfig {
     pub ota_capacity: u32,
     /// How long an updated image may take to reach the hub before it rolls back.
     pub ota_confirm_window: Duration,
+    /// For `wss://` URLs: the TLS client configuration (which certificate to trust, as a
+    /// real camera pins the hub's); `None` for `ws://`.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl HubCameraConfig {
@@ -249,6 +252,7 @@ impl HubCameraConfig {
             firmware: FIRMWARE.to_string(),
             ota_capacity: 4 << 20,
             ota_confirm_window: espcam_camera::OtaConfig::default().confirm_window,
+            tls: None,
         }
     }
 }
@@ -280,6 +284,7 @@ impl HubCamera {
             target: Target::Hub {
                 control_url: config.control_url,
                 stream_url: config.stream_url,
+                tls: config.tls,
             },
             label: config.id.as_str().to_string(),
             reboot_delay: config.reboot_delay,

@@ -99,6 +99,8 @@ pub(crate) enum Target {
     Hub {
         control_url: String,
         stream_url: String,
+        /// For `wss://` URLs: whom to trust (a pinned self-signed certificate).
+        tls: Option<Arc<rustls::ClientConfig>>,
     },
     Standalone,
 }
@@ -297,6 +299,7 @@ impl Shell {
                     let Target::Hub {
                         control_url,
                         stream_url,
+                        tls,
                     } = &self.config.target
                     else {
                         continue;
@@ -305,7 +308,8 @@ impl Shell {
                         Link::Control => control_url.clone(),
                         Link::Stream => stream_url.clone(),
                     };
-                    self.spawn_conn(conn, ConnSource::Connect(url));
+                    let tls = tls.clone();
+                    self.spawn_conn(conn, ConnSource::Connect(url, tls));
                 }
                 Output::Text { conn, text } => self.send(conn, ConnCmd::Send(Message::text(text))),
                 Output::Close { conn, code, reason } => {
@@ -592,8 +596,8 @@ fn wall_clock_text() -> String {
 }
 
 enum ConnSource {
-    /// Hub mode: dial this URL.
-    Connect(String),
+    /// Hub mode: dial this URL (with this TLS configuration for `wss://`).
+    Connect(String, Option<Arc<rustls::ClientConfig>>),
     /// Standalone mode: a client already accepted.
     Accepted(Box<WebSocketStream<TcpStream>>),
 }
@@ -607,9 +611,13 @@ async fn run_conn(
 ) {
     match source {
         ConnSource::Accepted(ws) => pump(conn, *ws, events, cmds, throttle).await,
-        ConnSource::Connect(url) => {
-            let connect =
-                tokio_tungstenite::connect_async_with_config(url.as_str(), Some(ws_config()), true);
+        ConnSource::Connect(url, tls) => {
+            let connect = tokio_tungstenite::connect_async_tls_with_config(
+                url.as_str(),
+                Some(ws_config()),
+                true,
+                tls.map(tokio_tungstenite::Connector::Rustls),
+            );
             tokio::select! {
                 r = connect => match r {
                     Ok((ws, _)) => {

@@ -24,6 +24,7 @@ pub(crate) mod firmware;
 pub(crate) mod metrics;
 pub(crate) mod recordings;
 pub(crate) mod security;
+pub(crate) mod snapshot_quota;
 pub(crate) mod thumb;
 pub(crate) mod ui;
 pub(crate) mod view;
@@ -98,6 +99,9 @@ pub fn router(hub: Hub) -> Router {
         .route("/api/cameras/{camera}/update", post(firmware::update))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(api::MAX_BODY))
+        .layer(axum::Extension(std::sync::Arc::new(
+            snapshot_quota::SnapshotGate::new(hub.config().snapshots),
+        )))
         .layer(axum::middleware::map_response(json_errors))
         .with_state(hub);
     api.merge(assets::router())
