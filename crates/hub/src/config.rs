@@ -234,6 +234,9 @@ pub struct FileConfig {
     /// Standalone cameras to pull from, `"id=ws://host/ws"`.
     #[serde(default)]
     pub pull: Vec<String>,
+    /// MQTT and Home Assistant discovery (`[mqtt]`).
+    #[serde(default)]
+    pub mqtt: Option<crate::mqtt::config::MqttFile>,
 }
 
 /// Values from flags or the environment; `None` leaves the file's or the default value.
@@ -256,6 +259,8 @@ pub struct Overrides {
     /// The bind address when neither a flag nor the file sets one (`serve --demo` passes
     /// loopback, so the demo is local unless asked otherwise).
     pub default_bind: Option<IpAddr>,
+    /// `--mqtt*` / `ESPCAM_MQTT*`.
+    pub mqtt: crate::mqtt::config::MqttOverrides,
 }
 
 /// The validated configuration the hub runs with.
@@ -299,6 +304,8 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// Names the hub answers to besides IP addresses and `localhost`.
     pub hostnames: Vec<String>,
+    /// MQTT and Home Assistant discovery; `None`: off.
+    pub mqtt: Option<crate::mqtt::config::MqttConfig>,
 }
 
 impl Default for Config {
@@ -322,6 +329,7 @@ impl Default for Config {
             auth: AuthMode::Auto,
             allowed_origins: Vec::new(),
             hostnames: Vec::new(),
+            mqtt: None,
         }
     }
 }
@@ -488,6 +496,7 @@ impl Config {
             auth,
             allowed_origins,
             hostnames,
+            mqtt: crate::mqtt::config::MqttConfig::resolve(file.mqtt.as_ref(), &o.mqtt)?,
         })
     }
 }

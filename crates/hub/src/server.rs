@@ -224,6 +224,11 @@ pub async fn serve(
         http_limits.header_timeout.as_millis()
     );
     let recorder = start_recorder(&hub).await;
+    let mqtt = hub
+        .config()
+        .mqtt
+        .clone()
+        .map(|c| crate::mqtt::Mqtt::start(&hub, recorder.clone(), c));
     let mut router = app(hub.clone());
     if let Some(r) = &recorder {
         router = router.layer(axum::Extension(r.clone()));
@@ -249,6 +254,9 @@ pub async fn serve(
     info!("dashboard: open {shown} in a browser");
     let (a, b) = tokio::join!(http, stream);
     hub.stop();
+    if let Some(m) = mqtt {
+        m.stop(Duration::from_secs(2)).await;
+    }
     if let Some(r) = recorder {
         let _ = tokio::task::spawn_blocking(move || r.stop()).await;
     }
