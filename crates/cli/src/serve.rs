@@ -52,7 +52,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "NAME", env = "ESPCAM_MQTT_USER")]
     mqtt_user: Option<String>,
     /// Password for the MQTT broker (prefer the environment variable to the flag).
-    #[arg(long, value_name = "PASSWORD", env = "ESPCAM_MQTT_PASSWORD", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        env = "ESPCAM_MQTT_PASSWORD",
+        hide_env_values = true
+    )]
     mqtt_password: Option<String>,
     /// MQTT client id, also the hub's device id in Home Assistant [default: espcam-hub].
     #[arg(long, value_name = "ID", env = "ESPCAM_MQTT_CLIENT_ID")]

@@ -50,7 +50,13 @@ fn t(leaf: &str) -> String {
 /// The keys Home Assistant's MQTT discovery requires (or we promise) per component.
 fn check_config(topic: &str, v: &Value) {
     let component = topic.split('/').nth(1).unwrap();
-    for key in ["name", "unique_id", "device", "availability", "availability_mode"] {
+    for key in [
+        "name",
+        "unique_id",
+        "device",
+        "availability",
+        "availability_mode",
+    ] {
         assert!(v.get(key).is_some(), "{topic}: no {key}: {v}");
     }
     assert_eq!(v["availability_mode"], "all", "{topic}");
@@ -74,7 +80,10 @@ fn check_config(topic: &str, v: &Value) {
         other => panic!("{topic}: unexpected component {other}"),
     };
     for key in need {
-        assert!(v.get(*key).is_some(), "{topic}: {component} needs {key}: {v}");
+        assert!(
+            v.get(*key).is_some(),
+            "{topic}: {component} needs {key}: {v}"
+        );
     }
     for key in ["topic", "state_topic", "command_topic"] {
         if let Some(s) = v.get(key) {
@@ -102,13 +111,17 @@ async fn next_image(c: &Client) -> (u16, u16) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn home_assistant_sees_controls_and_availability() {
-    let Some(broker) = Broker::start() else { return };
+    let Some(broker) = Broker::start() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let hub = TestHub::start(config(dir.path(), broker.port)).await;
     let ha = Client::connect(broker.port, "test-ha", &["homeassistant/#", "espcam/#"]).await;
     let cam = sim(&hub, CAM, Resolution::Qvga);
-    hub.wait_camera(CAM, |v| v["online"] == true && v["frames_in"].as_u64() > Some(0))
-        .await;
+    hub.wait_camera(CAM, |v| {
+        v["online"] == true && v["frames_in"].as_u64() > Some(0)
+    })
+    .await;
 
     // Discovery: the hub's 3 entities and the camera's 18, each with the required keys.
     ha.seen
@@ -116,11 +129,19 @@ async fn home_assistant_sees_controls_and_availability() {
         .await;
     ha.seen.wait_value(10, "espcam/hub/status", "online").await;
     let all = configs(&ha);
-    assert_eq!(all.len(), 21, "{:?}", all.iter().map(|c| &c.0).collect::<Vec<_>>());
+    assert_eq!(
+        all.len(),
+        21,
+        "{:?}",
+        all.iter().map(|c| &c.0).collect::<Vec<_>>()
+    );
     let mut ids = HashSet::new();
     for (topic, v) in &all {
         check_config(topic, v);
-        assert!(ids.insert(v["unique_id"].as_str().unwrap().to_string()), "{topic}: duplicate unique_id");
+        assert!(
+            ids.insert(v["unique_id"].as_str().unwrap().to_string()),
+            "{topic}: duplicate unique_id"
+        );
     }
     let select = &all
         .iter()
@@ -143,7 +164,9 @@ async fn home_assistant_sees_controls_and_availability() {
     // States and telemetry.
     ha.seen.wait_value(10, &t("online"), "online").await;
     ha.seen.wait_value(10, &t("resolution"), "QVGA").await;
-    ha.seen.wait_value(10, "espcam/hub/cameras_online", "1").await;
+    ha.seen
+        .wait_value(10, "espcam/hub/cameras_online", "1")
+        .await;
     ha.seen
         .wait(10, "telemetry", |s| {
             s.last(&t("telemetry")).is_some_and(|p| {
@@ -170,7 +193,10 @@ async fn home_assistant_sees_controls_and_availability() {
         if m.is_binary() && decode(&m.into_data()) == (640, 480) {
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(10), "frames never became 640x480");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "frames never became 640x480"
+        );
     }
     let mut size = next_image(&ha).await;
     if size != (640, 480) {
@@ -184,7 +210,9 @@ async fn home_assistant_sees_controls_and_availability() {
     let before = ha.seen.count(&t("quality"));
     ha.publish(&t("quality/set"), "70").await;
     ha.seen
-        .wait(10, "the quality state republished", |s| s.count(&t("quality")) > before)
+        .wait(10, "the quality state republished", |s| {
+            s.count(&t("quality")) > before
+        })
         .await;
     assert_eq!(ha.seen.last(&t("quality")).as_deref(), Some(&b"20"[..]));
     let info = hub.get(&format!("/api/cameras/{CAM}")).await.json();
@@ -195,7 +223,10 @@ async fn home_assistant_sees_controls_and_availability() {
     ha.seen.wait_value(10, &t("vflip"), "ON").await;
     ha.publish(&t("recording/set"), "ON").await;
     ha.seen.wait_value(10, &t("recording"), "ON").await;
-    let rec = hub.get(&format!("/api/cameras/{CAM}/recordings")).await.json();
+    let rec = hub
+        .get(&format!("/api/cameras/{CAM}/recordings"))
+        .await
+        .json();
     assert_eq!(rec["state"]["manual"], true, "{rec}");
     ha.publish(&t("recording/set"), "OFF").await;
     ha.seen.wait_value(10, &t("recording"), "OFF").await;
@@ -207,17 +238,26 @@ async fn home_assistant_sees_controls_and_availability() {
         let r = hub.get(&format!("/api/snapshots?camera={CAM}")).await;
         assert_eq!(r.status, 200, "{}", r.text());
         if let Some(s) = r.json().as_array().and_then(|a| a.first().cloned()) {
-            assert_eq!((s["width"].as_u64(), s["height"].as_u64()), (Some(640), Some(480)));
+            assert_eq!(
+                (s["width"].as_u64(), s["height"].as_u64()),
+                (Some(640), Some(480))
+            );
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(10), "no snapshot saved: {}", r.text());
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "no snapshot saved: {}",
+            r.text()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
     // Killing the virtual camera flips its availability.
     cam.kill();
     ha.seen.wait_value(15, &t("online"), "offline").await;
-    ha.seen.wait_value(10, "espcam/hub/cameras_online", "0").await;
+    ha.seen
+        .wait_value(10, "espcam/hub/cameras_online", "0")
+        .await;
 
     // Removing it from the registry clears its discovery topics.
     let r = hub.delete(&format!("/api/cameras/{CAM}")).await;
@@ -251,13 +291,17 @@ async fn count(secs: u64, view: &mut common::Ws) -> u32 {
 /// catches up when it comes back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frozen_broker_never_delays_frames_or_commands() {
-    let Some(broker) = Broker::start() else { return };
+    let Some(broker) = Broker::start() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let hub = TestHub::start(config(dir.path(), broker.port)).await;
     let ha = Client::connect(broker.port, "test-ha", &["espcam/#"]).await;
     let _cam = sim(&hub, CAM, Resolution::Qvga);
-    hub.wait_camera(CAM, |v| v["online"] == true && v["frames_in"].as_u64() > Some(0))
-        .await;
+    hub.wait_camera(CAM, |v| {
+        v["online"] == true && v["frames_in"].as_u64() > Some(0)
+    })
+    .await;
     ha.seen.wait_value(10, &t("resolution"), "QVGA").await;
 
     let mut view = ws(&hub.ws_url(&format!("/ws/view/{CAM}"))).await;
@@ -270,8 +314,11 @@ async fn frozen_broker_never_delays_frames_or_commands() {
         .await;
     let command_ms = t0.elapsed().as_millis();
     assert_eq!(r.status, 200, "{}", r.text());
-    println!("viewer frames/s: {:.1} normal, {:.1} with the broker frozen; a command took {command_ms} ms while frozen",
-        normal as f64 / 2.0, frozen as f64 / 4.0);
+    println!(
+        "viewer frames/s: {:.1} normal, {:.1} with the broker frozen; a command took {command_ms} ms while frozen",
+        normal as f64 / 2.0,
+        frozen as f64 / 4.0
+    );
     // Same camera, same pacing: the frozen broker costs no frames (generous for noise).
     assert!(
         frozen as f64 / 4.0 >= normal as f64 / 2.0 * 0.8,

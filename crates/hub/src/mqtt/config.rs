@@ -91,7 +91,10 @@ impl MqttConfig {
     }
 
     /// Resolves the file's section and the overrides; `Ok(None)` when no URL is given.
-    pub fn resolve(file: Option<&MqttFile>, o: &MqttOverrides) -> Result<Option<Self>, ConfigError> {
+    pub fn resolve(
+        file: Option<&MqttFile>,
+        o: &MqttOverrides,
+    ) -> Result<Option<Self>, ConfigError> {
         let d = MqttFile::default();
         let f = file.unwrap_or(&d);
         let Some(url) = o.url.as_ref().or(f.url.as_ref()) else {
@@ -174,7 +177,9 @@ fn parse_url(url: &str) -> Result<(String, u16), ConfigError> {
     let (host, port) = match rest.rsplit_once(':') {
         // `[::1]:1883`
         Some((h, p)) if !h.contains(':') || h.ends_with(']') => {
-            let port: u16 = p.parse().map_err(|_| bad("the port is not a number 1..=65535"))?;
+            let port: u16 = p
+                .parse()
+                .map_err(|_| bad("the port is not a number 1..=65535"))?;
             if port == 0 {
                 return Err(bad("port 0"));
             }
@@ -195,8 +200,7 @@ fn prefix(name: &str, p: &str) -> Result<String, ConfigError> {
         && !p.starts_with('/')
         && !p.ends_with('/')
         && !p.contains("//")
-        && p
-            .bytes()
+        && p.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'/'));
     if ok {
         Ok(p.to_string())

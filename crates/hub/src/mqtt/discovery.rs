@@ -248,7 +248,12 @@ pub fn camera_configs(t: &Topics, id: &CameraId, d: &CameraDevice) -> Vec<Config
             "Image",
             json!({ "topic": t.camera(id, "image") }),
         ),
-        sensor("fps", "Frame rate", "fps", json!({ "unit_of_measurement": "fps" })),
+        sensor(
+            "fps",
+            "Frame rate",
+            "fps",
+            json!({ "unit_of_measurement": "fps" }),
+        ),
         sensor(
             "bitrate_in",
             "Bitrate in",

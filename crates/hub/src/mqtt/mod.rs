@@ -99,7 +99,12 @@ impl Mqtt {
             true,
         ));
         // Images are whole JPEGs; commands coming in are small.
-        let max_out = hub.config().limits.max_frame.saturating_add(4096).max(65_536);
+        let max_out = hub
+            .config()
+            .limits
+            .max_frame
+            .saturating_add(4096)
+            .max(65_536);
         opts.set_max_packet_size(64 * 1024, max_out);
         if let Some((u, p)) = &config.credentials {
             opts.set_credentials(u, p);
@@ -124,7 +129,9 @@ impl Mqtt {
             svc.config.host, svc.config.port, svc.config.topic_prefix, svc.config.discovery_prefix
         );
         let conn = tokio::spawn(svc.clone().connection(eventloop));
-        *svc.connection_task.lock().unwrap_or_else(|e| e.into_inner()) = Some(conn);
+        *svc.connection_task
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(conn);
         tokio::spawn(svc.clone().pump());
         tokio::spawn(svc.clone().follow(hub.subscribe()));
         tokio::spawn(svc.clone().ticker());
@@ -255,9 +262,9 @@ impl Service {
             return;
         }
         // A clean goodbye: the retained `offline`, then DISCONNECT (so no last will).
-        let _ = self
-            .client
-            .try_publish(self.topics.hub_status(), QoS::AtLeastOnce, true, "offline");
+        let _ =
+            self.client
+                .try_publish(self.topics.hub_status(), QoS::AtLeastOnce, true, "offline");
         let _ = self.client.try_disconnect();
         let _ = tokio::time::timeout(Duration::from_secs(1), async {
             while let Ok(ev) = el.poll().await {
@@ -389,7 +396,11 @@ impl Service {
             "uptime_s": t.map(|t| t.uptime_ms / 1000),
             "viewers": info.viewers,
         });
-        self.publish(self.topics.camera(&info.id, "telemetry"), v.to_string(), true);
+        self.publish(
+            self.topics.camera(&info.id, "telemetry"),
+            v.to_string(),
+            true,
+        );
     }
 
     /// Cameras online, and the recording storage figures when `storage` is set (read on a
@@ -406,7 +417,10 @@ impl Service {
         let me = self.clone();
         tokio::spawn(async move {
             let read = tokio::task::spawn_blocking(move || {
-                let used = lib.usage().ok().map(|u| u.iter().map(|u| u.bytes).sum::<u64>());
+                let used = lib
+                    .usage()
+                    .ok()
+                    .map(|u| u.iter().map(|u| u.bytes).sum::<u64>());
                 (used, lib.disk_free().ok())
             })
             .await;
@@ -448,7 +462,11 @@ impl Service {
             self.hub.cameras().iter().map(|c| c.id.clone()).collect();
         let gone: Vec<CameraId> = {
             let mut a = self.lock_announced();
-            let gone: Vec<CameraId> = a.keys().filter(|id| !present.contains(*id)).cloned().collect();
+            let gone: Vec<CameraId> = a
+                .keys()
+                .filter(|id| !present.contains(*id))
+                .cloned()
+                .collect();
             for id in &gone {
                 a.remove(id);
             }
@@ -460,8 +478,15 @@ impl Service {
                 self.publish(topic, Bytes::new(), true);
             }
             for leaf in [
-                "online", "telemetry", "resolution", "quality", "brightness", "vflip", "hmirror",
-                "recording", "motion",
+                "online",
+                "telemetry",
+                "resolution",
+                "quality",
+                "brightness",
+                "vflip",
+                "hmirror",
+                "recording",
+                "motion",
             ] {
                 self.publish(self.topics.camera(&id, leaf), Bytes::new(), true);
             }
@@ -649,7 +674,10 @@ impl Service {
                 return;
             }
         };
-        let pending = match self.hub.send_command(Origin::Mqtt, None, id.as_str(), command) {
+        let pending = match self
+            .hub
+            .send_command(Origin::Mqtt, None, id.as_str(), command)
+        {
             Ok(p) => p,
             Err(e) => {
                 warn!("mqtt: camera {id}: {command}: {e}");
@@ -712,7 +740,10 @@ impl Service {
         .await;
         match saved {
             Ok(Ok(snap)) => {
-                info!("snapshot {} saved from camera {} (MQTT)", snap.id, snap.camera);
+                info!(
+                    "snapshot {} saved from camera {} (MQTT)",
+                    snap.id, snap.camera
+                );
                 self.hub.emit(Event::SnapshotSaved(snap));
             }
             Ok(Err(e)) => warn!("mqtt: camera {id}: could not save snapshot: {e}"),

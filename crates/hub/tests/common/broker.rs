@@ -19,7 +19,11 @@ pub struct Broker {
 }
 
 fn mosquitto() -> Option<std::path::PathBuf> {
-    for p in ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto"] {
+    for p in [
+        "/usr/sbin/mosquitto",
+        "/usr/bin/mosquitto",
+        "/usr/local/sbin/mosquitto",
+    ] {
         if std::path::Path::new(p).exists() {
             return Some(p.into());
         }
@@ -115,7 +119,12 @@ pub struct Seen(Arc<Mutex<HashMap<String, Vec<Bytes>>>>);
 
 impl Seen {
     pub fn all(&self, topic: &str) -> Vec<Bytes> {
-        self.0.lock().unwrap().get(topic).cloned().unwrap_or_default()
+        self.0
+            .lock()
+            .unwrap()
+            .get(topic)
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn last(&self, topic: &str) -> Option<Bytes> {
