@@ -361,7 +361,7 @@ mod tests {
         let id = CameraId::new("porch").unwrap();
         let c = camera_configs(&t, &id, &CameraDevice::new(Some("virtual"), Some("sim 1")));
         assert_eq!(c.len(), 18);
-        let (topic, v) = &c[9];
+        let (topic, v) = &c[8];
         assert_eq!(
             topic,
             "homeassistant/select/espcam-hub_porch/resolution/config"
