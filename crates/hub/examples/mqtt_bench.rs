@@ -127,7 +127,9 @@ async fn main() {
     let cameras = arg("--cameras", 50);
     let secs = arg("--secs", 15);
     let freeze = arg("--freeze", 60);
-    let Some(broker) = Broker::start() else { return };
+    let Some(broker) = Broker::start() else {
+        return;
+    };
     let sub = Client::connect(broker.port, "bench-ha", &["espcam/#"]).await;
     let dir = tempfile::tempdir().unwrap();
     println!("{cameras} virtual cameras, QVGA at 10 fps; {secs} s per CPU phase");
@@ -138,7 +140,12 @@ async fn main() {
         let hub = start(&dir.path().join(format!("off{round}")), None, cameras).await;
         off.push(measure(secs).await);
         hub.stop().await;
-        let hub = start(&dir.path().join(format!("on{round}")), Some(broker.port), cameras).await;
+        let hub = start(
+            &dir.path().join(format!("on{round}")),
+            Some(broker.port),
+            cameras,
+        )
+        .await;
         let images0: usize = (1..=cameras)
             .map(|i| sub.seen.count(&format!("espcam/camera/cam-{i}/image")))
             .sum();

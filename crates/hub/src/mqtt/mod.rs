@@ -78,6 +78,10 @@ pub struct Service {
     announced: Mutex<HashMap<CameraId, CameraDevice>>,
     /// Per camera: bytes in and when, at the previous telemetry (for the bitrate).
     rates: Mutex<HashMap<CameraId, (u64, Instant)>>,
+    /// Retained values that change rarely but are looked at often (recording state, cameras
+    /// online): the last one queued, so an unchanged value is not sent again every second.
+    /// Cleared on (re)connection, when everything is published again.
+    sent: Mutex<HashMap<String, Bytes>>,
     /// Per camera: index of the last frame published as an image.
     last_image: Mutex<HashMap<CameraId, u64>>,
     stop: watch::Sender<bool>,
@@ -120,6 +124,7 @@ impl Mqtt {
             announced: Mutex::new(HashMap::new()),
             rates: Mutex::new(HashMap::new()),
             last_image: Mutex::new(HashMap::new()),
+            sent: Mutex::new(HashMap::new()),
             stop: watch::Sender::new(false),
             connection_task: Mutex::new(None),
             config,
@@ -192,6 +197,19 @@ fn shown(s: &str) -> String {
 impl Service {
     fn publish(&self, topic: String, payload: impl Into<Bytes>, retain: bool) {
         self.outbox.push(topic, payload.into(), retain);
+    }
+
+    /// Publishes a retained value unless it is the one queued last for this topic.
+    fn publish_changed(&self, topic: String, payload: impl Into<Bytes>) {
+        let payload = payload.into();
+        {
+            let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+            if sent.get(&topic) == Some(&payload) {
+                return;
+            }
+            sent.insert(topic.clone(), payload.clone());
+        }
+        self.publish(topic, payload, true);
     }
 
     fn stopping(&self) -> bool {
@@ -291,6 +309,7 @@ impl Service {
 
     /// Every discovery config and state, as after a (re)connection.
     fn announce_all(self: &Arc<Self>) {
+        self.sent.lock().unwrap_or_else(|e| e.into_inner()).clear();
         for (topic, v) in discovery::hub_configs(&self.topics) {
             self.publish(topic, v.to_string(), true);
         }
@@ -345,10 +364,9 @@ impl Service {
     fn recording_state(&self, id: &CameraId) {
         if let Some(r) = &self.recorder {
             let st = r.camera(id);
-            self.publish(
+            self.publish_changed(
                 self.topics.camera(id, "recording"),
                 on_off(st.manual || st.recording),
-                true,
             );
         }
     }
@@ -407,7 +425,7 @@ impl Service {
     /// blocking thread: the recordings index is SQLite).
     fn publish_hub_state(self: &Arc<Self>, storage: bool) {
         let online = self.hub.cameras().iter().filter(|c| c.online()).count();
-        self.publish(self.topics.hub("cameras_online"), online.to_string(), true);
+        self.publish_changed(self.topics.hub("cameras_online"), online.to_string());
         let Some(lib) = storage
             .then(|| self.recorder.as_ref().and_then(|r| r.recordings()))
             .flatten()
@@ -474,6 +492,10 @@ impl Service {
         };
         for id in gone {
             info!("mqtt: camera {id} removed: clearing its Home Assistant device");
+            self.sent
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&self.topics.camera(&id, "recording"));
             for topic in discovery::camera_config_topics(&self.topics, &id) {
                 self.publish(topic, Bytes::new(), true);
             }
@@ -630,6 +652,11 @@ impl Service {
     }
 
     fn recording_command(&self, id: &CameraId, payload: &str) {
+        // Whatever happens, Home Assistant hears the state in force again.
+        self.sent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.topics.camera(id, "recording"));
         let Some(r) = &self.recorder else {
             warn!("mqtt: camera {id}: recording is unavailable on this hub");
             self.recording_state(id);
