@@ -240,6 +240,9 @@ pub struct FileConfig {
     /// Standalone cameras to pull from, `"id=ws://host/ws"`.
     #[serde(default)]
     pub pull: Vec<String>,
+    /// MQTT and Home Assistant discovery (`[mqtt]`).
+    #[serde(default)]
+    pub mqtt: Option<crate::mqtt::config::MqttFile>,
 }
 
 /// Values from flags or the environment; `None` leaves the file's or the default value.
@@ -269,6 +272,8 @@ pub struct Overrides {
     /// The bind address when neither a flag nor the file sets one (`serve --demo` passes
     /// loopback, so the demo is local unless asked otherwise).
     pub default_bind: Option<IpAddr>,
+    /// `--mqtt*` / `ESPCAM_MQTT*`.
+    pub mqtt: crate::mqtt::config::MqttOverrides,
 }
 
 /// The validated configuration the hub runs with.
@@ -318,6 +323,8 @@ pub struct Config {
     pub hostnames: Vec<String>,
     /// Motion detection defaults, per-camera settings, event retention, webhooks.
     pub motion: crate::motion::MotionSettings,
+    /// MQTT and Home Assistant discovery; `None`: off.
+    pub mqtt: Option<crate::mqtt::config::MqttConfig>,
 }
 
 impl Default for Config {
@@ -344,6 +351,7 @@ impl Default for Config {
             allowed_origins: Vec::new(),
             hostnames: Vec::new(),
             motion: crate::motion::MotionSettings::default(),
+            mqtt: None,
         }
     }
 }
@@ -530,6 +538,7 @@ impl Config {
             allowed_origins,
             hostnames,
             motion,
+            mqtt: crate::mqtt::config::MqttConfig::resolve(file.mqtt.as_ref(), &o.mqtt)?,
         })
     }
 }

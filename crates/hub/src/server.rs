@@ -261,6 +261,11 @@ pub async fn serve(
         format!("http://{}", std::net::SocketAddr::new(ip, http_addr.port()))
     });
     let motion = crate::motion::start_service(&hub, recorder.clone(), &base_url).await;
+    let mqtt = hub
+        .config()
+        .mqtt
+        .clone()
+        .map(|c| crate::mqtt::Mqtt::start(&hub, recorder.clone(), c));
     let mut router = app(hub.clone());
     if let Some(r) = &recorder {
         router = router.layer(axum::Extension(r.clone()));
@@ -297,6 +302,9 @@ pub async fn serve(
     let (a, b) = tokio::join!(http, stream);
     hub.stop();
     let _ = tokio::task::spawn_blocking(move || motion.stop()).await;
+    if let Some(m) = mqtt {
+        m.stop(Duration::from_secs(2)).await;
+    }
     if let Some(r) = recorder {
         let _ = tokio::task::spawn_blocking(move || r.stop()).await;
     }

@@ -23,6 +23,8 @@ pub enum Origin {
     Ui(u64),
     /// The hub itself (or a subscriber acting for it).
     Internal,
+    /// The MQTT service, for a command that came from the broker (Home Assistant).
+    Mqtt,
 }
 
 /// One thing that happened.
