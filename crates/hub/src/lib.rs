@@ -37,6 +37,7 @@ pub mod state;
 pub mod text;
 pub mod timelapse;
 pub mod webhook;
+mod worker;
 
 pub use config::{Config, ConfigError, Overrides, PullTarget};
 pub use http::api::parse_settings;

@@ -283,17 +283,8 @@ struct Inner {
     settings: MotionSettings,
     cameras: Mutex<HashMap<CameraId, CameraCtl>>,
     events: Option<Arc<EventStore>>,
-    /// Taken out when the hub stops: the thread then ends running events and stops.
-    queue: Mutex<Option<std_mpsc::SyncSender<JobBox>>>,
-    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
-}
-
-struct JobBox(Job);
-
-impl std::fmt::Debug for JobBox {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Job")
-    }
+    /// The analysis thread; stopping it ends running events.
+    thread: std::sync::OnceLock<crate::worker::Worker<Job>>,
 }
 
 impl Motion {
@@ -306,27 +297,20 @@ impl Motion {
         events: Option<EventStore>,
         recorder: Option<Recorder>,
     ) -> Self {
-        let (tx, rx) = std_mpsc::sync_channel(QUEUE);
         let motion = Motion(Arc::new(Inner {
             hub: hub.clone(),
             settings,
             cameras: Mutex::new(HashMap::new()),
             events: events.map(Arc::new),
-            queue: Mutex::new(Some(tx)),
-            thread: Mutex::new(None),
+            thread: std::sync::OnceLock::new(),
         }));
         let worker = Worker {
             motion: motion.clone(),
             recorder,
             cams: HashMap::new(),
         };
-        match std::thread::Builder::new()
-            .name("espcam-motion".into())
-            .spawn(move || worker.run(rx))
-        {
-            Ok(h) => *motion.0.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(h),
-            Err(e) => warn!("motion detection unavailable: could not start its thread: {e}"),
-        }
+        let thread = crate::worker::Worker::spawn("espcam-motion", QUEUE, move |rx| worker.run(rx));
+        let _ = motion.0.thread.set(thread);
         tokio::spawn(motion.clone().supervise());
         motion
     }
@@ -344,29 +328,13 @@ impl Motion {
     /// Stops the service: running events are ended (and stored), the thread joined
     /// (blocking; call from `spawn_blocking`).
     pub fn stop(&self) {
-        self.0
-            .queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        let t = self
-            .0
-            .thread
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(t) = t
-            && t.join().is_err()
-        {
-            warn!("the motion thread panicked");
+        if let Some(t) = self.0.thread.get() {
+            t.stop();
         }
     }
 
     fn send(&self, job: Job) -> bool {
-        match &*self.0.queue.lock().unwrap_or_else(|e| e.into_inner()) {
-            Some(q) => q.try_send(JobBox(job)).is_ok(),
-            None => false,
-        }
+        self.0.thread.get().is_some_and(|t| t.send(job))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CameraId, CameraCtl>> {
@@ -537,8 +505,8 @@ struct Worker {
 }
 
 impl Worker {
-    fn run(mut self, rx: std_mpsc::Receiver<JobBox>) {
-        while let Ok(JobBox(job)) = rx.recv() {
+    fn run(mut self, rx: std_mpsc::Receiver<Job>) {
+        while let Ok(job) = rx.recv() {
             match job {
                 Job::Frame(id, frame, busy) => {
                     self.analyse(&id, &frame);
