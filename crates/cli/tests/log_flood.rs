@@ -7,18 +7,14 @@
 // Any failure in these helpers is a test failure.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+use std::net::TcpStream;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::{free_port, serve};
 
 /// A masked client text frame.
 fn text_frame(payload: &[u8]) -> Vec<u8> {
@@ -35,15 +31,9 @@ fn text_frame(payload: &[u8]) -> Vec<u8> {
 fn a_flood_of_bad_messages_writes_a_bounded_log() {
     let data = tempfile::tempdir().unwrap();
     let (port, stream_port) = (free_port(), free_port());
-    let mut hub = Command::new(env!("CARGO_BIN_EXE_espcam"))
-        .args(["serve", "--bind", "127.0.0.1"])
-        .args(["--port", &port.to_string()])
-        .args(["--stream-port", &stream_port.to_string()])
-        .arg("--data-dir")
-        .arg(data.path())
-        .env_remove("ESPCAM_CONFIG")
+    let mut hub = serve(data.path(), data.path(), port, stream_port)
+        .args(["--bind", "127.0.0.1"])
         .env_remove("RUST_LOG")
-        .current_dir(data.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -6,29 +6,10 @@
 
 #[path = "../../hub/tests/common/broker.rs"]
 mod broker;
-
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+mod common;
 
 use broker::{Broker, Client};
-
-/// Kills the hub when the test ends, however it ends.
-struct Hub(Child);
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::{Hub, free_port, serve};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_of_the_hub_publishes_its_last_will() {
@@ -37,17 +18,10 @@ async fn sigkill_of_the_hub_publishes_its_last_will() {
     };
     let ha = Client::connect(broker.port, "test-ha", &["espcam/#", "homeassistant/#"]).await;
     let data = tempfile::tempdir().unwrap();
-    let mut hub = Hub(Command::new(env!("CARGO_BIN_EXE_espcam"))
-        .args(["serve", "--demo", "1", "--bind", "127.0.0.1"])
-        .args(["--port", &free_port().to_string()])
-        .args(["--stream-port", &free_port().to_string()])
-        .arg("--data-dir")
-        .arg(data.path())
+    let mut hub = Hub(serve(data.path(), data.path(), free_port(), free_port())
+        .args(["--demo", "1", "--bind", "127.0.0.1"])
         .env("ESPCAM_MQTT", format!("mqtt://127.0.0.1:{}", broker.port))
         .env("ESPCAM_MQTT_CLIENT_ID", "will-test")
-        .env_remove("ESPCAM_CONFIG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()
         .unwrap());
     ha.seen.wait_value(60, "espcam/hub/status", "online").await;

@@ -10,70 +10,16 @@
 // Any failure in these helpers is a test failure.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-struct Hub(Child);
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn get(port: u16, path: &str) -> Option<(u16, Vec<u8>)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).ok()?;
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
-    let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    let mut body = raw[split + 4..].to_vec();
-    if head.contains("transfer-encoding: chunked") {
-        let mut out = Vec::new();
-        let mut b = &body[..];
-        while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
-            let len =
-                usize::from_str_radix(std::str::from_utf8(&b[..eol]).ok()?.trim(), 16).ok()?;
-            if len == 0 {
-                break;
-            }
-            out.extend_from_slice(b.get(eol + 2..eol + 2 + len)?);
-            b = b.get(eol + 2 + len + 2..)?;
-        }
-        body = out;
-    }
-    Some((status, body))
-}
+use common::{Hub, free_port, get, serve};
 
 fn start(dir: &std::path::Path, port: u16, stream_port: u16) -> Hub {
-    Hub(Command::new(env!("CARGO_BIN_EXE_espcam"))
-        .args(["serve", "--demo", "--bind", "127.0.0.1"])
-        .args(["--port", &port.to_string()])
-        .args(["--stream-port", &stream_port.to_string()])
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .env_remove("ESPCAM_CONFIG")
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+    Hub(serve(&dir.join("data"), dir, port, stream_port)
+        .args(["--demo", "--bind", "127.0.0.1"])
         .spawn()
         .unwrap())
 }

@@ -5,96 +5,21 @@
 // Any failure in these helpers is a test failure.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-/// Kills the hub when the test ends, however it ends.
-struct Hub(Child);
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A plain HTTP/1.1 GET: (status, body). `None` while the hub is not listening yet.
-fn get(port: u16, path: &str) -> Option<(u16, Vec<u8>)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).ok()?;
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    let mut body = raw[split + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        body = dechunk(&body);
-    }
-    Some((status, body))
-}
-
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
-        let len =
-            usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap().trim(), 16).unwrap();
-        if len == 0 {
-            break;
-        }
-        out.extend_from_slice(&b[eol + 2..eol + 2 + len]);
-        b = &b[eol + 2 + len + 2..];
-    }
-    out
-}
-
-/// Polls `path` until it answers 200 (or fails the test after 60 s).
-fn wait_ok(port: u16, path: &str) -> Vec<u8> {
-    let started = Instant::now();
-    loop {
-        if let Some((200, body)) = get(port, path) {
-            return body;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "GET {path} never answered 200"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use common::{Hub, free_port, get, serve, wait_ok};
 
 #[test]
 fn serve_demo_shows_a_live_virtual_camera() {
     let data = tempfile::tempdir().unwrap();
     let (port, stream_port) = (free_port(), free_port());
-    let _hub = Hub(Command::new(env!("CARGO_BIN_EXE_espcam"))
-        .args(["serve", "--demo", "--bind", "127.0.0.1"])
-        .args(["--port", &port.to_string()])
-        .args(["--stream-port", &stream_port.to_string()])
-        .arg("--data-dir")
-        .arg(data.path())
-        .env_remove("ESPCAM_CONFIG")
-        .current_dir(data.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+    let _hub = Hub(serve(data.path(), data.path(), port, stream_port)
+        .args(["--demo", "--bind", "127.0.0.1"])
         .spawn()
         .unwrap());
 
@@ -122,18 +47,8 @@ fn serve_demo_shows_a_live_virtual_camera() {
 fn serve_demo_binds_loopback_by_default() {
     let data = tempfile::tempdir().unwrap();
     let (port, stream_port) = (free_port(), free_port());
-    let _hub = Hub(Command::new(env!("CARGO_BIN_EXE_espcam"))
-        .args(["serve", "--demo"])
-        .args(["--port", &port.to_string()])
-        .args(["--stream-port", &stream_port.to_string()])
-        .arg("--data-dir")
-        .arg(data.path())
-        .env_remove("ESPCAM_CONFIG")
-        .env_remove("ESPCAM_BIND")
-        .env_remove("ESPCAM_AUTH")
-        .current_dir(data.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+    let _hub = Hub(serve(data.path(), data.path(), port, stream_port)
+        .arg("--demo")
         .spawn()
         .unwrap());
     let who: serde_json::Value = serde_json::from_slice(&wait_ok(port, "/api/whoami")).unwrap();
@@ -149,13 +64,8 @@ fn serve_demo_with_login_prints_the_first_password_and_still_streams() {
     use std::io::BufRead;
     let data = tempfile::tempdir().unwrap();
     let (port, stream_port) = (free_port(), free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_espcam"))
-        .args(["serve", "--demo", "--auth", "on"])
-        .args(["--port", &port.to_string()])
-        .args(["--stream-port", &stream_port.to_string()])
-        .arg("--data-dir")
-        .arg(data.path())
-        .env_remove("ESPCAM_CONFIG")
+    let mut child = serve(data.path(), data.path(), port, stream_port)
+        .args(["--demo", "--auth", "on"])
         .env("NO_COLOR", "1")
         .env("ESPCAM_LOG", "info")
         .current_dir(data.path())
