@@ -14,6 +14,7 @@ import { Recordings } from "./recordings.js";
 import { Snapshots } from "./snapshots.js";
 import { Telemetry } from "./telemetry.js";
 import { Viewer } from "./viewer.js";
+import { ZoneEditor } from "./zones.js";
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -104,6 +105,13 @@ const motion = new MotionState((camera, active) => {
 function showMotionBadge() {
   $("#camera-motion").hidden = !(current && motion.active(current.id));
 }
+
+const zones = new ZoneEditor({
+  live: $("#live"),
+  overlay: $("#zone-overlay"),
+  toggle: $("#zones-btn"),
+  panel: $("#zones"),
+});
 
 // ---- Header --------------------------------------------------------------------------------
 
@@ -273,6 +281,7 @@ function openCamera(id) {
   snapshots.setCamera(id);
   recordings.setCamera(id, viewer);
   cameraEvents.setCamera(id);
+  zones.setCamera(id);
   showMotionBadge();
   if (pendingPlay?.camera === id) recordings.play(pendingPlay.fromMs);
   pendingPlay = null;
@@ -282,6 +291,7 @@ function closeCamera() {
   if (!current) return;
   current.viewer.stop();
   recordings.close();
+  zones.close();
   clearInterval(current.tick);
   delete $("#feed").dataset.stale;
   current = null;
