@@ -106,6 +106,18 @@ pub async fn event_appears_live_and_plays(b: &Browser, hub: &mut Harness) {
         serde_json::from_slice(&hub.get_bytes(&format!("/api/events/{id}")).await).unwrap();
     let (started, end) = (num(&event["started_ms"]), num(&event["ended_ms"]));
     assert!(end > started, "{event}");
+    // The recordings timeline marks it, in the events colour, where it started.
+    let marker = b
+        .wait_for(
+            "the event's marker on the timeline",
+            &format!("(() => {{ const t = document.querySelector('#timeline'); if (+t.dataset.events < 1) return null; const x = Math.floor(({started} - +t.dataset.fromMs) / (+t.dataset.toMs - +t.dataset.fromMs) * t.width) + 1; return [...t.getContext('2d').getImageData(x, 2, 1, 1).data]; }})()"),
+        )
+        .await;
+    assert_eq!(
+        marker,
+        serde_json::json!([210, 153, 34, 255]),
+        "marker pixel"
+    );
     b.screenshot("motion-ended").await;
 
     // Its clip plays in the camera's player: recorded frames of the right size, changing.

@@ -79,8 +79,6 @@ export const api = {
   recordingsOverview: () => request("/api/recordings"),
   /** `change`: `{recording: bool}` and/or `{mode}`; resolves to the new state. */
   record: async (id, change) => (await request(`${cam(id)}/record`, { method: "POST", body: change })).state,
-  /** Events of `id` (the events API may be absent: the caller handles a 404). */
-  events: (id) => request(`/api/events?camera=${encodeURIComponent(id)}`),
   /** Motion events, newest first: `camera` (all when absent), `fromMs`/`toMs` (Unix ms,
    *  events overlapping the range; open ends when absent), `limit` 1..=500. */
   eventList: ({ camera, fromMs, toMs, limit = 50 } = {}) => {
