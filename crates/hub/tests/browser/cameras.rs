@@ -34,6 +34,7 @@ impl VirtualCamera {
     }
 
     /// Changes what the camera looks at (its scene clock restarts).
+    #[allow(dead_code)] // only the motion scenarios (browser_motion.rs) use it
     pub fn set_scene(&self, scene: Scene) {
         self.0.inject(Fault::Scene(scene));
     }

@@ -62,6 +62,7 @@ impl Harness {
 
     /// Starts a hub whose configuration `configure` adjusts (no cameras: see
     /// [`Harness::start_camera_in`]).
+    #[allow(dead_code)] // only the motion scenarios (browser_motion.rs) use it
     pub async fn start_with(configure: impl FnOnce(&mut Config)) -> Harness {
         let data = tempfile::tempdir().unwrap();
         let mut config = Config::for_tests(data.path());
@@ -130,6 +131,7 @@ impl Harness {
     }
 
     /// Like [`Harness::start_camera`], the camera looking at `scene` from its first frame.
+    #[allow(dead_code)] // only the motion scenarios (browser_motion.rs) use it
     pub async fn start_camera_in(&mut self, id: &str, scene: espcam_sim::Scene) {
         let cam = VirtualCamera::start_in(id, self.http, self.stream, scene);
         self.cameras.insert(id.to_owned(), cam);
@@ -137,6 +139,7 @@ impl Harness {
     }
 
     /// Changes what virtual camera `id` looks at.
+    #[allow(dead_code)] // only the motion scenarios (browser_motion.rs) use it
     pub fn set_scene(&self, id: &str, scene: espcam_sim::Scene) {
         self.cameras[id].set_scene(scene);
     }
