@@ -362,6 +362,7 @@ hub.addEventListener("state", ({ detail }) => {
   if (hubListed) {
     hubListed = false;
     grid.setUnknown();
+    motion.forget();
     updateCount();
     renderCameraView();
   }

@@ -335,6 +335,7 @@ export class MotionState {
   #active = new Map(); // camera -> id of its running event
   #touched = new Map(); // camera -> generation of the socket message that last changed it
   #generation = 0;
+  #epoch = 0; // +1 each time the hub is lost: answers asked for before are stale
   #onChange;
 
   constructor(onChange) {
@@ -353,6 +354,15 @@ export class MotionState {
     if (was !== (id !== null)) this.#onChange(camera, id !== null);
   }
 
+  /** The hub is unreachable: whether anything moves is unknown, so no badge says it does
+   *  (the next `sync` tells again). */
+  forget() {
+    this.#generation += 1;
+    this.#epoch += 1;
+    for (const camera of [...this.#active.keys()]) this.#set(camera, null);
+    this.#touched.clear();
+  }
+
   /** A `motion_start`/`motion_end` message. */
   message(type, camera, ev) {
     this.#generation += 1;
@@ -364,12 +374,14 @@ export class MotionState {
   /** Asks the hub which events run now; messages that arrive meanwhile win. */
   async sync() {
     const asked = this.#generation;
+    const epoch = this.#epoch;
     let body;
     try {
       body = await api.eventList({ fromMs: Date.now(), limit: 500 });
     } catch {
       return; // No motion on this hub (503) or unreachable: badges follow the socket only.
     }
+    if (epoch !== this.#epoch) return;
     const running = new Map();
     for (const e of body?.events ?? []) {
       if (e.ended_ms === null && !running.has(e.camera)) running.set(e.camera, e.id);

@@ -117,7 +117,7 @@ export class Grid {
     const badge = document.createElement("span");
     badge.className = "badge";
     const motion = document.createElement("span");
-    motion.className = "badge motion-badge";
+    motion.className = "motion-badge";
     motion.dataset.testid = "motion-badge";
     motion.textContent = "Motion";
     motion.hidden = !this.#inMotion.has(id);
