@@ -178,7 +178,7 @@ mod demo {
     use espcam_hub::Config;
     use espcam_hub::config::CameraAuth;
     use espcam_proto::CameraId;
-    use espcam_sim::{CameraHandle, HubCamera, HubCameraConfig};
+    use espcam_sim::{CameraHandle, HubCamera, HubCameraConfig, Scene};
 
     /// When login will be required, gives each virtual camera not in `[[camera]]` a random
     /// token in the configuration, so the hub admits its own demo cameras without pairing.
@@ -228,7 +228,11 @@ mod demo {
                 .find(|c| c.id == id)
                 .map(|c| c.token.clone())
                 .unwrap_or_default();
-            let cfg = HubCameraConfig::new(&host, http.port(), stream.port(), id, token);
+            let mut cfg = HubCameraConfig::new(&host, http.port(), stream.port(), id, token);
+            // Someone walks past every 15 s and the picture is still in between, so a
+            // newcomer sees motion events start and end (the moving test pattern would keep
+            // one open for ever).
+            cfg.scene = Scene::Passing;
             cams.push(HubCamera::spawn(cfg));
         }
         if n == 1 {

@@ -53,8 +53,9 @@ pub struct SimArgs {
     #[arg(long, default_value_t = 12)]
     quality: i64,
     /// What the cameras look at: `pattern` (moving test pattern, the default), `still`,
-    /// `moving` (a dark square crossing a still picture every 4 s) or `lighting` (still,
-    /// brightness stepping every 6 s). A schedule cycles through scenes:
+    /// `moving` (a dark square crossing a still picture every 4 s), `lighting` (still,
+    /// brightness stepping every 6 s) or `passing` (11 s still, then the square crosses in 4 s,
+    /// over and over: motion events that start and end). A schedule cycles through scenes:
     /// `still:20,moving:6` (seconds each, repeated).
     #[arg(long, default_value = "pattern", value_delimiter = ',', value_parser = parse_scene)]
     scene: Vec<(Scene, u64)>,

@@ -149,3 +149,69 @@ fn serve_demo_with_login_prints_the_first_password_and_still_streams() {
     decoder.decode().unwrap();
     assert_eq!(decoder.info().unwrap().width, 640);
 }
+
+/// The demo's camera behaves like a real one in front of a door: someone passes, a motion
+/// event starts, and it ends once the picture is still again (the moving test pattern used to
+/// keep one event open for ever).
+#[test]
+fn serve_demo_motion_events_start_and_end() {
+    let data = tempfile::tempdir().unwrap();
+    let (port, stream_port) = (free_port(), free_port());
+    let _hub = Hub(Command::new(env!("CARGO_BIN_EXE_espcam"))
+        .args(["serve", "--demo", "--bind", "127.0.0.1"])
+        .args(["--port", &port.to_string()])
+        .args(["--stream-port", &stream_port.to_string()])
+        .arg("--data-dir")
+        .arg(data.path())
+        .env_remove("ESPCAM_CONFIG")
+        .current_dir(data.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap());
+    wait_ok(port, "/api/cameras/demo-1/snapshot.jpg");
+    // The picture is still for 11 s, then someone crosses it in 4 s; the event ends after
+    // 5 s of stillness, and the next crossing is 11 s after the first.
+    let started = Instant::now();
+    let event = loop {
+        let list: serde_json::Value =
+            serde_json::from_slice(&wait_ok(port, "/api/events?camera=demo-1")).unwrap();
+        let ended = list["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["ended_ms"].is_u64())
+            .cloned();
+        if let Some(e) = ended {
+            break e;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "no demo motion event ended within 40 s: {list}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let (start, end, last) = (
+        event["started_ms"].as_u64().unwrap(),
+        event["ended_ms"].as_u64().unwrap(),
+        event["last_motion_ms"].as_u64().unwrap(),
+    );
+    assert!(
+        (2_000..=6_000).contains(&(last - start)),
+        "motion lasted {} ms, expected about the 4 s crossing: {event}",
+        last - start
+    );
+    assert!(
+        (4_500..=6_500).contains(&(end - last)),
+        "ended {} ms after the last motion (T = 5 s): {event}",
+        end - last
+    );
+    // Between crossings the camera is still: no event runs.
+    let m: serde_json::Value =
+        serde_json::from_slice(&wait_ok(port, "/api/cameras/demo-1/motion")).unwrap();
+    assert_eq!(m["status"]["in_motion"], false, "{m}");
+    let thumb = wait_ok(port, &format!("/api/events/{}/thumb.jpg", event["id"]));
+    let mut decoder = jpeg_decoder::Decoder::new(&thumb[..]);
+    decoder.decode().unwrap();
+    assert_eq!(decoder.info().unwrap().width, 640);
+}

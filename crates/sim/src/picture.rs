@@ -26,8 +26,12 @@
 //! from left to right in [`MOVE_CROSSING_MS`] and wrapping, using one more pre-encoded
 //! solid-colour MCU from the glyph strip; `Lighting` is the still frame whose brightness
 //! toggles by one step every [`LIGHT_PERIOD_MS`] (the shell takes the frames of the other
-//! brightness from the same cache). Per frame this is still one memcpy plus ≤ 49 spliced
-//! MCUs: no scene ever encodes per frame.
+//! brightness from the same cache); `Passing` is the still frame that the same object crosses
+//! once at the end of every [`PASS_PERIOD_MS`], like a visitor in front of a real camera (the
+//! demo's scene: its motion events start and end). It begins still, so a detector's
+//! background never holds the object (which would leave a ghost that keeps motion going
+//! after it left). Per frame this is still one
+//! memcpy plus ≤ 49 spliced MCUs: no scene ever encodes per frame.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -68,6 +72,10 @@ pub fn jpeg_quality(q: Quality) -> u8 {
 pub const MOVE_CROSSING_MS: u64 = 4_000;
 /// Time the `Lighting` scene stays at one brightness before stepping to the other.
 pub const LIGHT_PERIOD_MS: u64 = 6_000;
+/// The `Passing` scene's period: the picture is still, then the object crosses during the
+/// last [`MOVE_CROSSING_MS`] of it. The 11 s of stillness are over twice the detector's
+/// default 5 s end delay, so each crossing is one event that ends well before the next.
+pub const PASS_PERIOD_MS: u64 = 15_000;
 
 /// What the virtual camera is looking at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -82,11 +90,21 @@ pub enum Scene {
     /// The still picture, its brightness stepping by one (±40 levels) every
     /// [`LIGHT_PERIOD_MS`]: a lighting change with no motion.
     Lighting,
+    /// The still picture, crossed by the `Moving` scene's square once at the end of every
+    /// [`PASS_PERIOD_MS`] (for its last [`MOVE_CROSSING_MS`]), still before: motion that
+    /// starts and ends.
+    Passing,
 }
 
 impl Scene {
     /// Every scene, in the order of [`Scene::name`].
-    pub const ALL: [Scene; 4] = [Scene::Pattern, Scene::Still, Scene::Moving, Scene::Lighting];
+    pub const ALL: [Scene; 5] = [
+        Scene::Pattern,
+        Scene::Still,
+        Scene::Moving,
+        Scene::Lighting,
+        Scene::Passing,
+    ];
 
     /// Lower-case name, as the `--scene` flag takes it.
     pub fn name(self) -> &'static str {
@@ -95,6 +113,7 @@ impl Scene {
             Scene::Still => "still",
             Scene::Moving => "moving",
             Scene::Lighting => "lighting",
+            Scene::Passing => "passing",
         }
     }
 
@@ -107,6 +126,21 @@ impl Scene {
     /// the scene began (off for the first period, on for the second, ...).
     pub fn lit_step(self, elapsed_ms: u64) -> bool {
         self == Scene::Lighting && (elapsed_ms / LIGHT_PERIOD_MS) % 2 == 1
+    }
+
+    /// Whether the square object is in the picture `elapsed_ms` after the scene began, and
+    /// how far into its crossing (0..[`MOVE_CROSSING_MS`]): always for `Moving`, during the
+    /// last [`MOVE_CROSSING_MS`] of every [`PASS_PERIOD_MS`] for `Passing`, never for the
+    /// others.
+    pub fn object_phase(self, elapsed_ms: u64) -> Option<u64> {
+        match self {
+            Scene::Moving => Some(elapsed_ms % MOVE_CROSSING_MS),
+            Scene::Passing => {
+                let still = PASS_PERIOD_MS - MOVE_CROSSING_MS;
+                (elapsed_ms % PASS_PERIOD_MS).checked_sub(still)
+            }
+            Scene::Pattern | Scene::Still | Scene::Lighting => None,
+        }
     }
 }
 
@@ -253,12 +287,9 @@ impl FrameSet {
                 spots.push((row * self.mcus_x + col, font::index(c)));
             }
         }
-        if scene == Scene::Moving {
+        if let Some(phase) = scene.object_phase(elapsed_ms) {
             let side = self.object_side();
-            let (x0, y0) = (
-                self.object_column(elapsed_ms),
-                (self.rows_full - side) / 2 + 1,
-            );
+            let (x0, y0) = (self.object_column(phase), (self.rows_full - side) / 2 + 1);
             for row in y0..(y0 + side).min(self.rows_full) {
                 for col in x0..(x0 + side).min(self.mcus_x) {
                     spots.push((row * self.mcus_x + col, self.object_glyph()));

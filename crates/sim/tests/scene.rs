@@ -139,3 +139,62 @@ fn the_detector_sees_the_scenes_for_what_they_are() {
     }
     assert!(events.is_empty(), "lighting alone: {events:?}");
 }
+
+#[test]
+fn passing_object_crosses_at_the_end_of_each_period_and_the_picture_is_still_before() {
+    use espcam_sim::picture::PASS_PERIOD_MS;
+    let set = FrameSet::build(Settings::default()).unwrap();
+    let side = set.object_side();
+    let y = 240;
+    let enters = PASS_PERIOD_MS - MOVE_CROSSING_MS;
+    for period in [0, 3] {
+        let t0 = period * PASS_PERIOD_MS;
+        // Still first (from the very first frame): the picture of the still scene.
+        for ms in [0, 1, enters / 2, enters - 1] {
+            assert_eq!(Scene::Passing.object_phase(t0 + ms), None, "{ms}");
+            let a = decode(&frame(&set, Scene::Passing, 3, t0 + ms));
+            let b = decode(&frame(&set, Scene::Still, 3, t0 + ms));
+            assert_eq!(a.2, b.2, "still at {ms} ms");
+        }
+        // Then the crossing, where `Moving` would have the object.
+        for ms in [0, MOVE_CROSSING_MS / 2, MOVE_CROSSING_MS - 1] {
+            assert_eq!(Scene::Passing.object_phase(t0 + enters + ms), Some(ms));
+            let col = set.object_column(ms);
+            let img = decode(&frame(&set, Scene::Passing, 3, t0 + enters + ms));
+            assert!(luma(&img, col * 16 + side * 8, y) < 30, "object at {ms} ms");
+        }
+    }
+    assert_eq!(Scene::Still.object_phase(1_000), None);
+    assert_eq!(Scene::Moving.object_phase(MOVE_CROSSING_MS + 5), Some(5));
+}
+
+#[test]
+fn the_detector_sees_one_event_per_passing_and_each_one_ends() {
+    use espcam_sim::picture::PASS_PERIOD_MS;
+    let set = FrameSet::build(Settings::default()).unwrap();
+    let mut d = Detector::new(MotionConfig::default()).unwrap();
+    // From the camera's first frame, as the demo runs it: three periods and the last end.
+    let events = run(&mut d, &set, Scene::Passing, 0, 3 * PASS_PERIOD_MS + 6_000);
+    let starts: Vec<u64> = events
+        .iter()
+        .filter_map(|(t, e)| matches!(e, MotionEvent::Started { .. }).then_some(*t))
+        .collect();
+    let ends: Vec<u64> = events
+        .iter()
+        .filter_map(|(t, e)| matches!(e, MotionEvent::Ended { .. }).then_some(*t))
+        .collect();
+    assert_eq!(starts.len(), 3, "{events:?}");
+    assert_eq!(ends.len(), 3, "{events:?}");
+    for (k, (s, e)) in starts.iter().zip(&ends).enumerate() {
+        let enters = k as u64 * PASS_PERIOD_MS + PASS_PERIOD_MS - MOVE_CROSSING_MS;
+        // Starts within half a second of the object entering; ends T (5 s, the default)
+        // after it left, well before the next one enters.
+        assert!((enters..enters + 500).contains(s), "start {s}: {events:?}");
+        let left = enters + MOVE_CROSSING_MS;
+        assert!(
+            (left + 4_500..left + 5_700).contains(e),
+            "end {e}, object left at {left}: {events:?}"
+        );
+        assert!(*e + 5_000 < enters + PASS_PERIOD_MS, "{events:?}");
+    }
+}

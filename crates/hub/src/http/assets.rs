@@ -188,12 +188,14 @@ mod tests {
             "charts",
             "connection",
             "controls",
+            "events",
             "grid",
             "notifications",
             "recordings",
             "snapshots",
             "telemetry",
             "viewer",
+            "zones",
         ] {
             let res = get(&format!("/assets/js/{module}.js"), None).await;
             assert_eq!(res.status(), StatusCode::OK, "{module}.js");

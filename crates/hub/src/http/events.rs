@@ -169,6 +169,34 @@ pub(crate) async fn list(
     Ok(Json(json!({ "events": events })))
 }
 
+/// The events of `camera` overlapping `from_us..to_us`, newest first, as `GET /api/events`
+/// lists them: the markers of `GET /api/cameras/{camera}/recordings`. None when the hub
+/// has no motion detection or no events database.
+pub(crate) async fn in_range(
+    m: Option<Extension<Motion>>,
+    camera: &espcam_proto::CameraId,
+    from_us: u64,
+    to_us: u64,
+) -> Result<Vec<Value>, ApiError> {
+    let Some(db) = m.and_then(|Extension(m)| m.events()) else {
+        return Ok(Vec::new());
+    };
+    let ms = |us: u64| i64::try_from(us / 1000).unwrap_or(i64::MAX);
+    let query = EventQuery {
+        camera: Some(camera.to_string()),
+        from_ms: Some(ms(from_us)),
+        // `to` is exclusive in µs; an event starting in its last millisecond still counts.
+        to_ms: Some(ms(to_us.saturating_add(999))),
+        limit: Some(espcam_store::events::EVENTS_MAX_LIMIT),
+    };
+    let rows = blocking(move || {
+        db.list(&query)
+            .map_err(|e| ApiError::Internal(e.to_string()))
+    })
+    .await?;
+    Ok(rows.iter().map(stored_json).collect())
+}
+
 fn event_id(s: &str) -> Result<i64, ApiError> {
     s.parse::<i64>().ok().filter(|&n| n > 0).ok_or_else(|| {
         ApiError::NotFound(format!(

@@ -159,10 +159,13 @@ pub(crate) async fn blocking<T: Send + 'static>(
 }
 
 /// `GET /api/cameras/{camera}/recordings?from=&to=`: recorded spans (merged across
-/// segments), the camera's recording state and storage. Default range: the last 24 h.
+/// segments), the camera's motion events in the range (the timeline's markers, as
+/// `GET /api/events` shows them; none without motion detection), the camera's recording
+/// state and storage. Default range: the last 24 h.
 pub(crate) async fn list(
     State(hub): State<Hub>,
     rec: Option<Extension<Recorder>>,
+    motion: Option<Extension<crate::motion::Motion>>,
     Path(camera): Path<String>,
     Query(q): Query<RangeQuery>,
 ) -> Result<Json<Value>, ApiError> {
@@ -188,13 +191,14 @@ pub(crate) async fn list(
         .iter()
         .map(|s| json!({"start_us": s.start_us, "end_us": s.end_us, "frames": s.frames}))
         .collect();
+    let events = crate::http::events::in_range(motion, &id, from, to).await?;
     Ok(Json(json!({
         "camera": id,
         "from_us": from,
         "to_us": to,
         "state": state,
         "spans": spans,
-        "events": [],
+        "events": events,
         "usage": usage.map(|u| json!({"segments": u.segments, "frames": u.frames, "bytes": u.bytes, "oldest_us": u.oldest_us, "newest_us": u.newest_us})),
     })))
 }

@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use espcam_proto::CameraId;
-use espcam_sim::{ApCamera, ApCameraConfig, CameraHandle, Fault, HubCamera, HubCameraConfig};
+use espcam_sim::{
+    ApCamera, ApCameraConfig, CameraHandle, Fault, HubCamera, HubCameraConfig, Scene,
+};
 
 /// Frames per second of each test camera: smooth enough to see motion, light on two cores.
 const FPS: u16 = 15;
@@ -14,6 +16,11 @@ pub struct VirtualCamera(CameraHandle);
 
 impl VirtualCamera {
     pub fn start(id: &str, http: SocketAddr, stream: SocketAddr) -> VirtualCamera {
+        Self::start_in(id, http, stream, Scene::default())
+    }
+
+    /// Like [`VirtualCamera::start`], looking at `scene` from the first frame.
+    pub fn start_in(id: &str, http: SocketAddr, stream: SocketAddr, scene: Scene) -> VirtualCamera {
         let mut config = HubCameraConfig::new(
             &http.ip().to_string(),
             http.port(),
@@ -22,7 +29,14 @@ impl VirtualCamera {
             "",
         );
         config.fps = FPS;
+        config.scene = scene;
         VirtualCamera(HubCamera::spawn(config))
+    }
+
+    /// Changes what the camera looks at (its scene clock restarts).
+    #[allow(dead_code)] // only the motion scenarios (browser_motion.rs) use it
+    pub fn set_scene(&self, scene: Scene) {
+        self.0.inject(Fault::Scene(scene));
     }
 
     /// Freezes the camera (sockets open, nothing read or answered) for `d`.

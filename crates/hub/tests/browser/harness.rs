@@ -60,6 +60,17 @@ impl Harness {
         h
     }
 
+    /// Starts a hub whose configuration `configure` adjusts (no cameras: see
+    /// [`Harness::start_camera_in`]).
+    #[allow(dead_code)] // only the motion scenarios (browser_motion.rs) use it
+    pub async fn start_with(configure: impl FnOnce(&mut Config)) -> Harness {
+        let data = tempfile::tempdir().unwrap();
+        let mut config = Config::for_tests(data.path());
+        config.ack_timeout = ACK_TIMEOUT;
+        configure(&mut config);
+        Self::launch(data, config, &[]).await
+    }
+
     /// Starts a hub on `addrs` (ports 0 when `None`) with data directory `data`.
     async fn start_in(
         data: tempfile::TempDir,
@@ -74,6 +85,11 @@ impl Harness {
         if let Some((http, stream)) = addrs {
             (config.port, config.stream_port) = (http.port(), stream.port());
         }
+        Self::launch(data, config, ids).await
+    }
+
+    /// Runs a hub with `config` and starts virtual cameras `ids`.
+    async fn launch(data: tempfile::TempDir, config: Config, ids: &[&str]) -> Harness {
         let listeners = Listeners::bind(&config).await.unwrap();
         let (http, stream) = listeners.local_addrs().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
@@ -112,6 +128,20 @@ impl Harness {
         let cam = VirtualCamera::start(id, self.http, self.stream);
         self.cameras.insert(id.to_owned(), cam);
         self.wait_online(id).await;
+    }
+
+    /// Like [`Harness::start_camera`], the camera looking at `scene` from its first frame.
+    #[allow(dead_code)] // only the motion scenarios (browser_motion.rs) use it
+    pub async fn start_camera_in(&mut self, id: &str, scene: espcam_sim::Scene) {
+        let cam = VirtualCamera::start_in(id, self.http, self.stream, scene);
+        self.cameras.insert(id.to_owned(), cam);
+        self.wait_online(id).await;
+    }
+
+    /// Changes what virtual camera `id` looks at.
+    #[allow(dead_code)] // only the motion scenarios (browser_motion.rs) use it
+    pub fn set_scene(&self, id: &str, scene: espcam_sim::Scene) {
+        self.cameras[id].set_scene(scene);
     }
 
     /// Waits until the hub lists camera `id` online with a frame.

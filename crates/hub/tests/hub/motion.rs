@@ -326,3 +326,107 @@ async fn timelapse_keeps_one_frame_per_interval_and_exports_at_the_chosen_rate()
     );
     hub.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recordings_list_a_cameras_events_as_timeline_markers() {
+    let dir = tmp();
+    let mut config = espcam_hub::Config::for_tests(dir.path());
+    config.motion.default.detector.end_after_ms = 800;
+    let hub = TestHub::start(config).await;
+    let mut ui = ws(&hub.ws_url("/ws/ui")).await;
+    let spawn = |id: &str, scene: Scene| {
+        let mut cfg = HubCameraConfig::new(
+            "127.0.0.1",
+            hub.http.port(),
+            hub.stream.port(),
+            CameraId::new(id).unwrap(),
+            "",
+        );
+        // VGA: at QVGA the still scene's changing clock text alone is over 1 % of the cells.
+        cfg.fps = 10;
+        cfg.scene = scene;
+        HubCamera::spawn(cfg)
+    };
+    let cam = spawn("gate", Scene::Still);
+    hub.wait_camera("gate", |v| v["online"] == true).await;
+    // Another camera's motion must not show on this one's timeline.
+    let other = spawn("yard", Scene::Moving);
+    hub.wait_camera("yard", |v| v["online"] == true).await;
+    let markers = |v: &Value| v["events"].as_array().unwrap().clone();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        markers(&hub.get("/api/cameras/gate/recordings").await.json()),
+        Vec::<Value>::new()
+    );
+
+    cam.inject(Fault::Scene(Scene::Moving));
+    let start = loop {
+        let m = wait_ui(&mut ui, "motion_start", Duration::from_secs(5)).await;
+        if m["camera"] == "gate" {
+            break m;
+        }
+    };
+    let id = start["event"]["id"].as_i64().unwrap();
+    // While it runs: listed, open-ended.
+    let running = markers(&hub.get("/api/cameras/gate/recordings").await.json());
+    assert_eq!(running.len(), 1, "{running:?}");
+    assert_eq!(running[0]["id"], id);
+    assert_eq!(running[0]["ended_ms"], Value::Null);
+
+    cam.inject(Fault::Scene(Scene::Still));
+    loop {
+        let m = wait_ui(&mut ui, "motion_end", Duration::from_secs(10)).await;
+        if m["camera"] == "gate" {
+            break;
+        }
+    }
+    let event = hub.get(&format!("/api/events/{id}")).await.json();
+    let (started, ended) = (
+        event["started_ms"].as_u64().unwrap(),
+        event["ended_ms"].as_u64().unwrap(),
+    );
+    assert!(ended > started, "{event}");
+    let list = hub.get("/api/cameras/gate/recordings").await.json();
+    let got = markers(&list);
+    assert_eq!(got.len(), 1, "{list}");
+    let m = &got[0];
+    assert_eq!(m["id"], id);
+    assert_eq!(m["camera"], "gate");
+    assert_eq!(m["started_ms"], started);
+    assert_eq!(m["ended_ms"], ended);
+    assert_eq!(m["peak_score"], event["peak_score"]);
+    assert!(m["peak_score"].as_f64().unwrap() > 0.0, "{m}");
+    assert_eq!(m["links"], event["links"]);
+    assert!(
+        m["links"]["playback"]
+            .as_str()
+            .unwrap()
+            .starts_with("/ws/playback/gate?from="),
+        "{m}"
+    );
+
+    // The range decides: one inside the event lists it, one before it or after it does not
+    // (times as Unix ms and RFC 3339, as for spans).
+    let q = |from: u64, to: u64| format!("/api/cameras/gate/recordings?from={from}&to={to}");
+    let inside = hub.get(&q(started + 1, started + 2)).await.json();
+    assert_eq!(markers(&inside).len(), 1, "{inside}");
+    let before = hub.get(&q(started - 60_000, started - 1)).await.json();
+    assert_eq!(markers(&before), Vec::<Value>::new(), "{before}");
+    let after = hub
+        .get(&format!(
+            "/api/cameras/gate/recordings?from={}&to=2099-01-01T00:00:00Z",
+            ended + 1
+        ))
+        .await
+        .json();
+    assert_eq!(markers(&after), Vec::<Value>::new(), "{after}");
+    // The other camera has its own.
+    let yard = hub.get("/api/cameras/yard/recordings").await.json();
+    assert!(
+        markers(&yard).iter().all(|e| e["camera"] == "yard") && !markers(&yard).is_empty(),
+        "{yard}"
+    );
+    cam.kill();
+    other.kill();
+    hub.stop().await;
+}

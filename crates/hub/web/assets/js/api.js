@@ -79,8 +79,20 @@ export const api = {
   recordingsOverview: () => request("/api/recordings"),
   /** `change`: `{recording: bool}` and/or `{mode}`; resolves to the new state. */
   record: async (id, change) => (await request(`${cam(id)}/record`, { method: "POST", body: change })).state,
-  /** Events of `id` (the events API may be absent: the caller handles a 404). */
-  events: (id) => request(`/api/events?camera=${encodeURIComponent(id)}`),
+  /** Motion events, newest first: `camera` (all when absent), `fromMs`/`toMs` (Unix ms,
+   *  events overlapping the range; open ends when absent), `limit` 1..=500. */
+  eventList: ({ camera, fromMs, toMs, limit = 50 } = {}) => {
+    const q = new URLSearchParams({ limit: String(limit) });
+    if (camera) q.set("camera", camera);
+    if (fromMs !== undefined && fromMs !== null) q.set("from", String(Math.floor(fromMs)));
+    if (toMs !== undefined && toMs !== null) q.set("to", String(Math.ceil(toMs)));
+    return request(`/api/events?${q}`);
+  },
+  deleteEvent: (eventId) => request(`/api/events/${encodeURIComponent(eventId)}`, { method: "DELETE" }),
+  /** `{camera, settings: {enabled, fps, detector}, status}` of camera `id`. */
+  motion: (id) => request(`${cam(id)}/motion`),
+  /** Replaces the motion settings of `id` (a whole `settings` object); resolves as `motion`. */
+  setMotion: (id, settings) => request(`${cam(id)}/motion`, { method: "PUT", body: settings }),
   /** The URL of the export of `id` between `fromMs` and `toMs` as `format` (mkv, avi). */
   exportUrl: (id, fromMs, toMs, format) =>
     `${cam(id)}/export?from=${Math.floor(fromMs)}&to=${Math.ceil(toMs)}&format=${format}`,

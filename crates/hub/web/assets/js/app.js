@@ -5,6 +5,7 @@
 import { api } from "./api.js";
 import { HubConnection } from "./connection.js";
 import { Controls } from "./controls.js";
+import { EventList, MotionState } from "./events.js";
 import { Grid } from "./grid.js";
 import { Ota } from "./ota.js";
 import { initNotifications, notify } from "./notifications.js";
@@ -13,6 +14,7 @@ import { Recordings } from "./recordings.js";
 import { Snapshots } from "./snapshots.js";
 import { Telemetry } from "./telemetry.js";
 import { Viewer } from "./viewer.js";
+import { ZoneEditor } from "./zones.js";
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -80,6 +82,35 @@ const recordings = new Recordings({
   mode: $("#rec-mode"),
   manual: $("#rec-manual"),
   usage: $("#rec-usage"),
+});
+
+// Motion: the events lists (all cameras on the grid page, one camera on its page) and the
+// "Motion" badges, kept current by the hub socket's motion_start/motion_end.
+let pendingPlay = null; // {camera, fromMs}: an event clicked on the grid page, played once its camera opens
+function playEvent(ev, fromMs) {
+  if (current?.id === ev.camera) {
+    recordings.play(fromMs);
+    $("#feed").scrollIntoView({ block: "nearest", behavior: "smooth" });
+    return;
+  }
+  pendingPlay = { camera: ev.camera, fromMs };
+  location.hash = `#/camera/${encodeURIComponent(ev.camera)}`;
+}
+const allEvents = new EventList($("#grid-events"), { title: "Motion events", onPlay: playEvent, confirm: confirmAction });
+const cameraEvents = new EventList($("#camera-events"), { title: "Motion events", onPlay: playEvent, confirm: confirmAction });
+const motion = new MotionState((camera, active) => {
+  grid.setMotion(camera, active);
+  if (current?.id === camera) showMotionBadge();
+});
+function showMotionBadge() {
+  $("#camera-motion").hidden = !(current && motion.active(current.id));
+}
+
+const zones = new ZoneEditor({
+  live: $("#live"),
+  overlay: $("#zone-overlay"),
+  toggle: $("#zones-btn"),
+  panel: $("#zones"),
 });
 
 // ---- Header --------------------------------------------------------------------------------
@@ -249,12 +280,18 @@ function openCamera(id) {
   renderCameraView();
   snapshots.setCamera(id);
   recordings.setCamera(id, viewer);
+  cameraEvents.setCamera(id);
+  zones.setCamera(id);
+  showMotionBadge();
+  if (pendingPlay?.camera === id) recordings.play(pendingPlay.fromMs);
+  pendingPlay = null;
 }
 
 function closeCamera() {
   if (!current) return;
   current.viewer.stop();
   recordings.close();
+  zones.close();
   clearInterval(current.tick);
   delete $("#feed").dataset.stale;
   current = null;
@@ -325,6 +362,7 @@ hub.addEventListener("state", ({ detail }) => {
   if (hubListed) {
     hubListed = false;
     grid.setUnknown();
+    motion.forget();
     updateCount();
     renderCameraView();
   }
@@ -344,10 +382,18 @@ hub.addEventListener("cameras", ({ detail }) => {
   hubListed = true;
   // Back after an outage: the hub's history covers the gap (or restarted empty; the page keeps
   // what it saw).
-  if (everListed) telemetry.refresh();
+  const again = everListed;
+  if (again) telemetry.refresh();
   everListed = true;
   updateCount();
   renderCameraView();
+  // Motion that started or ended while the socket was down (or while this browser fell
+  // behind) is asked for, then followed live.
+  motion.sync();
+  if (again) {
+    allEvents.refresh();
+    if (current) cameraEvents.refresh();
+  }
   // Streams that were retrying while the hub was away reconnect now, not after their backoff.
   grid.reconnectNow();
   current?.viewer.reconnectNow();
@@ -380,6 +426,13 @@ hub.addEventListener("ota", ({ detail }) => {
   if (prev) cameras.set(detail.camera, { ...prev, ota: detail.ota });
   ota.event(detail.camera, detail.ota);
 });
+for (const type of ["motion_start", "motion_end"]) {
+  hub.addEventListener(type, ({ detail }) => {
+    motion.message(type, detail.camera, detail.event);
+    allEvents.event(detail.event);
+    if (current) cameraEvents.event(detail.event);
+  });
+}
 hub.addEventListener("snapshot_deleted", ({ detail }) => snapshots.removed(detail.id));
 hub.addEventListener("error", ({ detail }) => {
   notify(detail.camera ? `${detail.camera}: ${detail.message}` : detail.message, { kind: "error" });
@@ -397,4 +450,5 @@ api
   .catch((e) => notify(`Could not load the resolution table: ${e.message}`, { kind: "error" }));
 loadSession().catch((e) => notify(`Could not ask the hub who you are: ${e.message}`, { kind: "error" }));
 route();
+allEvents.setCamera(null);
 hub.start();

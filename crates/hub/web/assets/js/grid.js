@@ -7,8 +7,9 @@ import { Viewer } from "./viewer.js";
 const TILE_FPS = 5; // enough to look alive, light on a phone with many cameras
 
 export class Grid {
-  #tiles = new Map(); // camera id -> { li, canvas, badge, summary, link, viewer }
+  #tiles = new Map(); // camera id -> { li, canvas, badge, motion, summary, link, viewer }
   #visible = false;
+  #inMotion = new Set(); // camera ids with a motion event running (events.js MotionState)
 
   constructor(list, empty, describeResolution) {
     this.list = list;
@@ -42,6 +43,14 @@ export class Grid {
     tile.link.setAttribute("aria-label", `${info.id}, ${online ? "online" : "offline"}: open live view`);
     this.empty.hidden = true;
     if (this.#visible && online) tile.viewer.start();
+  }
+
+  /** Shows or hides the "Motion" badge of `id` (kept for a tile created later). */
+  setMotion(id, active) {
+    if (active) this.#inMotion.add(id);
+    else this.#inMotion.delete(id);
+    const tile = this.#tiles.get(id);
+    if (tile) tile.motion.hidden = !active;
   }
 
   /** Marks `id` offline (the tile stays, greyed, with its last picture). */
@@ -107,7 +116,12 @@ export class Grid {
     canvas.height = 240;
     const badge = document.createElement("span");
     badge.className = "badge";
-    media.append(canvas, badge);
+    const motion = document.createElement("span");
+    motion.className = "motion-badge";
+    motion.dataset.testid = "motion-badge";
+    motion.textContent = "Motion";
+    motion.hidden = !this.#inMotion.has(id);
+    media.append(canvas, badge, motion);
     const body = document.createElement("div");
     body.className = "tile-body";
     const name = document.createElement("strong");
@@ -117,6 +131,6 @@ export class Grid {
     body.append(name, summary);
     link.append(media, body);
     li.append(link);
-    return { li, canvas, badge, summary, link, viewer: new Viewer(canvas, id, { maxFps: TILE_FPS }) };
+    return { li, canvas, badge, motion, summary, link, viewer: new Viewer(canvas, id, { maxFps: TILE_FPS }) };
   }
 }

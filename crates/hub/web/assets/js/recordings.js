@@ -18,9 +18,6 @@ const WINDOWS = [
 const SPEEDS = ["1", "2", "4", "8"];
 /** A pointer that moved less than this (CSS px) clicked; more, it selects a range. */
 const DRAG_PX = 5;
-/** Whether /api/events may exist: false for the rest of the page's life once it answered
- *  404 (a hub without it), so the console gets one failed load, not one per refresh. */
-let eventsApi = true;
 const MODE_TEXT = { off: "off", continuous: "continuous", events: "on events" };
 
 function clock(ms) {
@@ -45,21 +42,14 @@ function duration(ms) {
   return m < 120 ? `${m} min` : `${(m / 60).toFixed(1)} h`;
 }
 
-/** The first number among `keys` of `o` (the events API's shape is its own; read it loosely). */
-function pick(o, keys) {
-  for (const k of keys) if (typeof o?.[k] === "number") return o[k];
-  return null;
-}
-
-/** Event markers `[{startMs, endMs}]` from an events answer (an array or `{events: [...]}`). */
-function readEvents(body) {
-  const list = Array.isArray(body) ? body : Array.isArray(body?.events) ? body.events : [];
+/** Event markers `[{id, startMs, endMs}]` from the recordings answer's `events` (motion
+ *  events as `GET /api/events` has them, times in ms); a running one reaches `nowMs`. */
+function readEvents(list, nowMs) {
   const out = [];
-  for (const e of list) {
-    const start = pick(e, ["start_us", "started_us", "at_us", "time_us", "from_us", "received_us"]);
-    if (start === null) continue;
-    const end = pick(e, ["end_us", "ended_us", "to_us"]) ?? start;
-    out.push({ startMs: start / 1000, endMs: end / 1000 });
+  for (const e of Array.isArray(list) ? list : []) {
+    if (typeof e?.started_ms !== "number") continue;
+    const end = typeof e.ended_ms === "number" ? e.ended_ms : nowMs;
+    out.push({ id: e.id, startMs: e.started_ms, endMs: Math.max(e.started_ms, end) });
   }
   return out;
 }
@@ -192,6 +182,7 @@ export class Recordings {
       const [rec, all] = await Promise.all([api.recordings(id, fromMs, toMs), api.recordingsOverview()]);
       if (gen !== this.#generation) return;
       this.#spans = (rec.spans ?? []).map((s) => ({ startMs: s.start_us / 1000, endMs: s.end_us / 1000, frames: s.frames }));
+      this.#events = readEvents(rec.events, toMs);
       this.#state = rec.state ?? null;
       this.#showState(rec.state);
       this.#showUsage(rec.usage, all);
@@ -202,18 +193,6 @@ export class Recordings {
       this.#el.state.textContent =
         e.status === 503 ? "Recording is unavailable on this hub." : `Could not load the recordings: ${e.message}`;
       delete this.#el.state.dataset.recording;
-    }
-    if (eventsApi) {
-      try {
-        const body = await api.events(id);
-        if (gen !== this.#generation) return;
-        this.#events = readEvents(body);
-      } catch (e) {
-        // No events API on this hub: no markers, and no more asking. Another failure is
-        // passing; the next refresh asks again.
-        if (e.status === 404) eventsApi = false;
-        this.#events = [];
-      }
     }
     this.#fromMs = fromMs;
     this.#toMs = toMs;
