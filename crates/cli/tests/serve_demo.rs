@@ -157,16 +157,8 @@ fn serve_demo_with_login_prints_the_first_password_and_still_streams() {
 fn serve_demo_motion_events_start_and_end() {
     let data = tempfile::tempdir().unwrap();
     let (port, stream_port) = (free_port(), free_port());
-    let _hub = Hub(Command::new(env!("CARGO_BIN_EXE_espcam"))
-        .args(["serve", "--demo", "--bind", "127.0.0.1"])
-        .args(["--port", &port.to_string()])
-        .args(["--stream-port", &stream_port.to_string()])
-        .arg("--data-dir")
-        .arg(data.path())
-        .env_remove("ESPCAM_CONFIG")
-        .current_dir(data.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+    let _hub = Hub(serve(data.path(), data.path(), port, stream_port)
+        .args(["--demo", "--bind", "127.0.0.1"])
         .spawn()
         .unwrap());
     wait_ok(port, "/api/cameras/demo-1/snapshot.jpg");
