@@ -17,7 +17,7 @@ use common::{TestHub, decode, ws};
 use espcam_hub::Config;
 use espcam_hub::mqtt::config::MqttConfig;
 use espcam_proto::{CameraId, Resolution};
-use espcam_sim::{HubCamera, HubCameraConfig};
+use espcam_sim::{Fault, HubCamera, HubCameraConfig, Scene};
 use futures_util::StreamExt;
 use serde_json::Value;
 
@@ -327,5 +327,100 @@ async fn frozen_broker_never_delays_frames_or_commands() {
     broker.resume();
     // The newest value arrives once the broker answers again.
     ha.seen.wait_value(60, &t("quality"), "15").await;
+    hub.stop().await;
+}
+
+/// The hub's motion analysis drives the camera's motion binary sensor: a still scene keeps
+/// it OFF, a moving one turns it ON (with an image at once), stillness for `end_after_ms`
+/// turns it OFF again; both retained, and the discovery config says `device_class: motion`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn motion_binary_sensor_follows_the_scene() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path(), broker.port);
+    config.motion.default.detector.end_after_ms = 1_000;
+    // Images only on motion within this test's time (the ticker would send one anyway).
+    config.mqtt.as_mut().unwrap().image_interval = Duration::from_secs(3600);
+    let hub = TestHub::start(config).await;
+    let ha = Client::connect(broker.port, "test-ha", &["homeassistant/#", "espcam/#"]).await;
+    let mut cfg = HubCameraConfig::new(
+        "127.0.0.1",
+        hub.http.port(),
+        hub.stream.port(),
+        CameraId::new(CAM).unwrap(),
+        "",
+    );
+    cfg.fps = 10;
+    cfg.scene = Scene::Still;
+    cfg.settings.resolution = Resolution::Qvga;
+    let cam = HubCamera::spawn(cfg);
+    hub.wait_camera(CAM, |v| {
+        v["online"] == true && v["frames_in"].as_u64() > Some(0)
+    })
+    .await;
+
+    let topic = "homeassistant/binary_sensor/espcam-hub_cam-1/motion/config";
+    ha.seen
+        .wait(10, "the motion sensor's config", |s| {
+            s.last(topic).is_some()
+        })
+        .await;
+    let v: Value = serde_json::from_slice(&ha.seen.last(topic).unwrap()).unwrap();
+    check_config(topic, &v);
+    assert_eq!(v["device_class"], "motion", "{v}");
+    assert_eq!(v["state_topic"], t("motion"), "{v}");
+    assert_eq!(
+        (&v["payload_on"], &v["payload_off"]),
+        (&"ON".into(), &"OFF".into())
+    );
+
+    // Still: analysed, and the sensor stays OFF.
+    ha.seen.wait_value(10, &t("motion"), "OFF").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let m = hub.get(&format!("/api/cameras/{CAM}/motion")).await.json();
+    assert!(m["status"]["analysed"].as_u64().unwrap() >= 4, "{m}");
+    assert!(
+        ha.seen.all(&t("motion")).iter().all(|p| &p[..] == b"OFF"),
+        "motion ON with a still scene"
+    );
+    let images = ha.seen.count(&t("image"));
+
+    // Moving: ON, and the newest image at once.
+    cam.inject(Fault::Scene(Scene::Moving));
+    ha.seen.wait_value(5, &t("motion"), "ON").await;
+    ha.seen
+        .wait(5, "an image on motion start", |s| {
+            s.count(&t("image")) > images
+        })
+        .await;
+    assert_eq!(decode(&ha.seen.last(&t("image")).unwrap()), (320, 240));
+    // Retained: Home Assistant connecting now sees ON.
+    let late = Client::connect(broker.port, "test-late", &[&t("motion")]).await;
+    late.seen.wait_value(5, &t("motion"), "ON").await;
+    drop(late);
+
+    // Still again: OFF once still for end_after_ms, retained too.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    cam.inject(Fault::Scene(Scene::Still));
+    ha.seen.wait_value(10, &t("motion"), "OFF").await;
+    let late = Client::connect(broker.port, "test-late2", &[&t("motion")]).await;
+    late.seen.wait_value(5, &t("motion"), "OFF").await;
+    let ons = ha
+        .seen
+        .all(&t("motion"))
+        .iter()
+        .filter(|p| &p[..] == b"ON")
+        .count();
+    assert_eq!(
+        ons,
+        1,
+        "one motion event, one ON: {:?}",
+        ha.seen.all(&t("motion"))
+    );
+    let events = hub.get(&format!("/api/events?camera={CAM}")).await.json();
+    assert_eq!(events["events"].as_array().unwrap().len(), 1, "{events}");
+    cam.kill();
     hub.stop().await;
 }
