@@ -26,7 +26,7 @@ pub mod config;
 pub mod discovery;
 pub mod outbox;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -83,6 +83,9 @@ pub struct Service {
     sent: Mutex<HashMap<String, Bytes>>,
     /// Per camera: index of the last frame published as an image.
     last_image: Mutex<HashMap<CameraId, u64>>,
+    /// Cameras in a motion event now (between `MotionStarted` and `MotionEnded`), so that
+    /// publishing everything again after a reconnection says ON for them, not OFF.
+    moving: Mutex<HashSet<CameraId>>,
     stop: watch::Sender<bool>,
     /// The connection task, awaited by [`Mqtt::stop`] so the clean disconnect goes out.
     connection_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -123,6 +126,7 @@ impl Mqtt {
             announced: Mutex::new(HashMap::new()),
             rates: Mutex::new(HashMap::new()),
             last_image: Mutex::new(HashMap::new()),
+            moving: Mutex::new(HashSet::new()),
             sent: Mutex::new(HashMap::new()),
             stop: watch::Sender::new(false),
             connection_task: Mutex::new(None),
@@ -340,7 +344,18 @@ impl Service {
         for (topic, v) in discovery::camera_configs(&self.topics, &info.id, &dev) {
             self.publish(topic, v.to_string(), true);
         }
-        self.publish(self.topics.camera(&info.id, "motion"), "OFF", true);
+        self.publish(
+            self.topics.camera(&info.id, "motion"),
+            on_off(self.in_motion(&info.id)),
+            true,
+        );
+    }
+
+    fn in_motion(&self, id: &CameraId) -> bool {
+        self.moving
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(id)
     }
 
     /// Every state topic of a camera.
@@ -453,6 +468,14 @@ impl Service {
     }
 
     fn motion(&self, id: &CameraId, active: bool) {
+        {
+            let mut m = self.moving.lock().unwrap_or_else(|e| e.into_inner());
+            if active {
+                m.insert(id.clone());
+            } else {
+                m.remove(id);
+            }
+        }
         self.publish(self.topics.camera(id, "motion"), on_off(active), true);
         if active && let Some(cam) = self.hub.camera(id.as_str()) {
             self.image(&cam, true);
@@ -484,8 +507,10 @@ impl Service {
                 .filter(|id| !present.contains(*id))
                 .cloned()
                 .collect();
+            let mut moving = self.moving.lock().unwrap_or_else(|e| e.into_inner());
             for id in &gone {
                 a.remove(id);
+                moving.remove(id);
             }
             gone
         };

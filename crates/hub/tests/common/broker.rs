@@ -15,6 +15,8 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 pub struct Broker {
     child: Child,
     pub port: u16,
+    bin: std::path::PathBuf,
+    conf: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -70,6 +72,8 @@ impl Broker {
                     return Some(Self {
                         child,
                         port,
+                        bin,
+                        conf,
                         _dir: dir,
                     });
                 }
@@ -99,6 +103,43 @@ impl Broker {
     /// Thaws a paused broker.
     pub fn resume(&self) {
         self.signal("-CONT");
+    }
+
+    /// Stops the broker (SIGTERM to its pid) and waits for it to exit; every connection
+    /// drops and, without persistence, every retained message is gone.
+    pub fn stop(&mut self) {
+        self.signal("-TERM");
+        self.child.wait().unwrap();
+    }
+
+    /// Starts a stopped broker again on the same port with the same configuration.
+    pub fn restart(&mut self) {
+        let t0 = Instant::now();
+        // The old socket may linger a moment; mosquitto exits at once when the port is busy.
+        while t0.elapsed() < Duration::from_secs(10) {
+            let mut child = Command::new(&self.bin)
+                .arg("-c")
+                .arg(&self.conf)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let t1 = Instant::now();
+            while t1.elapsed() < Duration::from_secs(5) {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                    self.child = child;
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("mosquitto did not start again on port {}", self.port);
     }
 }
 
