@@ -25,6 +25,7 @@
 pub mod config;
 pub mod discovery;
 pub mod outbox;
+pub mod tls;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -115,6 +116,11 @@ impl Mqtt {
         if let Some((u, p)) = &config.credentials {
             opts.set_credentials(u, p);
         }
+        if let Some(tls) = &config.tls {
+            opts.set_transport(rumqttc::Transport::tls_with_config(
+                rumqttc::TlsConfiguration::Rustls(tls.clone()),
+            ));
+        }
         let (client, eventloop) = AsyncClient::new(opts, CLIENT_CHANNEL);
         let svc = Arc::new(Service {
             hub: hub.clone(),
@@ -133,8 +139,16 @@ impl Mqtt {
             config,
         });
         info!(
-            "mqtt: publishing to {}:{} (topics {}/…, discovery {}/…)",
-            svc.config.host, svc.config.port, svc.config.topic_prefix, svc.config.discovery_prefix
+            "mqtt: publishing to {}:{}{} (topics {}/…, discovery {}/…)",
+            svc.config.host,
+            svc.config.port,
+            if svc.config.tls.is_some() {
+                " over TLS"
+            } else {
+                ""
+            },
+            svc.config.topic_prefix,
+            svc.config.discovery_prefix
         );
         let conn = tokio::spawn(svc.clone().connection(eventloop));
         *svc.connection_task

@@ -34,8 +34,41 @@ fn mosquitto() -> Option<std::path::PathBuf> {
 }
 
 impl Broker {
+    /// Writes a mosquitto password file for `user`:`password` with `mosquitto_passwd`, or
+    /// says it is missing (skip) and returns false.
+    pub fn password_file(path: &std::path::Path, user: &str, password: &str) -> bool {
+        let Some(bin) = [
+            "/usr/bin/mosquitto_passwd",
+            "/usr/local/bin/mosquitto_passwd",
+        ]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists()) else {
+            if std::env::var("ESPCAM_REQUIRE_TOOLS").as_deref() == Ok("1") {
+                panic!("mosquitto_passwd is required (ESPCAM_REQUIRE_TOOLS=1) but not installed");
+            }
+            eprintln!("SKIPPED: mosquitto_passwd is not installed (apt install mosquitto)");
+            return false;
+        };
+        let ok = Command::new(bin)
+            .args(["-b", "-c"])
+            .arg(path)
+            .args([user, password])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mosquitto_passwd failed");
+        true
+    }
+
     /// Starts mosquitto, or `None` (after saying so) when it is not installed.
     pub fn start() -> Option<Self> {
+        Self::start_with(|_| String::new())
+    }
+
+    /// Starts mosquitto with a listener whose options (lines after `listener PORT …`) are
+    /// `options(config dir)`, e.g. `certfile`/`keyfile` for TLS.
+    pub fn start_with(options: impl Fn(&std::path::Path) -> String) -> Option<Self> {
         let Some(bin) = mosquitto() else {
             if std::env::var("ESPCAM_REQUIRE_TOOLS").as_deref() == Ok("1") {
                 panic!("mosquitto is required (ESPCAM_REQUIRE_TOOLS=1) but not installed");
@@ -53,7 +86,10 @@ impl Broker {
             let conf = dir.path().join("mosquitto.conf");
             std::fs::write(
                 &conf,
-                format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+                format!(
+                    "per_listener_settings true\npersistence false\nlistener {port} 127.0.0.1\nallow_anonymous true\n{}",
+                    options(dir.path())
+                ),
             )
             .unwrap();
             let mut child = Command::new(&bin)
