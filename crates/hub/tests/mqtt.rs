@@ -222,6 +222,33 @@ async fn home_assistant_sees_controls_and_availability() {
     assert_eq!(ha.seen.last(&t("quality")).as_deref(), Some(&b"20"[..]));
     let info = hub.get(&format!("/api/cameras/{CAM}")).await.json();
     assert_eq!(info["settings"]["quality"], 20);
+    // Applied from MQTT: audited with actor `mqtt`; the refused one is not.
+    // (Written after the ack, so it may lag the state topic.)
+    let t0 = Instant::now();
+    let audit = loop {
+        let audit = hub.get("/api/audit?limit=50").await.json();
+        let n = audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "camera.settings")
+            .count();
+        if n >= 2 || t0.elapsed() > Duration::from_secs(10) {
+            break audit;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let from_mqtt: Vec<&Value> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "camera.settings" && e["target"] == CAM)
+        .collect();
+    assert_eq!(from_mqtt.len(), 2, "resolution and quality: {audit}");
+    for e in &from_mqtt {
+        assert_eq!(e["actor"], "mqtt", "{e}");
+    }
+    assert_eq!(from_mqtt[0]["detail"], "quality 20", "{audit}");
 
     // Switches: a flip through the camera's ack; recording through the recorder.
     ha.publish(&t("vflip/set"), "ON").await;

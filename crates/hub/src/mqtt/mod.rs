@@ -772,14 +772,14 @@ impl Service {
             Command::Reboot => AuditAction::Reboot,
             _ => AuditAction::Settings,
         };
-        // No MQTT actor exists in the audit log yet: the detail says where it came from.
+        // The broker, not the hub, knows who published: the actor is the MQTT path itself.
         self.hub
             .access()
             .audit(
-                &Actor::Anonymous,
+                &Actor::Mqtt,
                 action,
                 id.as_str(),
-                &format!("via MQTT: {command}"),
+                &command.to_string(),
                 None,
             )
             .await;
