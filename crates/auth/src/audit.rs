@@ -96,7 +96,7 @@ pub struct AuditEntry {
     pub id: i64,
     /// When, µs.
     pub at_us: u64,
-    /// `user:alice`, `token:ha`, `cli`, `anonymous`.
+    /// `user:alice`, `token:ha`, `cli`, `anonymous`, `mqtt`.
     pub actor: String,
     /// [`AuditAction::as_str`] (or a name from a newer espcam).
     pub action: String,

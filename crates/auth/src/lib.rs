@@ -97,16 +97,20 @@ pub enum Actor {
     Cli,
     /// No credential, where the hub runs without auth (loopback, or `auth = "off"`).
     Anonymous,
+    /// A command that came through the hub's MQTT connection (Home Assistant, or anyone
+    /// the broker lets publish to the command topics; the broker, not the hub, knows who).
+    Mqtt,
 }
 
 impl fmt::Display for Actor {
-    /// `user:alice`, `token:home-assistant`, `cli`, `anonymous`.
+    /// `user:alice`, `token:home-assistant`, `cli`, `anonymous`, `mqtt`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Actor::User(n) => write!(f, "user:{n}"),
             Actor::Token(n) => write!(f, "token:{n}"),
             Actor::Cli => f.write_str("cli"),
             Actor::Anonymous => f.write_str("anonymous"),
+            Actor::Mqtt => f.write_str("mqtt"),
         }
     }
 }
@@ -446,6 +450,7 @@ mod tests {
             "token:ha"
         );
         assert_eq!(Actor::Cli.to_string(), "cli");
+        assert_eq!(Actor::Mqtt.to_string(), "mqtt");
         assert!(Principal::anonymous().allows(Action::Settings));
     }
 }

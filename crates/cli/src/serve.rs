@@ -66,7 +66,8 @@ pub struct ServeArgs {
     #[arg(long, env = "ESPCAM_TLS_SELF_SIGNED", conflicts_with = "tls_cert")]
     tls_self_signed: bool,
     /// Publish cameras to an MQTT broker with Home Assistant discovery:
-    /// mqtt://HOST[:PORT] (see docs/HOME_ASSISTANT.md; more keys in `[mqtt]`).
+    /// mqtt://HOST[:PORT], or mqtts://HOST[:PORT] for TLS (see docs/HOME_ASSISTANT.md;
+    /// more keys in `[mqtt]`).
     #[arg(long, value_name = "URL", env = "ESPCAM_MQTT")]
     mqtt: Option<String>,
     /// User name for the MQTT broker.
@@ -83,6 +84,10 @@ pub struct ServeArgs {
     /// MQTT client id, also the hub's device id in Home Assistant [default: espcam-hub].
     #[arg(long, value_name = "ID", env = "ESPCAM_MQTT_CLIENT_ID")]
     mqtt_client_id: Option<String>,
+    /// PEM CA certificate that signs the broker's certificate, for mqtts:// [default: the
+    /// system's trusted roots].
+    #[arg(long, value_name = "FILE", env = "ESPCAM_MQTT_CA_FILE")]
+    mqtt_ca_file: Option<PathBuf>,
     /// Start N virtual cameras in this process (demo-1 … demo-N), no hardware needed.
     #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "1", env = "ESPCAM_DEMO")]
     demo: Option<u16>,
@@ -113,6 +118,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             user: args.mqtt_user,
             password: args.mqtt_password,
             client_id: args.mqtt_client_id,
+            ca_file: args.mqtt_ca_file,
         },
     };
     let mut config = Config::load(args.config.as_deref(), overrides)?;

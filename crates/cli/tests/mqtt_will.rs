@@ -1,7 +1,7 @@
 //! `espcam serve --mqtt` as the real binary, killed with SIGKILL: the broker publishes the
 //! hub's last will, so Home Assistant shows the hub (and through `availability_mode: all`
 //! every camera) unavailable. Needs mosquitto (skipped with a message when absent, required
-//! when `ESPCAM_REQUIRE_TOOLS=1`).
+//! when `ESPCAM_REQUIRE_TOOLS=1`). Also: the `--mqtt-ca-file` flag reaches the TLS setup.
 #![allow(clippy::unwrap_used)]
 
 #[path = "../../hub/tests/common/broker.rs"]
@@ -43,4 +43,35 @@ async fn sigkill_of_the_hub_publishes_its_last_will() {
     late.seen
         .wait_value(10, "espcam/hub/status", "offline")
         .await;
+}
+
+/// `--mqtt mqtts://… --mqtt-ca-file FILE` reaches the TLS setup: a CA file that is not one
+/// stops the hub at start with a message naming it (no broker needed).
+#[test]
+fn a_bad_mqtt_ca_file_stops_the_hub_at_start() {
+    let data = tempfile::tempdir().unwrap();
+    let ca = data.path().join("not-a-ca.pem");
+    std::fs::write(&ca, "hello").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_espcam"))
+        .args(["serve", "--bind", "127.0.0.1"])
+        .args(["--port", &free_port().to_string()])
+        .args(["--stream-port", &free_port().to_string()])
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["--mqtt", "mqtts://127.0.0.1:8883"])
+        .arg("--mqtt-ca-file")
+        .arg(&ca)
+        .env_remove("ESPCAM_CONFIG")
+        .env_remove("ESPCAM_MQTT")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("mqtt.ca_file")
+            && err.contains("not-a-ca.pem")
+            && err.contains("expected PEM"),
+        "{err}"
+    );
 }

@@ -2,6 +2,8 @@
 //! [`MqttConfig`]. Nothing here connects; a bad value is a start-up error that says what was
 //! expected, never a surprise at the first publish.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -13,8 +15,18 @@ use crate::config::ConfigError;
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttFile {
-    /// `mqtt://HOST[:PORT]` (default port 1883).
+    /// `mqtt://HOST[:PORT]` (default port 1883), or `mqtts://HOST[:PORT]` for TLS
+    /// (default port 8883).
     pub url: Option<String>,
+    /// TLS with an `mqtt://` URL too (as `mqtts://`).
+    pub tls: Option<bool>,
+    /// PEM CA certificate(s) that sign the broker's certificate; without it, the system's
+    /// trusted roots. TLS only.
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate, for a broker that asks for one. TLS only, with `client_key`.
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of `client_cert`.
+    pub client_key: Option<PathBuf>,
     /// User name for the broker.
     pub user: Option<String>,
     /// Password for the broker.
@@ -40,6 +52,8 @@ pub struct MqttOverrides {
     pub password: Option<String>,
     /// `--mqtt-client-id` / `ESPCAM_MQTT_CLIENT_ID`.
     pub client_id: Option<String>,
+    /// `--mqtt-ca-file` / `ESPCAM_MQTT_CA_FILE`.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// The validated MQTT settings.
@@ -59,6 +73,8 @@ pub struct MqttConfig {
     pub discovery_prefix: String,
     /// Time between two images of one camera.
     pub image_interval: Duration,
+    /// TLS to the broker ([`super::tls::client_config`]); `None` is plain TCP.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl std::fmt::Debug for MqttConfig {
@@ -72,6 +88,7 @@ impl std::fmt::Debug for MqttConfig {
             .field("topic_prefix", &self.topic_prefix)
             .field("discovery_prefix", &self.discovery_prefix)
             .field("image_interval", &self.image_interval)
+            .field("tls", &self.tls.is_some())
             .finish()
     }
 }
@@ -87,6 +104,7 @@ impl MqttConfig {
             topic_prefix: "espcam".into(),
             discovery_prefix: "homeassistant".into(),
             image_interval: Duration::from_secs(1),
+            tls: None,
         }
     }
 
@@ -100,8 +118,29 @@ impl MqttConfig {
         let Some(url) = o.url.as_ref().or(f.url.as_ref()) else {
             return Ok(None);
         };
-        let (host, port) = parse_url(url)?;
+        let (host, port, tls_scheme) = parse_url(url)?;
+        let tls = tls_scheme || f.tls == Some(true);
+        let port = port.unwrap_or(if tls { 8883 } else { 1883 });
         let mut c = Self::new(host, port);
+        let files = super::tls::TlsFiles {
+            ca_file: o.ca_file.clone().or_else(|| f.ca_file.clone()),
+            client_cert: f.client_cert.clone(),
+            client_key: f.client_key.clone(),
+        };
+        if tls {
+            c.tls = Some(
+                super::tls::client_config(&files)
+                    .map_err(|e| ConfigError::Invalid(e.to_string()))?,
+            );
+        } else if files.ca_file.is_some()
+            || files.client_cert.is_some()
+            || files.client_key.is_some()
+        {
+            return Err(ConfigError::Invalid(format!(
+                "mqtt.ca_file, mqtt.client_cert and mqtt.client_key need TLS, but the url {:?} is plain: use mqtts://",
+                cut(url)
+            )));
+        }
         let user = o.user.clone().or_else(|| f.user.clone());
         let password = o.password.clone().or_else(|| f.password.clone());
         c.credentials = match (user, password) {
@@ -149,22 +188,23 @@ fn cut(s: &str) -> String {
     s.chars().take(80).collect()
 }
 
-/// `mqtt://HOST[:PORT]` or `tcp://…`; `mqtts://` is refused with what to do instead.
-fn parse_url(url: &str) -> Result<(String, u16), ConfigError> {
+/// `mqtt://HOST[:PORT]` or `tcp://…` (plain), `mqtts://…` or `ssl://…` (TLS): the host,
+/// the port if given, and whether the scheme asks for TLS.
+fn parse_url(url: &str) -> Result<(String, Option<u16>, bool), ConfigError> {
     let bad = |why: &str| {
         ConfigError::Invalid(format!(
-            "mqtt url {:?} is invalid: {why}; expected mqtt://HOST[:PORT], e.g. mqtt://127.0.0.1:1883",
+            "mqtt url {:?} is invalid: {why}; expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT], e.g. mqtt://127.0.0.1:1883",
             cut(url)
         ))
     };
-    let rest = if let Some(r) = url.strip_prefix("mqtt://") {
-        r
+    let (rest, tls) = if let Some(r) = url.strip_prefix("mqtt://") {
+        (r, false)
     } else if let Some(r) = url.strip_prefix("tcp://") {
-        r
-    } else if url.starts_with("mqtts://") || url.starts_with("ssl://") {
-        return Err(bad(
-            "TLS is not built into this hub (use a local broker or a TLS bridge such as mosquitto's)",
-        ));
+        (r, false)
+    } else if let Some(r) = url.strip_prefix("mqtts://") {
+        (r, true)
+    } else if let Some(r) = url.strip_prefix("ssl://") {
+        (r, true)
     } else {
         return Err(bad("unknown scheme"));
     };
@@ -183,15 +223,15 @@ fn parse_url(url: &str) -> Result<(String, u16), ConfigError> {
             if port == 0 {
                 return Err(bad("port 0"));
             }
-            (h, port)
+            (h, Some(port))
         }
-        _ => (rest, 1883),
+        _ => (rest, None),
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() {
         return Err(bad("no host"));
     }
-    Ok((host.to_string(), port))
+    Ok((host.to_string(), port, tls))
 }
 
 fn prefix(name: &str, p: &str) -> Result<String, ConfigError> {
@@ -234,13 +274,14 @@ mod tests {
         assert_eq!((c.host.as_str(), c.port), ("broker.lan", 1883));
         let c = url("tcp://[::1]:2000").unwrap().unwrap();
         assert_eq!((c.host.as_str(), c.port), ("::1", 2000));
+        assert!(c.tls.is_none());
         for bad in [
             "http://x",
             "mqtt://",
             "mqtt://h:0",
             "mqtt://h:99999",
             "mqtt://u:p@h",
-            "mqtts://h",
+            "mqtts://",
         ] {
             let e = url(bad).unwrap_err().to_string();
             assert!(e.contains("expected mqtt://HOST"), "{bad}: {e}");
@@ -249,6 +290,50 @@ mod tests {
             MqttConfig::resolve(None, &MqttOverrides::default())
                 .unwrap()
                 .is_none()
+        );
+    }
+
+    #[test]
+    fn tls_urls_and_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let pair = rcgen::generate_simple_self_signed(vec!["broker.lan".into()]).unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, pair.cert.pem()).unwrap();
+        let o = MqttOverrides {
+            url: Some("mqtts://broker.lan".into()),
+            ca_file: Some(ca.clone()),
+            ..MqttOverrides::default()
+        };
+        let c = MqttConfig::resolve(None, &o).unwrap().unwrap();
+        assert_eq!(
+            (c.host.as_str(), c.port, c.tls.is_some()),
+            ("broker.lan", 8883, true)
+        );
+        assert!(format!("{c:?}").contains("tls: true"));
+        // `tls = true` with an mqtt:// URL; the port given wins.
+        let f = MqttFile {
+            url: Some("mqtt://broker.lan:9000".into()),
+            tls: Some(true),
+            ca_file: Some(ca.clone()),
+            ..MqttFile::default()
+        };
+        let c = MqttConfig::resolve(Some(&f), &MqttOverrides::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!((c.port, c.tls.is_some()), (9000, true));
+        // TLS files with a plain URL: refused, not silently ignored.
+        let f = MqttFile { tls: None, ..f };
+        let e = MqttConfig::resolve(Some(&f), &MqttOverrides::default()).unwrap_err();
+        assert!(e.to_string().contains("use mqtts://"), "{e}");
+        // A CA file that is not one: the start-up error names it.
+        let o = MqttOverrides {
+            ca_file: Some(dir.path().join("nope.pem")),
+            ..o
+        };
+        let e = MqttConfig::resolve(None, &o).unwrap_err();
+        assert!(
+            e.to_string().contains("mqtt.ca_file") && e.to_string().contains("nope.pem"),
+            "{e}"
         );
     }
 

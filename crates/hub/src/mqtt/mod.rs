@@ -25,8 +25,9 @@
 pub mod config;
 pub mod discovery;
 pub mod outbox;
+pub mod tls;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -83,6 +84,9 @@ pub struct Service {
     sent: Mutex<HashMap<String, Bytes>>,
     /// Per camera: index of the last frame published as an image.
     last_image: Mutex<HashMap<CameraId, u64>>,
+    /// Cameras in a motion event now (between `MotionStarted` and `MotionEnded`), so that
+    /// publishing everything again after a reconnection says ON for them, not OFF.
+    moving: Mutex<HashSet<CameraId>>,
     stop: watch::Sender<bool>,
     /// The connection task, awaited by [`Mqtt::stop`] so the clean disconnect goes out.
     connection_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -112,6 +116,11 @@ impl Mqtt {
         if let Some((u, p)) = &config.credentials {
             opts.set_credentials(u, p);
         }
+        if let Some(tls) = &config.tls {
+            opts.set_transport(rumqttc::Transport::tls_with_config(
+                rumqttc::TlsConfiguration::Rustls(tls.clone()),
+            ));
+        }
         let (client, eventloop) = AsyncClient::new(opts, CLIENT_CHANNEL);
         let svc = Arc::new(Service {
             hub: hub.clone(),
@@ -123,14 +132,23 @@ impl Mqtt {
             announced: Mutex::new(HashMap::new()),
             rates: Mutex::new(HashMap::new()),
             last_image: Mutex::new(HashMap::new()),
+            moving: Mutex::new(HashSet::new()),
             sent: Mutex::new(HashMap::new()),
             stop: watch::Sender::new(false),
             connection_task: Mutex::new(None),
             config,
         });
         info!(
-            "mqtt: publishing to {}:{} (topics {}/…, discovery {}/…)",
-            svc.config.host, svc.config.port, svc.config.topic_prefix, svc.config.discovery_prefix
+            "mqtt: publishing to {}:{}{} (topics {}/…, discovery {}/…)",
+            svc.config.host,
+            svc.config.port,
+            if svc.config.tls.is_some() {
+                " over TLS"
+            } else {
+                ""
+            },
+            svc.config.topic_prefix,
+            svc.config.discovery_prefix
         );
         let conn = tokio::spawn(svc.clone().connection(eventloop));
         *svc.connection_task
@@ -340,7 +358,18 @@ impl Service {
         for (topic, v) in discovery::camera_configs(&self.topics, &info.id, &dev) {
             self.publish(topic, v.to_string(), true);
         }
-        self.publish(self.topics.camera(&info.id, "motion"), "OFF", true);
+        self.publish(
+            self.topics.camera(&info.id, "motion"),
+            on_off(self.in_motion(&info.id)),
+            true,
+        );
+    }
+
+    fn in_motion(&self, id: &CameraId) -> bool {
+        self.moving
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(id)
     }
 
     /// Every state topic of a camera.
@@ -453,6 +482,14 @@ impl Service {
     }
 
     fn motion(&self, id: &CameraId, active: bool) {
+        {
+            let mut m = self.moving.lock().unwrap_or_else(|e| e.into_inner());
+            if active {
+                m.insert(id.clone());
+            } else {
+                m.remove(id);
+            }
+        }
         self.publish(self.topics.camera(id, "motion"), on_off(active), true);
         if active && let Some(cam) = self.hub.camera(id.as_str()) {
             self.image(&cam, true);
@@ -484,8 +521,10 @@ impl Service {
                 .filter(|id| !present.contains(*id))
                 .cloned()
                 .collect();
+            let mut moving = self.moving.lock().unwrap_or_else(|e| e.into_inner());
             for id in &gone {
                 a.remove(id);
+                moving.remove(id);
             }
             gone
         };
@@ -733,14 +772,14 @@ impl Service {
             Command::Reboot => AuditAction::Reboot,
             _ => AuditAction::Settings,
         };
-        // No MQTT actor exists in the audit log yet: the detail says where it came from.
+        // The broker, not the hub, knows who published: the actor is the MQTT path itself.
         self.hub
             .access()
             .audit(
-                &Actor::Anonymous,
+                &Actor::Mqtt,
                 action,
                 id.as_str(),
-                &format!("via MQTT: {command}"),
+                &command.to_string(),
                 None,
             )
             .await;

@@ -15,6 +15,8 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 pub struct Broker {
     child: Child,
     pub port: u16,
+    bin: std::path::PathBuf,
+    conf: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -32,8 +34,41 @@ fn mosquitto() -> Option<std::path::PathBuf> {
 }
 
 impl Broker {
+    /// Writes a mosquitto password file for `user`:`password` with `mosquitto_passwd`, or
+    /// says it is missing (skip) and returns false.
+    pub fn password_file(path: &std::path::Path, user: &str, password: &str) -> bool {
+        let Some(bin) = [
+            "/usr/bin/mosquitto_passwd",
+            "/usr/local/bin/mosquitto_passwd",
+        ]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists()) else {
+            if std::env::var("ESPCAM_REQUIRE_TOOLS").as_deref() == Ok("1") {
+                panic!("mosquitto_passwd is required (ESPCAM_REQUIRE_TOOLS=1) but not installed");
+            }
+            eprintln!("SKIPPED: mosquitto_passwd is not installed (apt install mosquitto)");
+            return false;
+        };
+        let ok = Command::new(bin)
+            .args(["-b", "-c"])
+            .arg(path)
+            .args([user, password])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mosquitto_passwd failed");
+        true
+    }
+
     /// Starts mosquitto, or `None` (after saying so) when it is not installed.
     pub fn start() -> Option<Self> {
+        Self::start_with(|_| String::new())
+    }
+
+    /// Starts mosquitto with a listener whose options (lines after `listener PORT …`) are
+    /// `options(config dir)`, e.g. `certfile`/`keyfile` for TLS.
+    pub fn start_with(options: impl Fn(&std::path::Path) -> String) -> Option<Self> {
         let Some(bin) = mosquitto() else {
             if std::env::var("ESPCAM_REQUIRE_TOOLS").as_deref() == Ok("1") {
                 panic!("mosquitto is required (ESPCAM_REQUIRE_TOOLS=1) but not installed");
@@ -51,7 +86,10 @@ impl Broker {
             let conf = dir.path().join("mosquitto.conf");
             std::fs::write(
                 &conf,
-                format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+                format!(
+                    "per_listener_settings true\npersistence false\nlistener {port} 127.0.0.1\nallow_anonymous true\n{}",
+                    options(dir.path())
+                ),
             )
             .unwrap();
             let mut child = Command::new(&bin)
@@ -70,6 +108,8 @@ impl Broker {
                     return Some(Self {
                         child,
                         port,
+                        bin,
+                        conf,
                         _dir: dir,
                     });
                 }
@@ -99,6 +139,43 @@ impl Broker {
     /// Thaws a paused broker.
     pub fn resume(&self) {
         self.signal("-CONT");
+    }
+
+    /// Stops the broker (SIGTERM to its pid) and waits for it to exit; every connection
+    /// drops and, without persistence, every retained message is gone.
+    pub fn stop(&mut self) {
+        self.signal("-TERM");
+        self.child.wait().unwrap();
+    }
+
+    /// Starts a stopped broker again on the same port with the same configuration.
+    pub fn restart(&mut self) {
+        let t0 = Instant::now();
+        // The old socket may linger a moment; mosquitto exits at once when the port is busy.
+        while t0.elapsed() < Duration::from_secs(10) {
+            let mut child = Command::new(&self.bin)
+                .arg("-c")
+                .arg(&self.conf)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let t1 = Instant::now();
+            while t1.elapsed() < Duration::from_secs(5) {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                    self.child = child;
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("mosquitto did not start again on port {}", self.port);
     }
 }
 
