@@ -147,17 +147,18 @@ async fn scenes_make_exactly_the_events_they_should() {
         "end {took:?} after the scene went still (T = 1.5 s)"
     );
     // The detector's own clock (frame receive times) ends the event on the first quiet
-    // frame after T: not how busy the machine is (the database write and the publication
-    // follow it), which a loaded CI machine stretches.
+    // frame after T, or at the next once-a-second poll when frames stop: not how busy the
+    // machine is (the database write and the publication follow it), which a loaded CI
+    // machine stretches.
     let ended = end["event"]["ended_ms"].as_u64().unwrap();
     let last = end["event"]["last_motion_ms"].as_u64().unwrap();
     assert!(
-        (1_500..2_500).contains(&(ended - last)),
+        (1_500..3_000).contains(&(ended - last)),
         "ended {} ms after the last motion (T = 1.5 s): {end}",
         ended - last
     );
     assert!(
-        last + 3_000 > stilled_ms,
+        last + 5_000 > stilled_ms,
         "motion went on {} ms after the scene went still: {end}",
         last.saturating_sub(stilled_ms)
     );
