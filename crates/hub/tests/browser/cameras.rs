@@ -14,12 +14,23 @@ pub struct VirtualCamera(CameraHandle);
 
 impl VirtualCamera {
     pub fn start(id: &str, http: SocketAddr, stream: SocketAddr) -> VirtualCamera {
+        Self::start_with_token(id, http, stream, "")
+    }
+
+    /// Like [`VirtualCamera::start`], presenting camera token `token` (a hub with
+    /// `[[camera]]` entries, as when login is on).
+    pub fn start_with_token(
+        id: &str,
+        http: SocketAddr,
+        stream: SocketAddr,
+        token: &str,
+    ) -> VirtualCamera {
         let mut config = HubCameraConfig::new(
             &http.ip().to_string(),
             http.port(),
             stream.port(),
             CameraId::new(id).unwrap(),
-            "",
+            token,
         );
         config.fps = FPS;
         VirtualCamera(HubCamera::spawn(config))
