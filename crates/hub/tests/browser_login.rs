@@ -253,6 +253,22 @@ async fn log_in_watch_as_viewer_be_refused_log_out_then_change_a_setting_as_admi
     assert_eq!(hub.camera_info("cam-1").await["settings"]["resolution"], 3);
     b.screenshot("login-admin-changed-setting").await;
 
+    // The admin's session ends elsewhere (a logout in another tab): the hub closes this
+    // page's sockets, and the page goes to the login page by itself.
+    let admin = b.client.get_named_cookie("espcam_session").await.unwrap();
+    let admin = format!("espcam_session={}", admin.value());
+    let logout = status_of(
+        addr,
+        &format!(
+            "POST /api/logout HTTP/1.1\r\nCookie: {admin}\r\nOrigin: http://{addr}\r\nContent-Type: application/json\r\nContent-Length: 0\r\n"
+        ),
+    )
+    .await;
+    assert_eq!(logout, 204);
+    b.wait_for("the login page after a logout elsewhere", LOGIN_FORM)
+        .await;
+    b.screenshot("login-after-logout-elsewhere").await;
+
     // The console holds only the refusals this test provoked.
     let mut errors = b.console_errors().await;
     errors.retain(|e| {
