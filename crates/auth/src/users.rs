@@ -338,7 +338,7 @@ mod tests {
         let e = auth.remove_user(&name("alice")).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "alice is the only admin: add another admin before removing it"
+            "alice is the only admin: add another admin before removing or demoting it"
         );
         auth.remove_user(&name("bob")).unwrap();
         assert!(matches!(
