@@ -42,6 +42,8 @@ pub enum AuditAction {
     UserPasswd,
     /// A user removed.
     UserRemove,
+    /// A user's role changed (detail: the new role).
+    UserRole,
     /// A token added (detail: the role).
     TokenAdd,
     /// A token revoked.
@@ -66,6 +68,7 @@ impl AuditAction {
             AuditAction::UserAdd => "user.add",
             AuditAction::UserPasswd => "user.passwd",
             AuditAction::UserRemove => "user.remove",
+            AuditAction::UserRole => "user.role",
             AuditAction::TokenAdd => "token.add",
             AuditAction::TokenRevoke => "token.revoke",
             AuditAction::CameraAccept => "camera.accept",

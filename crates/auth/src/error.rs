@@ -63,8 +63,8 @@ pub enum UserError {
     /// No such user.
     #[error("no user named {0}")]
     NotFound(UserName),
-    /// Removing the only admin would lock everyone out of user management.
-    #[error("{0} is the only admin: add another admin before removing it")]
+    /// Removing or demoting the only admin would lock everyone out of user management.
+    #[error("{0} is the only admin: add another admin before removing or demoting it")]
     LastAdmin(UserName),
     /// Hashing the password failed.
     #[error(transparent)]

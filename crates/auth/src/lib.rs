@@ -13,7 +13,9 @@
 //! `espcam user|token|camera` commands *while the hub runs* — adding a user or revoking a
 //! token takes effect on the hub's next request, with no restart and no IPC. WAL lets those
 //! short writes run beside the hub's reads; `busy_timeout` (5 s) covers the moment two
-//! writers meet. The hub reads users, sessions and tokens from the database on each request
+//! writers meet. Transactions that read and then write begin `IMMEDIATE`: a deferred one
+//! that must upgrade to a write while the other process writes fails with `SQLITE_BUSY` at
+//! once, without waiting out the busy timeout. The hub reads users, sessions and tokens from the database on each request
 //! (one indexed lookup) and never caches them, so a revocation is never served stale. The
 //! file is created mode 0600 (it holds password hashes).
 //!
@@ -241,6 +243,16 @@ impl Auth {
         &self.options
     }
 
+    /// SQLite's `PRAGMA data_version` of this connection: it changes whenever *another*
+    /// connection (the `espcam user|token|camera` commands beside the running hub) commits
+    /// to the database, and only then. The hub polls it to notice credentials revoked from
+    /// the command line. Cheap: no disk read when nothing changed.
+    pub fn data_version(&self) -> Result<i64, DbError> {
+        Ok(self
+            .conn()
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    }
+
     /// The connection. A panic while holding it cannot leave SQLite inconsistent (a
     /// transaction not committed is rolled back), so a poisoned lock is still usable.
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -408,6 +420,26 @@ mod tests {
         auth.conn().pragma_update(None, "user_version", 99).unwrap();
         let e = Auth::open_with(dir.path(), AuthOptions::for_tests()).unwrap_err();
         assert!(matches!(e, OpenError::NewerSchema { found: 99, .. }), "{e}");
+    }
+
+    #[test]
+    fn data_version_moves_only_for_other_connections() {
+        let (dir, auth) = auth();
+        let v0 = auth.data_version().unwrap();
+        // Our own writes do not move it.
+        auth.add_token(&TokenName::new("own").unwrap(), Role::Viewer, 1)
+            .unwrap();
+        assert_eq!(auth.data_version().unwrap(), v0);
+        // The CLI's do.
+        let cli = Auth::open_with(dir.path(), AuthOptions::for_tests()).unwrap();
+        cli.revoke_token(&TokenName::new("own").unwrap()).unwrap();
+        let v1 = auth.data_version().unwrap();
+        assert_ne!(v1, v0);
+        assert_eq!(
+            auth.data_version().unwrap(),
+            v1,
+            "stable until the next change"
+        );
     }
 
     #[test]

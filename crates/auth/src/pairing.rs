@@ -8,7 +8,7 @@
 use std::net::IpAddr;
 
 use espcam_proto::CameraId;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use crate::error::{DbError, PairingError};
 use crate::secret::{digest, digests_equal};
@@ -101,7 +101,7 @@ impl Auth {
         let hash = digest(token);
         let addr = addr.map(|a| a.to_string());
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let row: Option<(Vec<u8>, String, i64)> = tx
             .query_row(
                 "SELECT token_hash, state, last_seen_us FROM cameras WHERE id = ?1",

@@ -7,7 +7,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use crate::error::{DbError, SessionError};
 use crate::name::UserName;
@@ -89,7 +89,7 @@ impl Auth {
     pub fn create_session(&self, user: &UserName, now_us: u64) -> Result<NewSession, SessionError> {
         let secret = random_b64url_32()?;
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let id: Option<i64> = tx
             .query_row(
                 "SELECT id FROM users WHERE name = ?1",
@@ -121,6 +121,21 @@ impl Auth {
     /// The live session with this cookie value, sliding its idle window forward. `None` for
     /// anything else (malformed, unknown, expired — an expired one is deleted).
     pub fn session(&self, secret: &str, now_us: u64) -> Result<Option<Session>, DbError> {
+        self.find_session(secret, now_us, true)
+    }
+
+    /// Like [`Auth::session`] but without sliding the idle window: for checking again a
+    /// stream opened earlier, which is not a new use of the session.
+    pub fn session_unchanged(&self, secret: &str, now_us: u64) -> Result<Option<Session>, DbError> {
+        self.find_session(secret, now_us, false)
+    }
+
+    fn find_session(
+        &self,
+        secret: &str,
+        now_us: u64,
+        touch: bool,
+    ) -> Result<Option<Session>, DbError> {
         if !is_b64url_32(secret) {
             return Ok(None);
         }
@@ -150,7 +165,7 @@ impl Auth {
             return Ok(None);
         }
         let mut expires_us = expires;
-        if now_us.saturating_sub(last_seen) >= us(p.touch_every) {
+        if touch && now_us.saturating_sub(last_seen) >= us(p.touch_every) {
             conn.execute(
                 "UPDATE sessions SET last_seen_us = ?1 WHERE hash = ?2",
                 params![to_db(now_us), hash.as_slice()],
@@ -331,6 +346,29 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(b.expires_us, T0 + 61 * SEC + idle);
+    }
+
+    #[test]
+    fn an_unchanged_lookup_never_slides_the_window() {
+        let (_d, auth) = setup();
+        let s = auth.create_session(&vic(), T0).unwrap();
+        let idle = auth.options().session.idle.as_micros() as u64;
+        let a = auth
+            .session_unchanged(s.secret.expose(), T0 + 120 * SEC)
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.expires_us, T0 + idle);
+        // Still the login's window: an unchanged lookup wrote nothing.
+        let b = auth
+            .session_unchanged(s.secret.expose(), T0 + 121 * SEC)
+            .unwrap()
+            .unwrap();
+        assert_eq!(b.expires_us, T0 + idle);
+        assert!(
+            auth.session_unchanged(s.secret.expose(), T0 + idle)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]

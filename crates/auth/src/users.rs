@@ -3,7 +3,7 @@
 //! never hold the database lock while argon2 runs, and never reveal by its answer or its
 //! timing whether a user name exists.
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use crate::error::{DbError, UserError};
 use crate::name::{Password, UserName};
@@ -76,7 +76,7 @@ impl Auth {
     ) -> Result<(), UserError> {
         let phc = password::hash(password.expose(), self.options.password)?;
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let n = tx.execute(
             "UPDATE users SET phc = ?1, password_changed_us = ?2 WHERE name = ?3",
             params![phc, to_db(now_us), name.as_str()],
@@ -95,7 +95,7 @@ impl Auth {
     /// Removes a user and its sessions. Refuses to remove the last admin.
     pub fn remove_user(&self, name: &UserName) -> Result<(), UserError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let role: Option<String> = tx
             .query_row(
                 "SELECT role FROM users WHERE name = ?1",
@@ -116,6 +116,39 @@ impl Auth {
             }
         }
         tx.execute("DELETE FROM users WHERE name = ?1", [name.as_str()])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Changes a user's role. Sessions stay (the role is read at every lookup), so the new
+    /// role counts from the user's next request; the hub also ends the user's open streams
+    /// that the new role may not watch. Refuses to demote the last admin.
+    pub fn set_role(&self, name: &UserName, role: Role) -> Result<(), UserError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let old: Option<String> = tx
+            .query_row(
+                "SELECT role FROM users WHERE name = ?1",
+                [name.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(old) = old else {
+            return Err(UserError::NotFound(name.clone()));
+        };
+        if parse_role(&old)? == Role::Admin && role != Role::Admin {
+            let admins: i64 =
+                tx.query_row("SELECT count(*) FROM users WHERE role = 'admin'", [], |r| {
+                    r.get(0)
+                })?;
+            if admins <= 1 {
+                return Err(UserError::LastAdmin(name.clone()));
+            }
+        }
+        tx.execute(
+            "UPDATE users SET role = ?1 WHERE name = ?2",
+            params![role.as_str(), name.as_str()],
+        )?;
         tx.commit()?;
         Ok(())
     }
@@ -305,7 +338,7 @@ mod tests {
         let e = auth.remove_user(&name("alice")).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "alice is the only admin: add another admin before removing it"
+            "alice is the only admin: add another admin before removing or demoting it"
         );
         auth.remove_user(&name("bob")).unwrap();
         assert!(matches!(
@@ -313,6 +346,28 @@ mod tests {
             Err(UserError::NotFound(_))
         ));
         assert_eq!(auth.list_users().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn roles_change_but_never_the_last_admins() {
+        let (_d, auth) = auth();
+        auth.add_user(&name("alice"), Role::Admin, &pw("alice-secret"), T0)
+            .unwrap();
+        auth.add_user(&name("bob"), Role::Viewer, &pw("bob-secret"), T0)
+            .unwrap();
+        let s = auth.create_session(&name("bob"), T0).unwrap();
+        let e = auth.set_role(&name("alice"), Role::Viewer).unwrap_err();
+        assert!(matches!(e, UserError::LastAdmin(_)), "{e}");
+        auth.set_role(&name("bob"), Role::Admin).unwrap();
+        // The session stays and carries the new role.
+        let p = auth.session(s.secret.expose(), T0 + SEC).unwrap().unwrap();
+        assert_eq!(p.principal.role, Role::Admin);
+        auth.set_role(&name("alice"), Role::Viewer).unwrap();
+        assert_eq!(auth.list_users().unwrap()[0].role, Role::Viewer);
+        assert!(matches!(
+            auth.set_role(&name("nobody"), Role::Viewer),
+            Err(UserError::NotFound(_))
+        ));
     }
 
     #[test]

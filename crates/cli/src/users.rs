@@ -1,4 +1,4 @@
-//! `espcam user add|list|passwd|remove`: dashboard users in the hub's auth database
+//! `espcam user add|list|passwd|remove|role`: dashboard users in the hub's auth database
 //! (`<data dir>/auth.sqlite`, see `espcam-auth`). Also the pieces the other auth commands
 //! share: the `--data-dir` / `--config` flags (resolved as `espcam serve` resolves them:
 //! flag > `ESPCAM_*` environment > `espcam.toml` > default), reading a password, and
@@ -81,6 +81,15 @@ enum UserCmd {
         /// The user.
         name: UserName,
     },
+    /// Change a user's role. Counts from their next request; their open streams that the
+    /// new role may not watch end. The last admin cannot be demoted.
+    Role {
+        /// The user.
+        name: UserName,
+        /// `admin` or `viewer`.
+        #[arg(long)]
+        role: Role,
+    },
 }
 
 /// Runs `espcam user …`.
@@ -132,6 +141,12 @@ pub fn run(args: UserArgs) -> anyhow::Result<()> {
             auth.remove_user(&name)?;
             audit(&auth, AuditAction::UserRemove, name.as_str(), "")?;
             println!("removed user {name}");
+        }
+        UserCmd::Role { name, role } => {
+            let auth = args.dir.open(false)?;
+            auth.set_role(&name, role)?;
+            audit(&auth, AuditAction::UserRole, name.as_str(), role.as_str())?;
+            println!("{name} is now {role}");
         }
     }
     Ok(())

@@ -114,6 +114,26 @@ fn users_added_from_stdin_can_log_in() {
             .unwrap()
             .is_some()
     );
+    // role: bob becomes an admin, then alice may be demoted, but never the last admin.
+    let out = ok(&espcam(d, &["user", "role", "bob", "--role", "admin"], ""));
+    assert!(out.contains("bob is now admin"), "{out}");
+    let bob = auth
+        .check_password("bob", "new-bob-password", 1)
+        .unwrap()
+        .unwrap();
+    assert_eq!(bob.role, Role::Admin);
+    ok(&espcam(
+        d,
+        &["user", "role", "alice", "--role", "viewer"],
+        "",
+    ));
+    let e = fails(&espcam(d, &["user", "role", "bob", "--role", "viewer"], ""));
+    assert!(e.contains("bob is the only admin"), "{e}");
+    ok(&espcam(
+        d,
+        &["user", "role", "alice", "--role", "admin"],
+        "",
+    ));
     ok(&espcam(d, &["user", "remove", "bob"], ""));
     assert!(
         auth.check_password("bob", "new-bob-password", 1)
@@ -133,6 +153,9 @@ fn users_added_from_stdin_can_log_in() {
         log,
         [
             s("cli", "user.remove", "bob"),
+            s("cli", "user.role", "alice"),
+            s("cli", "user.role", "alice"),
+            s("cli", "user.role", "bob"),
             s("cli", "user.passwd", "bob"),
             s("cli", "user.add", "bob"),
             s("cli", "user.add", "alice"),

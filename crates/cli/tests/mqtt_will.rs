@@ -10,6 +10,7 @@ mod common;
 
 use broker::{Broker, Client};
 use common::{Hub, free_port, serve};
+use std::process::Stdio;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_of_the_hub_publishes_its_last_will() {
@@ -52,18 +53,14 @@ fn a_bad_mqtt_ca_file_stops_the_hub_at_start() {
     let data = tempfile::tempdir().unwrap();
     let ca = data.path().join("not-a-ca.pem");
     std::fs::write(&ca, "hello").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_espcam"))
-        .args(["serve", "--bind", "127.0.0.1"])
-        .args(["--port", &free_port().to_string()])
-        .args(["--stream-port", &free_port().to_string()])
-        .arg("--data-dir")
-        .arg(data.path())
+    let out = serve(data.path(), data.path(), free_port(), free_port())
+        .args(["--bind", "127.0.0.1"])
         .args(["--mqtt", "mqtts://127.0.0.1:8883"])
         .arg("--mqtt-ca-file")
         .arg(&ca)
-        .env_remove("ESPCAM_CONFIG")
         .env_remove("ESPCAM_MQTT")
         .stdin(Stdio::null())
+        .stderr(Stdio::piped())
         .output()
         .unwrap();
     assert!(!out.status.success());

@@ -325,6 +325,9 @@ pub struct Config {
     pub motion: crate::motion::MotionSettings,
     /// MQTT and Home Assistant discovery; `None`: off.
     pub mqtt: Option<crate::mqtt::config::MqttConfig>,
+    /// How long dashboard sessions live. Not in `espcam.toml`: the defaults (idle 24 h,
+    /// at most 7 days) are the policy; tests shorten them to see sessions expire.
+    pub sessions: espcam_auth::SessionPolicy,
 }
 
 impl Default for Config {
@@ -352,6 +355,7 @@ impl Default for Config {
             hostnames: Vec::new(),
             motion: crate::motion::MotionSettings::default(),
             mqtt: None,
+            sessions: espcam_auth::SessionPolicy::default(),
         }
     }
 }
@@ -539,6 +543,7 @@ impl Config {
             hostnames,
             motion,
             mqtt: crate::mqtt::config::MqttConfig::resolve(file.mqtt.as_ref(), &o.mqtt)?,
+            sessions: d.sessions,
         })
     }
 }

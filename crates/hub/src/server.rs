@@ -103,8 +103,12 @@ async fn open_access(config: &Config, bound: &[std::net::IpAddr]) -> Result<Acce
     use espcam_auth::{Auth, ModeDecision, decide_mode};
     let dir = config.data_dir.clone();
     let mode = decide_mode(config.auth, bound);
+    let options = espcam_auth::AuthOptions {
+        session: config.sessions,
+        ..espcam_auth::AuthOptions::default()
+    };
     let (auth, admin) = tokio::task::spawn_blocking(move || -> Result<_, RunError> {
-        let auth = Auth::open(&dir)?;
+        let auth = Auth::open_with(&dir, options)?;
         let admin = match mode {
             ModeDecision::Required => auth.ensure_initial_admin(crate::state::clock::now_us())?,
             _ => None,
@@ -229,6 +233,16 @@ pub async fn serve(
                     _ = stop.changed() => return,
                 }
             }
+        }
+    });
+    // Credentials revoked by `espcam user|token` beside the running hub end open streams.
+    tokio::spawn({
+        let hub = hub.clone();
+        async move {
+            let stop = hub.shutdown_signal();
+            hub.access()
+                .follow_outside_changes(Duration::from_millis(250), stop)
+                .await
         }
     });
     for target in hub.config().pull.clone() {

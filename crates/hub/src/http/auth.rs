@@ -40,6 +40,7 @@ use tracing::{info, warn};
 
 use crate::http::api::{MAX_BODY, read_body};
 use crate::http::error::error_body;
+use crate::http::revoke::Presented;
 use crate::http::security::{Door, door, refuse_host, refuse_origin, target_of};
 use crate::net::listener::PeerAddr;
 use crate::state::Hub;
@@ -76,6 +77,21 @@ impl Gate {
         }
     }
 
+    /// The hub.
+    pub(crate) fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// Whether port 6971 speaks TLS.
+    pub(crate) fn tls(&self) -> bool {
+        self.tls
+    }
+
+    /// The argon2 queue ([`ARGON2_AT_ONCE`]).
+    pub(crate) fn argon(&self) -> &Semaphore {
+        &self.argon
+    }
+
     fn limiter(&self) -> std::sync::MutexGuard<'_, LoginLimiter> {
         self.logins.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -88,6 +104,10 @@ pub(crate) struct Caller {
     pub principal: Principal,
     /// The client's address.
     pub addr: IpAddr,
+    /// What the request presented, on streaming doors (sockets, viewer outputs) with login
+    /// required: their [`CredentialWatch`](super::revoke::CredentialWatch) checks it again
+    /// while the stream lasts. `None` otherwise.
+    pub credential: Option<Arc<Presented>>,
 }
 
 /// What a handler tells [`guard`] to record in the audit log beside the door's action: the
@@ -345,9 +365,24 @@ pub(crate) async fn guard(State(gate): State<Arc<Gate>>, mut req: Request, next:
         } => query_token(req.uri().query()),
         _ => None,
     };
+    let streams = matches!(door, Door::Viewer(_) | Door::Socket { .. });
+    let mut credential = None;
     let (principal, via) = if hub.access().login_required() {
+        let kept = query.clone();
         match gate.authenticate(req.headers(), query, addr).await {
-            Who::Known(p, via) => (Some(p), Some(via)),
+            Who::Known(p, via) => {
+                if streams {
+                    credential = Some(Arc::new(Presented {
+                        gate: gate.clone(),
+                        cookie: cookies(req.headers()),
+                        authorization: header_str(req.headers(), header::AUTHORIZATION)
+                            .map(str::to_owned),
+                        query_token: kept,
+                        via,
+                    }));
+                }
+                (Some(p), Some(via))
+            }
             Who::Nobody => match door {
                 Door::Page => return crate::http::assets::login_page(req.headers()),
                 Door::WhoAmI => (None, None),
@@ -395,6 +430,7 @@ pub(crate) async fn guard(State(gate): State<Arc<Gate>>, mut req: Request, next:
         req.extensions_mut().insert(Caller {
             principal: p.clone(),
             addr,
+            credential,
         });
     }
     let response = next.run(req).await;
@@ -640,6 +676,7 @@ async fn logout(State(gate): State<Arc<Gate>>, req: Request) -> Response {
             })
             .await;
         if let Some(Ok(Ok(Some(s)))) = ended {
+            hub.access().credentials_changed();
             info!("{} logged out from {addr}", s.principal.actor);
             hub.access()
                 .audit(&s.principal.actor, AuditAction::Logout, "", "", Some(addr))
@@ -793,7 +830,10 @@ async fn remove_user(State(gate): State<Arc<Gate>>, Path(name): Path<String>) ->
         Err(e) => return bad_name(e),
     };
     match db(&gate.hub, "removing a user", move |a| a.remove_user(&name)).await {
-        Ok(Ok(())) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Ok(())) => {
+            gate.hub.access().credentials_changed();
+            StatusCode::NO_CONTENT.into_response()
+        }
         Ok(Err(e)) => user_error(e),
         Err(r) => r,
     }
@@ -830,7 +870,10 @@ async fn set_password(
     })
     .await
     {
-        Ok(Ok(())) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Ok(())) => {
+            gate.hub.access().credentials_changed();
+            StatusCode::NO_CONTENT.into_response()
+        }
         Ok(Err(e)) => user_error(e),
         Err(r) => r,
     }
@@ -917,7 +960,10 @@ async fn revoke_token(State(gate): State<Arc<Gate>>, Path(name): Path<String>) -
     })
     .await
     {
-        Ok(Ok(())) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Ok(())) => {
+            gate.hub.access().credentials_changed();
+            StatusCode::NO_CONTENT.into_response()
+        }
         Ok(Err(e)) => token_error(e),
         Err(r) => r,
     }

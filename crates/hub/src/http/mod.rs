@@ -13,7 +13,7 @@
 //! - [`metrics`]: Prometheus text. [`assets`]: the embedded dashboard.
 //! - [`auth`]: credentials, permissions and audit at every route (one middleware), login,
 //!   and the admin routes; [`security`]: the door table, `Host` and `Origin` checks, and
-//!   the security headers.
+//!   the security headers; [`revoke`]: open streams end when their credential does.
 
 pub(crate) mod api;
 pub(crate) mod assets;
@@ -23,6 +23,7 @@ pub(crate) mod events;
 pub(crate) mod firmware;
 pub(crate) mod metrics;
 pub(crate) mod recordings;
+pub(crate) mod revoke;
 pub(crate) mod security;
 pub(crate) mod snapshot_quota;
 pub(crate) mod thumb;

@@ -431,6 +431,7 @@ pub(crate) async fn playback_ws(
     rec: Option<Extension<Recorder>>,
     Path(camera): Path<String>,
     Query(q): Query<PlaybackQuery>,
+    caller: Option<Extension<crate::http::auth::Caller>>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let rec = recorder(rec)?;
@@ -442,13 +443,24 @@ pub(crate) async fn playback_ws(
     let speed = parse_speed(q.speed.as_deref().unwrap_or("1")).map_err(ApiError::BadRequest)?;
     let meta = matches!(q.meta.as_deref(), Some("1" | "true"));
     let stop = hub.shutdown_signal();
+    let mut watch = crate::http::revoke::CredentialWatch::start(
+        caller.as_deref(),
+        espcam_auth::Action::Recordings,
+    );
     Ok(ws
         .max_message_size(espcam_proto::control::MAX_CONTROL_MESSAGE)
-        .on_upgrade(move |socket| playback(socket, rec, id, from, speed, meta, stop)))
+        .on_upgrade(move |mut socket| async move {
+            // Ends when the credential it was opened with does.
+            let why = tokio::select! {
+                () = playback(&mut socket, rec, id, from, speed, meta, stop) => return,
+                why = watch.ended() => why,
+            };
+            crate::net::ws::close(&mut socket, espcam_proto::close::POLICY, &why).await;
+        }))
 }
 
 async fn playback(
-    mut socket: WebSocket,
+    socket: &mut WebSocket,
     rec: Recorder,
     camera: CameraId,
     from: u64,

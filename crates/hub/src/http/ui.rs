@@ -10,7 +10,9 @@
 //! up with events is resynced with a fresh `cameras` list, never buffered without bound;
 //! one that stalls is dropped. Each command is checked against the caller's role
 //! (`reboot` needs `Reboot`, the settings `Settings`; a viewer gets an `error` answer) and
-//! audited once the camera acknowledged it (a reboot once it is queued).
+//! audited once the camera acknowledged it (a reboot once it is queued). The socket closes
+//! with 1008 when the credential it was opened with ends, and a role changed meanwhile
+//! counts from the next command (`revoke.rs`).
 
 use axum::Extension;
 use axum::extract::State;
@@ -26,6 +28,7 @@ use tokio::sync::{Semaphore, broadcast};
 
 use crate::http::api::snapshot_json;
 use crate::http::auth::{Caller, forbidden_message};
+use crate::http::revoke::CredentialWatch;
 use crate::net::ws::close;
 use crate::state::Hub;
 use crate::state::camera::CameraInfo;
@@ -124,7 +127,10 @@ pub(crate) async fn ui_ws(
         .on_upgrade(move |socket| ui_conn(hub, socket, caller))
 }
 
-async fn ui_conn(hub: Hub, mut socket: WebSocket, caller: Caller) {
+async fn ui_conn(hub: Hub, mut socket: WebSocket, mut caller: Caller) {
+    // Ends the socket when its credential ends; keeps the role commands are checked with
+    // up to date.
+    let mut watch = CredentialWatch::start(Some(&caller), Action::View);
     let guard = hub.ui_client_guard();
     let me = guard.id;
     let mut events = hub.subscribe();
@@ -145,6 +151,10 @@ async fn ui_conn(hub: Hub, mut socket: WebSocket, caller: Caller) {
                 close(&mut socket, AWAY, "hub shutting down").await;
                 return;
             }
+            why = watch.ended() => {
+                close(&mut socket, espcam_proto::close::POLICY, &why).await;
+                return;
+            }
             ev = events.recv() => match ev {
                 Ok(event) => out = event_json(&hub, &event, me),
                 Err(broadcast::error::RecvError::Lagged(_)) => out = Some(cameras_json(&hub)),
@@ -153,6 +163,9 @@ async fn ui_conn(hub: Hub, mut socket: WebSocket, caller: Caller) {
             msg = socket.recv() => match msg {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
                 Some(Ok(Message::Text(t))) => {
+                    if let Some(p) = watch.principal() {
+                        caller.principal = p;
+                    }
                     out = handle_command(&hub, me, t.as_str(), &in_flight, &caller);
                 }
                 Some(Ok(Message::Binary(_))) => {

@@ -6,15 +6,19 @@
 //! being written and the shared newest). A viewer whose write does not complete within the
 //! viewer timeout is dropped. Nothing here may make a camera's ingest wait or copy a JPEG
 //! per viewer (the WebSocket layer copies it into the socket buffer; `Bytes` are shared).
+//! The viewer socket and MJPEG end (close 1008, or the body ends between parts) when the
+//! credential they were opened with does (`revoke.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use espcam_auth::Action;
 use espcam_proto::ApMessage;
 use espcam_proto::close::echo;
 use espcam_proto::standalone::{ApRequest, PONG};
@@ -22,7 +26,9 @@ use serde::Deserialize;
 use tokio::sync::watch;
 use tracing::{debug, info};
 
+use crate::http::auth::Caller;
 use crate::http::error::ApiError;
+use crate::http::revoke::CredentialWatch;
 use crate::http::viewer_ws;
 use crate::state::Hub;
 use crate::state::camera::{Camera, Frame, ViewerGuard};
@@ -51,6 +57,7 @@ pub(crate) async fn view_ws(
     State(hub): State<Hub>,
     Path(camera): Path<String>,
     Query(q): Query<ViewQuery>,
+    caller: Option<Extension<Caller>>,
     mut req: Request,
 ) -> Response {
     let cam = match find_camera(&hub, &camera) {
@@ -62,16 +69,23 @@ pub(crate) async fn view_ws(
         Ok(x) => x,
         Err(r) => return viewer_ws::refusal_response(r),
     };
+    let watch = CredentialWatch::start(caller.as_deref(), Action::View);
     tokio::spawn(async move {
         match on_upgrade.await {
-            Ok(upgraded) => view_conn(hub, cam, viewer_ws::Io::new(upgraded), meta).await,
+            Ok(upgraded) => view_conn(hub, cam, viewer_ws::Io::new(upgraded), meta, watch).await,
             Err(e) => debug!("viewer upgrade failed: {e}"),
         }
     });
     response
 }
 
-async fn view_conn(hub: Hub, cam: Arc<Camera>, mut io: viewer_ws::Io, meta: bool) {
+async fn view_conn(
+    hub: Hub,
+    cam: Arc<Camera>,
+    mut io: viewer_ws::Io,
+    meta: bool,
+    mut watch: CredentialWatch,
+) {
     let _guard = cam.viewer_guard();
     // A viewer skips to the newest frame; the first one is the newest already received.
     let mut tap = cam.tap(DropPolicy::Newest);
@@ -84,6 +98,11 @@ async fn view_conn(hub: Hub, cam: Arc<Camera>, mut io: viewer_ws::Io, meta: bool
             biased;
             _ = stop.changed() => {
                 let close = viewer_ws::send_close(&mut io, viewer_ws::CLOSE_AWAY, "hub shutting down");
+                let _ = tokio::time::timeout(timeout, close).await;
+                return;
+            }
+            why = watch.ended() => {
+                let close = viewer_ws::send_close(&mut io, espcam_proto::close::POLICY, &why);
                 let _ = tokio::time::timeout(timeout, close).await;
                 return;
             }
@@ -234,9 +253,11 @@ fn jpeg_response(frame: &Frame) -> Response {
 pub(crate) async fn stream_mjpg(
     State(hub): State<Hub>,
     Path(camera): Path<String>,
+    caller: Option<Extension<Caller>>,
 ) -> Result<Response, ApiError> {
     let cam = find_camera(&hub, &camera)?;
     let state = Mjpeg {
+        watch: CredentialWatch::start(caller.as_deref(), Action::View),
         tap: cam.tap(DropPolicy::Newest),
         guard: cam.viewer_guard(),
         stop: hub.shutdown_signal(),
@@ -269,6 +290,8 @@ struct Mjpeg {
     guard: ViewerGuard,
     tap: FrameTap,
     stop: watch::Receiver<bool>,
+    /// The credential it was opened with: the body ends, between parts, when it does.
+    watch: CredentialWatch,
     /// The rest of the current part, in reverse order (popped from the end).
     pending: Vec<Bytes>,
 }
@@ -280,6 +303,7 @@ impl Mjpeg {
         }
         let t = tokio::select! {
             _ = self.stop.changed() => return None,
+            _ = self.watch.ended() => return None,
             t = self.tap.next() => t?,
         };
         let frame = t.frame;

@@ -7,14 +7,22 @@
 //! `async` and run it on `spawn_blocking`. This module must never decide a permission
 //! itself (that is `espcam_auth::Role::allows`), never log a secret, and never let a peer's
 //! warnings reach the log unlimited.
+//!
+//! It also keeps the *credential generation*: a counter bumped whenever a credential may
+//! have ended (a logout, a token revoked, a user removed or changed, through the hub's own
+//! routes or — noticed by polling SQLite's `data_version` — by `espcam user|token` beside
+//! the running hub). Open streams follow it (`http/revoke.rs`) and check their credential
+//! again when it moves, so a revoked credential stops its streams too, not only its next
+//! request.
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use espcam_auth::{
     Actor, AuditAction, AuditRecord, Auth, ModeDecision, WarnDecision, WarnLimitPolicy, WarnLimiter,
 };
+use tokio::sync::watch;
 use tracing::warn;
 
 use crate::state::clock::now_us;
@@ -71,6 +79,10 @@ pub struct Access {
     auth: Option<Arc<Auth>>,
     mode: ModeDecision,
     warnings: WarnLimits,
+    /// The credential generation (see the module docs): bumped by
+    /// [`Access::credentials_changed`], followed by every open stream. A watch, so a burst
+    /// of changes wakes each stream once.
+    credentials: watch::Sender<u64>,
 }
 
 /// Why an access-control call failed on the hub's side (the database, a lost task).
@@ -91,6 +103,7 @@ impl Access {
             auth: Some(auth),
             mode,
             warnings: WarnLimits::new(),
+            credentials: watch::Sender::new(0),
         }
     }
 
@@ -101,6 +114,7 @@ impl Access {
             auth: None,
             mode: ModeDecision::Disabled,
             warnings: WarnLimits::new(),
+            credentials: watch::Sender::new(0),
         }
     }
 
@@ -131,6 +145,47 @@ impl Access {
                 .await
                 .map_err(|e| AccessError::Task(e.to_string())),
         )
+    }
+
+    /// Says that a credential may have ended (logout, token revoked, user removed, password
+    /// or role changed): every open stream checks its own again.
+    pub fn credentials_changed(&self) {
+        self.credentials.send_modify(|g| *g = g.wrapping_add(1));
+    }
+
+    /// The credential generation, for a stream to follow.
+    pub fn watch_credentials(&self) -> watch::Receiver<u64> {
+        self.credentials.subscribe()
+    }
+
+    /// Until `stop` changes: every `every`, asks the auth database whether another process
+    /// (the `espcam user|token|camera` commands) committed to it, and if so calls
+    /// [`Access::credentials_changed`]. Returns at once when no login is required (no
+    /// stream then holds a credential).
+    pub async fn follow_outside_changes(&self, every: Duration, mut stop: watch::Receiver<bool>) {
+        if !self.login_required() {
+            return;
+        }
+        let mut last: Option<i64> = None;
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => return,
+            }
+            match self.with_auth(|a| a.data_version()).await {
+                Some(Ok(Ok(v))) => {
+                    if last.is_some_and(|l| l != v) {
+                        self.credentials_changed();
+                    }
+                    last = Some(v);
+                }
+                Some(Ok(Err(e))) => warn!("checking the auth database for changes: {e}"),
+                Some(Err(e)) => warn!("checking the auth database for changes: {e}"),
+                None => return,
+            }
+        }
     }
 
     /// Appends an audit entry (after the action succeeded). A failure to record is logged,

@@ -16,17 +16,40 @@ pub struct VirtualCamera(CameraHandle);
 
 impl VirtualCamera {
     pub fn start(id: &str, http: SocketAddr, stream: SocketAddr) -> VirtualCamera {
-        Self::start_in(id, http, stream, Scene::default())
+        Self::spawn(id, http, stream, "", Scene::default())
     }
 
     /// Like [`VirtualCamera::start`], looking at `scene` from the first frame.
+    #[allow(dead_code)] // only the motion scenarios (browser_motion.rs) use it
     pub fn start_in(id: &str, http: SocketAddr, stream: SocketAddr, scene: Scene) -> VirtualCamera {
+        Self::spawn(id, http, stream, "", scene)
+    }
+
+    /// Like [`VirtualCamera::start`], presenting camera token `token` (a hub with
+    /// `[[camera]]` entries, as when login is on).
+    #[allow(dead_code)] // only the login scenarios (browser_login.rs) use it
+    pub fn start_with_token(
+        id: &str,
+        http: SocketAddr,
+        stream: SocketAddr,
+        token: &str,
+    ) -> VirtualCamera {
+        Self::spawn(id, http, stream, token, Scene::default())
+    }
+
+    fn spawn(
+        id: &str,
+        http: SocketAddr,
+        stream: SocketAddr,
+        token: &str,
+        scene: Scene,
+    ) -> VirtualCamera {
         let mut config = HubCameraConfig::new(
             &http.ip().to_string(),
             http.port(),
             stream.port(),
             CameraId::new(id).unwrap(),
-            "",
+            token,
         );
         config.fps = FPS;
         config.scene = scene;

@@ -1,7 +1,9 @@
 //! A real hub on loopback (ports 0, a temporary data directory) with virtual cameras from
 //! `espcam-sim`, plus the few plain HTTP requests the browser tests use to check the hub's
 //! side of what the page shows. Binds only 127.0.0.1: port 0, or the same ports again when
-//! the test restarts the hub.
+//! the test restarts the hub. [`Harness::start_locked`] starts one with login required,
+//! users created beforehand and configured camera tokens; its own requests then carry an
+//! admin API token.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -27,6 +29,20 @@ pub struct Harness {
     shutdown: Option<oneshot::Sender<()>>,
     server: JoinHandle<Result<(), RunError>>,
     cameras: HashMap<String, VirtualCamera>,
+    /// With login on ([`Harness::start_locked`]): the admin token the harness's own requests
+    /// carry, and cameras present [`camera_token`].
+    admin_token: Option<String>,
+}
+
+/// The camera token a locked harness configures for camera `id`.
+fn camera_token(id: &str) -> String {
+    format!("{id}-camera-token")
+}
+
+/// What [`Harness::start_locked`] hands [`Harness::start_in`].
+struct Locked {
+    admin_token: String,
+    cameras: Vec<espcam_hub::config::CameraAuth>,
 }
 
 /// A hub that was stopped for a restart.
@@ -38,14 +54,59 @@ pub struct Stopped {
 impl Stopped {
     /// Starts a hub on the same ports and data directory, with cameras `ids`.
     pub async fn start_again(self, ids: &[&str]) -> Harness {
-        Harness::start_in(self.data, Some(self.addrs), ids, Vec::new()).await
+        Harness::start_in(self.data, Some(self.addrs), ids, Vec::new(), None).await
     }
 }
 
 impl Harness {
     /// Starts a hub and one virtual camera per id, and waits until all are online.
     pub async fn start(ids: &[&str]) -> Harness {
-        Self::start_in(tempfile::tempdir().unwrap(), None, ids, Vec::new()).await
+        Self::start_in(tempfile::tempdir().unwrap(), None, ids, Vec::new(), None).await
+    }
+
+    /// Starts a hub with login required (`auth = "on"`, so also on loopback) and users
+    /// `users` (name, role, password; written as `espcam user add` writes them), plus one
+    /// virtual camera per id, each configured in `[[camera]]` with its own token so no
+    /// pairing is needed; waits until all are online. The harness's own requests carry an
+    /// admin API token.
+    #[allow(dead_code)]
+    pub async fn start_locked(ids: &[&str], users: &[(&str, espcam_auth::Role, &str)]) -> Harness {
+        use espcam_auth::{Auth, AuthOptions, Password, Role, TokenName, UserName};
+        let data = tempfile::tempdir().unwrap();
+        let auth = Auth::open_with(data.path(), AuthOptions::for_tests()).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as u64;
+        for (name, role, password) in users {
+            auth.add_user(
+                &UserName::new(name).unwrap(),
+                *role,
+                &Password::new(password).unwrap(),
+                now,
+            )
+            .unwrap();
+        }
+        let token = auth
+            .add_token(
+                &TokenName::new("browser-harness").unwrap(),
+                Role::Admin,
+                now,
+            )
+            .unwrap();
+        drop(auth);
+        let locked = Locked {
+            admin_token: token.secret.expose().to_owned(),
+            cameras: ids
+                .iter()
+                .map(|id| espcam_hub::config::CameraAuth {
+                    id: espcam_proto::CameraId::new(id).unwrap(),
+                    token: camera_token(id),
+                    record: None,
+                })
+                .collect(),
+        };
+        Self::start_in(data, None, ids, Vec::new(), Some(locked)).await
     }
 
     /// Starts a hub that pulls from the standalone (seed-002) camera at `url` as `id`, and
@@ -55,7 +116,7 @@ impl Harness {
             id: espcam_proto::CameraId::new(id).unwrap(),
             url: url.to_owned(),
         };
-        let h = Self::start_in(tempfile::tempdir().unwrap(), None, &[], vec![target]).await;
+        let h = Self::start_in(tempfile::tempdir().unwrap(), None, &[], vec![target], None).await;
         h.wait_online(id).await;
         h
     }
@@ -68,7 +129,7 @@ impl Harness {
         let mut config = Config::for_tests(data.path());
         config.ack_timeout = ACK_TIMEOUT;
         configure(&mut config);
-        Self::launch(data, config, &[]).await
+        Self::launch(data, config, &[], None).await
     }
 
     /// Starts a hub on `addrs` (ports 0 when `None`) with data directory `data`.
@@ -77,19 +138,31 @@ impl Harness {
         addrs: Option<(SocketAddr, SocketAddr)>,
         ids: &[&str],
         pull: Vec<espcam_hub::config::PullTarget>,
+        locked: Option<Locked>,
     ) -> Harness {
         let mut config = Config::for_tests(data.path());
         config.pull = pull;
+        let admin_token = locked.map(|l| {
+            config.auth = espcam_auth::AuthMode::On;
+            config.cameras = l.cameras;
+            l.admin_token
+        });
         // Short, so the timed-out command scenario does not wait long.
         config.ack_timeout = ACK_TIMEOUT;
         if let Some((http, stream)) = addrs {
             (config.port, config.stream_port) = (http.port(), stream.port());
         }
-        Self::launch(data, config, ids).await
+        Self::launch(data, config, ids, admin_token).await
     }
 
-    /// Runs a hub with `config` and starts virtual cameras `ids`.
-    async fn launch(data: tempfile::TempDir, config: Config, ids: &[&str]) -> Harness {
+    /// Runs a hub with `config` and starts virtual cameras `ids`; the harness's own requests
+    /// carry `admin_token` when there is one.
+    async fn launch(
+        data: tempfile::TempDir,
+        config: Config,
+        ids: &[&str],
+        admin_token: Option<String>,
+    ) -> Harness {
         let listeners = Listeners::bind(&config).await.unwrap();
         let (http, stream) = listeners.local_addrs().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
@@ -103,6 +176,7 @@ impl Harness {
             shutdown: Some(tx),
             server,
             cameras: HashMap::new(),
+            admin_token,
         };
         for id in ids {
             h.start_camera(id).await;
@@ -118,6 +192,12 @@ impl Harness {
         Stopped { data, addrs }
     }
 
+    /// The address of port 6971 (for raw requests).
+    #[allow(dead_code)]
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http
+    }
+
     /// `http://127.0.0.1:<port><path>`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.http)
@@ -125,7 +205,11 @@ impl Harness {
 
     /// Starts virtual camera `id` and waits until the hub lists it online with a frame.
     pub async fn start_camera(&mut self, id: &str) {
-        let cam = VirtualCamera::start(id, self.http, self.stream);
+        let cam = if self.admin_token.is_some() {
+            VirtualCamera::start_with_token(id, self.http, self.stream, &camera_token(id))
+        } else {
+            VirtualCamera::start(id, self.http, self.stream)
+        };
         self.cameras.insert(id.to_owned(), cam);
         self.wait_online(id).await;
     }
@@ -236,8 +320,13 @@ impl Harness {
     /// A minimal HTTP/1.1 GET (the hub answers with Content-Length bodies).
     async fn get(&self, path: &str) -> (u16, Vec<u8>) {
         let mut s = tokio::net::TcpStream::connect(self.http).await.unwrap();
+        let auth = self
+            .admin_token
+            .as_ref()
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
         let req = format!(
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            "GET {path} HTTP/1.1\r\nHost: {}\r\n{auth}Connection: close\r\n\r\n",
             self.http
         );
         s.write_all(req.as_bytes()).await.unwrap();
