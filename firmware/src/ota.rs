@@ -205,7 +205,7 @@ fn get_range(url: &str, offset: u32, len: u32, pin: Option<Pin>) -> Result<Vec<u
     };
     let mut conn = EspHttpConnection::new(&config).map_err(|e| e.to_string())?;
     let range = range_header(offset, len);
-    conn.initiate_request(Method::Get, url, &[("Range", &range)])
+    conn.initiate_request(Method::Get, url, &[("Range", range.as_str())])
         .map_err(|e| format!("request: {e}"))?;
     conn.initiate_response()
         .map_err(|e| format!("response: {e}"))?;
