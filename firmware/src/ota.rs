@@ -17,7 +17,7 @@ use std::time::Duration;
 use esp_idf_svc::http::client::{Configuration, EspHttpConnection};
 use esp_idf_svc::http::Method;
 use esp_idf_svc::io::Read;
-use esp_idf_svc::ota::{EspOta, EspOtaUpdate, SlotState};
+use esp_idf_svc::ota::{EspOta, EspOtaUpdate, Slot, SlotState};
 use esp_idf_svc::sys::{self, EspError};
 use espcam_camera::{check_image_fits, check_range_status, range_body_limit, range_header};
 use espcam_camera::{FetchId, OtaBoot, OtaSink, OtaSinkError, ShellEvent};
@@ -54,17 +54,13 @@ impl Flash {
         let pending = ota
             .get_running_slot()
             .is_ok_and(|s| s.state == SlotState::Unverified);
-        let boot = match ota.get_last_invalid_slot() {
-            _ if pending => OtaBoot::Pending,
-            Ok(Some(slot)) => OtaBoot::RolledBack {
-                version: slot
-                    .firmware
-                    .map(|f| f.version.to_string())
-                    .unwrap_or_default(),
-                reason: "it did not confirm itself (no welcome from the hub, or a crash)".into(),
-            },
-            _ => OtaBoot::Normal,
+        let invalid = ota.get_last_invalid_slot().ok().flatten();
+        let version = |s: Slot| {
+            s.firmware
+                .map(|f| f.version.to_string())
+                .unwrap_or_default()
         };
+        let boot = OtaBoot::detect(pending, invalid.map(version));
         // SAFETY: a lookup in the partition table, which lives for the whole program.
         let slot = unsafe { sys::esp_ota_get_next_update_partition(std::ptr::null()).as_ref() };
         let (jobs, rx) = channel();

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use espcam_camera::{
-    Fingerprint, FirmwareConfig, Link, Mode, RawConfig, Role, Trust, check_image_fits,
+    Fingerprint, FirmwareConfig, Link, Mode, OtaBoot, RawConfig, Role, Trust, check_image_fits,
     check_range_status, range_body_limit, range_header,
 };
 
@@ -212,4 +212,16 @@ fn range_requests_as_the_shells_perform_them() {
         e.0,
         "image of 3145729 bytes does not fit the 3145728-byte OTA partition"
     );
+}
+
+#[test]
+fn what_a_boot_is_from_the_bootloaders_records() {
+    assert_eq!(OtaBoot::detect(false, None), OtaBoot::Normal);
+    assert_eq!(OtaBoot::detect(true, None), OtaBoot::Pending);
+    assert_eq!(OtaBoot::detect(true, Some("v1".into())), OtaBoot::Pending, "pending wins");
+    let OtaBoot::RolledBack { version, reason } = OtaBoot::detect(false, Some("v2".into())) else {
+        panic!("not a rollback")
+    };
+    assert_eq!(version, "v2");
+    assert!(reason.contains("did not confirm itself"), "{reason}");
 }

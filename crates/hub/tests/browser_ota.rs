@@ -255,3 +255,76 @@ async fn firmware_page_uploads_an_image_and_rolls_it_out_to_a_board() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     hub.stop().await;
 }
+
+/// A viewer (login on) sees neither the Firmware link nor the page, even when opening
+/// `#/firmware` directly, and the page never asks the hub for the library (whose routes
+/// refuse viewers anyway: tests/security.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_sees_no_firmware_page() {
+    use espcam_auth::{Auth, AuthMode, AuthOptions, Password, Role, UserName};
+
+    let Some(b) = Browser::launch("a_viewer_sees_no_firmware_page").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
+    Auth::open_with(dir.path(), AuthOptions::for_tests())
+        .unwrap()
+        .add_user(
+            &UserName::new("vic").unwrap(),
+            Role::Viewer,
+            &Password::new("viewer-password").unwrap(),
+            now,
+        )
+        .unwrap();
+    let mut config = espcam_hub::Config::for_tests(dir.path());
+    config.auth = AuthMode::On;
+    let listeners = espcam_hub::Listeners::bind(&config).await.unwrap();
+    let (http, _) = listeners.local_addrs().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(espcam_hub::run(config, listeners, async {
+        let _ = stopped.await;
+    }));
+
+    b.client
+        .goto(&format!("http://{http}/#/firmware"))
+        .await
+        .unwrap();
+    b.wait_for(
+        "the login form",
+        "document.querySelector('[data-testid=login-user]')",
+    )
+    .await;
+    for (field, value) in [("login-user", "vic"), ("login-password", "viewer-password")] {
+        b.client
+            .find(Locator::Css(&format!("[data-testid={field}]")))
+            .await
+            .unwrap()
+            .send_keys(value)
+            .await
+            .unwrap();
+    }
+    b.click(Locator::Css("[data-testid=login-submit]")).await;
+    b.wait_for(
+        "the dashboard, as a viewer",
+        "document.documentElement.dataset.role === 'viewer'",
+    )
+    .await;
+    let seen = b
+        .js("const nav = document.querySelector('[data-testid=nav-firmware]');
+             const page = document.querySelector('[data-testid=firmware-view]');
+             const asked = performance.getEntriesByType('resource').some((e) => e.name.includes('/api/firmware'));
+             return [location.hash, nav.hasAttribute('data-denied'), getComputedStyle(nav).display,
+                     page.hasAttribute('data-denied'), getComputedStyle(page).display, asked];")
+        .await;
+    assert_eq!(
+        seen,
+        serde_json::json!(["#/firmware", true, "none", true, "none", false])
+    );
+    b.screenshot("firmware-viewer").await;
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}

@@ -40,7 +40,8 @@ export class FirmwarePage {
   #notify;
   #cameras = new Map(); // id -> CameraInfo, from the hub socket
   #images = []; // from GET /api/firmware
-  #chosen = new Map(); // camera id -> image id picked in its row (rows are rebuilt often)
+  #chosen = new Map(); // camera id -> image id picked in its row (rows are rebuilt)
+  #shown = { images: "", cameras: "" }; // what each table was last built from
   #visible = false;
 
   constructor(root, { hub, notify }) {
@@ -160,33 +161,43 @@ export class FirmwarePage {
     const boards = new Set([...cams.map((c) => c.board), ...images.map((i) => i.board)].filter(Boolean));
     this.#root.querySelector("[data-fw=boards]").replaceChildren(...[...boards].map((b) => el("option", { value: b })));
 
-    const imgRows = images.map((img) => {
-      const same = cams.filter((c) => c.board === img.board);
-      const button = el("button", {
-        className: "btn",
-        type: "button",
-        textContent: `Update all cameras of board ${img.board}`,
-        dataset: { testid: "fw-rollout", image: img.id },
-        disabled: !same.some((c) => c.online && c.firmware !== img.version),
-        title: same.length ? "" : `No camera of board ${img.board} is known`,
-      });
-      button.addEventListener("click", () => this.#rollout(img));
-      return el(
-        "tr",
-        { dataset: { testid: "fw-image", image: img.id } },
-        el("td", { textContent: img.version }),
-        el("td", { textContent: img.board }),
-        el("td", { textContent: kib(img.size), title: `${img.size} bytes` }),
-        el("td", {}, el("code", { className: "fw-sha", textContent: img.sha256, title: "SHA-256" })),
-        el("td", {}, button),
-      );
-    });
-    this.#root.querySelector("[data-fw=images]").replaceChildren(...imgRows);
-    this.#root.querySelector("[data-fw=images-empty]").hidden = images.length > 0;
+    // Rebuilt only when what they show changed (telemetry arrives every second and must
+    // not replace a button under the user's pointer).
+    const facts = cams.map((c) => [c.id, c.board, c.firmware, c.online]);
+    const imagesKey = JSON.stringify([images, facts]);
+    if (imagesKey !== this.#shown.images) {
+      this.#shown.images = imagesKey;
+      this.#root.querySelector("[data-fw=images]").replaceChildren(...images.map((img) => this.#imageRow(img, cams)));
+      this.#root.querySelector("[data-fw=images-empty]").hidden = images.length > 0;
+    }
+    const camerasKey = JSON.stringify([images.map((i) => i.id), facts, cams.map((c) => c.ota ?? null)]);
+    if (camerasKey !== this.#shown.cameras) {
+      this.#shown.cameras = camerasKey;
+      this.#root.querySelector("[data-fw=cameras]").replaceChildren(...cams.map((c) => this.#cameraRow(c, images)));
+      this.#root.querySelector("[data-fw=cameras-empty]").hidden = cams.length > 0;
+    }
+  }
 
-    const camRows = cams.map((c) => this.#cameraRow(c, images));
-    this.#root.querySelector("[data-fw=cameras]").replaceChildren(...camRows);
-    this.#root.querySelector("[data-fw=cameras-empty]").hidden = cams.length > 0;
+  #imageRow(img, cams) {
+    const same = cams.filter((c) => c.board === img.board);
+    const button = el("button", {
+      className: "btn",
+      type: "button",
+      textContent: `Update all cameras of board ${img.board}`,
+      dataset: { testid: "fw-rollout", image: img.id },
+      disabled: !same.some((c) => c.online && c.firmware !== img.version),
+      title: same.length ? "" : `No camera of board ${img.board} is known`,
+    });
+    button.addEventListener("click", () => this.#rollout(img));
+    return el(
+      "tr",
+      { dataset: { testid: "fw-image", image: img.id } },
+      el("td", { textContent: img.version }),
+      el("td", { textContent: img.board }),
+      el("td", { textContent: kib(img.size), title: `${img.size} bytes` }),
+      el("td", {}, el("code", { className: "fw-sha", textContent: img.sha256, title: "SHA-256" })),
+      el("td", {}, button),
+    );
   }
 
   #cameraRow(c, images) {
