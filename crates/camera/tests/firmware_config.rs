@@ -218,7 +218,11 @@ fn range_requests_as_the_shells_perform_them() {
 fn what_a_boot_is_from_the_bootloaders_records() {
     assert_eq!(OtaBoot::detect(false, None), OtaBoot::Normal);
     assert_eq!(OtaBoot::detect(true, None), OtaBoot::Pending);
-    assert_eq!(OtaBoot::detect(true, Some("v1".into())), OtaBoot::Pending, "pending wins");
+    assert_eq!(
+        OtaBoot::detect(true, Some("v1".into())),
+        OtaBoot::Pending,
+        "pending wins"
+    );
     let OtaBoot::RolledBack { version, reason } = OtaBoot::detect(false, Some("v2".into())) else {
         panic!("not a rollback")
     };
