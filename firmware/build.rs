@@ -3,10 +3,16 @@
 //! pass on the ESP-IDF link and cfg flags.
 //!
 //! Every check a person could fail happens here, with a message that says what to change, so
-//! a bad configuration never reaches a board. It must never pick a default for a secret.
+//! a bad configuration never reaches a board: the TOML shape and the board name here, every
+//! value rule in `espcam_camera::FirmwareConfig::parse` (host-tested, and run again by the
+//! firmware at boot). It must never pick a default for a secret. The PEM file `hub_cert`
+//! names is copied NUL-terminated to `$OUT_DIR/hub-cert.pem` (empty when unused), where
+//! `src/config.rs` embeds it.
 
 use std::fmt::Write as _;
 use std::process::exit;
+
+use espcam_camera::{FirmwareConfig, RawConfig};
 
 // The same pin-map table the firmware uses: pure data, so the host can compile it too.
 #[allow(dead_code)]
@@ -22,7 +28,11 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("xclk_mhz", Some("0")),
     ("wifi_ssid", Some("")),
     ("wifi_password", Some("")),
+    ("hub_url", Some("")),
+    // The older name of `hub_url`, for a bare host (plain ws://).
     ("hub_host", Some("")),
+    ("hub_cert_sha256", Some("")),
+    ("hub_cert", Some("")),
     ("control_port", Some("6971")),
     ("stream_port", Some("6972")),
     ("camera_id", Some("cam-1")),
@@ -43,9 +53,14 @@ fn main() {
         )),
     };
     match check(&text) {
-        Ok(values) => {
+        Ok((values, pem)) => {
             for (key, value) in values {
                 println!("cargo:rustc-env=ESPCAM_{}={value}", key.to_uppercase());
+            }
+            let out = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap_or_default());
+            let pem = pem.map(|p| p + "\0").unwrap_or_default();
+            if let Err(e) = std::fs::write(out.join("hub-cert.pem"), pem) {
+                fail(&format!("cannot write $OUT_DIR/hub-cert.pem: {e}"));
             }
         }
         Err(errors) => fail(&errors),
@@ -60,7 +75,7 @@ fn fail(message: &str) -> ! {
 }
 
 /// Parses and validates cfg.toml; returns every key with its value, or all problems found.
-fn check(text: &str) -> Result<Vec<(&'static str, String)>, String> {
+fn check(text: &str) -> Result<(Vec<(&'static str, String)>, Option<String>), String> {
     let table: toml::Table = text.parse().map_err(|e| format!("not valid TOML: {e}"))?;
     let mut errors = String::new();
     for key in table.keys() {
@@ -99,89 +114,59 @@ fn check(text: &str) -> Result<Vec<(&'static str, String)>, String> {
             .find(|(k, _)| *k == key)
             .map_or("", |(_, v)| v.as_str())
     };
-    let mut problem = |cond: bool, msg: String| {
-        if cond {
-            errors.push_str(&msg);
-            errors.push('\n');
+    let board = get("board");
+    if boards::by_name(board).is_none() {
+        let names: Vec<&str> = boards::BOARDS.iter().map(|b| b.name).collect();
+        let _ = writeln!(
+            errors,
+            "`board` is {board:?}; expected one of {}",
+            names.join(", ")
+        );
+    }
+    let url = match (get("hub_url"), get("hub_host")) {
+        (url, "") => url.to_string(),
+        ("", host) => host.to_string(),
+        _ => {
+            let _ = writeln!(errors, "`hub_host` is the older name of `hub_url`: set one");
+            String::new()
         }
     };
-
-    let mode = get("mode");
-    problem(
-        mode != "hub" && mode != "standalone",
-        format!("`mode` is {mode:?}; expected \"hub\" or \"standalone\""),
-    );
-    let board = get("board");
-    let names: Vec<&str> = boards::BOARDS.iter().map(|b| b.name).collect();
-    problem(
-        boards::by_name(board).is_none(),
-        format!("`board` is {board:?}; expected one of {}", names.join(", ")),
-    );
-    let xclk = get("xclk_mhz").parse::<u32>();
-    problem(
-        !matches!(xclk, Ok(0 | 6..=27)),
-        format!(
-            "`xclk_mhz` is {:?}; expected 0 (board default) or 6..=27",
-            get("xclk_mhz")
-        ),
-    );
-    if let Err(e) = espcam_proto::CameraId::new(get("camera_id")) {
-        problem(true, format!("`camera_id`: {e}"));
-    }
-    problem(
-        get("token").len() > 128,
-        "`token` is longer than 128 bytes".into(),
-    );
-
-    if mode == "hub" {
-        problem(
-            get("wifi_ssid").is_empty(),
-            "`wifi_ssid` is empty; hub mode joins your Wi-Fi network".into(),
-        );
-        problem(
-            get("wifi_ssid").len() > 32,
-            "`wifi_ssid` is longer than 32 bytes (the 802.11 limit)".into(),
-        );
-        problem(
-            matches!(get("wifi_password").len(), 1..=7 | 65..),
-            "`wifi_password` must be empty (open network) or 8..=64 bytes (WPA2)".into(),
-        );
-        problem(
-            get("hub_host").is_empty(),
-            "`hub_host` is empty; set the host name or IP of the machine running `espcam serve`"
-                .into(),
-        );
-        let host = get("hub_host");
-        problem(
-            host.contains(['/', ':', ' ']),
-            format!(
-                "`hub_host` is {host:?}; expected just a host name or IP (no scheme, port, path)"
-            ),
-        );
-        for port in ["control_port", "stream_port"] {
-            problem(
-                !matches!(get(port).parse::<u16>(), Ok(1..)),
-                format!("`{port}` is {:?}; expected 1..=65535", get(port)),
-            );
+    let pem = match get("hub_cert") {
+        "" => None,
+        path => {
+            println!("cargo:rerun-if-changed={path}");
+            match std::fs::read_to_string(path) {
+                Ok(pem) => Some(pem),
+                Err(e) => {
+                    let _ = writeln!(errors, "`hub_cert`: cannot read firmware/{path}: {e}");
+                    Some(String::new())
+                }
+            }
         }
+    };
+    let raw = RawConfig {
+        mode: get("mode"),
+        xclk_mhz: get("xclk_mhz"),
+        wifi_ssid: get("wifi_ssid"),
+        wifi_password: get("wifi_password"),
+        hub_url: &url,
+        control_port: get("control_port"),
+        stream_port: get("stream_port"),
+        camera_id: get("camera_id"),
+        token: get("token"),
+        hub_cert_sha256: get("hub_cert_sha256"),
+        hub_cert_pem: pem.as_deref(),
+        ap_ssid: get("ap_ssid"),
+        ap_password: get("ap_password"),
+    };
+    if let Err(e) = FirmwareConfig::parse(&raw) {
+        errors.push_str(&e.to_string());
     }
-    if mode == "standalone" {
-        let ssid = get("ap_ssid");
-        problem(
-            ssid.is_empty() || ssid.len() > 32,
-            format!("`ap_ssid` is {ssid:?}; expected 1..=32 bytes"),
-        );
-        let len = get("ap_password").chars().count();
-        problem(
-            !(8..=63).contains(&len) || !get("ap_password").is_ascii(),
-            format!(
-                "standalone mode needs `ap_password`: 8..=63 ASCII characters (WPA2), got {len}.\n\
-                 espcam ships no default password: choose one and set it in cfg.toml."
-            ),
-        );
-    }
+    let mut values = values;
+    values.retain(|(k, _)| *k != "hub_url" && *k != "hub_host");
+    values.push(("hub_url", url));
     if errors.is_empty() {
-        Ok(values)
+        Ok((values, pem))
     } else {
         Err(errors)
     }

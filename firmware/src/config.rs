@@ -1,46 +1,38 @@
-//! The build-time configuration from `cfg.toml`, as `build.rs` checked and exported it.
-//! Must never hold a default for a secret: build.rs refuses to build without them.
+//! The build-time configuration from `cfg.toml`: the values `build.rs` checked and exported,
+//! read back into the core's typed [`FirmwareConfig`] by the same function that checked
+//! them (`espcam_camera::FirmwareConfig::parse`, tested on the host). Must never hold a
+//! default for a secret, nor a rule of its own.
+
+use espcam_camera::{ConfigErrors, FirmwareConfig, RawConfig};
 
 use crate::boards::{self, Board};
 
-/// `"hub"` or `"standalone"`.
-pub const MODE: &str = env!("ESPCAM_MODE");
-const BOARD: &str = env!("ESPCAM_BOARD");
-const XCLK_MHZ: &str = env!("ESPCAM_XCLK_MHZ");
-pub const WIFI_SSID: &str = env!("ESPCAM_WIFI_SSID");
-pub const WIFI_PASSWORD: &str = env!("ESPCAM_WIFI_PASSWORD");
-pub const HUB_HOST: &str = env!("ESPCAM_HUB_HOST");
-const CONTROL_PORT: &str = env!("ESPCAM_CONTROL_PORT");
-const STREAM_PORT: &str = env!("ESPCAM_STREAM_PORT");
-pub const CAMERA_ID: &str = env!("ESPCAM_CAMERA_ID");
-pub const TOKEN: &str = env!("ESPCAM_TOKEN");
-pub const AP_SSID: &str = env!("ESPCAM_AP_SSID");
-pub const AP_PASSWORD: &str = env!("ESPCAM_AP_PASSWORD");
+/// The PEM file `hub_cert` names, NUL-terminated as esp-tls wants it (empty when unused).
+pub static HUB_CERT_PEM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hub-cert.pem"));
 
-// The fallbacks below are unreachable: build.rs rejects values that do not parse.
-
-/// Whether this build is the standalone (access point) topology.
-pub fn standalone() -> bool {
-    MODE == "standalone"
+/// The checked configuration (an error here means build.rs and this crate disagree).
+pub fn load() -> Result<FirmwareConfig, ConfigErrors> {
+    let pem = core::str::from_utf8(HUB_CERT_PEM)
+        .ok()
+        .map(|p| p.trim_end_matches('\0'));
+    FirmwareConfig::parse(&RawConfig {
+        mode: env!("ESPCAM_MODE"),
+        xclk_mhz: env!("ESPCAM_XCLK_MHZ"),
+        wifi_ssid: env!("ESPCAM_WIFI_SSID"),
+        wifi_password: env!("ESPCAM_WIFI_PASSWORD"),
+        hub_url: env!("ESPCAM_HUB_URL"),
+        control_port: env!("ESPCAM_CONTROL_PORT"),
+        stream_port: env!("ESPCAM_STREAM_PORT"),
+        camera_id: env!("ESPCAM_CAMERA_ID"),
+        token: env!("ESPCAM_TOKEN"),
+        hub_cert_sha256: env!("ESPCAM_HUB_CERT_SHA256"),
+        hub_cert_pem: pem.filter(|p| !p.is_empty()),
+        ap_ssid: env!("ESPCAM_AP_SSID"),
+        ap_password: env!("ESPCAM_AP_PASSWORD"),
+    })
 }
 
-/// The board selected in cfg.toml.
+/// The board selected in cfg.toml (build.rs rejects unknown names).
 pub fn board() -> &'static Board {
-    boards::by_name(BOARD).unwrap_or(&boards::BOARDS[0])
-}
-
-/// XCLK in Hz: cfg.toml's `xclk_mhz`, or the board's default when 0.
-pub fn xclk_hz() -> u32 {
-    match XCLK_MHZ.parse::<u32>() {
-        Ok(mhz @ 1..) => mhz * 1_000_000,
-        _ => board().xclk_hz,
-    }
-}
-
-/// The hub's control and stream ports.
-pub fn hub_ports() -> (u16, u16) {
-    (
-        CONTROL_PORT.parse().unwrap_or(espcam_proto::CONTROL_PORT),
-        STREAM_PORT.parse().unwrap_or(espcam_proto::STREAM_PORT),
-    )
+    boards::by_name(env!("ESPCAM_BOARD")).unwrap_or(&boards::BOARDS[0])
 }

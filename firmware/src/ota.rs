@@ -1,31 +1,33 @@
 //! Firmware updates: the core's `OtaSink` on esp-idf-svc's OTA API, its range fetches over
-//! esp_http_client, and the boot-time facts it needs (is this image pending? was one rolled
-//! back?).
+//! esp_http_client (`https://` with the hub's pin for a TLS hub), and the boot-time facts it
+//! needs (is this image pending? was one rolled back?).
 //!
 //! One worker thread owns `EspOta` and the `EspOtaUpdate` in progress (the update borrows
 //! the `EspOta`, so both live on that thread's stack) and runs jobs in the order the core
 //! asked for them: begin (erases the slot: seconds, so never on the main loop, which feeds
 //! the task watchdog), write, fetch, finish. The core has at most one fetch outstanding and
 //! writes each chunk before asking for the next, so the queue stays short. A write error is
-//! returned by the sink's next call. Must never decide a range, a retry, a timeout or whether
-//! the hash matches: those are the core's (`crates/camera/src/ota.rs`).
+//! returned by the sink's next call. Must never decide a range, a retry, a timeout, a URL or
+//! whether the hash matches: those are the core's (`crates/camera/src/ota.rs`, `target.rs`).
 
-use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use esp_idf_svc::http::client::{Configuration, EspHttpConnection};
 use esp_idf_svc::http::Method;
 use esp_idf_svc::io::Read;
-use esp_idf_svc::ota::{EspOta, EspOtaUpdate, SlotState};
-use esp_idf_svc::sys;
-use espcam_camera::{FetchId, OtaBoot, OtaSink, OtaSinkError};
+use esp_idf_svc::ota::{EspOta, EspOtaUpdate, Slot, SlotState};
+use esp_idf_svc::sys::{self, EspError};
+use espcam_camera::{check_image_fits, check_range_status, range_body_limit, range_header};
+use espcam_camera::{FetchId, OtaBoot, OtaSink, OtaSinkError, ShellEvent};
 
-use crate::config;
 use crate::net::Event;
+use crate::tls::Pin;
 
-enum Job {
-    Begin,
+/// What the worker does, in order.
+pub enum Job {
+    Begin(u32),
     Write(Vec<u8>),
     Fetch(FetchId, String, u32, u32),
     Finish(Sender<Result<(), String>>),
@@ -34,47 +36,50 @@ enum Job {
     Rollback,
 }
 
-/// The main loop's handle on the worker; also the core's sink.
+/// The main loop's handle on the worker (one clone is the core's sink).
+#[derive(Clone)]
 pub struct Flash {
     jobs: Sender<Job>,
     /// The first error of a queued job, for the sink's next call.
     failed: Arc<Mutex<Option<String>>>,
-}
-
-/// What this boot is, read before the worker takes `EspOta`.
-pub fn boot_state(ota: &EspOta) -> OtaBoot {
-    let pending = ota
-        .get_running_slot()
-        .is_ok_and(|s| s.state == SlotState::Unverified);
-    if pending {
-        return OtaBoot::Pending;
-    }
-    match ota.get_last_invalid_slot() {
-        Ok(Some(slot)) => OtaBoot::RolledBack {
-            version: slot
-                .firmware
-                .map(|f| f.version.to_string())
-                .unwrap_or_default(),
-            reason: "it did not confirm itself (no welcome from the hub, or a crash)".into(),
-        },
-        _ => OtaBoot::Normal,
-    }
+    /// Bytes the inactive slot holds (0: no OTA partition).
+    capacity: u32,
 }
 
 impl Flash {
-    /// Starts the worker; fetch results go to the main loop as `Event::OtaData`.
-    pub fn start(events: Sender<Event>) -> Result<(Self, OtaBoot), sys::EspError> {
+    /// Reads what this boot is, then starts the worker; fetch results go to the main loop
+    /// as `Event::OtaData`.
+    pub fn start(events: Sender<Event>, pin: Option<Pin>) -> Result<(Self, OtaBoot), EspError> {
         let ota = EspOta::new()?;
-        let boot = boot_state(&ota);
+        let pending = ota
+            .get_running_slot()
+            .is_ok_and(|s| s.state == SlotState::Unverified);
+        let invalid = ota.get_last_invalid_slot().ok().flatten();
+        let version = |s: Slot| {
+            s.firmware
+                .map(|f| f.version.to_string())
+                .unwrap_or_default()
+        };
+        let boot = OtaBoot::detect(pending, invalid.map(version));
+        // SAFETY: a lookup in the partition table, which lives for the whole program.
+        let slot = unsafe { sys::esp_ota_get_next_update_partition(std::ptr::null()).as_ref() };
         let (jobs, rx) = channel();
         let failed = Arc::new(Mutex::new(None));
         let f = failed.clone();
         std::thread::Builder::new()
             .name("ota".into())
             .stack_size(12 * 1024)
-            .spawn(move || worker(ota, rx, events, f))
-            .map_err(|_| sys::EspError::from_infallible::<{ sys::ESP_ERR_NO_MEM }>())?;
-        Ok((Self { jobs, failed }, boot))
+            .spawn(move || worker(ota, rx, events, f, pin))
+            .map_err(|_| EspError::from_infallible::<{ sys::ESP_ERR_NO_MEM }>())?;
+        let capacity = slot.map_or(0, |s| s.size);
+        Ok((
+            Self {
+                jobs,
+                failed,
+                capacity,
+            },
+            boot,
+        ))
     }
 
     fn send(&self, job: Job) -> Result<(), OtaSinkError> {
@@ -86,43 +91,17 @@ impl Flash {
             .map_err(|_| OtaSinkError("the OTA worker has stopped".into()))
     }
 
-    /// `Output::OtaFetch`: a path is fetched from the hub's HTTP port.
-    pub fn fetch(&self, fetch: FetchId, url: &str, offset: u32, len: u32) {
-        let url = match url.starts_with('/') {
-            true => format!("http://{}:{}{url}", config::HUB_HOST, config::hub_ports().0),
-            false => url.to_string(),
-        };
-        let _ = self.jobs.send(Job::Fetch(fetch, url, offset, len));
-    }
-
-    /// `Output::ConfirmImage`.
-    pub fn confirm(&self) {
-        let _ = self.jobs.send(Job::Confirm);
-    }
-
-    /// `Output::RollbackAndReboot` (the worker restarts the board).
-    pub fn rollback(&self) {
-        let _ = self.jobs.send(Job::Rollback);
+    /// Queues `job` (`Fetch`, `Confirm`, `Rollback`: the core's outputs).
+    pub fn job(&self, job: Job) {
+        let _ = self.jobs.send(job);
     }
 }
 
 impl OtaSink for Flash {
     fn begin(&mut self, size: u32) -> Result<(), OtaSinkError> {
-        // SAFETY: a lookup in the partition table, which lives for the whole program.
-        let slot = unsafe { sys::esp_ota_get_next_update_partition(std::ptr::null()).as_ref() };
-        let Some(slot) = slot else {
-            return Err(OtaSinkError(
-                "no OTA app partition (see partitions.csv)".into(),
-            ));
-        };
-        if size > slot.size {
-            return Err(OtaSinkError(format!(
-                "the OTA slot holds {} bytes",
-                slot.size
-            )));
-        }
+        check_image_fits(size, self.capacity)?;
         self.failed.lock().map(|mut f| *f = None).ok();
-        self.send(Job::Begin)
+        self.send(Job::Begin(size))
     }
 
     fn write(&mut self, chunk: &[u8]) -> Result<(), OtaSinkError> {
@@ -136,11 +115,9 @@ impl OtaSink for Flash {
         loop {
             match rx.recv_timeout(Duration::from_secs(1)) {
                 Ok(r) => return r.map_err(OtaSinkError),
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => unsafe {
-                    sys::esp_task_wdt_reset();
-                },
+                Err(RecvTimeoutError::Timeout) => unsafe { sys::esp_task_wdt_reset() },
                 Err(_) => return Err(OtaSinkError("the OTA worker has stopped".into())),
-            }
+            };
         }
     }
 
@@ -154,21 +131,25 @@ fn worker(
     jobs: Receiver<Job>,
     events: Sender<Event>,
     failed: Arc<Mutex<Option<String>>>,
+    pin: Option<Pin>,
 ) {
     let fail = |e: String| {
         if let Ok(mut f) = failed.lock() {
             f.get_or_insert(e);
         }
     };
+    let fetch = |fetch, url: String, offset, len| {
+        let body = get_range(&url, offset, len, pin);
+        let _ = events.send(Event::Core(ShellEvent::OtaData(fetch, body)));
+    };
     while let Ok(job) = jobs.recv() {
         match job {
-            Job::Begin => match ota.initiate_update() {
-                Ok(update) => run_update(update, &jobs, &events, &fail),
+            // Erases only what the image needs, not the whole 3 MB slot.
+            Job::Begin(size) => match ota.initiate_update_with_known_size(size as usize) {
+                Ok(update) => run_update(update, &jobs, &fetch, &fail),
                 Err(e) => fail(format!("esp_ota_begin: {e}")),
             },
-            Job::Fetch(fetch, url, offset, len) => {
-                let _ = events.send(Event::OtaData(fetch, get_range(&url, offset, len)));
-            }
+            Job::Fetch(id, url, offset, len) => fetch(id, url, offset, len),
             Job::Confirm => match ota.mark_running_slot_valid() {
                 Ok(()) => log::info!("firmware confirmed: rollback cancelled"),
                 Err(e) => log::error!("could not mark the running image valid: {e}"),
@@ -187,7 +168,7 @@ fn worker(
 fn run_update(
     mut update: EspOtaUpdate<'_>,
     jobs: &Receiver<Job>,
-    events: &Sender<Event>,
+    fetch: &dyn Fn(FetchId, String, u32, u32),
     fail: &dyn Fn(String),
 ) {
     while let Ok(job) = jobs.recv() {
@@ -197,40 +178,35 @@ fn run_update(
                     fail(format!("esp_ota_write: {e}"));
                 }
             }
-            Job::Fetch(fetch, url, offset, len) => {
-                let _ = events.send(Event::OtaData(fetch, get_range(&url, offset, len)));
-            }
+            Job::Fetch(id, url, offset, len) => fetch(id, url, offset, len),
             Job::Finish(reply) => {
                 let _ = reply.send(update.complete().map_err(|e| format!("esp_ota_end: {e}")));
                 return;
             }
             // Dropping the update aborts it (esp_ota_abort).
-            Job::Abort | Job::Begin => return,
+            Job::Abort | Job::Begin(_) => return,
             Job::Confirm | Job::Rollback => {}
         }
     }
 }
 
-/// `GET url` with `Range: bytes=offset-(offset+len-1)`; the body of a 206, at most `len + 1`
-/// bytes (the core refuses a longer one).
-fn get_range(url: &str, offset: u32, len: u32) -> Result<Vec<u8>, String> {
+/// `GET url` with the core's `Range` header; the body of a 206, cut at the core's limit
+/// (the core refuses a longer one).
+fn get_range(url: &str, offset: u32, len: u32, pin: Option<Pin>) -> Result<Vec<u8>, String> {
     let config = Configuration {
         timeout: Some(Duration::from_secs(10)),
+        server_certificate: pin.and_then(|p| p.cert),
+        crt_bundle_attach: pin.and_then(|p| p.attach),
         ..Default::default()
     };
     let mut conn = EspHttpConnection::new(&config).map_err(|e| e.to_string())?;
-    let range = format!("bytes={offset}-{}", offset + len.max(1) - 1);
+    let range = range_header(offset, len);
     conn.initiate_request(Method::Get, url, &[("Range", range.as_str())])
         .map_err(|e| format!("request: {e}"))?;
     conn.initiate_response()
         .map_err(|e| format!("response: {e}"))?;
-    if conn.status() != 206 {
-        return Err(format!(
-            "HTTP {}, expected 206 Partial Content",
-            conn.status()
-        ));
-    }
-    let mut body = vec![0u8; len as usize + 1];
+    check_range_status(conn.status())?;
+    let mut body = vec![0u8; range_body_limit(len)];
     let mut n = 0;
     while n < body.len() {
         match conn.read(&mut body[n..]) {

@@ -11,35 +11,45 @@ use esp_idf_svc::eventloop::{EspSubscription, EspSystemEventLoop, System};
 use esp_idf_svc::hal::modem::Modem;
 use esp_idf_svc::nvs::EspDefaultNvsPartition;
 use esp_idf_svc::sys::{self, esp, EspError};
-use esp_idf_svc::wifi::{
-    AccessPointConfiguration, AuthMethod, BlockingWifi, ClientConfiguration, Configuration,
-    EspWifi, WifiEvent,
-};
+use esp_idf_svc::wifi::{AccessPointConfiguration as Ap, AuthMethod, BlockingWifi};
+use esp_idf_svc::wifi::{ClientConfiguration, Configuration, EspWifi, WifiEvent};
+use espcam_camera::Role;
 
-use crate::config;
+/// The running radio and (station mode) the rejoin handler; dropping it stops Wi-Fi.
+pub type Wifi = (
+    BlockingWifi<EspWifi<'static>>,
+    Option<EspSubscription<'static, System>>,
+);
 
-/// The running radio; dropping it stops Wi-Fi.
-pub struct Wifi {
-    _driver: BlockingWifi<EspWifi<'static>>,
-    /// Keeps the rejoin-on-disconnect handler registered (station mode).
-    _rejoin: Option<EspSubscription<'static, System>>,
-}
-
-/// Joins `wifi_ssid` (hub mode; returns without waiting) or opens the access point `ap_ssid`
-/// at 192.168.4.1 (standalone mode).
+/// Joins the network (hub mode; returns without waiting) or opens the access point at
+/// 192.168.4.1 (standalone mode). build.rs has checked every length.
 pub fn start(
     modem: Modem<'static>,
     sysloop: &EspSystemEventLoop,
     nvs: EspDefaultNvsPartition,
+    role: &Role,
 ) -> Result<Wifi, EspError> {
     let mut wifi = BlockingWifi::wrap(
         EspWifi::new(modem, sysloop.clone(), Some(nvs))?,
         sysloop.clone(),
     )?;
-    if config::standalone() {
-        wifi.set_configuration(&Configuration::AccessPoint(AccessPointConfiguration {
-            ssid: config::AP_SSID.try_into().map_err(invalid)?,
-            password: config::AP_PASSWORD.try_into().map_err(invalid)?,
+    let invalid = |_| EspError::from_infallible::<{ sys::ESP_ERR_INVALID_ARG }>();
+    let (ssid, password) = match role {
+        Role::Standalone { ssid, password } => (ssid, password),
+        Role::Hub {
+            wifi_ssid,
+            wifi_password,
+            ..
+        } => (wifi_ssid, wifi_password),
+    };
+    let (ssid, password) = (
+        ssid.as_str().try_into().map_err(invalid)?,
+        password.as_str().try_into().map_err(invalid)?,
+    );
+    if let Role::Standalone { .. } = role {
+        wifi.set_configuration(&Configuration::AccessPoint(Ap {
+            ssid,
+            password,
             auth_method: AuthMethod::WPA2Personal,
             // One more device than the core's client limit, so a sixth viewer is refused
             // with a reason instead of never joining the network.
@@ -49,25 +59,19 @@ pub fn start(
         wifi.start()?;
         wifi.wait_netif_up()?;
         let ip = wifi.wifi().ap_netif().get_ip_info()?.ip;
-        log::info!(
-            "wifi: access point {:?} up, clients connect to ws://{ip}/ws",
-            config::AP_SSID
-        );
-        return Ok(Wifi {
-            _driver: wifi,
-            _rejoin: None,
-        });
+        log::info!("wifi: access point {ssid:?} up, clients connect to ws://{ip}/ws");
+        return Ok((wifi, None));
     }
-    let password = config::WIFI_PASSWORD;
+    // The weakest security accepted: open networks have no password.
+    let auth_method = if password.is_empty() {
+        AuthMethod::None
+    } else {
+        AuthMethod::WPA2Personal
+    };
     wifi.set_configuration(&Configuration::Client(ClientConfiguration {
-        ssid: config::WIFI_SSID.try_into().map_err(invalid)?,
-        password: password.try_into().map_err(invalid)?,
-        // The weakest security accepted: open networks have no password.
-        auth_method: if password.is_empty() {
-            AuthMethod::None
-        } else {
-            AuthMethod::WPA2Personal
-        },
+        ssid,
+        password,
+        auth_method,
         ..Default::default()
     }))?;
     wifi.start()?;
@@ -80,11 +84,8 @@ pub fn start(
         }
     })?;
     wifi.wifi_mut().connect()?;
-    log::info!("wifi: joining {:?}", config::WIFI_SSID);
-    Ok(Wifi {
-        _driver: wifi,
-        _rejoin: Some(rejoin),
-    })
+    log::info!("wifi: joining {ssid:?}");
+    Ok((wifi, Some(rejoin)))
 }
 
 /// Signal strength of the joined network, dBm; None in AP mode or while disconnected
@@ -93,9 +94,4 @@ pub fn rssi() -> Option<i16> {
     let mut rssi = 0;
     esp!(unsafe { sys::esp_wifi_sta_get_rssi(&mut rssi) }).ok()?;
     i16::try_from(rssi).ok()
-}
-
-/// build.rs has checked SSID and password lengths; this only guards the conversions.
-fn invalid<E>(_: E) -> EspError {
-    EspError::from_infallible::<{ sys::ESP_ERR_INVALID_ARG }>()
 }

@@ -91,18 +91,29 @@ extern crate alloc;
 mod backoff;
 mod camera;
 mod core;
+mod driver;
+mod firmware_config;
 mod hub_mode;
 mod ota;
 mod pacing;
 mod quality;
 mod rng;
 mod standalone;
+mod target;
 mod time;
 mod types;
 
 pub use backoff::{Backoff, BackoffConfig};
 pub use camera::Camera;
+pub use driver::{Driver, HEALTH_EVERY, SendFailed, ShellEvent, ShellIo};
+pub use firmware_config::{
+    BOARD_OTA_FETCH_TIMEOUT, ConfigError, ConfigErrors, FirmwareConfig, RawConfig, Role,
+};
+pub use ota::{check_image_fits, check_range_status, range_body_limit, range_header};
 pub use quality::AdaptiveQuality;
+pub use target::{
+    Fingerprint, HubTarget, PinError, TargetError, Trust, TrustError, offer_url, pem_certificate,
+};
 pub use time::Instant;
 pub use types::{
     CLOSE_INTERNAL_ERROR, CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_RESTART, CLOSE_TRY_AGAIN,

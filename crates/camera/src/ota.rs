@@ -364,3 +364,36 @@ fn failure(version: &str, reason: &str) -> OtaResult {
         error: Some(String::from(cut(reason, MAX_OTA_REASON))),
     }
 }
+
+/// The `Range` header value of an [`Output::OtaFetch`]: `bytes=offset-(offset+len-1)`
+/// (one byte at least; never overflows).
+pub fn range_header(offset: u32, len: u32) -> String {
+    let last = u64::from(offset) + u64::from(len.max(1)) - 1;
+    format!("bytes={offset}-{last}")
+}
+
+/// Whether an answer to a range request may be reported as data: only `206 Partial
+/// Content` (a `200` would be the whole image from byte 0, whatever was asked).
+pub fn check_range_status(status: u16) -> Result<(), String> {
+    match status {
+        206 => Ok(()),
+        other => Err(format!("HTTP {other}, expected 206 Partial Content")),
+    }
+}
+
+/// How many body bytes a shell reads for a range of `len`: one more than asked, so that a
+/// longer answer is seen (and refused by the core) without reading an unbounded body.
+pub fn range_body_limit(len: u32) -> usize {
+    len as usize + 1
+}
+
+/// The check an [`OtaSink::begin`] makes against its partition: an image of `size` bytes
+/// fits in `capacity` bytes, else the reason the hub will show.
+pub fn check_image_fits(size: u32, capacity: u32) -> Result<(), crate::types::OtaSinkError> {
+    if size <= capacity {
+        return Ok(());
+    }
+    Err(crate::types::OtaSinkError(format!(
+        "image of {size} bytes does not fit the {capacity}-byte OTA partition"
+    )))
+}

@@ -311,6 +311,25 @@ pub enum OtaBoot {
     },
 }
 
+impl OtaBoot {
+    /// What a boot is, from what the bootloader's records say: the running image is still
+    /// pending verification (`ESP_OTA_IMG_PENDING_VERIFY`, esp-idf-svc
+    /// `SlotState::Unverified`), or an image (`rolled_back`: its version, empty if unknown)
+    /// was marked invalid. Pending wins: a pending image has not had its chance yet.
+    pub fn detect(pending: bool, rolled_back: Option<String>) -> Self {
+        match rolled_back {
+            _ if pending => OtaBoot::Pending,
+            Some(version) => OtaBoot::RolledBack {
+                version,
+                reason: String::from(
+                    "it did not confirm itself (no welcome from the hub, or a crash)",
+                ),
+            },
+            None => OtaBoot::Normal,
+        }
+    }
+}
+
 /// Firmware-update parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OtaConfig {

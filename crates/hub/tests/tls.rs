@@ -130,3 +130,78 @@ async fn a_camera_over_wss_and_a_viewer_over_https_with_a_self_signed_hub() {
     assert!(refused.is_err(), "a certificate not pinned was accepted");
     hub.stop().await;
 }
+
+/// A virtual camera configured as a board is (`hub_url = "wss://…"` and
+/// `hub_cert_sha256` = the fingerprint the hub prints, through the core's
+/// `FirmwareConfig` rules) reaches a self-signed hub; the same camera with another
+/// fingerprint never gets in.
+#[tokio::test]
+async fn a_camera_pinned_by_the_printed_fingerprint_connects_and_a_wrong_pin_does_not() {
+    use espcam_camera::{FirmwareConfig, RawConfig, Trust};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::for_tests(dir.path());
+    config.tls = TlsSource::SelfSigned;
+    let hub = TestHub::start(config).await;
+    let cert = dir.path().join("tls/cert.pem");
+    for _ in 0..100 {
+        if cert.exists() && dir.path().join("tls/key.pem").exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let der = CertificateDer::pem_file_iter(&cert)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let printed = espcam_hub::net::tls::fingerprint(&der);
+
+    let stream = hub.stream.port().to_string();
+    let url = format!("wss://127.0.0.1:{}", hub.http.port());
+    let board = |id: &str, fingerprint: &str| {
+        let fw = FirmwareConfig::parse(&RawConfig {
+            mode: "hub",
+            xclk_mhz: "0",
+            wifi_ssid: "home",
+            hub_url: &url,
+            control_port: "6971",
+            stream_port: &stream,
+            camera_id: id,
+            hub_cert_sha256: fingerprint,
+            ..RawConfig::default()
+        })
+        .unwrap();
+        let (target, trust) = fw.hub().unwrap();
+        assert!(matches!(trust, Trust::Fingerprint(_)));
+        let mut cam =
+            HubCameraConfig::for_target(target, trust, CameraId::new(id).unwrap(), "").unwrap();
+        cam.fps = 10;
+        cam
+    };
+    let _good = HubCamera::spawn(board("cam-pin", &printed));
+    let wrong = "00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF";
+    let _wrong = HubCamera::spawn(board("cam-wrong-pin", wrong));
+
+    let tls = pinned(&cert);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let r = loop {
+        let r = https_get(&tls, hub.http, "/api/cameras/cam-pin/snapshot.jpg").await;
+        if r.status == 200 || tokio::time::Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(decode(&r.body), (640, 480));
+    // By now the wrong pin has had several seconds of attempts: it never registered.
+    let cams = https_get(&tls, hub.http, "/api/cameras").await;
+    assert_eq!(cams.status, 200);
+    let text = cams.text();
+    assert!(text.contains("cam-pin"), "{text}");
+    assert!(
+        !text.contains("cam-wrong-pin"),
+        "a camera with a wrong pin got in: {text}"
+    );
+    hub.stop().await;
+}

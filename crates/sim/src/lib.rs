@@ -38,6 +38,7 @@ mod font;
 pub mod ota;
 pub mod picture;
 mod shell;
+mod tls;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -52,6 +53,7 @@ use tokio_tungstenite::tungstenite::http::StatusCode;
 
 pub use espcam_camera::{AdaptiveQuality, BackoffConfig, LinkStatus};
 pub use picture::{FrameSet, PictureError, Scene, frame_set, jpeg_quality, test_jpeg};
+pub use tls::{PinTlsError, pinned_tls};
 
 use shell::{Control, Shell, ShellConfig, Target};
 
@@ -254,6 +256,25 @@ impl HubCameraConfig {
             ota_confirm_window: espcam_camera::OtaConfig::default().confirm_window,
             tls: None,
         }
+    }
+
+    /// Config for the hub `target`, trusting what `trust` pins: the same URLs and pin a
+    /// board built with that `hub_url` and `hub_cert_sha256` / `hub_cert` uses
+    /// (`espcam_camera::FirmwareConfig`).
+    pub fn for_target(
+        target: &espcam_camera::HubTarget,
+        trust: &espcam_camera::Trust,
+        id: CameraId,
+        token: impl Into<String>,
+    ) -> Result<Self, PinTlsError> {
+        let mut config = Self::new(target.host(), 1, 1, id, token);
+        config.control_url = target.link_url(espcam_camera::Link::Control);
+        config.stream_url = target.link_url(espcam_camera::Link::Stream);
+        config.tls = match trust {
+            espcam_camera::Trust::Plain => None,
+            pin => Some(pinned_tls(pin)?),
+        };
+        Ok(config)
     }
 }
 

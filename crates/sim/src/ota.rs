@@ -65,12 +65,7 @@ impl SimFlash {
 
 impl OtaSink for SimFlash {
     fn begin(&mut self, size: u32) -> Result<(), OtaSinkError> {
-        if size > self.capacity {
-            return Err(OtaSinkError(format!(
-                "the virtual OTA partition holds {} bytes",
-                self.capacity
-            )));
-        }
+        espcam_camera::check_image_fits(size, self.capacity)?;
         self.expected = size;
         self.staged.clear();
         self.finished = None;
@@ -176,19 +171,11 @@ impl Slots {
     }
 }
 
-/// The URL of an offer's `url`: an absolute path goes to the host and port the control link
-/// dialled (`ws://HOST:PORT/ws/camera` → `http://HOST:PORT/path`); anything else is used as
-/// it is.
+/// The URL of an offer's `url`: the core's rule (`espcam_camera::offer_url`), which the
+/// firmware follows too: an absolute path goes to the host and port the control link dialled
+/// (`ws://` → `http://`, `wss://` → `https://`).
 pub(crate) fn resolve(control_url: &str, url: &str) -> String {
-    if !url.starts_with('/') {
-        return url.to_string();
-    }
-    let rest = control_url
-        .strip_prefix("ws://")
-        .or_else(|| control_url.strip_prefix("wss://"))
-        .unwrap_or(control_url);
-    let authority = rest.split('/').next().unwrap_or(rest);
-    format!("http://{authority}{url}")
+    espcam_camera::offer_url(control_url, url)
 }
 
 /// One HTTP client per camera, for range requests to the hub.
@@ -206,18 +193,17 @@ pub(crate) async fn fetch_range(
     offset: u32,
     len: u32,
 ) -> Result<Bytes, String> {
-    let last = u64::from(offset) + u64::from(len.max(1)) - 1;
     let req = hyper::Request::get(url)
-        .header(hyper::header::RANGE, format!("bytes={offset}-{last}"))
+        .header(
+            hyper::header::RANGE,
+            espcam_camera::range_header(offset, len),
+        )
         .body(Empty::new())
         .map_err(|e| format!("bad request: {e}"))?;
     let work = async {
         let resp = client.request(req).await.map_err(|e| error_chain(&e))?;
-        let status = resp.status();
-        if status != hyper::StatusCode::PARTIAL_CONTENT {
-            return Err(format!("HTTP {status}, expected 206 Partial Content"));
-        }
-        let body = Limited::new(resp.into_body(), len as usize + 1);
+        espcam_camera::check_range_status(resp.status().as_u16())?;
+        let body = Limited::new(resp.into_body(), espcam_camera::range_body_limit(len));
         body.collect()
             .await
             .map(|b| b.to_bytes())

@@ -4,9 +4,9 @@
 
 const TIMEOUT_MS = 15_000;
 
-async function request(path, { method = "GET", body, withDate = false } = {}) {
+async function request(path, { method = "GET", body, raw, withDate = false, timeoutMs = TIMEOUT_MS } = {}) {
   const ctrl = new AbortController();
-  const timer = setTimeout(() => ctrl.abort(), TIMEOUT_MS);
+  const timer = setTimeout(() => ctrl.abort(), timeoutMs);
   let res;
   try {
     res = await fetch(path, {
@@ -15,12 +15,13 @@ async function request(path, { method = "GET", body, withDate = false } = {}) {
       // Every state change says JSON, body or not: the hub refuses other types from a
       // browser (a form on another site cannot send this one).
       headers: method === "GET" ? {} : { "content-type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
+      // `raw`: a Blob sent as it is (a firmware image); the hub does not parse it as JSON.
+      body: raw ?? (body === undefined ? undefined : JSON.stringify(body)),
     });
   } catch (e) {
     throw new Error(
       e.name === "AbortError"
-        ? `the hub did not answer within ${TIMEOUT_MS / 1000} s`
+        ? `the hub did not answer within ${timeoutMs / 1000} s`
         : "cannot reach the hub",
     );
   } finally {
@@ -63,6 +64,16 @@ export const api = {
   /** Starts updating camera `id` to image `firmware`; resolves to `{camera, ota}`. */
   updateFirmware: (id, firmware) =>
     request(`${cam(id)}/update`, { method: "POST", body: { firmware } }),
+  /** Adds `file` (a Blob) to the library; empty version/board: what the image says. */
+  uploadFirmware: (file, { version, board } = {}) => {
+    const q = new URLSearchParams();
+    if (version) q.set("version", version);
+    if (board) q.set("board", board);
+    const query = String(q) ? `?${q}` : "";
+    return request(`/api/firmware${query}`, { method: "POST", raw: file, timeoutMs: 300_000 });
+  },
+  /** Updates every online camera of the image's board; resolves to `{started, skipped}`. */
+  rolloutFirmware: (id) => request(`/api/firmware/${encodeURIComponent(id)}/rollout`, { method: "POST" }),
   takeSnapshot: (id) => request(`${cam(id)}/snapshots`, { method: "POST" }),
   snapshots: (id, { limit = 24, before } = {}) => {
     const q = new URLSearchParams({ camera: id, limit: String(limit) });

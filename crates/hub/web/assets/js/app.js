@@ -6,6 +6,7 @@ import { api } from "./api.js";
 import { HubConnection } from "./connection.js";
 import { Controls } from "./controls.js";
 import { EventList, MotionState } from "./events.js";
+import { FirmwarePage } from "./firmware.js";
 import { Grid } from "./grid.js";
 import { Ota } from "./ota.js";
 import { initNotifications, notify } from "./notifications.js";
@@ -301,15 +302,17 @@ function closeCamera() {
 function route() {
   const m = location.hash.match(/^#\/camera\/([^/]+)$/);
   const id = m ? decodeURIComponent(m[1]) : null;
-  $("#grid-view").hidden = Boolean(id);
+  const firmware = location.hash === "#/firmware";
+  firmwarePage.setVisible(firmware);
+  $("#grid-view").hidden = Boolean(id) || firmware;
   $("#camera-view").hidden = !id;
   if (id) {
     grid.setVisible(false);
     openCamera(id);
   } else {
     closeCamera();
-    document.title = "espcam";
-    grid.setVisible(true);
+    document.title = firmware ? "Firmware — espcam" : "espcam";
+    grid.setVisible(!firmware);
   }
   $("#main").focus({ preventScroll: true });
 }
@@ -355,6 +358,7 @@ function updateCamera(info) {
 }
 
 const hub = new HubConnection();
+const firmwarePage = new FirmwarePage($("#firmware-view"), { hub, notify });
 let everConnected = false;
 hub.addEventListener("state", ({ detail }) => {
   showHubState(detail);

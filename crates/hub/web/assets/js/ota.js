@@ -15,6 +15,11 @@ const PHASE = {
   failed: "Update failed",
 };
 
+/** Whether `next` is older news than `prev` about the same update. */
+export function stale(prev, next) {
+  return Boolean(prev && next && prev.started_ms === next.started_ms && next.updated_ms < prev.updated_ms);
+}
+
 function pct(o) {
   return o.total ? Math.floor((100 * o.bytes) / o.total) : 0;
 }
@@ -44,9 +49,11 @@ export class Ota {
     this.#render(online);
   }
 
-  /** An `ota` event from the hub. */
+  /** An `ota` event from the hub (or the status the update request answered with). */
   event(camera, ota) {
     if (this.#camera?.id !== camera) return;
+    // The request's answer can arrive after the socket's later news: keep the newer.
+    if (stale(this.#camera.ota, ota)) return;
     this.#camera = { ...this.#camera, ota };
     this.#render(true);
   }

@@ -1,0 +1,267 @@
+//! The firmware's build-time configuration (`firmware/cfg.toml`), checked: every rule a
+//! person could break, with a message that says what to change.
+//!
+//! The firmware's `build.rs` runs [`FirmwareConfig::parse`] on the host and refuses to build
+//! with its errors, so a bad configuration never reaches a board; the firmware parses the
+//! same (already checked) values again at boot to get typed values. Both run this one
+//! function, which is tested here. It must never pick a default for a secret (Wi-Fi and
+//! access-point passwords, the camera token), and never accept a `wss://` hub without a pin.
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+use core::time::Duration;
+
+use espcam_proto::CameraId;
+
+use crate::target::{HubTarget, Trust};
+use crate::types::Config;
+
+/// The values of `cfg.toml`, as text (numbers too). Empty means "not set".
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RawConfig<'a> {
+    /// `"hub"` or `"standalone"`.
+    pub mode: &'a str,
+    /// Camera clock in MHz, `"0"` for the board's default.
+    pub xclk_mhz: &'a str,
+    /// Hub mode: the Wi-Fi network to join.
+    pub wifi_ssid: &'a str,
+    /// Hub mode: its password (empty: an open network).
+    pub wifi_password: &'a str,
+    /// Hub mode: `ws://HOST[:PORT]`, `wss://HOST[:PORT]` or a bare host.
+    pub hub_url: &'a str,
+    /// The hub's control port when `hub_url` names none (6971).
+    pub control_port: &'a str,
+    /// The hub's stream port (6972).
+    pub stream_port: &'a str,
+    /// This camera's id.
+    pub camera_id: &'a str,
+    /// The hub's shared secret for this camera (may be empty).
+    pub token: &'a str,
+    /// `wss://`: the SHA-256 fingerprint of the hub's certificate.
+    pub hub_cert_sha256: &'a str,
+    /// `wss://`: the text of the PEM file named by `hub_cert` (`None`: no such key).
+    pub hub_cert_pem: Option<&'a str>,
+    /// Standalone mode: the access point's name.
+    pub ap_ssid: &'a str,
+    /// Standalone mode: its WPA2 password (required).
+    pub ap_password: &'a str,
+}
+
+/// The checked configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirmwareConfig {
+    /// Camera clock in Hz; `None`: the board's default.
+    pub xclk_hz: Option<u32>,
+    /// Which topology, with its settings.
+    pub role: Role,
+}
+
+/// Hub or standalone, with what each needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// Join `wifi_ssid` and connect to the hub.
+    Hub {
+        /// Network name.
+        wifi_ssid: String,
+        /// Network password (empty: open).
+        wifi_password: String,
+        /// The hub.
+        target: HubTarget,
+        /// Whom to trust there.
+        trust: Trust,
+        /// This camera's id.
+        camera: CameraId,
+        /// The hub's shared secret.
+        token: String,
+    },
+    /// Open an access point and serve up to five clients.
+    Standalone {
+        /// Access point name.
+        ssid: String,
+        /// WPA2 password.
+        password: String,
+    },
+}
+
+/// One problem in `cfg.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{key}`: {problem}")]
+pub struct ConfigError {
+    /// The key to change.
+    pub key: &'static str,
+    /// What is wrong and what is expected.
+    pub problem: String,
+}
+
+/// Every problem found, one per line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for e in &self.0 {
+            writeln!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl core::error::Error for ConfigErrors {}
+
+/// How long one firmware range request may take on the board: the first one waits behind
+/// the erase of the OTA slot, which takes seconds.
+pub const BOARD_OTA_FETCH_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl FirmwareConfig {
+    /// Checks every value; returns all problems at once.
+    pub fn parse(raw: &RawConfig<'_>) -> Result<Self, ConfigErrors> {
+        let mut errors = Vec::new();
+        let mut problem = |key, text: String| {
+            errors.push(ConfigError { key, problem: text });
+        };
+        let xclk_hz = match raw.xclk_mhz.parse::<u32>() {
+            Ok(0) => None,
+            Ok(mhz @ 6..=27) => Some(mhz * 1_000_000),
+            _ => {
+                problem(
+                    "xclk_mhz",
+                    alloc::format!(
+                        "{:?} is not a clock; expected 0 (the board's default) or 6..=27",
+                        raw.xclk_mhz
+                    ),
+                );
+                None
+            }
+        };
+        let camera = CameraId::new(raw.camera_id)
+            .map_err(|e| problem("camera_id", e.to_string()))
+            .ok();
+        if raw.token.len() > 128 {
+            problem("token", "longer than 128 bytes".into());
+        }
+        let role = match raw.mode {
+            "hub" => {
+                let ssid = raw.wifi_ssid;
+                if ssid.is_empty() || ssid.len() > 32 {
+                    problem(
+                        "wifi_ssid",
+                        alloc::format!(
+                            "{} bytes; hub mode joins your Wi-Fi network: expected 1..=32 bytes",
+                            ssid.len()
+                        ),
+                    );
+                }
+                if matches!(raw.wifi_password.len(), 1..=7 | 65..) {
+                    problem(
+                        "wifi_password",
+                        "expected empty (open network) or 8..=64 bytes (WPA2)".into(),
+                    );
+                }
+                let port =
+                    |key, text: &str, problem: &mut dyn FnMut(&'static str, String)| match text
+                        .parse::<u16>()
+                    {
+                        Ok(p @ 1..) => p,
+                        _ => {
+                            problem(key, alloc::format!("{text:?}; expected 1..=65535"));
+                            1
+                        }
+                    };
+                let control = port("control_port", raw.control_port, &mut problem);
+                let stream = port("stream_port", raw.stream_port, &mut problem);
+                let target = if raw.hub_url.is_empty() {
+                    problem(
+                        "hub_url",
+                        "empty; set ws://HOST (or wss://HOST) of the machine running `espcam serve`"
+                            .into(),
+                    );
+                    None
+                } else {
+                    HubTarget::parse(raw.hub_url, control, stream)
+                        .map_err(|e| problem("hub_url", e.to_string()))
+                        .ok()
+                };
+                let fp = Some(raw.hub_cert_sha256).filter(|s| !s.is_empty());
+                let trust = target.as_ref().and_then(|t| {
+                    Trust::for_target(t, fp, raw.hub_cert_pem)
+                        .map_err(|e| {
+                            let key = if fp.is_some() {
+                                "hub_cert_sha256"
+                            } else {
+                                "hub_cert"
+                            };
+                            problem(key, e.to_string())
+                        })
+                        .ok()
+                });
+                match (target, trust, camera) {
+                    (Some(target), Some(trust), Some(camera)) => Some(Role::Hub {
+                        wifi_ssid: ssid.into(),
+                        wifi_password: raw.wifi_password.into(),
+                        target,
+                        trust,
+                        camera,
+                        token: raw.token.into(),
+                    }),
+                    _ => None,
+                }
+            }
+            "standalone" => {
+                let ssid = raw.ap_ssid;
+                if ssid.is_empty() || ssid.len() > 32 {
+                    problem("ap_ssid", alloc::format!("{ssid:?}; expected 1..=32 bytes"));
+                }
+                let len = raw.ap_password.chars().count();
+                if !(8..=63).contains(&len) || !raw.ap_password.is_ascii() {
+                    problem(
+                        "ap_password",
+                        alloc::format!(
+                            "standalone mode needs 8..=63 ASCII characters (WPA2), got {len}. \
+                         espcam ships no default password: choose one and set it in cfg.toml."
+                        ),
+                    );
+                }
+                Some(Role::Standalone {
+                    ssid: ssid.into(),
+                    password: raw.ap_password.into(),
+                })
+            }
+            other => {
+                problem(
+                    "mode",
+                    alloc::format!("{other:?}; expected \"hub\" or \"standalone\""),
+                );
+                None
+            }
+        };
+        match role {
+            Some(role) if errors.is_empty() => Ok(Self { xclk_hz, role }),
+            _ => Err(ConfigErrors(errors)),
+        }
+    }
+
+    /// Whether this is the standalone (access point) topology.
+    pub fn standalone(&self) -> bool {
+        matches!(self.role, Role::Standalone { .. })
+    }
+
+    /// The hub, in hub mode.
+    pub fn hub(&self) -> Option<(&HubTarget, &Trust)> {
+        match &self.role {
+            Role::Hub { target, trust, .. } => Some((target, trust)),
+            Role::Standalone { .. } => None,
+        }
+    }
+
+    /// The core's configuration for this role, with the board's timing (see
+    /// [`BOARD_OTA_FETCH_TIMEOUT`]). The shell adds firmware, sensor, board and seed.
+    pub fn camera_config(&self) -> Config {
+        let mut config = match &self.role {
+            Role::Hub { camera, token, .. } => Config::hub(camera.clone(), token.clone()),
+            Role::Standalone { .. } => Config::standalone(),
+        };
+        config.ota.fetch_timeout = BOARD_OTA_FETCH_TIMEOUT;
+        config
+    }
+}
