@@ -428,7 +428,67 @@ pub async fn viewer_sees_events_and_zones_but_cannot_change_them(b: &Browser, hu
     assert_eq!(after, serde_json::json!([1, "1"]), "a viewer drew a zone");
     assert_eq!(saved_zones(hub).await.0.len(), 1);
     b.screenshot("motion-viewer").await;
+
+    // From the list of all cameras, a click opens the camera and plays the event there.
+    b.js("location.hash = '#/'; return null;").await;
+    b.click(Locator::Css(
+        "[data-testid=events-all] [data-testid=event] [data-testid=event-open]",
+    ))
+    .await;
+    b.wait_for(
+        "the camera page playing the event",
+        &format!("location.hash === '#/camera/{CAMERA}' && document.querySelector('#live').dataset.mode === 'playback' && +document.querySelector('#live').dataset.frameCount > 3 && document.querySelector('#live').dataset.width === '640'"),
+    )
+    .await;
     b.stop_running_before_pages(&script).await;
+}
+
+/// The custom range: a range after the event shows none, one around it shows it.
+async fn custom_range_filters(b: &Browser, id: i64) {
+    let list = "document.querySelector('[data-testid=events-all]')";
+    b.click(Locator::Css(
+        "[data-testid=events-all] [data-testid=events-range-custom]",
+    ))
+    .await;
+    let set = |from_min: i64, to_min: Option<i64>| {
+        let to = to_min.map_or("''".to_owned(), |m| {
+            format!("local(Date.now() + {m} * 60000)")
+        });
+        format!(
+            "const local = (ms) => {{ const d = new Date(ms); const p = (n) => String(n).padStart(2, '0'); return `${{d.getFullYear()}}-${{p(d.getMonth() + 1)}}-${{p(d.getDate())}}T${{p(d.getHours())}}:${{p(d.getMinutes())}}`; }}; document.querySelector('[data-testid=events-from]').value = local(Date.now() + {from_min} * 60000); document.querySelector('[data-testid=events-to]').value = {to}; return null;"
+        )
+    };
+    b.js(&set(2, None)).await;
+    b.click(Locator::Css(
+        "[data-testid=events-all] [data-testid=events-apply]",
+    ))
+    .await;
+    b.wait_for(
+        "nothing after the event",
+        &format!("{list}.dataset.count === '0' && !{list}.dataset.loading && !{list}.querySelector('[data-testid=events-empty]').hidden"),
+    )
+    .await;
+    b.js(&set(-60, Some(60))).await;
+    b.click(Locator::Css(
+        "[data-testid=events-all] [data-testid=events-apply]",
+    ))
+    .await;
+    b.wait_for(
+        "the event inside the range",
+        &format!(
+            "{list}.dataset.count === '1' && {list}.querySelector('[data-event-id=\"{id}\"]')"
+        ),
+    )
+    .await;
+    b.click(Locator::Css(
+        "[data-testid=events-all] [data-testid=events-range-1h]",
+    ))
+    .await;
+    b.wait_for(
+        "back to the last hour",
+        &format!("{list}.querySelector('.events-custom').hidden && {list}.dataset.count === '1'"),
+    )
+    .await;
 }
 
 /// An admin deletes the event from the list: gone from the page and from the hub.
@@ -447,6 +507,7 @@ pub async fn event_is_deleted(b: &Browser, hub: &Harness) {
             "document.querySelector('[data-testid=events-all] [data-testid=event]')?.dataset.eventId",
         )
         .await) as i64;
+    custom_range_filters(b, id).await;
     b.click(Locator::Css(&format!(
         "[data-testid=events-all] [data-event-id=\"{id}\"] [data-testid=event-delete]"
     )))
