@@ -26,6 +26,7 @@ async fn motion_events_badges_playback_and_zones() {
     let mut hub = motion::hub().await;
     motion::event_appears_live_and_plays(&b, &mut hub).await;
     motion::zones_are_drawn_saved_and_shown_after_reload(&b, &hub).await;
+    motion::viewer_sees_events_and_zones_but_cannot_change_them(&b, &hub).await;
     motion::event_is_deleted(&b, &hub).await;
     let errors = b.console_errors().await;
     assert!(errors.is_empty(), "console errors: {errors:?}");

@@ -270,6 +270,34 @@ impl Browser {
         self.client.issue_cmd(Cdp(cmd)).await.unwrap();
     }
 
+    /// Runs `source` in every page loaded from now on, before the page's own scripts (CDP
+    /// `Page.addScriptToEvaluateOnNewDocument`); returns the id for
+    /// [`Browser::stop_running_before_pages`].
+    #[allow(dead_code)] // only the motion scenarios (browser_motion.rs) use it
+    pub async fn run_before_pages(&self, source: &str) -> String {
+        let v = self
+            .client
+            .issue_cmd(Cdp(json!({
+                "cmd": "Page.addScriptToEvaluateOnNewDocument",
+                "params": { "source": source },
+            })))
+            .await
+            .unwrap();
+        v["identifier"].as_str().unwrap().to_owned()
+    }
+
+    /// Stops running the script [`Browser::run_before_pages`] added as `id`.
+    #[allow(dead_code)] // only the motion scenarios (browser_motion.rs) use it
+    pub async fn stop_running_before_pages(&self, id: &str) {
+        self.client
+            .issue_cmd(Cdp(json!({
+                "cmd": "Page.removeScriptToEvaluateOnNewDocument",
+                "params": { "identifier": id },
+            })))
+            .await
+            .unwrap();
+    }
+
     /// Console messages of level SEVERE since the last call (JS errors, failed loads).
     pub async fn console_errors(&self) -> Vec<String> {
         let v = self.client.issue_cmd(BrowserLog).await.unwrap();

@@ -359,15 +359,155 @@ pub async fn zones_are_drawn_saved_and_shown_after_reload(b: &Browser, hub: &Har
     assert_eq!(saved_zones(hub).await, (vec![], vec![]));
 }
 
+/// What `GET /api/whoami` says to a viewer (docs/SECURITY.md): the page is told it is one.
+/// The hub here runs without login (loopback), so this checks what the page shows a viewer;
+/// that the hub refuses a viewer's delete or zone change is tests/security.rs's door table.
+const AS_VIEWER: &str = "const real = window.fetch; window.fetch = async (u, o) => { const r = await real(u, o); if (String(u) !== '/api/whoami') return r; const me = await r.json(); me.role = 'viewer'; me.user = 'vic'; for (const k of Object.keys(me.may)) me.may[k] = ['view', 'snapshot', 'recordings', 'events'].includes(k); return new Response(JSON.stringify(me), { status: 200, headers: { 'content-type': 'application/json' } }); };";
+
+/// A viewer sees the events (thumbnails included) and the zones, but no delete button and
+/// no drawing tools, and dragging on the picture draws nothing.
+pub async fn viewer_sees_events_and_zones_but_cannot_change_them(b: &Browser, hub: &Harness) {
+    // As the admin, one zone to look at (the editor is open from the zones scenario).
+    let name = b
+        .client
+        .find(Locator::Css("[data-testid=zones-name]"))
+        .await
+        .unwrap();
+    name.clear().await.unwrap();
+    name.send_keys("gate").await.unwrap();
+    drag_on_picture(b, (0.2, 0.2), (0.4, 0.4)).await;
+    b.click(Locator::Css("[data-testid=zones-save]")).await;
+    b.wait_for(
+        "saved",
+        "document.querySelector('[data-testid=zones-status]').dataset.kind === 'success'",
+    )
+    .await;
+
+    let script = b.run_before_pages(AS_VIEWER).await;
+    b.client.goto(&hub.url("/")).await.unwrap();
+    b.client.refresh().await.unwrap();
+    b.wait_for(
+        "a viewer's page",
+        "document.documentElement.dataset.role === 'viewer'",
+    )
+    .await;
+    let seen = b
+        .wait_for(
+            "the events, without delete",
+            "(() => { const li = document.querySelector('[data-testid=events-all] [data-testid=event]'); const img = li?.querySelector('[data-testid=event-thumb]'); const del = li?.querySelector('[data-testid=event-delete]'); return li && img.complete && img.naturalWidth > 0 && del.hasAttribute('data-denied') && [getComputedStyle(del).display, getComputedStyle(document.querySelector('[data-testid=events-all]')).display]; })()",
+        )
+        .await;
+    assert_eq!(seen[0], "none", "delete shown to a viewer: {seen}");
+    assert_ne!(seen[1], "none", "events hidden from a viewer: {seen}");
+
+    b.js(&format!(
+        "location.hash = '#/camera/{CAMERA}'; return null;"
+    ))
+    .await;
+    b.wait_for(
+        "live frames",
+        "+document.querySelector('#live').dataset.frameCount > 2",
+    )
+    .await;
+    open_zone_editor(b).await;
+    let shown = b
+        .wait_for(
+            "the zone shown, no tools",
+            "(() => { const o = document.querySelector('#zone-overlay'); const vis = (s) => getComputedStyle(document.querySelector(s)).display !== 'none'; return o.dataset.zones === '1' && [o.dataset.editable, vis('.zones-tools'), vis('.zones-actions'), vis('[data-testid=zone-item] button'), document.querySelector('[data-testid=zone-item] .zone-name').textContent]; })()",
+        )
+        .await;
+    assert_eq!(
+        shown,
+        serde_json::json!(["false", false, false, false, "gate"])
+    );
+    drag_on_picture(b, (0.6, 0.6), (0.8, 0.8)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = b
+        .js("return [document.querySelectorAll('[data-testid=zone-item]').length, document.querySelector('#zone-overlay').dataset.zones];")
+        .await;
+    assert_eq!(after, serde_json::json!([1, "1"]), "a viewer drew a zone");
+    assert_eq!(saved_zones(hub).await.0.len(), 1);
+    b.screenshot("motion-viewer").await;
+
+    // From the list of all cameras, a click opens the camera and plays the event there.
+    b.js("location.hash = '#/'; return null;").await;
+    b.click(Locator::Css(
+        "[data-testid=events-all] [data-testid=event] [data-testid=event-open]",
+    ))
+    .await;
+    b.wait_for(
+        "the camera page playing the event",
+        &format!("location.hash === '#/camera/{CAMERA}' && document.querySelector('#live').dataset.mode === 'playback' && +document.querySelector('#live').dataset.frameCount > 3 && document.querySelector('#live').dataset.width === '640'"),
+    )
+    .await;
+    b.stop_running_before_pages(&script).await;
+}
+
+/// The custom range: a range after the event shows none, one around it shows it.
+async fn custom_range_filters(b: &Browser, id: i64) {
+    let list = "document.querySelector('[data-testid=events-all]')";
+    b.click(Locator::Css(
+        "[data-testid=events-all] [data-testid=events-range-custom]",
+    ))
+    .await;
+    let set = |from_min: i64, to_min: Option<i64>| {
+        let to = to_min.map_or("''".to_owned(), |m| {
+            format!("local(Date.now() + {m} * 60000)")
+        });
+        format!(
+            "const local = (ms) => {{ const d = new Date(ms); const p = (n) => String(n).padStart(2, '0'); return `${{d.getFullYear()}}-${{p(d.getMonth() + 1)}}-${{p(d.getDate())}}T${{p(d.getHours())}}:${{p(d.getMinutes())}}`; }}; document.querySelector('[data-testid=events-from]').value = local(Date.now() + {from_min} * 60000); document.querySelector('[data-testid=events-to]').value = {to}; return null;"
+        )
+    };
+    b.js(&set(2, None)).await;
+    b.click(Locator::Css(
+        "[data-testid=events-all] [data-testid=events-apply]",
+    ))
+    .await;
+    b.wait_for(
+        "nothing after the event",
+        &format!("{list}.dataset.count === '0' && !{list}.dataset.loading && !{list}.querySelector('[data-testid=events-empty]').hidden"),
+    )
+    .await;
+    b.js(&set(-60, Some(60))).await;
+    b.click(Locator::Css(
+        "[data-testid=events-all] [data-testid=events-apply]",
+    ))
+    .await;
+    b.wait_for(
+        "the event inside the range",
+        &format!(
+            "{list}.dataset.count === '1' && {list}.querySelector('[data-event-id=\"{id}\"]')"
+        ),
+    )
+    .await;
+    b.click(Locator::Css(
+        "[data-testid=events-all] [data-testid=events-range-1h]",
+    ))
+    .await;
+    b.wait_for(
+        "back to the last hour",
+        &format!("{list}.querySelector('.events-custom').hidden && {list}.dataset.count === '1'"),
+    )
+    .await;
+}
+
 /// An admin deletes the event from the list: gone from the page and from the hub.
 pub async fn event_is_deleted(b: &Browser, hub: &Harness) {
-    b.js("location.hash = '#/'; return null;").await;
+    // A fresh page: whoever the previous scenario pretended to be, this one is the admin.
+    b.client.goto(&hub.url("/")).await.unwrap();
+    b.client.refresh().await.unwrap();
+    b.wait_for(
+        "an admin's page",
+        "document.documentElement.dataset.role === 'admin'",
+    )
+    .await;
     let id = num(&b
         .wait_for(
             "an event in the list",
             "document.querySelector('[data-testid=events-all] [data-testid=event]')?.dataset.eventId",
         )
         .await) as i64;
+    custom_range_filters(b, id).await;
     b.click(Locator::Css(&format!(
         "[data-testid=events-all] [data-event-id=\"{id}\"] [data-testid=event-delete]"
     )))

@@ -332,7 +332,7 @@ async fn timelapse_keeps_one_frame_per_interval_and_exports_at_the_chosen_rate()
 async fn recordings_list_a_cameras_events_as_timeline_markers() {
     let dir = tmp();
     let mut config = espcam_hub::Config::for_tests(dir.path());
-    config.motion.default.detector.end_after_ms = 800;
+    config.motion.default.detector.end_after_ms = 1_500;
     let hub = TestHub::start(config).await;
     let mut ui = ws(&hub.ws_url("/ws/ui")).await;
     let spawn = |id: &str, scene: Scene| {
@@ -368,11 +368,18 @@ async fn recordings_list_a_cameras_events_as_timeline_markers() {
         }
     };
     let id = start["event"]["id"].as_i64().unwrap();
-    // While it runs: listed, open-ended.
+    // While it runs: listed, open-ended. (A loaded machine may deliver the start late, or
+    // skip analyses until the event ends: the motion status, asked after the list, says
+    // whether it still ran when the list was made.)
     let running = markers(&hub.get("/api/cameras/gate/recordings").await.json());
     assert_eq!(running.len(), 1, "{running:?}");
     assert_eq!(running[0]["id"], id);
-    assert_eq!(running[0]["ended_ms"], Value::Null);
+    let status = hub.get("/api/cameras/gate/motion").await.json()["status"].clone();
+    if status["event"] == id {
+        assert_eq!(running[0]["ended_ms"], Value::Null, "{running:?}");
+    } else {
+        println!("the event ended before the list was checked: {status}");
+    }
 
     cam.inject(Fault::Scene(Scene::Still));
     loop {

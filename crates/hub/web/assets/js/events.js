@@ -12,6 +12,8 @@ import { api } from "./api.js";
 import { notify } from "./notifications.js";
 
 const PAGE = 50;
+/** Most events kept in a list that grows live. */
+const MAX_SHOWN = 500;
 const RANGES = [
   { key: "1h", label: "1 h", ms: 3600_000 },
   { key: "24h", label: "24 h", ms: 24 * 3600_000 },
@@ -230,9 +232,15 @@ export class EventList {
       return;
     }
     // Only a range that runs up to now shows new events.
-    if (this.#window().toMs !== null) return;
+    const { fromMs, toMs } = this.#window();
+    if (toMs !== null) return;
     this.#items.unshift(ev);
     this.#items.sort((a, b) => b.started_ms - a.started_ms);
+    // A page left open for days: what slid out of the range goes, and the list stays short
+    // ("Load older" brings back the rest).
+    const kept = this.#items.filter((e) => e.ended_ms === null || e.ended_ms === undefined || e.ended_ms >= fromMs);
+    if (kept.length > MAX_SHOWN) this.#el.more.hidden = false;
+    this.#items = kept.slice(0, MAX_SHOWN);
     this.#render();
   }
 
