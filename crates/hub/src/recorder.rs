@@ -9,8 +9,10 @@
 //! thread that calls it for milliseconds to a second: the async runtime, ingest and viewers
 //! never wait for the disk. When the queue is full the frames are counted as missed, not
 //! queued without bound. A write error (full disk, unwritable directory) stops recording for
-//! that camera, is reported in the log, the API and the metrics, and recording resumes by
-//! itself once a write succeeds again; live view is not affected.
+//! that camera, is reported in the log (once, then at most once a minute while it lasts), the
+//! API and the metrics; a full disk wakes retention at once (its free-disk floor makes
+//! room); recording resumes by itself once a write succeeds again; what was durable stays
+//! playable throughout; live view is not affected.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc as std_mpsc;
@@ -37,6 +39,8 @@ const QUEUE: usize = 512;
 const TAP_CAPACITY: usize = 64;
 /// After a failed write, how long a camera waits before trying again.
 const ERROR_PAUSE_US: u64 = 5_000_000;
+/// While a camera's recording keeps failing, at most one log line per this interval.
+const ERROR_LOG_EVERY_US: u64 = 60_000_000;
 
 /// What the API shows of one camera's recording.
 #[derive(Debug, Clone, Serialize)]
@@ -65,6 +69,11 @@ struct CameraCtl {
     error: Option<String>,
     /// Don't try writing again before this time after an error.
     paused_until_us: u64,
+    /// When the last error was logged, and the failures since.
+    logged_us: u64,
+    unlogged: u64,
+    /// Whether the current failure was logged (then its end is logged too).
+    episode_logged: bool,
 }
 
 enum Job {
@@ -88,6 +97,8 @@ struct Inner {
     writer: std::sync::OnceLock<crate::worker::Worker<Job>>,
     /// Frames the queue had no room for, per camera (added to the writer's count).
     missed: Mutex<HashMap<CameraId, u64>>,
+    /// Wakes retention at once when a write found the disk full.
+    retention_now: tokio::sync::Notify,
 }
 
 impl Recorder {
@@ -100,6 +111,7 @@ impl Recorder {
             cameras: Mutex::new(HashMap::new()),
             writer: std::sync::OnceLock::new(),
             missed: Mutex::new(HashMap::new()),
+            retention_now: tokio::sync::Notify::new(),
         });
         let rec = Recorder(inner);
         let ctl = Ctl(rec.0.clone());
@@ -332,17 +344,40 @@ impl Recorder {
         }
     }
 
-    fn failed(&self, id: &CameraId, error: &str) {
-        let mut map = self.lock();
-        let c = self.ctl(&mut map, id);
-        if c.error.is_none() {
-            warn!(
-                "camera {id}: recording stopped: {error} (live view continues; retrying every {} s)",
-                ERROR_PAUSE_US / 1_000_000
-            );
+    /// A write failed: recording pauses for the camera, and is tried again after
+    /// [`ERROR_PAUSE_US`]. Logged at the first failure, then at most once a minute while it
+    /// keeps failing. A full disk wakes retention, whose free-disk floor makes room.
+    fn failed(&self, id: &CameraId, error: &str, disk_full: bool) {
+        let now = now_us();
+        {
+            let mut map = self.lock();
+            let c = self.ctl(&mut map, id);
+            let new = c.error.is_none();
+            if c.logged_us == 0 || now >= c.logged_us + ERROR_LOG_EVERY_US {
+                if new {
+                    warn!(
+                        "camera {id}: recording stopped: {error} (live view continues; retrying every {} s)",
+                        ERROR_PAUSE_US / 1_000_000
+                    );
+                } else {
+                    warn!(
+                        "camera {id}: recording still stopped: {error} ({} more failed attempts)",
+                        c.unlogged + 1
+                    );
+                }
+                c.logged_us = now;
+                c.unlogged = 0;
+                c.episode_logged = true;
+            } else {
+                c.unlogged += 1;
+                c.episode_logged &= !new;
+            }
+            c.error = Some(error.to_string());
+            c.paused_until_us = now + ERROR_PAUSE_US;
         }
-        c.error = Some(error.to_string());
-        c.paused_until_us = now_us() + ERROR_PAUSE_US;
+        if disk_full {
+            self.0.retention_now.notify_one();
+        }
     }
 
     async fn retention(self, mut stop: watch::Receiver<bool>) {
@@ -351,6 +386,9 @@ impl Recorder {
             tokio::select! {
                 _ = stop.changed() => return,
                 _ = every.tick() => {}
+                _ = self.0.retention_now.notified() => {
+                    info!("retention: a recording found the disk full, making room");
+                }
             }
             let Some(rec) = self.recordings() else { return };
             let policy = self.0.config.retention.clone();
@@ -387,8 +425,8 @@ impl Recorder {
 struct Ctl(Arc<Inner>);
 
 impl Ctl {
-    fn failed(&self, id: &CameraId, error: &str) {
-        Recorder(self.0.clone()).failed(id, error);
+    fn failed(&self, id: &CameraId, error: &espcam_record::WriteError) {
+        Recorder(self.0.clone()).failed(id, &error.to_string(), error.is_disk_full());
     }
 }
 
@@ -410,7 +448,7 @@ fn writer_thread(ctl: &Ctl, recordings: &Recordings, rx: std_mpsc::Receiver<Job>
                 let now = now_us();
                 for (id, w) in &mut writers {
                     if let Err(e) = w.flush_if_due(now) {
-                        ctl.failed(id, &e.to_string());
+                        ctl.failed(id, &e);
                     }
                 }
             }
@@ -433,7 +471,7 @@ fn write(
         std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
         std::collections::hash_map::Entry::Vacant(v) => match recordings.writer(id) {
             Ok(w) => v.insert(w),
-            Err(e) => return ctl.failed(id, &e.to_string()),
+            Err(e) => return ctl.failed(id, &e),
         },
     };
     let queue_missed = ctl
@@ -459,14 +497,15 @@ fn write(
             let mut map = ctl.0.cameras.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(c) = map.get_mut(id)
                 && let Some(e) = c.error.take()
+                && std::mem::take(&mut c.episode_logged)
             {
                 info!("camera {id}: recording resumed (after: {e})");
             }
         }
         Err(e) => {
-            // Drop the writer: a new one (and segment) is made on the next attempt.
-            writers.remove(id);
-            ctl.failed(id, &e.to_string());
+            // The writer stays: it starts a new segment at the next attempt, after closing
+            // the one the failure interrupted (whose durable frames stay readable).
+            ctl.failed(id, &e);
         }
     }
 }

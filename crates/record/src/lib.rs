@@ -260,6 +260,8 @@ pub(crate) struct Inner {
     pub live: Mutex<HashMap<CameraId, Arc<Live>>>,
     /// Cameras that have a [`Writer`].
     pub writers: Mutex<HashSet<CameraId>>,
+    /// Segments a dropped writer could not close, for the camera's next writer.
+    pub unclosed: Mutex<HashMap<CameraId, Vec<writer::Unclosed>>>,
     /// Reader leases; retention skips leased segments.
     pub leases: Mutex<Leases>,
     counters: Counters,
@@ -355,6 +357,7 @@ impl Recordings {
                 conn: Mutex::new(conn),
                 live: Mutex::default(),
                 writers: Mutex::default(),
+                unclosed: Mutex::default(),
                 leases: Mutex::default(),
                 counters: Counters::default(),
                 faults: std::sync::RwLock::new(None),

@@ -52,7 +52,7 @@ const HOLD_BACK_US: u64 = 60_000_000;
 
 /// A segment whose close failed.
 #[derive(Debug, Clone, Copy)]
-struct Unclosed {
+pub(crate) struct Unclosed {
     id: SegmentId,
     start_us: u64,
     /// The writer's latest receive time when it failed.
@@ -99,15 +99,24 @@ impl Writer {
         if !fresh {
             return Err(WriteError::Busy(camera.to_string()));
         }
+        // Segments an earlier writer of this camera could not close are this one's to close.
+        let unclosed = rec
+            .inner
+            .unclosed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&camera)
+            .unwrap_or_default();
+        let last_t = unclosed.iter().map(|u| u.since_us).max().unwrap_or(0);
         Ok(Self {
             rec,
             camera,
             cur: None,
-            last_t: 0,
+            last_t,
             last_sync_us: None,
             durable_total: 0,
             pending: (0, 0, 0, 0),
-            unclosed: Vec::new(),
+            unclosed,
         })
     }
 
@@ -464,8 +473,16 @@ impl Drop for Writer {
         }
         self.retry_unclosed();
         self.report(None);
-        self.rec
-            .inner
+        let inner = &self.rec.inner;
+        if !self.unclosed.is_empty() {
+            // Handed to the camera's next writer (their `Live` stays published meanwhile).
+            inner
+                .unclosed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(self.camera.clone(), std::mem::take(&mut self.unclosed));
+        }
+        inner
             .writers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

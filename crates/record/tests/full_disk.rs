@@ -5,8 +5,8 @@
 //! What must hold: the write error says the disk is full; every closed segment and every
 //! frame a sync made durable stay intact and playable while the disk is full; no byte of the
 //! frame that was cut off is ever served; retention's free-disk floor makes room; and the
-//! same writer records again by itself once space is back, after closing the segment the
-//! failure interrupted.
+//! writer records again by itself once space is back (the same one, or the camera's next
+//! one), after closing the segment the failure interrupted.
 
 #![allow(clippy::unwrap_used)]
 
@@ -169,6 +169,10 @@ fn a_full_disk_keeps_what_was_durable_makes_room_and_recording_resumes() {
             failed_at + k
         );
     }
+    // The hub drops a failing camera's writer while it pauses: the next writer inherits the
+    // segment that could not be closed.
+    drop(w);
+    let mut w = rec.writer(&cam()).unwrap();
     // … and every durable frame still plays, whole: the closed segments and the durable
     // frames of the segment the failure interrupted.
     let got = check(&play_all(&rec), &base);
@@ -193,7 +197,7 @@ fn a_full_disk_keeps_what_was_durable_makes_room_and_recording_resumes() {
         "{report:?}"
     );
 
-    // The same writer records again by itself.
+    // The writer records again by itself.
     let resume = failed_at + 30;
     for k in resume..resume + 30 {
         let jpeg = numbered(&base, k);
