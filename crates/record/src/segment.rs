@@ -151,6 +151,24 @@ fn corrupt(path: &Path, what: &'static str) -> ReadError {
     }
 }
 
+/// Asks the kernel to start reading a closed segment's index trailer (`frames` entries and
+/// the footer at the end of its `bytes`) into the page cache, without waiting: a caller
+/// about to load many indexes issues this for all of them first, so the reads from disk
+/// overlap instead of queueing one after the other. Best effort: errors are ignored (the
+/// load that follows reports them).
+pub(crate) fn prefetch_index(path: &Path, bytes: u64, frames: u32) {
+    let len = u64::from(frames) * ENTRY_LEN + FOOTER_LEN;
+    let (Some(offset), Ok(file)) = (bytes.checked_sub(len), File::open(path)) else {
+        return;
+    };
+    let _ = rustix::fs::fadvise(
+        &file,
+        offset,
+        std::num::NonZeroU64::new(len),
+        rustix::fs::Advice::WillNeed,
+    );
+}
+
 /// Loads the index of a closed segment from its trailer.
 pub(crate) fn load_index(path: &Path) -> Result<Vec<FrameMeta>, ReadError> {
     let file = File::open(path).map_err(|e| IoError::new("open segment file", path, e))?;
