@@ -22,14 +22,13 @@ use std::time::Duration;
 use espcam_proto::CameraId;
 use espcam_record::{Recordings, Writer};
 use serde::Serialize;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 use tracing::{info, warn};
 
 pub use crate::config::{Mode, RecordingConfig};
 use crate::state::Hub;
 use crate::state::camera::{Camera, Frame};
 use crate::state::clock::now_us;
-use crate::state::event::Event;
 use crate::state::tap::DropPolicy;
 
 /// Frames queued between all cameras' tasks and the writer thread (about two seconds of
@@ -238,48 +237,24 @@ impl Recorder {
     }
 
     /// Starts a task per camera, for the cameras known now and those that appear later, and
-    /// the once-a-second commit tick.
+    /// the once-a-second commit tick; at the end, closes every open segment.
     async fn supervise(self, hub: Hub) {
-        let mut events = hub.subscribe();
-        let mut started: HashMap<CameraId, tokio::task::JoinHandle<()>> = HashMap::new();
-        let mut stop = hub.shutdown_signal();
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        // A camera that was forgotten and came back is a new `Camera`: its old task ended
-        // with the old tap, so a finished task is restarted.
-        let start =
-            |cam: Arc<Camera>, started: &mut HashMap<CameraId, tokio::task::JoinHandle<()>>| {
-                if started.get(&cam.id).is_none_or(|h| h.is_finished()) {
-                    let id = cam.id.clone();
-                    let task = tokio::spawn(self.clone().follow(cam, hub.shutdown_signal()));
-                    started.insert(id, task);
-                }
-            };
-        for cam in hub.cameras() {
-            start(cam, &mut started);
-        }
-        loop {
-            tokio::select! {
-                _ = stop.changed() => break,
-                _ = tick.tick() => { self.send(Job::Tick); }
-                ev = events.recv() => match ev {
-                    Ok(Event::Online(info)) => {
-                        if let Some(cam) = hub.camera(info.id.as_str()) {
-                            start(cam, &mut started);
-                        }
-                    }
-                    Ok(Event::CamerasChanged) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                        started.retain(|_, h| !h.is_finished());
-                        for cam in hub.cameras() {
-                            start(cam, &mut started);
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(broadcast::error::RecvError::Closed) => break,
-                },
-            }
-        }
-        // Close every open segment.
-        for id in started.into_keys() {
+        let (ticker, spawner) = (self.clone(), self.clone());
+        let stop = hub.clone();
+        let followed = crate::follow::follow_cameras(
+            hub,
+            Some(Duration::from_secs(1)),
+            move || {
+                ticker.send(Job::Tick);
+            },
+            move |cam| {
+                Some(tokio::spawn(
+                    spawner.clone().follow(cam, stop.shutdown_signal()),
+                ))
+            },
+        )
+        .await;
+        for id in followed {
             self.send(Job::Close(id));
         }
     }
