@@ -5,8 +5,8 @@
 //! A service beside `ingest` and `http`, built on `state` only: one task per camera follows
 //! the camera's frames through an [`DropPolicy::Every`] tap (so it sees every frame or knows
 //! what it missed) and keeps the pre-roll as shared `Arc<Frame>`s (no copy). Frames to record
-//! go through one bounded queue to one dedicated writer thread, because an fsync blocks the
-//! thread that calls it for milliseconds to a second: the async runtime, ingest and viewers
+//! go through bounded queues to a few dedicated writer threads (a camera always to the same
+//! one), because an fsync blocks the thread that calls it for milliseconds to a second: the async runtime, ingest and viewers
 //! never wait for the disk. When the queue is full the frames are counted as missed, not
 //! queued without bound. A write error (full disk, unwritable directory) stops recording for
 //! that camera, is reported in the log (once, then at most once a minute while it lasts), the
@@ -31,8 +31,20 @@ use crate::state::camera::{Camera, Frame};
 use crate::state::clock::now_us;
 use crate::state::tap::DropPolicy;
 
-/// Frames queued between all cameras' tasks and the writer thread (about two seconds of
-/// 15 VGA cameras); beyond it frames are counted as missed.
+/// Writer threads. A sync blocks its thread for as long as the disk takes (tens to hundreds
+/// of ms on a loaded disk), and one camera needs one a second: with one thread, 50 cameras
+/// on a slow disk queued faster than the syncs completed. Cameras are spread over the
+/// threads by their id, so one camera's frames stay in order on one thread, and the
+/// filesystem runs the threads' syncs side by side.
+const WRITERS: usize = 4;
+const WRITER_NAMES: [&str; WRITERS] = [
+    "espcam-recorder-0",
+    "espcam-recorder-1",
+    "espcam-recorder-2",
+    "espcam-recorder-3",
+];
+/// Frames queued between the cameras' tasks and each writer thread (2 048 in all, about two
+/// seconds of 30 cameras at 30 fps); beyond it frames are counted as missed.
 const QUEUE: usize = 512;
 /// Frames a camera task's tap holds before ingest counts misses.
 const TAP_CAPACITY: usize = 64;
@@ -92,8 +104,8 @@ struct Inner {
     recordings: Mutex<Option<Recordings>>,
     config: RecordingConfig,
     cameras: Mutex<HashMap<CameraId, CameraCtl>>,
-    /// The writer thread; stopping it drains the queue and closes every segment.
-    writer: std::sync::OnceLock<crate::worker::Worker<Job>>,
+    /// The writer threads; stopping them drains their queues and closes every segment.
+    writers: std::sync::OnceLock<Vec<crate::worker::Worker<Job>>>,
     /// Frames the queue had no room for, per camera (added to the writer's count).
     missed: Mutex<HashMap<CameraId, u64>>,
     /// Wakes retention at once when a write found the disk full.
@@ -108,16 +120,22 @@ impl Recorder {
             recordings: Mutex::new(Some(recordings.clone())),
             config,
             cameras: Mutex::new(HashMap::new()),
-            writer: std::sync::OnceLock::new(),
+            writers: std::sync::OnceLock::new(),
             missed: Mutex::new(HashMap::new()),
             retention_now: tokio::sync::Notify::new(),
         });
         let rec = Recorder(inner);
-        let ctl = Ctl(rec.0.clone());
-        let writer = crate::worker::Worker::spawn("espcam-recorder", QUEUE, move |rx| {
-            writer_thread(&ctl, &recordings, rx)
-        });
-        let _ = rec.0.writer.set(writer);
+        let writers = WRITER_NAMES
+            .iter()
+            .map(|name| {
+                let ctl = Ctl(rec.0.clone());
+                let recordings = recordings.clone();
+                crate::worker::Worker::spawn(name, QUEUE, move |rx| {
+                    writer_thread(&ctl, &recordings, rx)
+                })
+            })
+            .collect();
+        let _ = rec.0.writers.set(writers);
         tokio::spawn(rec.clone().supervise(hub.clone()));
         tokio::spawn(rec.clone().retention(hub.shutdown_signal()));
         rec
@@ -135,7 +153,7 @@ impl Recorder {
     /// Stops recording: every queued frame is written, every segment closed, the library
     /// closed. Waits for the writer thread (blocking; call from `spawn_blocking`).
     pub fn stop(&self) {
-        if let Some(w) = self.0.writer.get() {
+        for w in self.0.writers.get().into_iter().flatten() {
             w.stop();
         }
         self.0
@@ -145,8 +163,27 @@ impl Recorder {
             .take();
     }
 
+    /// Queues `job` on the writer thread of its camera; a tick goes to every thread.
     fn send(&self, job: Job) -> bool {
-        self.0.writer.get().is_some_and(|w| w.send(job))
+        let Some(writers) = self.0.writers.get() else {
+            return false;
+        };
+        let id = match &job {
+            Job::Frame(id, ..) | Job::Close(id) => id,
+            Job::Tick => {
+                for w in writers {
+                    w.send(Job::Tick);
+                }
+                return true;
+            }
+        };
+        let shard = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::hash::DefaultHasher::new();
+            id.hash(&mut h);
+            h.finish() as usize % writers.len().max(1)
+        };
+        writers.get(shard).is_some_and(|w| w.send(job))
     }
 
     /// The camera's recording state.
