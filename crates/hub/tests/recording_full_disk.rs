@@ -155,7 +155,7 @@ async fn a_file_size_limit_stops_recording_clearly_keeps_durable_frames_and_it_r
         .await;
     assert_eq!(on.status, 200, "{}", on.text());
     // Some seconds recorded and durable.
-    until("durable frames", 15, || async {
+    until("durable frames", 60, || async {
         let v = hub.get("/api/cameras/cam-1/recordings").await.json();
         (span_frames(&v) >= 30).then_some(())
     })
@@ -180,7 +180,7 @@ async fn a_file_size_limit_stops_recording_clearly_keeps_durable_frames_and_it_r
     )
     .unwrap();
 
-    let state: Value = until("state.error", 30, || async {
+    let state: Value = until("state.error", 60, || async {
         let v = hub.get("/api/cameras/cam-1/recordings").await.json();
         v["state"]["error"].is_string().then(|| v["state"].clone())
     })
@@ -222,7 +222,7 @@ async fn a_file_size_limit_stops_recording_clearly_keeps_durable_frames_and_it_r
 
     // The limit goes: the interrupted segment is closed and recording resumes by itself.
     setrlimit(Resource::Fsize, unlimited).unwrap();
-    let after: Value = until("recording to resume", 30, || async {
+    let after: Value = until("recording to resume", 60, || async {
         let v = hub.get("/api/cameras/cam-1/recordings").await.json();
         let resumed = v["state"]["error"].is_null()
             && v["state"]["recording"] == true
