@@ -277,3 +277,82 @@ fn a_failing_sync_reports_nothing_durable_that_was_not_synced() {
     );
     assert!(got.ends_with(&(30..45).collect::<Vec<_>>()), "{got:?}");
 }
+
+/// Fails every write to one segment file (or to all, while `all` is set).
+#[derive(Debug, Default)]
+struct Refuse {
+    all: AtomicBool,
+    segment: AtomicU64,
+}
+
+impl IoFaults for Refuse {
+    fn write(&self, path: &Path, len: usize) -> usize {
+        let seg = self.segment.load(Ordering::SeqCst);
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let refused =
+            self.all.load(Ordering::SeqCst) || (seg != 0 && name.starts_with(&format!("{seg}-")));
+        if refused { 0 } else { len }
+    }
+}
+
+#[test]
+fn a_segment_that_cannot_be_closed_holds_recording_back_a_minute_at_most() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rec, _) = Recordings::open_with(dir.path(), config()).unwrap();
+    let faults = Arc::new(Refuse::default());
+    rec.set_io_faults(Some(faults.clone()));
+    let base = base_jpeg(64, 48, 7);
+    let t = |n: u64| T0 + n * SEC / 10;
+    let mut w = rec.writer(&cam()).unwrap();
+    let send = |w: &mut espcam_record::Writer, n: u64| {
+        let jpeg = numbered(&base, n);
+        let a = w.append(&frame(&jpeg, t(n)))?;
+        w.flush_if_due(t(n))?;
+        Ok::<_, WriteError>(a)
+    };
+    let mut first = None;
+    for n in 0..10 {
+        let a = send(&mut w, n).unwrap();
+        first.get_or_insert(a.segment);
+    }
+    let durable = w.durable_frames();
+    assert!(durable >= 7);
+    // The disk refuses everything, then only the interrupted segment (its index can never
+    // be written, like a file at its size limit).
+    faults.all.store(true, Ordering::SeqCst);
+    assert!(send(&mut w, 10).is_err());
+    faults
+        .segment
+        .store(first.unwrap().get() as u64, Ordering::SeqCst);
+    faults.all.store(false, Ordering::SeqCst);
+    // Within the minute: no new segment, the durable frames stay readable.
+    for n in [20, 300, 500] {
+        assert!(
+            send(&mut w, n).is_err(),
+            "frame {n} recorded while held back"
+        );
+        assert_eq!(
+            check(&play_all(&rec), &base),
+            (0..durable).collect::<Vec<_>>()
+        );
+    }
+    // After it: recording goes on in a new segment.
+    for n in 700..710 {
+        send(&mut w, n).unwrap();
+    }
+    let got = check(&play_all(&rec), &base);
+    assert!(
+        got.ends_with(&(700..709).collect::<Vec<_>>())
+            || got.ends_with(&(700..710).collect::<Vec<_>>()),
+        "{got:?}"
+    );
+    // The old segment closes as soon as its index can be written; then it plays again.
+    faults.segment.store(0, Ordering::SeqCst);
+    w.close().unwrap();
+    let got = check(&play_all(&rec), &base);
+    assert!(
+        got.starts_with(&(0..durable).collect::<Vec<_>>()),
+        "{got:?}"
+    );
+    assert!(got.ends_with(&(700..710).collect::<Vec<_>>()), "{got:?}");
+}
