@@ -58,6 +58,11 @@ struct BenchArgs {
     /// commit) and print hub ÷ compare.
     #[arg(long, value_name = "PATH")]
     compare_exe: Option<PathBuf>,
+    /// Measure the hub recording every camera continuously (`[recording] mode =
+    /// "continuous"`, real fsyncs into its throw-away data directory) against the same hub
+    /// with recording off (target `rec-off`), and print on ÷ off.
+    #[arg(long)]
+    recording: bool,
     /// Internal: serve the baseline relay on these ports (how `--baseline` starts it).
     #[arg(long, hide = true, num_args = 2, value_names = ["PORT", "STREAM_PORT"])]
     serve_baseline: Option<Vec<u16>>,
@@ -220,8 +225,18 @@ fn run(args: &BenchArgs) -> anyhow::Result<()> {
     };
     let mut targets = vec![Target {
         name: "hub",
-        kind: Kind::Hub(hub),
+        kind: if args.recording {
+            Kind::HubRecording(hub.clone())
+        } else {
+            Kind::Hub(hub.clone())
+        },
     }];
+    if args.recording {
+        targets.push(Target {
+            name: "rec-off",
+            kind: Kind::Hub(hub),
+        });
+    }
     if let Some(p) = &args.compare_exe {
         relay::check_exe(p)?;
         targets.push(Target {
@@ -435,6 +450,9 @@ async fn run_scenario(target: &Target, spec: &Spec) -> anyhow::Result<Report> {
         tokio::time::sleep(left.min(Duration::from_millis(100))).await;
     }
     let hub_viewers = hub_viewer_count(&hub).await;
+    if matches!(hub.kind(), Kind::HubRecording(_)) {
+        eprintln!("  {}", recorded_summary(&hub).await);
+    }
     let cpu1 = procfs::cpu_time_us(pid)?;
     let load_cpu1 = procfs::cpu_time_us(own)?;
     let measured = t0.elapsed().as_secs_f64();
@@ -609,6 +627,26 @@ async fn hub_viewer_count(hub: &RelayProcess) -> Option<u64> {
         .iter()
         .map(|c| c.get("viewers").and_then(serde_json::Value::as_u64))
         .sum()
+}
+
+/// What the hub's recorder did, from its `/metrics`: frames recorded and missed, fsyncs.
+async fn recorded_summary(hub: &RelayProcess) -> String {
+    let Ok((200, text)) = hub.get("/metrics").await else {
+        return "recorder: no /metrics".into();
+    };
+    let total = |name: &str| -> u64 {
+        text.lines()
+            .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .map(|v| v as u64)
+            .sum()
+    };
+    format!(
+        "recorder: {} frames recorded, {} missed, {} fsyncs",
+        total("espcam_record_frames_total"),
+        total("espcam_record_frames_missed_total"),
+        total("espcam_record_fsyncs_total")
+    )
 }
 
 fn fps_label(fps: f64) -> String {

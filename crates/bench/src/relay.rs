@@ -17,8 +17,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-/// How long the relay may take to become ready after it was started.
-const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long the relay may take to become ready after it was started: the hub creates its
+/// databases with synchronous writes, and on the shared machine's loaded disk those syncs
+/// took up to 40 s at times.
+const START_TIMEOUT: Duration = Duration::from_secs(90);
 /// How long one REST request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest REST response body read (the camera list of a benchmark is a few hundred bytes).
@@ -29,6 +31,9 @@ const MAX_BODY: usize = 1024 * 1024;
 pub enum Kind {
     /// `exe serve …`: an espcam hub binary.
     Hub(PathBuf),
+    /// The same, recording every camera continuously (an `espcam.toml` with
+    /// `[recording] mode = "continuous"` in its working directory).
+    HubRecording(PathBuf),
     /// `exe --serve-baseline PORT STREAM_PORT`: this benchmark binary's minimal relay.
     Baseline(PathBuf),
 }
@@ -37,6 +42,9 @@ impl std::fmt::Display for Kind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Kind::Hub(exe) => write!(f, "{} serve", exe.display()),
+            Kind::HubRecording(exe) => {
+                write!(f, "{} serve, recording every camera", exe.display())
+            }
             Kind::Baseline(_) => f.write_str("the minimal tokio-tungstenite baseline relay"),
         }
     }
@@ -61,8 +69,15 @@ impl RelayProcess {
         let dir = fresh_dir()?;
         let (port, stream_port) = free_ports()?;
         let log = std::fs::File::create(dir.join("relay.log")).context("creating the log")?;
+        if matches!(kind, Kind::HubRecording(_)) {
+            std::fs::write(
+                dir.join("espcam.toml"),
+                "[recording]\nmode = \"continuous\"\n",
+            )
+            .context("writing the recording config")?;
+        }
         let mut cmd = match kind {
-            Kind::Hub(exe) => {
+            Kind::Hub(exe) | Kind::HubRecording(exe) => {
                 let mut cmd = Command::new(exe);
                 cmd.arg("serve")
                     .args(["--bind", "127.0.0.1"])
@@ -88,7 +103,7 @@ impl RelayProcess {
             }
         }
         let exe = match kind {
-            Kind::Hub(e) | Kind::Baseline(e) => e.clone(),
+            Kind::Hub(e) | Kind::HubRecording(e) | Kind::Baseline(e) => e.clone(),
         };
         let child = cmd
             // Its own working directory, so no `espcam.toml` of the user's is picked up.
@@ -131,7 +146,9 @@ impl RelayProcess {
                 bail!("the relay exited at start ({status}):\n{}", self.log_tail());
             }
             let ready = match self.kind {
-                Kind::Hub(_) => matches!(self.get("/healthz").await, Ok((200, _))),
+                Kind::Hub(_) | Kind::HubRecording(_) => {
+                    matches!(self.get("/healthz").await, Ok((200, _)))
+                }
                 Kind::Baseline(_) => {
                     let a = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await;
                     let b = tokio::net::TcpStream::connect(("127.0.0.1", self.stream_port)).await;

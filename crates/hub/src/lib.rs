@@ -26,6 +26,7 @@
 
 pub mod config;
 pub mod firmware;
+mod follow;
 pub mod http;
 pub mod ingest;
 pub mod motion;

@@ -22,7 +22,7 @@ use espcam_motion::{Detector, MotionConfig, MotionEvent, ZoneSet};
 use espcam_proto::CameraId;
 use espcam_store::events::{EventEnd, EventStore, NewEvent};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::recorder::Recorder;
@@ -388,46 +388,22 @@ impl Motion {
 
     async fn supervise(self) {
         let hub = self.0.hub.clone();
-        let mut events = hub.subscribe();
-        let mut started: HashMap<CameraId, tokio::task::JoinHandle<()>> = HashMap::new();
-        let mut stop = hub.shutdown_signal();
-        let mut tick = tokio::time::interval(POLL);
+        let (ticker, spawner) = (self.clone(), self.clone());
         let mut ticks = 0u32;
-        let start =
-            |cam: Arc<Camera>, started: &mut HashMap<CameraId, tokio::task::JoinHandle<()>>| {
-                if started.get(&cam.id).is_none_or(|h| h.is_finished()) {
-                    let id = cam.id.clone();
-                    let task = tokio::spawn(self.clone().follow(cam, hub.shutdown_signal()));
-                    started.insert(id, task);
-                }
-            };
-        for cam in hub.cameras() {
-            start(cam, &mut started);
-        }
-        loop {
-            tokio::select! {
-                _ = stop.changed() => break,
-                _ = tick.tick() => {
-                    ticks = ticks.wrapping_add(1);
-                    self.send(Job::Poll(ticks % RETENTION_EVERY == 1));
-                }
-                ev = events.recv() => match ev {
-                    Ok(Event::Online(info)) => {
-                        if let Some(cam) = hub.camera(info.id.as_str()) {
-                            start(cam, &mut started);
-                        }
-                    }
-                    Ok(Event::CamerasChanged) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                        started.retain(|_, h| !h.is_finished());
-                        for cam in hub.cameras() {
-                            start(cam, &mut started);
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(broadcast::error::RecvError::Closed) => break,
-                },
-            }
-        }
+        crate::follow::follow_cameras(
+            hub.clone(),
+            Some(POLL),
+            move || {
+                ticks = ticks.wrapping_add(1);
+                ticker.send(Job::Poll(ticks % RETENTION_EVERY == 1));
+            },
+            move |cam| {
+                Some(tokio::spawn(
+                    spawner.clone().follow(cam, hub.shutdown_signal()),
+                ))
+            },
+        )
+        .await;
     }
 
     /// One camera: at most `fps` frames a second to the analysis thread, skipping while the

@@ -5,12 +5,14 @@
 //! A service beside `ingest` and `http`, built on `state` only: one task per camera follows
 //! the camera's frames through an [`DropPolicy::Every`] tap (so it sees every frame or knows
 //! what it missed) and keeps the pre-roll as shared `Arc<Frame>`s (no copy). Frames to record
-//! go through one bounded queue to one dedicated writer thread, because an fsync blocks the
-//! thread that calls it for milliseconds to a second: the async runtime, ingest and viewers
+//! go through bounded queues to a few dedicated writer threads (a camera always to the same
+//! one), because an fsync blocks the thread that calls it for milliseconds to a second: the async runtime, ingest and viewers
 //! never wait for the disk. When the queue is full the frames are counted as missed, not
 //! queued without bound. A write error (full disk, unwritable directory) stops recording for
-//! that camera, is reported in the log, the API and the metrics, and recording resumes by
-//! itself once a write succeeds again; live view is not affected.
+//! that camera, is reported in the log (once, then at most once a minute while it lasts), the
+//! API and the metrics; a full disk wakes retention at once (its free-disk floor makes
+//! room); recording resumes by itself once a write succeeds again; what was durable stays
+//! playable throughout; live view is not affected.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc as std_mpsc;
@@ -20,23 +22,36 @@ use std::time::Duration;
 use espcam_proto::CameraId;
 use espcam_record::{Recordings, Writer};
 use serde::Serialize;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 use tracing::{info, warn};
 
 pub use crate::config::{Mode, RecordingConfig};
 use crate::state::Hub;
 use crate::state::camera::{Camera, Frame};
 use crate::state::clock::now_us;
-use crate::state::event::Event;
 use crate::state::tap::DropPolicy;
 
-/// Frames queued between all cameras' tasks and the writer thread (about two seconds of
-/// 15 VGA cameras); beyond it frames are counted as missed.
+/// Writer threads. A sync blocks its thread for as long as the disk takes (tens to hundreds
+/// of ms on a loaded disk), and one camera needs one a second: with one thread, 50 cameras
+/// on a slow disk queued faster than the syncs completed. Cameras are spread over the
+/// threads by their id, so one camera's frames stay in order on one thread, and the
+/// filesystem runs the threads' syncs side by side.
+const WRITERS: usize = 4;
+const WRITER_NAMES: [&str; WRITERS] = [
+    "espcam-recorder-0",
+    "espcam-recorder-1",
+    "espcam-recorder-2",
+    "espcam-recorder-3",
+];
+/// Frames queued between the cameras' tasks and each writer thread (2 048 in all, about two
+/// seconds of 30 cameras at 30 fps); beyond it frames are counted as missed.
 const QUEUE: usize = 512;
 /// Frames a camera task's tap holds before ingest counts misses.
 const TAP_CAPACITY: usize = 64;
 /// After a failed write, how long a camera waits before trying again.
 const ERROR_PAUSE_US: u64 = 5_000_000;
+/// While a camera's recording keeps failing, at most one log line per this interval.
+const ERROR_LOG_EVERY_US: u64 = 60_000_000;
 
 /// What the API shows of one camera's recording.
 #[derive(Debug, Clone, Serialize)]
@@ -65,6 +80,11 @@ struct CameraCtl {
     error: Option<String>,
     /// Don't try writing again before this time after an error.
     paused_until_us: u64,
+    /// When the last error was logged, and the failures since.
+    logged_us: u64,
+    unlogged: u64,
+    /// Whether the current failure was logged (then its end is logged too).
+    episode_logged: bool,
 }
 
 enum Job {
@@ -84,10 +104,12 @@ struct Inner {
     recordings: Mutex<Option<Recordings>>,
     config: RecordingConfig,
     cameras: Mutex<HashMap<CameraId, CameraCtl>>,
-    /// The writer thread; stopping it drains the queue and closes every segment.
-    writer: std::sync::OnceLock<crate::worker::Worker<Job>>,
+    /// The writer threads; stopping them drains their queues and closes every segment.
+    writers: std::sync::OnceLock<Vec<crate::worker::Worker<Job>>>,
     /// Frames the queue had no room for, per camera (added to the writer's count).
     missed: Mutex<HashMap<CameraId, u64>>,
+    /// Wakes retention at once when a write found the disk full.
+    retention_now: tokio::sync::Notify,
 }
 
 impl Recorder {
@@ -98,15 +120,22 @@ impl Recorder {
             recordings: Mutex::new(Some(recordings.clone())),
             config,
             cameras: Mutex::new(HashMap::new()),
-            writer: std::sync::OnceLock::new(),
+            writers: std::sync::OnceLock::new(),
             missed: Mutex::new(HashMap::new()),
+            retention_now: tokio::sync::Notify::new(),
         });
         let rec = Recorder(inner);
-        let ctl = Ctl(rec.0.clone());
-        let writer = crate::worker::Worker::spawn("espcam-recorder", QUEUE, move |rx| {
-            writer_thread(&ctl, &recordings, rx)
-        });
-        let _ = rec.0.writer.set(writer);
+        let writers = WRITER_NAMES
+            .iter()
+            .map(|name| {
+                let ctl = Ctl(rec.0.clone());
+                let recordings = recordings.clone();
+                crate::worker::Worker::spawn(name, QUEUE, move |rx| {
+                    writer_thread(&ctl, &recordings, rx)
+                })
+            })
+            .collect();
+        let _ = rec.0.writers.set(writers);
         tokio::spawn(rec.clone().supervise(hub.clone()));
         tokio::spawn(rec.clone().retention(hub.shutdown_signal()));
         rec
@@ -124,7 +153,7 @@ impl Recorder {
     /// Stops recording: every queued frame is written, every segment closed, the library
     /// closed. Waits for the writer thread (blocking; call from `spawn_blocking`).
     pub fn stop(&self) {
-        if let Some(w) = self.0.writer.get() {
+        for w in self.0.writers.get().into_iter().flatten() {
             w.stop();
         }
         self.0
@@ -134,8 +163,27 @@ impl Recorder {
             .take();
     }
 
+    /// Queues `job` on the writer thread of its camera; a tick goes to every thread.
     fn send(&self, job: Job) -> bool {
-        self.0.writer.get().is_some_and(|w| w.send(job))
+        let Some(writers) = self.0.writers.get() else {
+            return false;
+        };
+        let id = match &job {
+            Job::Frame(id, ..) | Job::Close(id) => id,
+            Job::Tick => {
+                for w in writers {
+                    w.send(Job::Tick);
+                }
+                return true;
+            }
+        };
+        let shard = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::hash::DefaultHasher::new();
+            id.hash(&mut h);
+            h.finish() as usize % writers.len().max(1)
+        };
+        writers.get(shard).is_some_and(|w| w.send(job))
     }
 
     /// The camera's recording state.
@@ -226,48 +274,24 @@ impl Recorder {
     }
 
     /// Starts a task per camera, for the cameras known now and those that appear later, and
-    /// the once-a-second commit tick.
+    /// the once-a-second commit tick; at the end, closes every open segment.
     async fn supervise(self, hub: Hub) {
-        let mut events = hub.subscribe();
-        let mut started: HashMap<CameraId, tokio::task::JoinHandle<()>> = HashMap::new();
-        let mut stop = hub.shutdown_signal();
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        // A camera that was forgotten and came back is a new `Camera`: its old task ended
-        // with the old tap, so a finished task is restarted.
-        let start =
-            |cam: Arc<Camera>, started: &mut HashMap<CameraId, tokio::task::JoinHandle<()>>| {
-                if started.get(&cam.id).is_none_or(|h| h.is_finished()) {
-                    let id = cam.id.clone();
-                    let task = tokio::spawn(self.clone().follow(cam, hub.shutdown_signal()));
-                    started.insert(id, task);
-                }
-            };
-        for cam in hub.cameras() {
-            start(cam, &mut started);
-        }
-        loop {
-            tokio::select! {
-                _ = stop.changed() => break,
-                _ = tick.tick() => { self.send(Job::Tick); }
-                ev = events.recv() => match ev {
-                    Ok(Event::Online(info)) => {
-                        if let Some(cam) = hub.camera(info.id.as_str()) {
-                            start(cam, &mut started);
-                        }
-                    }
-                    Ok(Event::CamerasChanged) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                        started.retain(|_, h| !h.is_finished());
-                        for cam in hub.cameras() {
-                            start(cam, &mut started);
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(broadcast::error::RecvError::Closed) => break,
-                },
-            }
-        }
-        // Close every open segment.
-        for id in started.into_keys() {
+        let (ticker, spawner) = (self.clone(), self.clone());
+        let stop = hub.clone();
+        let followed = crate::follow::follow_cameras(
+            hub,
+            Some(Duration::from_secs(1)),
+            move || {
+                ticker.send(Job::Tick);
+            },
+            move |cam| {
+                Some(tokio::spawn(
+                    spawner.clone().follow(cam, stop.shutdown_signal()),
+                ))
+            },
+        )
+        .await;
+        for id in followed {
             self.send(Job::Close(id));
         }
     }
@@ -332,17 +356,40 @@ impl Recorder {
         }
     }
 
-    fn failed(&self, id: &CameraId, error: &str) {
-        let mut map = self.lock();
-        let c = self.ctl(&mut map, id);
-        if c.error.is_none() {
-            warn!(
-                "camera {id}: recording stopped: {error} (live view continues; retrying every {} s)",
-                ERROR_PAUSE_US / 1_000_000
-            );
+    /// A write failed: recording pauses for the camera, and is tried again after
+    /// [`ERROR_PAUSE_US`]. Logged at the first failure, then at most once a minute while it
+    /// keeps failing. A full disk wakes retention, whose free-disk floor makes room.
+    fn failed(&self, id: &CameraId, error: &str, disk_full: bool) {
+        let now = now_us();
+        {
+            let mut map = self.lock();
+            let c = self.ctl(&mut map, id);
+            let new = c.error.is_none();
+            if c.logged_us == 0 || now >= c.logged_us + ERROR_LOG_EVERY_US {
+                if new {
+                    warn!(
+                        "camera {id}: recording stopped: {error} (live view continues; retrying every {} s)",
+                        ERROR_PAUSE_US / 1_000_000
+                    );
+                } else {
+                    warn!(
+                        "camera {id}: recording still stopped: {error} ({} more failed attempts)",
+                        c.unlogged + 1
+                    );
+                }
+                c.logged_us = now;
+                c.unlogged = 0;
+                c.episode_logged = true;
+            } else {
+                c.unlogged += 1;
+                c.episode_logged &= !new;
+            }
+            c.error = Some(error.to_string());
+            c.paused_until_us = now + ERROR_PAUSE_US;
         }
-        c.error = Some(error.to_string());
-        c.paused_until_us = now_us() + ERROR_PAUSE_US;
+        if disk_full {
+            self.0.retention_now.notify_one();
+        }
     }
 
     async fn retention(self, mut stop: watch::Receiver<bool>) {
@@ -351,6 +398,9 @@ impl Recorder {
             tokio::select! {
                 _ = stop.changed() => return,
                 _ = every.tick() => {}
+                _ = self.0.retention_now.notified() => {
+                    info!("retention: a recording found the disk full, making room");
+                }
             }
             let Some(rec) = self.recordings() else { return };
             let policy = self.0.config.retention.clone();
@@ -387,8 +437,8 @@ impl Recorder {
 struct Ctl(Arc<Inner>);
 
 impl Ctl {
-    fn failed(&self, id: &CameraId, error: &str) {
-        Recorder(self.0.clone()).failed(id, error);
+    fn failed(&self, id: &CameraId, error: &espcam_record::WriteError) {
+        Recorder(self.0.clone()).failed(id, &error.to_string(), error.is_disk_full());
     }
 }
 
@@ -410,7 +460,7 @@ fn writer_thread(ctl: &Ctl, recordings: &Recordings, rx: std_mpsc::Receiver<Job>
                 let now = now_us();
                 for (id, w) in &mut writers {
                     if let Err(e) = w.flush_if_due(now) {
-                        ctl.failed(id, &e.to_string());
+                        ctl.failed(id, &e);
                     }
                 }
             }
@@ -433,7 +483,7 @@ fn write(
         std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
         std::collections::hash_map::Entry::Vacant(v) => match recordings.writer(id) {
             Ok(w) => v.insert(w),
-            Err(e) => return ctl.failed(id, &e.to_string()),
+            Err(e) => return ctl.failed(id, &e),
         },
     };
     let queue_missed = ctl
@@ -459,14 +509,15 @@ fn write(
             let mut map = ctl.0.cameras.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(c) = map.get_mut(id)
                 && let Some(e) = c.error.take()
+                && std::mem::take(&mut c.episode_logged)
             {
                 info!("camera {id}: recording resumed (after: {e})");
             }
         }
         Err(e) => {
-            // Drop the writer: a new one (and segment) is made on the next attempt.
-            writers.remove(id);
-            ctl.failed(id, &e.to_string());
+            // The writer stays: it starts a new segment at the next attempt, after closing
+            // the one the failure interrupted (whose durable frames stay readable).
+            ctl.failed(id, &e);
         }
     }
 }

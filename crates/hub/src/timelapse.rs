@@ -7,17 +7,14 @@
 //! recorder's retention applies to the track like to any camera). It must never wait for the
 //! disk: a full writer queue drops the frame like any other.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use espcam_proto::CameraId;
-use tokio::sync::broadcast;
 
 use crate::motion::MotionSettings;
 use crate::recorder::Recorder;
 use crate::state::Hub;
 use crate::state::camera::Camera;
-use crate::state::event::Event;
 use crate::state::tap::DropPolicy;
 
 /// Suffix of a timelapse track's pseudo-camera id.
@@ -38,61 +35,34 @@ pub fn start(hub: &Hub, recorder: Recorder, settings: MotionSettings) {
 }
 
 async fn supervise(hub: Hub, recorder: Recorder, settings: Arc<MotionSettings>) {
-    let mut events = hub.subscribe();
-    let mut stop = hub.shutdown_signal();
-    let mut started: HashMap<CameraId, tokio::task::JoinHandle<()>> = HashMap::new();
-    let start = |cam: Arc<Camera>, started: &mut HashMap<CameraId, tokio::task::JoinHandle<()>>| {
-        let Some(every) = settings.timelapse(&cam.id) else {
-            return;
-        };
-        let Some(track) = track_id(&cam.id) else {
-            tracing::warn!("camera {}: id too long for a timelapse track", cam.id);
-            return;
-        };
-        if started.get(&cam.id).is_none_or(|h| h.is_finished()) {
-            let id = cam.id.clone();
+    let stop = hub.clone();
+    crate::follow::follow_cameras(
+        hub,
+        None,
+        || {},
+        move |cam: Arc<Camera>| {
+            let every = settings.timelapse(&cam.id)?;
+            let Some(track) = track_id(&cam.id) else {
+                tracing::warn!("camera {}: id too long for a timelapse track", cam.id);
+                return None;
+            };
             let mut tap = cam.tap(DropPolicy::Newest);
             let rec = recorder.clone();
-            let mut stop = hub.shutdown_signal();
-            started.insert(
-                id,
-                tokio::spawn(async move {
-                    loop {
-                        let t = tokio::select! {
-                            _ = stop.changed() => return,
-                            t = tap.next() => match t { Some(t) => t, None => return },
-                        };
-                        rec.append(&track, t.frame);
-                        tokio::select! {
-                            _ = stop.changed() => return,
-                            () = tokio::time::sleep(every) => {}
-                        }
-                    }
-                }),
-            );
-        }
-    };
-    for cam in hub.cameras() {
-        start(cam, &mut started);
-    }
-    loop {
-        tokio::select! {
-            _ = stop.changed() => return,
-            ev = events.recv() => match ev {
-                Ok(Event::Online(info)) => {
-                    if let Some(cam) = hub.camera(info.id.as_str()) {
-                        start(cam, &mut started);
+            let mut stop = stop.shutdown_signal();
+            Some(tokio::spawn(async move {
+                loop {
+                    let t = tokio::select! {
+                        _ = stop.changed() => return,
+                        t = tap.next() => match t { Some(t) => t, None => return },
+                    };
+                    rec.append(&track, t.frame);
+                    tokio::select! {
+                        _ = stop.changed() => return,
+                        () = tokio::time::sleep(every) => {}
                     }
                 }
-                Ok(Event::CamerasChanged) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                    started.retain(|_, h| !h.is_finished());
-                    for cam in hub.cameras() {
-                        start(cam, &mut started);
-                    }
-                }
-                Ok(_) => {}
-                Err(broadcast::error::RecvError::Closed) => return,
-            },
-        }
-    }
+            }))
+        },
+    )
+    .await;
 }

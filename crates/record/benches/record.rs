@@ -74,6 +74,98 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// CPU time this thread has run, ns (`/proc/thread-self/schedstat`: exact, unlike the 10 ms
+/// ticks of `/proc/self/stat`).
+fn thread_cpu_ns() -> u64 {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+    s.split(' ').next().unwrap().parse().unwrap()
+}
+
+/// 1b. The recorder's own CPU per frame, exactly: one thread appends frames as fast as it
+/// can to 50 writers without syncs (a sync is kernel time the target puts aside),
+/// and, in the same run, writes the same bytes with one plain `write` per frame to 50 files;
+/// thread CPU time from `schedstat`, rounds alternating, the median of each and of the
+/// per-round difference.
+fn append_cpu() {
+    const CAMS: usize = 50;
+    const ROUNDS: usize = 15;
+    const PER_ROUND: u64 = 6_000;
+    let jpeg = vga_jpeg(25_000);
+    println!(
+        "\n## 1b. append CPU, exact: {CAMS} writers, {PER_ROUND} frames × {} B per round, no syncs, {ROUNDS} rounds each",
+        jpeg.len()
+    );
+    let dir = bench_dir();
+    let cfg = Config {
+        durability: Durability::NoSync,
+        ..Config::default()
+    };
+    let (rec, _) = Recordings::open_with(dir.path(), cfg).unwrap();
+    let cams: Vec<CameraId> = (0..CAMS)
+        .map(|i| CameraId::new(&format!("cpu-{i}")).unwrap())
+        .collect();
+    let mut writers: Vec<_> = cams.iter().map(|c| rec.writer(c).unwrap()).collect();
+    let mut files: Vec<File> = (0..CAMS)
+        .map(|i| File::create(dir.path().join(format!("plain-{i}"))).unwrap())
+        .collect();
+    let mut t = 1_700_000_000 * SEC;
+    let (mut rec_ns, mut plain_ns) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        let c0 = thread_cpu_ns();
+        for k in 0..PER_ROUND {
+            files[k as usize % CAMS].write_all(&jpeg).unwrap();
+        }
+        let c1 = thread_cpu_ns();
+        for k in 0..PER_ROUND {
+            let w = &mut writers[k as usize % CAMS];
+            w.append(&Frame {
+                jpeg: &jpeg,
+                captured_us: Some(t),
+                received_us: t,
+                width: 640,
+                height: 480,
+            })
+            .unwrap();
+            w.flush_if_due(t).unwrap();
+            t += SEC / 30 / CAMS as u64;
+        }
+        let c2 = thread_cpu_ns();
+        plain_ns.push((c1 - c0) as f64 / PER_ROUND as f64);
+        rec_ns.push((c2 - c1) as f64 / PER_ROUND as f64);
+        for f in &mut files {
+            f.set_len(0).unwrap();
+            std::io::Seek::rewind(f).unwrap();
+        }
+    }
+    drop(writers);
+    let mut own: Vec<f64> = rec_ns.iter().zip(&plain_ns).map(|(r, p)| r - p).collect();
+    let stats = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        (v[v.len() / 2] / 1e3, v[0] / 1e3, v[v.len() - 1] / 1e3)
+    };
+    let (rm, rlo, rhi) = stats(&mut rec_ns);
+    let (pm, plo, phi) = stats(&mut plain_ns);
+    let (om, olo, ohi) = stats(&mut own);
+    println!("| figure | median of {ROUNDS} rounds (min–max) |");
+    println!("|---|---|");
+    println!(
+        "| recorder: append + flush_if_due, CPU per frame (user + system) | {rm:.2} µs ({rlo:.2}–{rhi:.2}) |"
+    );
+    println!("| plain write() of the same bytes, CPU per frame | {pm:.2} µs ({plo:.2}–{phi:.2}) |");
+    println!(
+        "| recorder's own CPU per frame (recorder − plain write, same round) | {om:.2} µs ({olo:.2}–{ohi:.2}) |"
+    );
+    let t0 = thread_cpu_ns();
+    let mut x = 0u32;
+    for _ in 0..10_000 {
+        x ^= crc32fast::hash(std::hint::black_box(&jpeg));
+    }
+    println!(
+        "| of which CRC-32 of the 25 000-byte JPEG (crc32fast) | {:.2} µs (checksum {x:08x}) |",
+        (thread_cpu_ns() - t0) as f64 / 10_000.0 / 1e3
+    );
+}
+
 fn append_cost(secs: u64) {
     const CAMS: usize = 50;
     const FPS: u64 = 30;
@@ -189,7 +281,7 @@ fn export_hour() {
         durability: Durability::NoSync,
         ..Config::default()
     };
-    let (rec, _) = Recordings::open_with(dir.path(), cfg).unwrap();
+    let (rec, _) = Recordings::open_with(dir.path(), cfg.clone()).unwrap();
     let cam = CameraId::new("hour").unwrap();
     let t0 = 1_700_000_000 * SEC;
     let fab = Instant::now();
@@ -213,39 +305,79 @@ fn export_hour() {
         "(fabricated in {:.1} s without syncs)",
         fab.elapsed().as_secs_f64()
     );
-    println!("| format | file size | planning + first byte | streaming | frames/s |");
+    // Let writeback finish, so the exports do not compete with it for the disk.
+    let t_sync = Instant::now();
+    rustix::fs::sync();
+    println!("(writeback: {:.1} s)", t_sync.elapsed().as_secs_f64());
+    println!(
+        "| format | state | file size | planning + first byte: median (min–max) of 5 | streaming |"
+    );
     println!("|---|---|---|---|---|");
-    // Each format twice: the first run also pulls the segment indexes into memory.
-    for format in [
-        ExportFormat::Mkv,
-        ExportFormat::Avi,
-        ExportFormat::Mkv,
-        ExportFormat::Avi,
-    ] {
-        let start = Instant::now();
-        let mut exp = match rec.export(&cam, t0, t0 + frames * SEC, format) {
-            Ok(e) => e,
-            Err(e) => {
-                println!("| {format:?} | refused: {e} | | | |");
+    // Per format, five times each: from page cache right after reopening the recordings (a
+    // cold statement cache, nothing of an earlier export in memory), and from disk (every
+    // segment file evicted from the page cache first with `POSIX_FADV_DONTNEED`). The
+    // first page-cache run also streams the whole file.
+    let seg_dir = dir.path().join("recordings").join("hour");
+    let evict = || {
+        for e in std::fs::read_dir(&seg_dir).unwrap() {
+            let f = File::open(e.unwrap().path()).unwrap();
+            rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+        }
+    };
+    let mut rec = Some(rec);
+    for cold in [false, true] {
+        for format in [ExportFormat::Mkv, ExportFormat::Avi] {
+            let state = if cold { "from disk" } else { "page cache" };
+            let mut ttfb = Vec::new();
+            let mut size = 0;
+            let mut streaming = String::new();
+            for round in 0..5 {
+                drop(rec.take());
+                rec = Some(Recordings::open_with(dir.path(), cfg.clone()).unwrap().0);
+                let r = rec.as_ref().unwrap();
+                if cold {
+                    evict();
+                }
+                let start = Instant::now();
+                let mut exp = match r.export(&cam, t0, t0 + frames * SEC, format) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        streaming = format!("refused: {e}");
+                        break;
+                    }
+                };
+                let first = exp.next_chunk().unwrap().unwrap();
+                ttfb.push(start.elapsed().as_secs_f64() * 1e3);
+                size = exp.len();
+                if cold || round > 0 {
+                    continue;
+                }
+                let mut n = first.len() as u64;
+                let stream = Instant::now();
+                while let Some(c) = exp.next_chunk().unwrap() {
+                    n += c.len() as u64;
+                }
+                let secs = stream.elapsed().as_secs_f64();
+                assert_eq!(n, exp.len());
+                streaming = format!(
+                    "{:.0} MB/s ({:.0} frames/s)",
+                    n as f64 / 1e6 / secs,
+                    exp.frames() as f64 / secs
+                );
+            }
+            if ttfb.is_empty() {
+                println!("| {format:?} | {state} | | | {streaming} |");
                 continue;
             }
-        };
-        let first = exp.next_chunk().unwrap().unwrap();
-        let ttfb = start.elapsed();
-        let mut n = first.len() as u64;
-        let stream = Instant::now();
-        while let Some(c) = exp.next_chunk().unwrap() {
-            n += c.len() as u64;
+            ttfb.sort_by(f64::total_cmp);
+            println!(
+                "| {format:?} | {state} | {:.2} GB | {:.1} ms ({:.1}–{:.1}) | {streaming} |",
+                size as f64 / 1e9,
+                ttfb[ttfb.len() / 2],
+                ttfb[0],
+                ttfb[ttfb.len() - 1]
+            );
         }
-        let secs = stream.elapsed().as_secs_f64();
-        assert_eq!(n, exp.len());
-        println!(
-            "| {format:?} | {:.2} GB | {:.1} ms | {:.0} MB/s | {:.0} |",
-            n as f64 / 1e9,
-            ttfb.as_secs_f64() * 1e3,
-            n as f64 / 1e6 / secs,
-            frames as f64 / secs
-        );
     }
 }
 
@@ -323,6 +455,9 @@ fn main() {
     let only = std::env::var("ESPCAM_BENCH_ONLY").unwrap_or_default();
     if only.is_empty() || only == "append" {
         append_cost(secs);
+    }
+    if only.is_empty() || only == "cpu" {
+        append_cpu();
     }
     if only.is_empty() || only == "export" {
         export_hour();

@@ -98,6 +98,20 @@ pub enum WriteError {
     Db(#[from] rusqlite::Error),
 }
 
+impl WriteError {
+    /// Whether the filesystem (or the user's quota) is full: retention should make room,
+    /// and recording resumes once a write succeeds.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            Self::Io(e) => e.is_disk_full(),
+            Self::Db(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.code == rusqlite::ErrorCode::DiskFull
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Why reading recordings (spans, cursor, segment index) failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {

@@ -43,6 +43,7 @@
 mod db;
 pub mod error;
 pub mod export;
+pub mod fault;
 mod format;
 mod read;
 mod recover;
@@ -259,12 +260,24 @@ pub(crate) struct Inner {
     pub live: Mutex<HashMap<CameraId, Arc<Live>>>,
     /// Cameras that have a [`Writer`].
     pub writers: Mutex<HashSet<CameraId>>,
+    /// Segments a dropped writer could not close, for the camera's next writer.
+    pub unclosed: Mutex<HashMap<CameraId, Vec<writer::Unclosed>>>,
     /// Reader leases; retention skips leased segments.
     pub leases: Mutex<Leases>,
     counters: Counters,
+    /// Test hook for failing writes and syncs ([`Recordings::set_io_faults`]).
+    faults: std::sync::RwLock<fault::Faults>,
 }
 
 impl Inner {
+    /// The test hook in force, if any.
+    pub fn faults(&self) -> fault::Faults {
+        self.faults
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     pub fn conn(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -344,8 +357,10 @@ impl Recordings {
                 conn: Mutex::new(conn),
                 live: Mutex::default(),
                 writers: Mutex::default(),
+                unclosed: Mutex::default(),
                 leases: Mutex::default(),
                 counters: Counters::default(),
+                faults: std::sync::RwLock::new(None),
             }),
         };
         let report = recover::run(&rec.inner).map_err(|e| match e {
@@ -356,6 +371,17 @@ impl Recordings {
             },
         })?;
         Ok((rec, report))
+    }
+
+    /// Test seam: every segment write and sync from now on asks `faults` first (a fake
+    /// full disk, a failing sync); `None` removes it. Segments opened before keep the hook
+    /// they were opened with. Production code never installs one.
+    pub fn set_io_faults(&self, faults: Option<Arc<dyn fault::IoFaults>>) {
+        *self
+            .inner
+            .faults
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = faults;
     }
 
     /// The data directory.

@@ -132,7 +132,7 @@ pub(crate) fn run(inner: &Inner) -> Result<RecoveryReport, Failure> {
                 db::delete(&inner.conn(), *id)?;
                 run.report.rows_without_file += 1;
             }
-            (true, true) => match segment::recover(&path, sync)? {
+            (true, true) => match segment::recover(&path, sync, &None)? {
                 Some(r) if !r.entries.is_empty() && r.header.id == id.0 => {
                     let info = info_of(*id, &row.camera, row.start_us, &r.entries, r.len);
                     db::close(
@@ -160,7 +160,7 @@ pub(crate) fn run(inner: &Inner) -> Result<RecoveryReport, Failure> {
         let recovered = if rows.contains_key(&id) {
             None
         } else {
-            segment::recover(&path, sync)?
+            segment::recover(&path, sync, &None)?
         };
         match recovered {
             Some(r)

@@ -7,12 +7,13 @@
 //! before that, and never hand out bytes that fail their checksum.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, IoSlice, Write};
+use std::io::IoSlice;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::error::{IoError, ReadError};
+use crate::fault::{self, Faults};
 use crate::format::{
     self, ENTRY_LEN, FILE_HEADER_LEN, FOOTER_LEN, FRAME_HEADER_LEN, FileHeader, FrameMeta,
 };
@@ -31,17 +32,25 @@ pub(crate) struct SegmentFile {
     /// Whether the directory entry of the file has been synced.
     dir_synced: bool,
     sync: bool,
+    /// The test hook in force when the file was created (`None` in production).
+    faults: Faults,
 }
 
 impl SegmentFile {
     /// Creates the file (which must not exist) and writes its header.
-    pub fn create(path: PathBuf, header: FileHeader, sync: bool) -> Result<Self, IoError> {
+    pub fn create(
+        path: PathBuf,
+        header: FileHeader,
+        sync: bool,
+        faults: Faults,
+    ) -> Result<Self, IoError> {
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&path)
             .map_err(|e| IoError::new("create segment file", &path, e))?;
-        file.write_all(&header.encode())
+        let h = header.encode();
+        fault::write_all_vectored(&faults, &path, &mut file, &mut [IoSlice::new(&h)])
             .map_err(|e| IoError::new("write segment header", &path, e))?;
         Ok(Self {
             path,
@@ -51,6 +60,7 @@ impl SegmentFile {
             durable: 0,
             dir_synced: false,
             sync,
+            faults,
         })
     }
 
@@ -68,7 +78,9 @@ impl SegmentFile {
         meta.offset = self.len + FRAME_HEADER_LEN;
         let header = format::encode_frame_header(&meta, self.durable as u32);
         let mut bufs = [IoSlice::new(&header), IoSlice::new(jpeg)];
-        if let Err(e) = write_all_vectored(&mut self.file, &mut bufs) {
+        if let Err(e) =
+            fault::write_all_vectored(&self.faults, &self.path, &mut self.file, &mut bufs)
+        {
             let _ = self.file.set_len(self.len);
             return Err(IoError::new("append to segment file", &self.path, e));
         }
@@ -85,8 +97,7 @@ impl SegmentFile {
         }
         let t0 = Instant::now();
         if self.sync {
-            self.file
-                .sync_data()
+            fault::sync(&self.faults, &self.path, &self.file, false)
                 .map_err(|e| IoError::new("sync segment file", &self.path, e))?;
             if !self.dir_synced {
                 if let Some(dir) = self.path.parent() {
@@ -110,11 +121,11 @@ impl SegmentFile {
             .set_len(self.len)
             .map_err(io("truncate segment file"))?;
         let trailer = format::encode_trailer(&self.entries, self.len);
-        self.file
-            .write_all_at(&trailer, self.len)
+        fault::write_all_at(&self.faults, &self.path, &self.file, &trailer, self.len)
             .map_err(io("write segment index"))?;
         if self.sync {
-            self.file.sync_data().map_err(io("sync segment file"))?;
+            fault::sync(&self.faults, &self.path, &self.file, false)
+                .map_err(io("sync segment file"))?;
             if !self.dir_synced
                 && let Some(dir) = self.path.parent()
             {
@@ -124,19 +135,6 @@ impl SegmentFile {
         let len = self.len + trailer.len() as u64;
         Ok((self.entries, len))
     }
-}
-
-/// `write_all` for a vector of slices (std's `write_all_vectored` is unstable).
-fn write_all_vectored(file: &mut File, mut bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
-    while !bufs.is_empty() {
-        match file.write_vectored(bufs) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 /// `fsync` a directory so that entries created or removed in it are durable.
@@ -151,6 +149,24 @@ fn corrupt(path: &Path, what: &'static str) -> ReadError {
         path: path.to_path_buf(),
         what,
     }
+}
+
+/// Asks the kernel to start reading a closed segment's index trailer (`frames` entries and
+/// the footer at the end of its `bytes`) into the page cache, without waiting: a caller
+/// about to load many indexes issues this for all of them first, so the reads from disk
+/// overlap instead of queueing one after the other. Best effort: errors are ignored (the
+/// load that follows reports them).
+pub(crate) fn prefetch_index(path: &Path, bytes: u64, frames: u32) {
+    let len = u64::from(frames) * ENTRY_LEN + FOOTER_LEN;
+    let (Some(offset), Ok(file)) = (bytes.checked_sub(len), File::open(path)) else {
+        return;
+    };
+    let _ = rustix::fs::fadvise(
+        &file,
+        offset,
+        std::num::NonZeroU64::new(len),
+        rustix::fs::Advice::WillNeed,
+    );
 }
 
 /// Loads the index of a closed segment from its trailer.
@@ -221,7 +237,11 @@ pub(crate) struct Recovered {
 /// Recovers a segment that may have been open at a crash: keeps every whole frame, cuts
 /// whatever follows the last one, and writes a fresh trailer. A file that already has a
 /// valid trailer is left as it is. `Ok(None)`: not a segment file (no valid header).
-pub(crate) fn recover(path: &Path, sync: bool) -> Result<Option<Recovered>, IoError> {
+pub(crate) fn recover(
+    path: &Path,
+    sync: bool,
+    faults: &Faults,
+) -> Result<Option<Recovered>, IoError> {
     let io = |action| move |e| IoError::new(action, path, e);
     let file = OpenOptions::new()
         .read(true)
@@ -240,6 +260,10 @@ pub(crate) fn recover(path: &Path, sync: bool) -> Result<Option<Recovered>, IoEr
     };
     match read_trailer(&file, len, path) {
         Ok(Some(entries)) => {
+            // A trailer written by an earlier attempt whose sync failed is not durable yet.
+            if sync {
+                fault::sync(faults, path, &file, true).map_err(io("sync segment file"))?;
+            }
             return Ok(Some(Recovered {
                 header,
                 entries,
@@ -287,10 +311,9 @@ pub(crate) fn recover(path: &Path, sync: bool) -> Result<Option<Recovered>, IoEr
     let end = entries.last().map_or(FILE_HEADER_LEN, FrameMeta::end);
     file.set_len(end).map_err(io("truncate segment file"))?;
     let trailer = format::encode_trailer(&entries, end);
-    file.write_all_at(&trailer, end)
-        .map_err(io("write segment index"))?;
+    fault::write_all_at(faults, path, &file, &trailer, end).map_err(io("write segment index"))?;
     if sync {
-        file.sync_all().map_err(io("sync segment file"))?;
+        fault::sync(faults, path, &file, true).map_err(io("sync segment file"))?;
     }
     Ok(Some(Recovered {
         header,

@@ -44,6 +44,21 @@ pub struct Appended {
     pub closed_previous: bool,
 }
 
+/// How long (receive time, µs) an interrupted segment that cannot be closed holds back the
+/// next one. Meanwhile its durable frames stay readable and the camera does not record;
+/// after it, recording goes on in a new segment and the old one's frames are readable again
+/// once it closes (a later retry, or recovery at the next start).
+const HOLD_BACK_US: u64 = 60_000_000;
+
+/// A segment whose close failed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Unclosed {
+    id: SegmentId,
+    start_us: u64,
+    /// The writer's latest receive time when it failed.
+    since_us: u64,
+}
+
 #[derive(Debug)]
 struct Current {
     id: SegmentId,
@@ -68,8 +83,9 @@ pub struct Writer {
     durable_total: u64,
     /// Counters not yet added to the shared metrics.
     pending: (u64, u64, u64, u64),
-    /// Segments that failed to close: retried at the next flush.
-    unclosed: Vec<(SegmentId, u64)>,
+    /// Segments that failed to close: retried at the next flush and before a new segment
+    /// opens.
+    unclosed: Vec<Unclosed>,
 }
 
 impl Writer {
@@ -83,15 +99,24 @@ impl Writer {
         if !fresh {
             return Err(WriteError::Busy(camera.to_string()));
         }
+        // Segments an earlier writer of this camera could not close are this one's to close.
+        let unclosed = rec
+            .inner
+            .unclosed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&camera)
+            .unwrap_or_default();
+        let last_t = unclosed.iter().map(|u| u.since_us).max().unwrap_or(0);
         Ok(Self {
             rec,
             camera,
             cur: None,
-            last_t: 0,
+            last_t,
             last_sync_us: None,
             durable_total: 0,
             pending: (0, 0, 0, 0),
-            unclosed: Vec::new(),
+            unclosed,
         })
     }
 
@@ -243,6 +268,17 @@ impl Writer {
     }
 
     fn open_segment(&mut self, t: u64) -> Result<(), WriteError> {
+        // Close an interrupted segment first: while it is unclosed its durable frames are
+        // readable only through its `Live`, which the new segment replaces.
+        if let Some(e) = self.retry_unclosed()
+            && self
+                .unclosed
+                .iter()
+                .any(|u| t.saturating_sub(u.since_us) < HOLD_BACK_US)
+        {
+            self.report(Some(Some(bounded(&e.to_string()))));
+            return Err(e);
+        }
         let inner = &self.rec.inner;
         let cam_dir = inner.dir.join(self.camera.as_str());
         if !cam_dir.is_dir() {
@@ -265,6 +301,7 @@ impl Writer {
                 start_us: t,
             },
             inner.sync(),
+            inner.faults(),
         ) {
             Ok(f) => f,
             Err(e) => {
@@ -303,12 +340,17 @@ impl Writer {
         let t0 = std::time::Instant::now();
         let result = cur.file.finish();
         let latency = t0.elapsed();
-        self.drop_live(id);
+        // On failure the `Live` stays: its durable frames remain readable until a retry
+        // closes the segment.
         let (entries, len) = match result {
             Ok(x) => x,
             Err(e) => {
                 self.fail(&e);
-                self.unclosed.push((id, start_us));
+                self.unclosed.push(Unclosed {
+                    id,
+                    start_us,
+                    since_us: self.last_t,
+                });
                 return Err(e.into());
             }
         };
@@ -318,9 +360,14 @@ impl Writer {
             &info,
             &crate::relative_path(&self.camera, id, start_us),
         ) {
-            self.unclosed.push((id, start_us));
+            self.unclosed.push(Unclosed {
+                id,
+                start_us,
+                since_us: self.last_t,
+            });
             return Err(e.into());
         }
+        self.drop_live(id);
         if inner.sync() {
             inner.note_sync(latency);
         }
@@ -336,38 +383,65 @@ impl Writer {
     }
 
     /// After a failed write or sync: gives up the open segment. Its durable frames stay
-    /// readable once it is closed by [`retry_unclosed`](Self::retry_unclosed) (or by recovery
-    /// at the next start); the next frame starts a new segment.
+    /// readable (its [`Live`] stays published) until it is closed by
+    /// [`retry_unclosed`](Self::retry_unclosed) — at the next flush, or before the next
+    /// segment opens — or by recovery at the next start. The next frame starts a new segment.
     fn abandon_current(&mut self) {
         if let Some(cur) = self.cur.take() {
-            self.drop_live(cur.id);
-            self.unclosed.push((cur.id, cur.start_us));
+            self.unclosed.push(Unclosed {
+                id: cur.id,
+                start_us: cur.start_us,
+                since_us: self.last_t,
+            });
         }
         self.retry_unclosed();
     }
 
-    /// Closes segments whose close failed, by the same recovery as at start-up.
-    fn retry_unclosed(&mut self) {
+    /// Closes segments whose close failed, by the same recovery as at start-up. A full disk
+    /// makes this fail too (the index trailer needs room): they stay on the list, and the
+    /// last error is returned.
+    fn retry_unclosed(&mut self) -> Option<WriteError> {
+        if self.unclosed.is_empty() {
+            return None;
+        }
         let inner = self.rec.inner.clone();
-        self.unclosed.retain(|&(id, start_us)| {
-            let path = inner.segment_path(&self.camera, id, start_us);
-            match segment::recover(&path, inner.sync()) {
+        let faults = inner.faults();
+        let mut done = Vec::new();
+        let mut last = None;
+        self.unclosed.retain(|u| {
+            let path = inner.segment_path(&self.camera, u.id, u.start_us);
+            let result = match segment::recover(&path, inner.sync(), &faults) {
                 Ok(Some(r)) if !r.entries.is_empty() => {
-                    let info = info_of(id, &self.camera, start_us, &r.entries, r.len);
+                    let info = info_of(u.id, &self.camera, u.start_us, &r.entries, r.len);
                     db::close(
                         &inner.conn(),
                         &info,
-                        &crate::relative_path(&self.camera, id, start_us),
+                        &crate::relative_path(&self.camera, u.id, u.start_us),
                     )
-                    .is_err()
+                    .map_err(WriteError::from)
                 }
                 Ok(_) => {
                     let _ = fs::remove_file(&path);
-                    db::delete(&inner.conn(), id).is_err()
+                    db::delete(&inner.conn(), u.id).map_err(WriteError::from)
                 }
-                Err(_) => true,
+                Err(e) => Err(e.into()),
+            };
+            match result {
+                Ok(()) => {
+                    done.push(u.id);
+                    false
+                }
+                Err(e) => {
+                    last = Some(e);
+                    true
+                }
             }
         });
+        for id in done {
+            // Readers now find it closed in the database.
+            self.drop_live(id);
+        }
+        last
     }
 
     fn drop_live(&self, id: SegmentId) {
@@ -383,8 +457,7 @@ impl Writer {
     }
 
     fn fail(&mut self, e: &IoError) {
-        let msg: String = e.to_string().chars().take(300).collect();
-        self.report(Some(Some(msg)));
+        self.report(Some(Some(bounded(&e.to_string()))));
     }
 
     fn report(&mut self, error: Option<Option<String>>) {
@@ -400,13 +473,26 @@ impl Drop for Writer {
         }
         self.retry_unclosed();
         self.report(None);
-        self.rec
-            .inner
+        let inner = &self.rec.inner;
+        if !self.unclosed.is_empty() {
+            // Handed to the camera's next writer (their `Live` stays published meanwhile).
+            inner
+                .unclosed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(self.camera.clone(), std::mem::take(&mut self.unclosed));
+        }
+        inner
             .writers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&self.camera);
     }
+}
+
+/// An error message cut to a length a metrics label or a log line can carry.
+fn bounded(msg: &str) -> String {
+    msg.chars().take(300).collect()
 }
 
 /// The database row of a closed segment with these frames.

@@ -313,10 +313,19 @@ impl Recordings {
         if from_us >= to_us {
             return Err(ExportError::BadRange { from_us, to_us });
         }
-        let mut segments: Vec<Opened> = Vec::new();
-        let mut frames: Vec<(u32, crate::FrameMeta)> = Vec::new();
+        let listed = self.segments(camera, from_us, to_us)?;
+        // Every index is needed before the first byte (it fixes the file's size): start
+        // reading them all from disk at once rather than one after the other.
+        for s in listed.iter().filter(|s| !s.open) {
+            let path = self.inner.segment_path(&s.camera, s.id, s.start_us);
+            segment::prefetch_index(&path, s.bytes, s.frames);
+        }
+        let expected: usize = listed.iter().map(|s| s.frames as usize).sum();
+        let mut segments: Vec<Opened> = Vec::with_capacity(listed.len());
+        let mut frames: Vec<(u32, crate::FrameMeta)> =
+            Vec::with_capacity(expected.min(MAX_EXPORT_FRAMES));
         // Walk from the first segment overlapping the range forward until past `to`.
-        let mut after = match self.segments(camera, from_us, to_us)?.first() {
+        let mut after = match listed.first() {
             Some(s) => predecessor(s),
             None => return Err(ExportError::NoFrames),
         };
