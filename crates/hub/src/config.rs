@@ -234,6 +234,8 @@ pub struct FileConfig {
     /// Standalone cameras to pull from, `"id=ws://host/ws"`.
     #[serde(default)]
     pub pull: Vec<String>,
+    /// Cluster mode (several hubs as one, on NATS): see docs/CLUSTER.md.
+    pub cluster: Option<crate::cluster::config::ClusterFile>,
 }
 
 /// Values from flags or the environment; `None` leaves the file's or the default value.
@@ -256,6 +258,10 @@ pub struct Overrides {
     /// The bind address when neither a flag nor the file sets one (`serve --demo` passes
     /// loopback, so the demo is local unless asked otherwise).
     pub default_bind: Option<IpAddr>,
+    /// `--cluster` / `ESPCAM_CLUSTER`: NATS URL; turns cluster mode on.
+    pub cluster: Option<String>,
+    /// `--node` / `ESPCAM_NODE`: this hub's node name in the cluster.
+    pub node: Option<String>,
 }
 
 /// The validated configuration the hub runs with.
@@ -299,6 +305,8 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// Names the hub answers to besides IP addresses and `localhost`.
     pub hostnames: Vec<String>,
+    /// Cluster mode; `None` (the default) is a hub on its own, with no NATS.
+    pub cluster: Option<crate::cluster::config::ClusterConfig>,
 }
 
 impl Default for Config {
@@ -322,6 +330,7 @@ impl Default for Config {
             auth: AuthMode::Auto,
             allowed_origins: Vec::new(),
             hostnames: Vec::new(),
+            cluster: None,
         }
     }
 }
@@ -449,6 +458,7 @@ impl Config {
             }
             hostnames.push(name);
         }
+        let cluster = crate::cluster::config::resolve(file.cluster.as_ref(), o.cluster, o.node)?;
         Ok(Self {
             bind: o.bind.or(file.bind).or(o.default_bind).unwrap_or(d.bind),
             port: o.port.or(file.port).unwrap_or(d.port),
@@ -488,6 +498,7 @@ impl Config {
             auth,
             allowed_origins,
             hostnames,
+            cluster,
         })
     }
 }

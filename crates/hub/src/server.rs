@@ -46,6 +46,9 @@ pub enum RunError {
     /// The first admin could not be created.
     #[error("could not create the first admin user: {0}")]
     InitialAdmin(#[from] espcam_auth::UserError),
+    /// Cluster mode could not start.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
     /// A server failed.
     #[error("server error: {0}")]
     Serve(#[from] std::io::Error),
@@ -227,6 +230,12 @@ pub async fn serve(
     let mut router = app(hub.clone());
     if let Some(r) = &recorder {
         router = router.layer(axum::Extension(r.clone()));
+    }
+    if let Some(c) = hub.config().cluster.clone() {
+        let cluster = crate::cluster::Cluster::start(hub.clone(), c).await?;
+        router = router.layer(axum::Extension(crate::http::nodes::Nodes(
+            std::sync::Arc::new(cluster),
+        )));
     }
     let timeout = hub.config().viewer_timeout;
     let http = tokio::spawn(crate::net::serve::serve(

@@ -48,17 +48,30 @@ pub(crate) async fn metrics(State(hub): State<Hub>) -> Response {
     r
 }
 
-/// `GET /api/cameras`.
-pub(crate) async fn list_cameras(State(hub): State<Hub>) -> Json<Vec<CameraInfo>> {
-    Json(hub.cameras().iter().map(|c| c.info()).collect())
+/// `GET /api/cameras` (in cluster mode each camera also says which `node` holds it).
+pub(crate) async fn list_cameras(
+    State(hub): State<Hub>,
+    nodes: Option<axum::Extension<crate::http::nodes::Nodes>>,
+) -> Response {
+    let cameras = hub.cameras();
+    let infos = cameras.iter().map(|c| c.info());
+    match nodes {
+        None => Json(infos.collect::<Vec<CameraInfo>>()).into_response(),
+        Some(n) => Json(infos.map(|i| n.annotate(&i)).collect::<Vec<Value>>()).into_response(),
+    }
 }
 
 /// `GET /api/cameras/{camera}`.
 pub(crate) async fn get_camera(
     State(hub): State<Hub>,
     Path(camera): Path<String>,
-) -> Result<Json<CameraInfo>, ApiError> {
-    Ok(Json(find_camera(&hub, &camera)?.info()))
+    nodes: Option<axum::Extension<crate::http::nodes::Nodes>>,
+) -> Result<Response, ApiError> {
+    let info = find_camera(&hub, &camera)?.info();
+    Ok(match nodes {
+        None => Json(info).into_response(),
+        Some(n) => Json(n.annotate(&info)).into_response(),
+    })
 }
 
 /// `DELETE /api/cameras/{camera}`: forgets a camera that has left and is not configured.

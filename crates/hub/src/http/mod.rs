@@ -20,6 +20,7 @@ pub(crate) mod assets;
 pub(crate) mod auth;
 pub mod error;
 pub(crate) mod metrics;
+pub mod nodes;
 pub(crate) mod recordings;
 pub(crate) mod security;
 pub(crate) mod thumb;

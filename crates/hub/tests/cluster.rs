@@ -1,0 +1,277 @@
+//! Cluster mode end to end: three hubs in this process on one Debian `nats-server -js`
+//! (started here on a free loopback port with a temporary store, stopped by pid), a virtual
+//! camera on hub A, viewers and commands on the others. Skipped with a message when
+//! `nats-server` is not installed, unless `ESPCAM_REQUIRE_TOOLS=1` (CI) makes that a failure.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{TestHub, decode, next_binary, ws};
+use espcam_hub::Config;
+use espcam_hub::cluster::ClusterConfig;
+use espcam_proto::{CameraId, Resolution};
+use espcam_sim::{HubCamera, HubCameraConfig};
+use serde_json::Value;
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+fn nats_binary() -> Option<PathBuf> {
+    let candidates = ["/usr/sbin/nats-server", "/usr/bin/nats-server"];
+    if let Some(p) = candidates.iter().map(PathBuf::from).find(|p| p.exists()) {
+        return Some(p);
+    }
+    let found = Command::new("sh")
+        .args(["-c", "command -v nats-server"])
+        .output()
+        .ok()?;
+    let s = String::from_utf8_lossy(&found.stdout).trim().to_string();
+    (!s.is_empty()).then(|| PathBuf::from(s))
+}
+
+/// `nats-server` for this test, or `None` (skip) when absent and not required.
+fn require_nats() -> Option<PathBuf> {
+    match nats_binary() {
+        Some(p) => Some(p),
+        None if std::env::var("ESPCAM_REQUIRE_TOOLS").as_deref() == Ok("1") => {
+            panic!("nats-server not found and ESPCAM_REQUIRE_TOOLS=1 (apt install nats-server)")
+        }
+        None => {
+            eprintln!("SKIPPED: nats-server not installed (apt install nats-server)");
+            None
+        }
+    }
+}
+
+/// A `nats-server -js` child process on 127.0.0.1, killed by pid when dropped.
+struct Nats {
+    bin: PathBuf,
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Nats {
+    fn start(bin: &Path, dir: &Path) -> Self {
+        let port = StdListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut n = Self {
+            bin: bin.to_path_buf(),
+            port,
+            dir: dir.to_path_buf(),
+            child: None,
+        };
+        n.restart();
+        n
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn restart(&mut self) {
+        let child = Command::new(&self.bin)
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let addr: SocketAddr = format!("127.0.0.1:{}", self.port).parse().unwrap();
+        for _ in 0..100 {
+            if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("nats-server did not start listening on {addr}");
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn hub_config(dir: &Path, nats: &Nats, node: &str) -> Config {
+    let mut c = Config::for_tests(dir);
+    let mut cluster = ClusterConfig::new(nats.url(), node);
+    cluster.ttl = Duration::from_secs(3);
+    c.cluster = Some(cluster);
+    c
+}
+
+/// Polls `GET /api/cameras` until the camera's entry satisfies `pred` (bounded: 20 s).
+async fn wait_listed(hub: &TestHub, id: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..400 {
+        let r = hub.get("/api/cameras").await;
+        if r.status == 200
+            && let Some(c) = r
+                .json()
+                .as_array()
+                .and_then(|a| a.iter().find(|c| c["id"] == id).cloned())
+            && pred(&c)
+        {
+            return c;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = hub.get("/api/cameras").await;
+    panic!("camera {id} never reached the expected state: {}", r.text());
+}
+
+/// The next frame on a viewer socket with these dimensions (bounded: 20 s).
+async fn frame_of_size(view: &mut common::Ws, dims: (u16, u16)) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let f = tokio::time::timeout(left, next_binary(view))
+            .await
+            .unwrap_or_else(|_| panic!("no {dims:?} frame within 20 s"));
+        if decode(&f) == dims {
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_hubs_share_a_camera_and_survive_nats_restarts() {
+    let Some(bin) = require_nats() else { return };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let store = tmp();
+    let mut nats = Nats::start(&bin, store.path());
+    let (da, db, dc) = (tmp(), tmp(), tmp());
+    let a = TestHub::start(hub_config(da.path(), &nats, "hub-a")).await;
+    let b = TestHub::start(hub_config(db.path(), &nats, "hub-b")).await;
+    let c = TestHub::start(hub_config(dc.path(), &nats, "hub-c")).await;
+
+    let mut cfg = HubCameraConfig::new(
+        "127.0.0.1",
+        a.http.port(),
+        a.stream.port(),
+        CameraId::new("cam-1").unwrap(),
+        "",
+    );
+    cfg.settings.resolution = Resolution::Qqvga;
+    cfg.fps = 10;
+    let _cam = HubCamera::spawn(cfg);
+
+    // Every hub lists the camera with the node that holds it.
+    let on_a = wait_listed(&a, "cam-1", |v| v["online"] == true).await;
+    assert_eq!(on_a["node"], "hub-a");
+    assert_eq!(on_a["source"], "push");
+    for hub in [&b, &c] {
+        let v = wait_listed(hub, "cam-1", |v| v["online"] == true).await;
+        assert_eq!(v["node"], "hub-a", "{v}");
+        assert_eq!(v["source"], "remote", "{v}");
+    }
+
+    // A viewer on B gets decodable frames of the camera on A.
+    let mut view_b = ws(&b.ws_url("/ws/view/cam-1")).await;
+    frame_of_size(&mut view_b, (160, 120)).await;
+
+    // A settings change sent to C is acknowledged, and changes what B's viewer gets.
+    let r = c
+        .post("/api/cameras/cam-1/settings", r#"{"resolution":"QVGA"}"#)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // The camera's ack: the settings in force on the camera, as hub A reports them.
+    let acked = r.json()["settings"].clone();
+    assert_ne!(
+        acked["resolution"], on_a["settings"]["resolution"],
+        "{acked}"
+    );
+    let held = wait_listed(&a, "cam-1", |v| v["settings"] == acked).await;
+    assert_eq!(held["node"], "hub-a");
+    frame_of_size(&mut view_b, (320, 240)).await;
+    // Refusals and unknown cameras come back with the local status codes.
+    let r = c
+        .post("/api/cameras/nope/settings", r#"{"quality":10}"#)
+        .await;
+    assert_eq!(r.status, 404, "{}", r.text());
+
+    // The frames cross NATS once for B, however many viewers it has: with two viewers on
+    // B, B receives (frames_in of its entry) no more frames than A got from the camera.
+    let mut view_b2 = ws(&b.ws_url("/ws/view/cam-1")).await;
+    frame_of_size(&mut view_b2, (320, 240)).await;
+    let count = |v: &Value| v["frames_in"].as_u64().unwrap();
+    let (a0, b0) = (
+        count(&a.get("/api/cameras/cam-1").await.json()),
+        count(&b.get("/api/cameras/cam-1").await.json()),
+    );
+    for _ in 0..10 {
+        frame_of_size(&mut view_b, (320, 240)).await;
+        frame_of_size(&mut view_b2, (320, 240)).await;
+    }
+    let (a1, b1) = (
+        count(&a.get("/api/cameras/cam-1").await.json()),
+        count(&b.get("/api/cameras/cam-1").await.json()),
+    );
+    assert!(b1 - b0 >= 10, "B got {} frames", b1 - b0);
+    assert!(
+        b1 - b0 <= a1 - a0 + 3,
+        "B received {} frames over NATS while A received {} from the camera",
+        b1 - b0,
+        a1 - a0
+    );
+
+    // NATS goes away: A keeps serving its own camera and viewers.
+    let mut view_a = ws(&a.ws_url("/ws/view/cam-1")).await;
+    frame_of_size(&mut view_a, (320, 240)).await;
+    nats.stop();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for _ in 0..10 {
+        assert_eq!(decode(&next_binary(&mut view_a).await), (320, 240));
+    }
+    let r = a
+        .post("/api/cameras/cam-1/settings", r#"{"quality":20}"#)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // B forgets the remote camera once its directory entry is too old.
+    wait_listed(&b, "cam-1", |v| v["online"] == false).await;
+
+    // NATS back: every hub rejoins, and B's open viewer sees frames again without reloading.
+    nats.restart();
+    for hub in [&b, &c] {
+        wait_listed(hub, "cam-1", |v| {
+            v["online"] == true && v["node"] == "hub-a"
+        })
+        .await;
+    }
+    frame_of_size(&mut view_b, (320, 240)).await;
+
+    drop(view_a);
+    drop(view_b);
+    drop(view_b2);
+    for hub in [a, b, c] {
+        hub.stop().await;
+    }
+}
