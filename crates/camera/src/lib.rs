@@ -93,7 +93,7 @@ pub use quality::AdaptiveQuality;
 pub use time::Instant;
 pub use types::{
     CLOSE_INTERNAL_ERROR, CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_RESTART, CLOSE_TRY_AGAIN,
-    CapturedFrame, Config, ConnId, DropReason, FrameDecision, FrameSend, HANDSHAKE_TIMEOUT, Health,
-    HubConfig, Link, LinkStatus, Mode, NETWORK_WATCHDOG, Output, Refused, Sensor, SensorError,
-    Setting, StandaloneConfig, Stats, TICK, Targets,
+    CapturedFrame, Config, ConnId, DropReason, FAILOVER_AFTER, FrameDecision, FrameSend,
+    HANDSHAKE_TIMEOUT, Health, HubConfig, Link, LinkStatus, Mode, NETWORK_WATCHDOG, Output,
+    Refused, Sensor, SensorError, Setting, StandaloneConfig, Stats, TICK, Targets,
 };

@@ -205,6 +205,9 @@ pub struct HubCameraConfig {
     pub reboot_delay: Duration,
     /// JPEG quality adaptation on a slow link (the core's default; `None`: off).
     pub adaptive_quality: Option<AdaptiveQuality>,
+    /// Further hubs (control URL, stream URL), tried in order after the first when a hub
+    /// disappears (the core's failover, `HubConfig::hubs`).
+    pub more_hubs: Vec<(String, String)>,
 }
 
 impl HubCameraConfig {
@@ -229,6 +232,7 @@ impl HubCameraConfig {
             backoff: BackoffConfig::default(),
             reboot_delay: Duration::from_millis(300),
             adaptive_quality: Some(AdaptiveQuality::default()),
+            more_hubs: Vec::new(),
         }
     }
 }
@@ -242,8 +246,14 @@ impl HubCamera {
     /// inside a tokio runtime.
     pub fn spawn(config: HubCameraConfig) -> CameraHandle {
         let mut core = Config::hub(config.id.clone(), config.token);
-        if let Mode::Hub(HubConfig { backoff, .. }) = &mut core.mode {
+        let mut hubs = vec![(config.control_url, config.stream_url)];
+        hubs.extend(config.more_hubs);
+        if let Mode::Hub(HubConfig {
+            backoff, hubs: n, ..
+        }) = &mut core.mode
+        {
             *backoff = config.backoff;
+            *n = u8::try_from(hubs.len()).unwrap_or(u8::MAX);
         }
         let shell = ShellConfig {
             core: with_common(
@@ -253,10 +263,7 @@ impl HubCamera {
                 config.seed,
                 config.adaptive_quality,
             ),
-            target: Target::Hub {
-                control_url: config.control_url,
-                stream_url: config.stream_url,
-            },
+            target: Target::Hub { hubs },
             label: config.id.as_str().to_string(),
             reboot_delay: config.reboot_delay,
         };

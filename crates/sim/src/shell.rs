@@ -94,8 +94,8 @@ pub(crate) enum Control {
 #[derive(Debug, Clone)]
 pub(crate) enum Target {
     Hub {
-        control_url: String,
-        stream_url: String,
+        /// (control URL, stream URL) of each hub, in failover order (at least one).
+        hubs: Vec<(String, String)>,
     },
     Standalone,
 }
@@ -263,10 +263,11 @@ impl Shell {
         while let Some(out) = self.cam.poll_output() {
             match out {
                 Output::Connect { conn, link } => {
-                    let Target::Hub {
-                        control_url,
-                        stream_url,
-                    } = &self.config.target
+                    let Target::Hub { hubs } = &self.config.target else {
+                        continue;
+                    };
+                    let Some((control_url, stream_url)) =
+                        hubs.get(self.cam.hub_index()).or(hubs.first())
                     else {
                         continue;
                     };
