@@ -182,6 +182,12 @@ async fn three_hubs_share_a_camera_and_survive_nats_restarts() {
     );
     cfg.settings.resolution = Resolution::Qqvga;
     cfg.fps = 10;
+    // Given hubs A and B: it moves to B when A disappears.
+    cfg.more_hubs = vec![(
+        format!("ws://{}{}", b.http, espcam_proto::CONTROL_PATH),
+        format!("ws://{}{}", b.stream, espcam_proto::STREAM_PATH),
+    )];
+    cfg.backoff.initial = Duration::from_millis(200);
     let _cam = HubCamera::spawn(cfg);
 
     // Every hub lists the camera with the node that holds it.
@@ -243,35 +249,51 @@ async fn three_hubs_share_a_camera_and_survive_nats_restarts() {
         a1 - a0
     );
 
-    // NATS goes away: A keeps serving its own camera and viewers.
-    let mut view_a = ws(&a.ws_url("/ws/view/cam-1")).await;
-    frame_of_size(&mut view_a, (320, 240)).await;
+    // Hub A stops: the camera moves to B, and B's open viewer sees it again without
+    // reloading. A settings change sent to C then reaches it on B (the frames B's viewer
+    // gets at 640x480 can only come from after the move).
+    drop(view_b2);
+    a.stop().await;
+    let moved = wait_listed(&b, "cam-1", |v| v["online"] == true && v["node"] == "hub-b").await;
+    assert_eq!(moved["source"], "push", "{moved}");
+    wait_listed(&c, "cam-1", |v| v["online"] == true && v["node"] == "hub-b").await;
+    let mut answered = None;
+    for _ in 0..40 {
+        let r = c
+            .post("/api/cameras/cam-1/settings", r#"{"resolution":"VGA"}"#)
+            .await;
+        if r.status == 200 {
+            answered = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let r = answered.expect("C's settings change reached the camera on B within 10 s");
+    assert_ne!(r.json()["settings"], acked, "{}", r.text());
+    frame_of_size(&mut view_b, (640, 480)).await;
+
+    // NATS goes away: B keeps serving its own camera and viewers, and takes commands.
     nats.stop();
     tokio::time::sleep(Duration::from_secs(1)).await;
     for _ in 0..10 {
-        assert_eq!(decode(&next_binary(&mut view_a).await), (320, 240));
+        assert_eq!(decode(&next_binary(&mut view_b).await), (640, 480));
     }
-    let r = a
+    let r = b
         .post("/api/cameras/cam-1/settings", r#"{"quality":20}"#)
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
-    // B forgets the remote camera once its directory entry is too old.
-    wait_listed(&b, "cam-1", |v| v["online"] == false).await;
+    // C forgets the remote camera once its directory entry is too old.
+    wait_listed(&c, "cam-1", |v| v["online"] == false).await;
 
-    // NATS back: every hub rejoins, and B's open viewer sees frames again without reloading.
+    // NATS back: the hubs rejoin; C lists the camera again and a viewer there gets frames.
     nats.restart();
-    for hub in [&b, &c] {
-        wait_listed(hub, "cam-1", |v| {
-            v["online"] == true && v["node"] == "hub-a"
-        })
-        .await;
-    }
-    frame_of_size(&mut view_b, (320, 240)).await;
+    wait_listed(&c, "cam-1", |v| v["online"] == true && v["node"] == "hub-b").await;
+    let mut view_c = ws(&c.ws_url("/ws/view/cam-1")).await;
+    frame_of_size(&mut view_c, (640, 480)).await;
 
-    drop(view_a);
     drop(view_b);
-    drop(view_b2);
-    for hub in [a, b, c] {
+    drop(view_c);
+    for hub in [b, c] {
         hub.stop().await;
     }
 }

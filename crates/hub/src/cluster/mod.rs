@@ -269,8 +269,17 @@ impl Cluster {
                 self.expire_if_stale(last_read_us);
                 continue;
             };
-            self.heartbeat(s, &mut published).await;
-            match directory::read_all(s).await {
+            // Bounded: a NATS call that never answers (a server gone mid-stream) must not
+            // stop this loop, which is what expires remote cameras.
+            let bound = self.0.config.ttl.max(Duration::from_secs(1));
+            let beat = tokio::time::timeout(bound, self.heartbeat(s, &mut published)).await;
+            let read = match beat {
+                Ok(()) => tokio::time::timeout(bound, directory::read_all(s))
+                    .await
+                    .unwrap_or_else(|_| Err("the directory did not answer in time".into())),
+                Err(_) => Err("a heartbeat did not complete in time".into()),
+            };
+            match read {
                 Ok(entries) => {
                     if failing {
                         info!("cluster: directory reachable again");
