@@ -234,7 +234,7 @@ pub async fn serve(
     if let Some(c) = hub.config().cluster.clone() {
         let cluster = crate::cluster::Cluster::start(hub.clone(), c).await?;
         router = router.layer(axum::Extension(crate::http::nodes::Nodes(
-            std::sync::Arc::new(cluster),
+            std::sync::Arc::new(ClusterNodes(cluster)),
         )));
     }
     let timeout = hub.config().viewer_timeout;
@@ -266,6 +266,21 @@ pub async fn serve(
         r.map_err(|e| RunError::Serve(std::io::Error::other(e.to_string())))?;
     }
     Ok(())
+}
+
+/// The cluster's directory as the HTTP layer reads it (the wiring is the one place that
+/// knows both).
+#[derive(Debug)]
+struct ClusterNodes(crate::cluster::Cluster);
+
+impl crate::http::nodes::NodeDirectory for ClusterNodes {
+    fn this_node(&self) -> &str {
+        self.0.this_node()
+    }
+
+    fn remote_node(&self, camera: &str) -> Option<String> {
+        self.0.remote_node(camera)
+    }
 }
 
 /// Opens the recordings in the data directory (recovering segments left open by a crash)

@@ -33,7 +33,6 @@ use espcam_proto::CameraId;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use crate::http::nodes::NodeDirectory;
 use crate::state::Hub;
 use crate::state::camera::Source;
 use crate::state::clock::now_us;
@@ -90,8 +89,8 @@ struct Shared {
     publishing: HashMap<CameraId, (u64, JoinHandle<()>)>,
 }
 
-/// The running cluster service. Cheap to clone; implements [`NodeDirectory`] for the
-/// HTTP layer.
+/// The running cluster service. Cheap to clone; `server` hands its view of the directory
+/// to the HTTP layer (`http::nodes::NodeDirectory`), so neither layer imports the other.
 #[derive(Debug, Clone)]
 pub struct Cluster(Arc<Inner>);
 
@@ -103,12 +102,14 @@ struct Inner {
     shared: Mutex<Shared>,
 }
 
-impl NodeDirectory for Cluster {
-    fn this_node(&self) -> &str {
+impl Cluster {
+    /// This hub's node name.
+    pub fn this_node(&self) -> &str {
         &self.0.config.node
     }
 
-    fn remote_node(&self, camera: &str) -> Option<String> {
+    /// The node holding `camera`, when another node does (`None`: this node, or unknown).
+    pub fn remote_node(&self, camera: &str) -> Option<String> {
         let id = CameraId::new(camera).ok()?;
         self.lock().proxies.get(&id).map(|p| p.node.clone())
     }
