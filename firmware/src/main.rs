@@ -11,6 +11,7 @@ mod camera;
 mod clock;
 mod config;
 mod net;
+mod ota;
 mod wifi;
 
 use std::sync::mpsc::{self, Receiver};
@@ -59,6 +60,7 @@ fn run() -> Result<(), EspError> {
     log::info!("camera: {name} on {}, XCLK {mhz} MHz", board.description);
 
     let (events, rx) = mpsc::channel();
+    let (flash, ota_boot) = ota::Flash::start(events.clone())?;
     let net = Net::new(events, config::standalone())?;
     let (mut cam_config, wall) = if config::standalone() {
         (Config::standalone(), None)
@@ -74,6 +76,10 @@ fn run() -> Result<(), EspError> {
     cam_config.settings = settings;
     cam_config.firmware = concat!("espcam-fw ", env!("CARGO_PKG_VERSION")).into();
     cam_config.sensor = name.into();
+    cam_config.board = Some(board.name.into());
+    cam_config.ota_boot = ota_boot;
+    // The first range request waits behind the erase of the OTA slot (several seconds).
+    cam_config.ota.fetch_timeout = Duration::from_secs(60);
     // Different per board, so cameras rebooted together do not reconnect in lockstep.
     cam_config.seed =
         u64::from(unsafe { sys::esp_random() }) << 32 | u64::from(unsafe { sys::esp_random() });
@@ -81,7 +87,7 @@ fn run() -> Result<(), EspError> {
     let mut twdt = TWDTDriver::new(peripherals.twdt, &TWDTConfig::default())?;
     let mut shell = Shell {
         watchdog: twdt.watch_current_task()?,
-        cam: Camera::new(cam_config, sensor, clock::now()),
+        cam: Camera::with_ota(cam_config, sensor, flash, clock::now()),
         net,
         wall,
         next_health: clock::now(),
@@ -97,7 +103,7 @@ fn run() -> Result<(), EspError> {
 struct Shell<'w, S: Sensor> {
     /// Fed every pass and after every frame send: a loop stuck for 10 s reboots the board.
     watchdog: WatchdogSubscription<'w>,
-    cam: Camera<S>,
+    cam: Camera<S, ota::Flash>,
     net: Net,
     wall: Option<clock::WallClock>,
     next_health: Instant,
@@ -146,11 +152,25 @@ impl<S: Sensor> Shell<'_, S> {
                 self.net.close(conn, code, &reason);
             }
             Output::Capture => self.capture(),
-            Output::Reboot => {
+            Output::Reboot | Output::SetBootAndReboot => {
+                // `SetBootAndReboot`: the sink's `finish` (esp-idf-svc `complete`) already
+                // made the new image the boot partition.
                 let reason = self.cam.reboot_reason().unwrap_or("unknown");
                 log::warn!("rebooting: {reason}");
                 self.net.close_all(CLOSE_RESTART, "camera is restarting");
                 esp_idf_svc::hal::reset::restart();
+            }
+            Output::OtaFetch {
+                fetch,
+                url,
+                offset,
+                len,
+            } => self.cam.ota_sink().fetch(fetch, &url, offset, len),
+            Output::ConfirmImage => self.cam.ota_sink().confirm(),
+            Output::RollbackAndReboot => {
+                log::warn!("rolling back: {}", self.cam.reboot_reason().unwrap_or(""));
+                self.net.close_all(CLOSE_RESTART, "camera is restarting");
+                self.cam.ota_sink().rollback();
             }
         }
     }
@@ -230,6 +250,8 @@ impl<S: Sensor> Shell<'_, S> {
                     self.cam.handle_text(now, conn, &text);
                 }
             }
+            Event::OtaData(fetch, Ok(body)) => self.cam.handle_ota_data(now, fetch, &body),
+            Event::OtaData(fetch, Err(e)) => self.cam.handle_ota_failed(now, fetch, &e),
             Event::ClientClosed(fd) => {
                 if let Some(conn) = self.net.conn_of(fd) {
                     self.net.forget(conn);

@@ -68,6 +68,8 @@ pub enum Event {
     ClientText(i32, String),
     /// The standalone client on socket `fd` went away.
     ClientClosed(i32),
+    /// A firmware range request ended (see ota.rs).
+    OtaData(espcam_camera::FetchId, Result<Vec<u8>, String>),
 }
 
 /// What a client's sender thread writes.

@@ -88,6 +88,8 @@ pub async fn connect_camera(port: u16, camera: &CameraId) -> anyhow::Result<Ws> 
         firmware: "espcam-bench".into(),
         sensor: "virtual".into(),
         settings: Settings::default(),
+        board: None,
+        ota_pending: false,
     });
     control.send(Message::Text(hello.to_json().into())).await?;
     expect_welcome(&mut control)

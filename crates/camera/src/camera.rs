@@ -15,11 +15,12 @@ use alloc::string::String;
 
 use crate::core::{Core, close_reply};
 use crate::hub_mode::HubRole;
+use crate::ota::Ota;
 use crate::standalone::StandaloneRole;
 use crate::time::Instant;
 use crate::types::{
-    CLOSE_TRY_AGAIN, CapturedFrame, Config, ConnId, DropReason, FrameDecision, FrameSend, Health,
-    Link, LinkStatus, Mode, Output, Refused, Sensor, Stats, TICK,
+    CLOSE_TRY_AGAIN, CapturedFrame, Config, ConnId, DropReason, FetchId, FrameDecision, FrameSend,
+    Health, Link, LinkStatus, Mode, NoOta, OtaSink, Output, Refused, Sensor, Stats, TICK,
 };
 
 // One per camera, built once at boot and never moved on the frame path: boxing the larger
@@ -41,22 +42,56 @@ macro_rules! with_role {
     };
 }
 
-/// The camera. See the crate docs for the loop a shell runs around it.
+/// The camera. See the crate docs for the loop a shell runs around it. `O` is where
+/// firmware updates are written ([`NoOta`]: this camera cannot update itself).
 #[derive(Debug)]
-pub struct Camera<S> {
+pub struct Camera<S, O = NoOta> {
     core: Core<S>,
     role: Role,
+    ota: Ota<O>,
 }
 
 impl<S: Sensor> Camera<S> {
-    /// A camera that booted at `now`. `sensor` must already be in `config.settings`.
+    /// A camera that booted at `now` and cannot update its firmware. `sensor` must already
+    /// be in `config.settings`.
     pub fn new(config: Config, sensor: S, now: Instant) -> Self {
-        let core = Core::new(&config, sensor, now);
+        Camera::with_ota(config, sensor, NoOta, now)
+    }
+}
+
+impl<S: Sensor, O: OtaSink> Camera<S, O> {
+    /// A camera that booted at `now` and writes firmware updates to `sink`. `sensor` must
+    /// already be in `config.settings`.
+    pub fn with_ota(config: Config, sensor: S, sink: O, now: Instant) -> Self {
+        let mut core = Core::new(&config, sensor, now);
+        let mut ota = Ota::new(
+            sink,
+            config.ota,
+            config.board.clone(),
+            &config.ota_boot,
+            now,
+        );
         let role = match config.mode {
             Mode::Hub(hub) => Role::Hub(HubRole::new(hub, now)),
-            Mode::Standalone(sa) => Role::Standalone(StandaloneRole::new(sa)),
+            Mode::Standalone(sa) => {
+                ota.confirm_now(&mut core);
+                Role::Standalone(StandaloneRole::new(sa))
+            }
         };
-        Self { core, role }
+        Self { core, role, ota }
+    }
+
+    /// After an input that may have changed the OTA state: hands it an offer, lets it
+    /// report on the welcomed control link.
+    fn ota_pump(&mut self, now: Instant) {
+        let Role::Hub(hub) = &mut self.role else {
+            return;
+        };
+        if let Some(offer) = hub.take_offer() {
+            self.ota.offer(&mut self.core, now, offer);
+        }
+        let control = hub.control_ready();
+        self.ota.pump(&mut self.core, control);
     }
 
     // ---- outputs -------------------------------------------------------------------------
@@ -92,6 +127,9 @@ impl<S: Sensor> Camera<S> {
         {
             t = t.min(d);
         }
+        if let Some(d) = self.ota.deadline() {
+            t = t.min(d);
+        }
         Some(t)
     }
 
@@ -107,6 +145,13 @@ impl<S: Sensor> Camera<S> {
             if self.core.is_rebooting() {
                 return;
             }
+        }
+        if self.ota.deadline().is_some_and(|d| d <= now) {
+            self.ota.timeout(&mut self.core, now);
+            if self.core.is_rebooting() {
+                return;
+            }
+            self.ota_pump(now);
         }
         let core = &mut self.core;
         if !core.capture_outstanding && core.pacer.take_due(now) {
@@ -169,6 +214,52 @@ impl<S: Sensor> Camera<S> {
             return;
         }
         with_role!(&mut self.role, r => r.text(&mut self.core, now, conn, text));
+        self.ota_pump(now);
+    }
+
+    /// Firmware update: the body of the range request `fetch` ([`Output::OtaFetch`]) arrived
+    /// with status 206. A body shorter than asked means the image ends there.
+    pub fn handle_ota_data(&mut self, now: Instant, fetch: FetchId, body: &[u8]) {
+        if self.is_rebooting() {
+            return;
+        }
+        self.ota.data(&mut self.core, now, fetch, body);
+        self.ota_pump(now);
+    }
+
+    /// Firmware update: the range request `fetch` failed (`reason`: connection refused, an
+    /// HTTP status other than 206, a reset). The core retries or gives up.
+    pub fn handle_ota_failed(&mut self, now: Instant, fetch: FetchId, reason: &str) {
+        if self.is_rebooting() {
+            return;
+        }
+        self.ota.failed(now, fetch, reason);
+        self.ota_pump(now);
+    }
+
+    /// Firmware update: bytes written and total of the download in progress.
+    pub fn ota_progress(&self) -> Option<(u32, u32)> {
+        self.ota.progress()
+    }
+
+    /// Whether a firmware download is running.
+    pub fn ota_busy(&self) -> bool {
+        self.ota.busy()
+    }
+
+    /// Whether this boot's image still waits for its confirmation.
+    pub fn ota_pending(&self) -> bool {
+        self.ota.pending()
+    }
+
+    /// The firmware-update sink.
+    pub fn ota_sink(&self) -> &O {
+        &self.ota.sink
+    }
+
+    /// The firmware-update sink, mutably.
+    pub fn ota_sink_mut(&mut self) -> &mut O {
+        &mut self.ota.sink
     }
 
     /// Standalone mode: a WebSocket client connected. Returns its id, or why it is refused

@@ -48,6 +48,10 @@ pub(crate) struct Core<S> {
     quality: Governor,
     pub(crate) firmware: String,
     pub(crate) sensor_name: String,
+    /// The board, for the hello.
+    pub(crate) board: Option<String>,
+    /// This boot's image is not confirmed yet (the hello says so).
+    pub(crate) ota_pending: bool,
     frame_flags: FrameFlags,
     pub(crate) boot: Instant,
     pub(crate) pacer: Pacer,
@@ -89,6 +93,8 @@ impl<S: Sensor> Core<S> {
             quality,
             firmware: config.firmware.clone(),
             sensor_name: config.sensor.clone(),
+            board: config.board.clone(),
+            ota_pending: config.ota_boot == crate::types::OtaBoot::Pending,
             frame_flags: config.frame_flags,
             boot: now,
             pacer,

@@ -62,6 +62,8 @@ pub(crate) struct HubRole {
     config: HubConfig,
     control: LinkSlot,
     stream: LinkSlot,
+    /// An `ota` offer that arrived, for the camera's OTA half to take.
+    offer: Option<espcam_proto::OtaOffer>,
     /// Boot, or when the welcomed control link was last lost: the network watchdog counts
     /// from here while the control link is not ready.
     offline_since: Instant,
@@ -86,6 +88,7 @@ impl HubRole {
             control: slot(LinkState::Backoff { until: now }),
             stream: slot(LinkState::Idle),
             config,
+            offer: None,
             offline_since: now,
             hub: 0,
             failures: 0,
@@ -200,6 +203,8 @@ impl HubRole {
                 firmware: core.firmware.clone(),
                 sensor: core.sensor_name.clone(),
                 settings: core.settings,
+                board: core.board.clone(),
+                ota_pending: core.ota_pending,
             })
             .to_json(),
             Link::Stream => StreamHello {
@@ -280,15 +285,11 @@ impl HubRole {
                 // A WebSocket close reason holds at most 123 bytes; cut the hub's reason on
                 // a character boundary so the shell can send it as it is.
                 const PREFIX: &str = "rejected by hub: ";
-                let mut end = reason.len().min(123 - PREFIX.len());
-                while !reason.is_char_boundary(end) {
-                    end -= 1;
-                }
-                core.close(
-                    conn,
-                    CLOSE_NORMAL,
-                    alloc::format!("{PREFIX}{}", &reason[..end]),
+                let cut = espcam_proto::close::cut_bytes(
+                    &reason,
+                    espcam_proto::close::MAX_REASON - PREFIX.len(),
                 );
+                core.close(conn, CLOSE_NORMAL, alloc::format!("{PREFIX}{cut}"));
                 self.link_failed(core, now, link);
             }
             Ok(HubMsg::Command(msg)) => {
@@ -296,12 +297,27 @@ impl HubRole {
                 core.send_text(conn, CameraMsg::Ack(ack).to_json());
                 core.ack_sent();
             }
+            Ok(HubMsg::Ota(offer)) if link == Link::Control => self.offer = Some(offer),
+            Ok(HubMsg::Ota(_)) => {}
             Err(DecodeError::Command(e)) => {
                 let ack = core.failed_ack(text, e.to_string());
                 core.send_text(conn, CameraMsg::Ack(ack).to_json());
             }
             // Anything else from the hub is not for this protocol version: ignored.
             Err(_) => {}
+        }
+    }
+
+    /// The `ota` offer that arrived, if any.
+    pub(crate) fn take_offer(&mut self) -> Option<espcam_proto::OtaOffer> {
+        self.offer.take()
+    }
+
+    /// The control link, when the hub has welcomed it.
+    pub(crate) fn control_ready(&self) -> Option<ConnId> {
+        match self.control.state {
+            LinkState::Ready { conn, .. } => Some(conn),
+            _ => None,
         }
     }
 

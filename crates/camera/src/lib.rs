@@ -47,6 +47,13 @@
 //!                 (capture error: cam.handle_capture_failed(now()))
 //!             Reboot                  => flush pending sends, close everything (close code
 //!                                        CLOSE_RESTART), log cam.reboot_reason(), restart
+//!             OtaFetch { fetch, url, offset, len } => HTTP GET url (a path: on the hub's
+//!                                        port 6971) with Range: bytes=offset-(offset+len-1),
+//!                                        off the main loop; report cam.handle_ota_data(now,
+//!                                        fetch, &body) for a 206, else handle_ota_failed
+//!             SetBootAndReboot        => as Reboot (the sink's finish set the boot slot)
+//!             ConfirmImage            => esp_ota_mark_app_valid_cancel_rollback
+//!             RollbackAndReboot       => esp_ota_mark_app_invalid_rollback_and_reboot
 //!         }
 //!     }
 //!     wait until cam.poll_timeout() or an event, then report it:
@@ -67,6 +74,11 @@
 //! }
 //! ```
 //!
+//! Firmware updates (`ota`): build the camera with [`Camera::with_ota`] and an [`OtaSink`]
+//! (the inactive flash slot), and tell it at boot what the boot is ([`Config::ota_boot`]:
+//! pending verification, or after a rollback). The core decides every range, timeout, retry
+//! and the SHA-256 check; failures abort the sink and are reported to the hub.
+//!
 //! Binary messages received by the camera are ignored by the protocol; shells drop them.
 //! The per-frame path (`handle_timeout` → `Capture` → `handle_frame` → `handle_frame_sent`)
 //! performs no heap allocation (proved by `tests/zero_alloc.rs`); text messages (acks,
@@ -80,6 +92,7 @@ mod backoff;
 mod camera;
 mod core;
 mod hub_mode;
+mod ota;
 mod pacing;
 mod quality;
 mod rng;
@@ -93,7 +106,8 @@ pub use quality::AdaptiveQuality;
 pub use time::Instant;
 pub use types::{
     CLOSE_INTERNAL_ERROR, CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_RESTART, CLOSE_TRY_AGAIN,
-    CapturedFrame, Config, ConnId, DropReason, FAILOVER_AFTER, FrameDecision, FrameSend,
-    HANDSHAKE_TIMEOUT, Health, HubConfig, Link, LinkStatus, Mode, NETWORK_WATCHDOG, Output,
-    Refused, Sensor, SensorError, Setting, StandaloneConfig, Stats, TICK, Targets,
+    CapturedFrame, Config, ConnId, DropReason, FAILOVER_AFTER, FetchId, FrameDecision, FrameSend,
+    HANDSHAKE_TIMEOUT, Health, HubConfig, Link, LinkStatus, Mode, NETWORK_WATCHDOG, NoOta, OtaBoot,
+    OtaConfig, OtaSink, OtaSinkError, Output, Refused, Sensor, SensorError, Setting,
+    StandaloneConfig, Stats, TICK, Targets,
 };

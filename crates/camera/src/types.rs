@@ -25,17 +25,19 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// watchdog, which rebooted after a long outage).
 pub const NETWORK_WATCHDOG: Duration = Duration::from_secs(5 * 60);
 
+// WebSocket close codes: defined once in `espcam_proto::close`, named here as the camera
+// uses them.
 /// WebSocket close code: normal closure.
-pub const CLOSE_NORMAL: u16 = 1000;
+pub const CLOSE_NORMAL: u16 = espcam_proto::close::NORMAL;
 /// WebSocket close code: protocol error (the answer to a close frame whose code may not be
 /// sent on the wire, such as 1005 or 1006).
-pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
+pub const CLOSE_PROTOCOL_ERROR: u16 = espcam_proto::close::PROTOCOL;
 /// WebSocket close code: internal error, e.g. the shell's send on the socket failed.
-pub const CLOSE_INTERNAL_ERROR: u16 = 1011;
+pub const CLOSE_INTERNAL_ERROR: u16 = espcam_proto::close::INTERNAL_ERROR;
 /// WebSocket close code: the camera is restarting.
-pub const CLOSE_RESTART: u16 = 1012;
+pub const CLOSE_RESTART: u16 = espcam_proto::close::RESTART;
 /// WebSocket close code: try again later (client limit reached).
-pub const CLOSE_TRY_AGAIN: u16 = 1013;
+pub const CLOSE_TRY_AGAIN: u16 = espcam_proto::close::TRY_AGAIN;
 
 /// The sensor seam: the one piece of hardware the core talks to directly, so that a command
 /// is acknowledged only once the sensor has really taken the new settings.
@@ -204,6 +206,136 @@ pub enum Output {
     /// Restart the camera once the outputs before this one are flushed. The core is inert
     /// from now on; the shell builds a new [`Camera`] after the restart.
     Reboot,
+    /// Firmware update: fetch `len` bytes of the image at `offset` with HTTP
+    /// `GET url` and `Range: bytes=offset-(offset+len-1)`, then report the body with
+    /// [`Camera::handle_ota_data`] (status 206 only), or [`Camera::handle_ota_failed`]. The
+    /// core times the request out itself; a late answer for an old `fetch` is ignored.
+    OtaFetch {
+        /// This request's id, echoed in the answer.
+        fetch: FetchId,
+        /// The image URL from the hub's offer.
+        url: String,
+        /// First byte wanted.
+        offset: u32,
+        /// Bytes wanted (at most [`OtaConfig::chunk`]).
+        len: u32,
+    },
+    /// Firmware update: the new image was written, verified and finished
+    /// ([`OtaSink::finish`]); make it the boot partition (if `finish` did not) and restart
+    /// once the outputs before this one are flushed. The core is inert from now on; the next
+    /// boot is [`OtaBoot::Pending`].
+    SetBootAndReboot,
+    /// Firmware update: this boot's image reached the hub; mark it valid for good
+    /// (`esp_ota_mark_app_valid_cancel_rollback`). Boots after this one are
+    /// [`OtaBoot::Normal`].
+    ConfirmImage,
+    /// Firmware update: this boot's image could not reach the hub within
+    /// [`OtaConfig::confirm_window`]; mark it invalid and restart into the previous one
+    /// (`esp_ota_mark_app_invalid_rollback_and_reboot`). The next boot is
+    /// [`OtaBoot::RolledBack`].
+    RollbackAndReboot,
+}
+
+/// Identifies one OTA chunk request for the life of a [`Camera`]; never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FetchId(pub(crate) u32);
+
+impl FetchId {
+    /// The raw number (for logs and shell-side maps).
+    pub const fn get(self) -> u32 {
+        self.0
+    }
+}
+
+/// Where the shell writes a firmware image: the inactive OTA partition on the ESP32-S3, a
+/// buffer in the simulator. The core calls `begin` once, then `write` with every chunk in
+/// order, then exactly one of `finish` (all bytes written and the SHA-256 verified) or
+/// `abort` (any failure: the partial image must be discarded and the running firmware kept).
+pub trait OtaSink {
+    /// Prepares to receive an image of `size` bytes (erases the partition). Fails when the
+    /// image cannot fit (no OTA partition, partition smaller than `size`).
+    fn begin(&mut self, size: u32) -> Result<(), OtaSinkError>;
+    /// Appends `chunk` to the image.
+    fn write(&mut self, chunk: &[u8]) -> Result<(), OtaSinkError>;
+    /// The whole image is written and verified: validate it (esp-idf checks the image
+    /// header and its own checksum) and, where the platform does it in one step, make it
+    /// the boot partition.
+    fn finish(&mut self) -> Result<(), OtaSinkError>;
+    /// Discards what was written. Must not fail; the running firmware stays.
+    fn abort(&mut self);
+}
+
+/// An [`OtaSink`] refused an image or a write.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct OtaSinkError(pub String);
+
+/// The sink of a camera that cannot update itself: refuses every image.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoOta;
+
+impl OtaSink for NoOta {
+    fn begin(&mut self, size: u32) -> Result<(), OtaSinkError> {
+        Err(OtaSinkError(alloc::format!(
+            "this camera has no OTA partition for an image of {size} bytes"
+        )))
+    }
+    fn write(&mut self, _chunk: &[u8]) -> Result<(), OtaSinkError> {
+        Err(OtaSinkError(String::from("no update in progress")))
+    }
+    fn finish(&mut self) -> Result<(), OtaSinkError> {
+        Err(OtaSinkError(String::from("no update in progress")))
+    }
+    fn abort(&mut self) {}
+}
+
+/// What kind of boot this is, as far as firmware updates go. The shell finds out at boot
+/// (esp-idf: `esp_ota_get_state_partition` of the running partition is
+/// `ESP_OTA_IMG_PENDING_VERIFY` → `Pending`; `esp_ota_get_last_invalid_partition` names an
+/// image that was rolled back → `RolledBack`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum OtaBoot {
+    /// A confirmed image.
+    #[default]
+    Normal,
+    /// A freshly installed image, not confirmed yet: it confirms itself once the hub
+    /// welcomes it, and rolls back if that does not happen within the confirmation window.
+    Pending,
+    /// The previous boot's new image was rolled back; this (old) image reports the failure
+    /// to the hub once welcomed.
+    RolledBack {
+        /// The version that was rolled back.
+        version: String,
+        /// Why, for the hub (e.g. `did not reach the hub within 120 s`).
+        reason: String,
+    },
+}
+
+/// Firmware-update parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OtaConfig {
+    /// Bytes per HTTP range request.
+    pub chunk: u32,
+    /// How long one chunk request may take.
+    pub fetch_timeout: Duration,
+    /// Retries per chunk after a failure (1 s, 2 s, 4 s … apart).
+    pub retries: u8,
+    /// How long a new image has to reach the hub before it rolls back.
+    pub confirm_window: Duration,
+    /// Least time between two `ota_progress` reports.
+    pub progress_interval: Duration,
+}
+
+impl Default for OtaConfig {
+    fn default() -> Self {
+        Self {
+            chunk: 16 * 1024,
+            fetch_timeout: Duration::from_secs(15),
+            retries: 3,
+            confirm_window: Duration::from_secs(120),
+            progress_interval: Duration::from_secs(1),
+        }
+    }
 }
 
 /// Why a captured frame was not sent.
@@ -357,6 +489,13 @@ pub struct Config {
     pub seed: u64,
     /// Trade JPEG quality for frame rate on a slow link (`None`: only the rate adapts).
     pub adaptive_quality: Option<AdaptiveQuality>,
+    /// The board this firmware was built for, sent in the hello (`None`: the hub offers this
+    /// camera no firmware image).
+    pub board: Option<String>,
+    /// What this boot is for firmware updates.
+    pub ota_boot: OtaBoot,
+    /// Firmware-update timing.
+    pub ota: OtaConfig,
 }
 
 impl Config {
@@ -370,6 +509,9 @@ impl Config {
             frame_flags: FrameFlags::default(),
             seed: 0,
             adaptive_quality: Some(AdaptiveQuality::default()),
+            board: None,
+            ota_boot: OtaBoot::Normal,
+            ota: OtaConfig::default(),
         }
     }
 

@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 mod cameras;
+mod firmware;
 mod serve;
 mod sim;
 mod tokens;
@@ -34,6 +35,8 @@ enum Cmd {
     Token(tokens::TokenArgs),
     /// Camera pairing: `list`, `accept ID`, `remove ID`.
     Camera(cameras::CameraArgs),
+    /// Firmware images for updates from the hub: `add FILE [--version V --board B]`, `list`.
+    Firmware(firmware::FirmwareArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -55,6 +58,7 @@ fn main() -> std::process::ExitCode {
         Cmd::User(args) => users::run(args),
         Cmd::Token(args) => tokens::run(args),
         Cmd::Camera(args) => cameras::run(args),
+        Cmd::Firmware(args) => firmware::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -44,6 +44,45 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pull: Vec<String>,
+    /// Serve both ports over TLS with this certificate chain (PEM, leaf first); needs
+    /// --tls-key.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "ESPCAM_TLS_CERT",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, RSA or EC).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "ESPCAM_TLS_KEY",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
+    /// Serve both ports over TLS with a self-signed certificate generated once and kept in
+    /// the data directory (tls/cert.pem); its SHA-256 fingerprint is printed at start.
+    #[arg(long, env = "ESPCAM_TLS_SELF_SIGNED", conflicts_with = "tls_cert")]
+    tls_self_signed: bool,
+    /// Publish cameras to an MQTT broker with Home Assistant discovery:
+    /// mqtt://HOST[:PORT] (see docs/HOME_ASSISTANT.md; more keys in `[mqtt]`).
+    #[arg(long, value_name = "URL", env = "ESPCAM_MQTT")]
+    mqtt: Option<String>,
+    /// User name for the MQTT broker.
+    #[arg(long, value_name = "NAME", env = "ESPCAM_MQTT_USER")]
+    mqtt_user: Option<String>,
+    /// Password for the MQTT broker (prefer the environment variable to the flag).
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        env = "ESPCAM_MQTT_PASSWORD",
+        hide_env_values = true
+    )]
+    mqtt_password: Option<String>,
+    /// MQTT client id, also the hub's device id in Home Assistant [default: espcam-hub].
+    #[arg(long, value_name = "ID", env = "ESPCAM_MQTT_CLIENT_ID")]
+    mqtt_client_id: Option<String>,
     /// Start N virtual cameras in this process (demo-1 … demo-N), no hardware needed.
     #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "1", env = "ESPCAM_DEMO")]
     demo: Option<u16>,
@@ -72,9 +111,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         auth: args.auth,
         cluster: args.cluster,
         node: args.node,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+        tls_self_signed: args.tls_self_signed,
         // The demo is for the machine it runs on unless asked otherwise (--bind or the
         // file's `bind`): no login needed, nothing exposed.
         default_bind: (demo > 0).then_some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        mqtt: espcam_hub::mqtt::config::MqttOverrides {
+            url: args.mqtt,
+            user: args.mqtt_user,
+            password: args.mqtt_password,
+            client_id: args.mqtt_client_id,
+        },
     };
     let mut config = Config::load(args.config.as_deref(), overrides)?;
     if demo > 0 {

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use espcam_proto::{CameraId, Quality, Resolution, Settings};
-use espcam_sim::{ApCamera, ApCameraConfig, CameraHandle, HubCamera, HubCameraConfig};
+use espcam_sim::{
+    ApCamera, ApCameraConfig, CameraHandle, Fault, HubCamera, HubCameraConfig, Scene,
+};
 
 /// How the virtual camera reaches viewers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -50,6 +52,12 @@ pub struct SimArgs {
     /// JPEG quality at boot, 0..=63 (lower = better).
     #[arg(long, default_value_t = 12)]
     quality: i64,
+    /// What the cameras look at: `pattern` (moving test pattern, the default), `still`,
+    /// `moving` (a dark square crossing a still picture every 4 s) or `lighting` (still,
+    /// brightness stepping every 6 s). A schedule cycles through scenes:
+    /// `still:20,moving:6` (seconds each, repeated).
+    #[arg(long, default_value = "pattern", value_delimiter = ',', value_parser = parse_scene)]
+    scene: Vec<(Scene, u64)>,
     /// Stop after this many seconds (default: until Ctrl-C).
     #[arg(long)]
     duration: Option<u64>,
@@ -88,6 +96,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
                     id: CameraId::new(&args.id)?,
                     settings,
                     fps: args.fps,
+                    scene: args.scene[0].0,
                     ..ApCameraConfig::default()
                 };
                 let cam = ApCamera::bind(args.listen, cfg)
@@ -101,7 +110,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
                 vec![cam]
             }
         };
-        supervise(cams, args.duration).await
+        supervise(cams, args.duration, &args.scene).await
     })
 }
 
@@ -129,6 +138,7 @@ fn spawn_hub(args: &SimArgs, settings: Settings) -> anyhow::Result<Vec<CameraHan
         );
         cfg.settings = settings;
         cfg.fps = args.fps;
+        cfg.scene = args.scene[0].0;
         cams.push(HubCamera::spawn(cfg));
     }
     println!(
@@ -160,7 +170,40 @@ fn split_host_port(s: &str) -> anyhow::Result<(String, u16)> {
     Ok((s.to_string(), espcam_proto::CONTROL_PORT))
 }
 
-async fn supervise(cams: Vec<CameraHandle>, duration: Option<u64>) -> anyhow::Result<()> {
+/// One `--scene` item: `NAME` or `NAME:SECONDS`.
+fn parse_scene(item: &str) -> Result<(Scene, u64), String> {
+    let (name, secs) = match item.split_once(':') {
+        Some((n, s)) => (
+            n,
+            s.parse::<u64>().ok().filter(|&s| s > 0).ok_or_else(|| {
+                format!("scene duration {s:?} is not a whole number of seconds above 0")
+            })?,
+        ),
+        None => (item, 0),
+    };
+    let names: Vec<&str> = Scene::ALL.iter().map(|s| s.name()).collect();
+    let scene = Scene::from_name(name).ok_or_else(|| {
+        format!(
+            "unknown scene {name:?}; expected one of {}",
+            names.join(", ")
+        )
+    })?;
+    Ok((scene, secs))
+}
+
+async fn supervise(
+    cams: Vec<CameraHandle>,
+    duration: Option<u64>,
+    scenes: &[(Scene, u64)],
+) -> anyhow::Result<()> {
+    if scenes.len() > 1 && scenes.iter().any(|s| s.1 == 0) {
+        bail!("a scene schedule needs a duration for every scene, e.g. still:20,moving:6");
+    }
+    // The schedule: the first scene is already in force; step through the rest, repeating.
+    let mut next_scene = 0usize;
+    let scene_timer = tokio::time::sleep(Duration::from_secs(scenes.first().map_or(0, |s| s.1)));
+    tokio::pin!(scene_timer);
+    let scheduled = scenes.len() > 1;
     let end = async {
         match duration {
             Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
@@ -176,6 +219,15 @@ async fn supervise(cams: Vec<CameraHandle>, duration: Option<u64>) -> anyhow::Re
     loop {
         tokio::select! {
             _ = &mut end => break,
+            () = &mut scene_timer, if scheduled => {
+                next_scene = (next_scene + 1) % scenes.len();
+                let (scene, secs) = scenes[next_scene];
+                for cam in &cams {
+                    cam.inject(Fault::Scene(scene));
+                }
+                tracing::info!(scene = scene.name(), seconds = secs, "scene");
+                scene_timer.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(secs));
+            }
             _ = report.tick() => {
                 let statuses: Vec<_> = cams.iter().map(CameraHandle::status).collect();
                 let frames: u64 = statuses.iter().map(|s| s.frames_sent).sum();
@@ -202,6 +254,19 @@ async fn supervise(cams: Vec<CameraHandle>, duration: Option<u64>) -> anyhow::Re
 #[cfg(test)]
 mod tests {
     use super::split_host_port;
+
+    #[test]
+    fn scene_items() {
+        use espcam_sim::Scene;
+        assert_eq!(super::parse_scene("moving:6"), Ok((Scene::Moving, 6)));
+        assert_eq!(super::parse_scene("still"), Ok((Scene::Still, 0)));
+        assert!(
+            super::parse_scene("still:0")
+                .unwrap_err()
+                .contains("above 0")
+        );
+        assert!(super::parse_scene("dance").unwrap_err().contains("still"));
+    }
 
     #[test]
     fn hub_addresses() {

@@ -231,11 +231,20 @@ pub struct FileConfig {
     /// Recording settings.
     #[serde(default)]
     pub recording: RecordingFile,
+    /// Motion detection, events and webhooks (`[motion]`, `[motion.camera.ID]`).
+    #[serde(default)]
+    pub motion: crate::motion::MotionFile,
+    /// Snapshot quota and rate (`[snapshots]`).
+    #[serde(default)]
+    pub snapshots: SnapshotsFile,
     /// Standalone cameras to pull from, `"id=ws://host/ws"`.
     #[serde(default)]
     pub pull: Vec<String>,
     /// Cluster mode (several hubs as one, on NATS): see docs/CLUSTER.md.
     pub cluster: Option<crate::cluster::config::ClusterFile>,
+    /// MQTT and Home Assistant discovery (`[mqtt]`).
+    #[serde(default)]
+    pub mqtt: Option<crate::mqtt::config::MqttFile>,
 }
 
 /// Values from flags or the environment; `None` leaves the file's or the default value.
@@ -255,6 +264,13 @@ pub struct Overrides {
     pub pull: Vec<String>,
     /// `--auth` / `ESPCAM_AUTH`.
     pub auth: Option<AuthMode>,
+    /// `--tls-cert FILE` (PEM): with `tls_key`, both ports speak TLS.
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key FILE` (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// `--tls-self-signed`: TLS with a certificate generated once and kept in the data
+    /// directory.
+    pub tls_self_signed: bool,
     /// The bind address when neither a flag nor the file sets one (`serve --demo` passes
     /// loopback, so the demo is local unless asked otherwise).
     pub default_bind: Option<IpAddr>,
@@ -262,6 +278,8 @@ pub struct Overrides {
     pub cluster: Option<String>,
     /// `--node` / `ESPCAM_NODE`: this hub's node name in the cluster.
     pub node: Option<String>,
+    /// `--mqtt*` / `ESPCAM_MQTT*`.
+    pub mqtt: crate::mqtt::config::MqttOverrides,
 }
 
 /// The validated configuration the hub runs with.
@@ -298,6 +316,10 @@ pub struct Config {
     pub header_timeout: Duration,
     /// Recording modes, pre/post-roll and retention.
     pub recording: RecordingConfig,
+    /// Snapshot quota per camera and how fast snapshots may be saved.
+    pub snapshots: SnapshotQuota,
+    /// TLS on both ports.
+    pub tls: TlsSource,
     /// Whether login is required: see [`espcam_auth::decide_mode`].
     pub auth: AuthMode,
     /// Other origins allowed to use the browser sockets and change state, normalised
@@ -307,6 +329,10 @@ pub struct Config {
     pub hostnames: Vec<String>,
     /// Cluster mode; `None` (the default) is a hub on its own, with no NATS.
     pub cluster: Option<crate::cluster::config::ClusterConfig>,
+    /// Motion detection defaults, per-camera settings, event retention, webhooks.
+    pub motion: crate::motion::MotionSettings,
+    /// MQTT and Home Assistant discovery; `None`: off.
+    pub mqtt: Option<crate::mqtt::config::MqttConfig>,
 }
 
 impl Default for Config {
@@ -327,10 +353,14 @@ impl Default for Config {
             max_connections_per_address: 256,
             header_timeout: Duration::from_secs(10),
             recording: RecordingConfig::default(),
+            snapshots: SnapshotQuota::default(),
+            tls: TlsSource::Off,
             auth: AuthMode::Auto,
             allowed_origins: Vec::new(),
             hostnames: Vec::new(),
             cluster: None,
+            motion: crate::motion::MotionSettings::default(),
+            mqtt: None,
         }
     }
 }
@@ -427,6 +457,8 @@ impl Config {
             ))),
         };
         let recording = recording_config(&file, d.recording)?;
+        let motion = crate::motion::MotionSettings::from_file(&file.motion)
+            .map_err(|e| ConfigError::Invalid(format!("[motion]: {e}")))?;
         let auth = match (o.auth, file.auth.as_deref()) {
             (Some(m), _) => m,
             (None, Some(s)) => s
@@ -495,12 +527,128 @@ impl Config {
                 "header_timeout_ms",
             )?,
             recording,
+            snapshots: snapshot_quota(&file.snapshots, d.snapshots)?,
+            tls: match (o.tls_cert, o.tls_key, o.tls_self_signed) {
+                (None, None, false) => TlsSource::Off,
+                (None, None, true) => TlsSource::SelfSigned,
+                (Some(cert), Some(key), false) => TlsSource::Files { cert, key },
+                (Some(_), Some(_), true) => {
+                    return Err(ConfigError::Invalid(
+                        "--tls-self-signed and --tls-cert/--tls-key exclude each other: pick one"
+                            .into(),
+                    ));
+                }
+                _ => {
+                    return Err(ConfigError::Invalid(
+                        "--tls-cert and --tls-key go together: give both PEM files".into(),
+                    ));
+                }
+            },
             auth,
             allowed_origins,
             hostnames,
             cluster,
+            motion,
+            mqtt: crate::mqtt::config::MqttConfig::resolve(file.mqtt.as_ref(), &o.mqtt)?,
         })
     }
+}
+
+/// Where the hub's TLS certificate comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum TlsSource {
+    /// Plain HTTP and WebSocket (`ws://`).
+    #[default]
+    Off,
+    /// A certificate chain and its private key, PEM files.
+    Files {
+        /// Certificate chain, leaf first.
+        cert: PathBuf,
+        /// Private key (PKCS#8, RSA or EC).
+        key: PathBuf,
+    },
+    /// Generated once, kept in `<data dir>/tls/`.
+    SelfSigned,
+}
+
+impl TlsSource {
+    /// Whether the ports speak TLS.
+    pub fn enabled(&self) -> bool {
+        !matches!(self, Self::Off)
+    }
+}
+
+/// `[snapshots]` in espcam.toml.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotsFile {
+    /// Snapshots kept per camera (default 1000); past it the oldest are deleted.
+    pub max_per_camera: Option<u64>,
+    /// Bytes of snapshots kept per camera (default 256 MiB); past it the oldest are deleted.
+    pub max_bytes_per_camera: Option<u64>,
+    /// Milliseconds between saves of one camera once its burst is used (default 1000).
+    pub min_interval_ms: Option<u64>,
+    /// Saves of one camera allowed back to back before `min_interval_ms` applies (default 10).
+    pub burst: Option<u32>,
+}
+
+/// Snapshot quota and rate per camera (see docs/SECURITY.md, "Snapshots").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotQuota {
+    /// Snapshots kept per camera; saving one more deletes that camera's oldest.
+    pub max_per_camera: u64,
+    /// Bytes kept per camera; saving past it deletes that camera's oldest. A single frame
+    /// larger than this is refused (507).
+    pub max_bytes_per_camera: u64,
+    /// Sustained rate: one save per this interval and camera (a token bucket).
+    pub min_interval: Duration,
+    /// Size of that bucket: saves allowed back to back.
+    pub burst: u32,
+}
+
+impl Default for SnapshotQuota {
+    fn default() -> Self {
+        Self {
+            max_per_camera: 1000,
+            max_bytes_per_camera: 256 * 1024 * 1024,
+            min_interval: Duration::from_millis(1000),
+            burst: 10,
+        }
+    }
+}
+
+fn snapshot_quota(f: &SnapshotsFile, d: SnapshotQuota) -> Result<SnapshotQuota, ConfigError> {
+    let range = |v: Option<u64>, default: u64, name: &str, lo: u64, hi: u64| match v {
+        None => Ok(default),
+        Some(n) if (lo..=hi).contains(&n) => Ok(n),
+        Some(n) => Err(ConfigError::Invalid(format!(
+            "snapshots.{name} {n} out of range {lo}..={hi}"
+        ))),
+    };
+    Ok(SnapshotQuota {
+        max_per_camera: range(
+            f.max_per_camera,
+            d.max_per_camera,
+            "max_per_camera",
+            1,
+            10_000_000,
+        )?,
+        max_bytes_per_camera: range(
+            f.max_bytes_per_camera,
+            d.max_bytes_per_camera,
+            "max_bytes_per_camera",
+            1024,
+            1 << 50,
+        )?,
+        min_interval: Duration::from_millis(range(
+            f.min_interval_ms,
+            d.min_interval.as_millis() as u64,
+            "min_interval_ms",
+            0,
+            3_600_000,
+        )?),
+        burst: range(f.burst.map(u64::from), u64::from(d.burst), "burst", 1, 1000)? as u32,
+    })
 }
 
 fn recording_config(file: &FileConfig, d: RecordingConfig) -> Result<RecordingConfig, ConfigError> {
@@ -608,6 +756,29 @@ mod tests {
         };
         let e = Config::from_parts(file, Overrides::default()).unwrap_err();
         assert_eq!(e.to_string(), "ack_timeout_ms 0 out of range 1..=600000");
+        // Regression (issue 9.8): a --pull id equal to a configured [[camera]] id was accepted,
+        // and the two cameras fought over one registry entry.
+        let file = Config::parse_file("[[camera]]\nid = \"porch\"", Path::new("x.toml")).unwrap();
+        let o = Overrides {
+            pull: vec!["porch=ws://192.168.4.1/ws".into()],
+            ..Overrides::default()
+        };
+        let e = Config::from_parts(file, o).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("camera id porch is both a pushing [[camera]] and a --pull target"),
+            "{e}"
+        );
+        let text = "[recording]\nmode = \"sometimes\"";
+        let e = Config::parse_file(text, Path::new("x.toml")).unwrap_err();
+        assert!(e.to_string().contains("sometimes"), "{e}");
+        let text = "[recording]\nmax_age_days = 0";
+        let file = Config::parse_file(text, Path::new("x.toml")).unwrap();
+        let e = Config::from_parts(file, Overrides::default()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "recording.max_age_days 0 out of range 1..=3650"
+        );
     }
 
     #[test]

@@ -12,7 +12,9 @@
 //!   become JSON), metrics, the dashboard's files.
 //!
 //! [`recorder`] is a service beside `ingest` and `http`: it follows frames through taps
-//! and writes them with `espcam-record` on its own thread.
+//! and writes them with `espcam-record` on its own thread. [`mqtt`] is another: it
+//! publishes cameras, their telemetry and images to an MQTT broker with Home Assistant
+//! discovery, and turns commands from there into the same commands the dashboard sends.
 //!
 //! Beside them: [`config`] (defaults, `espcam.toml`, overrides), [`net`] (the TCP listener
 //! both servers use), [`text`] (peer text made safe for logs), and [`server`], which wires
@@ -24,13 +26,19 @@
 
 pub mod cluster;
 pub mod config;
+pub mod firmware;
 pub mod http;
 pub mod ingest;
+pub mod motion;
+pub mod mqtt;
 pub mod net;
 pub mod recorder;
 pub mod server;
 pub mod state;
 pub mod text;
+pub mod timelapse;
+pub mod webhook;
+mod worker;
 
 pub use config::{Config, ConfigError, Overrides, PullTarget};
 pub use http::api::parse_settings;

@@ -84,47 +84,29 @@ struct Inner {
     recordings: Mutex<Option<Recordings>>,
     config: RecordingConfig,
     cameras: Mutex<HashMap<CameraId, CameraCtl>>,
-    /// Taken out when the hub stops: the writer thread then drains the queue, closes every
-    /// segment and ends.
-    queue: Mutex<Option<std_mpsc::SyncSender<JobBox>>>,
-    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The writer thread; stopping it drains the queue and closes every segment.
+    writer: std::sync::OnceLock<crate::worker::Worker<Job>>,
     /// Frames the queue had no room for, per camera (added to the writer's count).
     missed: Mutex<HashMap<CameraId, u64>>,
-}
-
-/// `Job` behind a `Debug`-able wrapper.
-struct JobBox(Job);
-
-impl std::fmt::Debug for JobBox {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Job")
-    }
 }
 
 impl Recorder {
     /// Starts the recorder for `hub`: the writer thread, one task per camera (present and
     /// future), the commit ticker and retention.
     pub fn start(hub: &Hub, recordings: Recordings, config: RecordingConfig) -> Self {
-        let (tx, rx) = std_mpsc::sync_channel(QUEUE);
         let inner = Arc::new(Inner {
             recordings: Mutex::new(Some(recordings.clone())),
             config,
             cameras: Mutex::new(HashMap::new()),
-            queue: Mutex::new(Some(tx)),
-            writer: Mutex::new(None),
+            writer: std::sync::OnceLock::new(),
             missed: Mutex::new(HashMap::new()),
         });
         let rec = Recorder(inner);
-        {
-            let ctl = Ctl(rec.0.clone());
-            let spawned = std::thread::Builder::new()
-                .name("espcam-recorder".into())
-                .spawn(move || writer_thread(&ctl, &recordings, rx));
-            match spawned {
-                Ok(h) => *rec.0.writer.lock().unwrap_or_else(|e| e.into_inner()) = Some(h),
-                Err(e) => warn!("recording unavailable: could not start the writer thread: {e}"),
-            }
-        }
+        let ctl = Ctl(rec.0.clone());
+        let writer = crate::worker::Worker::spawn("espcam-recorder", QUEUE, move |rx| {
+            writer_thread(&ctl, &recordings, rx)
+        });
+        let _ = rec.0.writer.set(writer);
         tokio::spawn(rec.clone().supervise(hub.clone()));
         tokio::spawn(rec.clone().retention(hub.shutdown_signal()));
         rec
@@ -142,21 +124,8 @@ impl Recorder {
     /// Stops recording: every queued frame is written, every segment closed, the library
     /// closed. Waits for the writer thread (blocking; call from `spawn_blocking`).
     pub fn stop(&self) {
-        self.0
-            .queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        let writer = self
-            .0
-            .writer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(h) = writer
-            && h.join().is_err()
-        {
-            warn!("the recording thread panicked");
+        if let Some(w) = self.0.writer.get() {
+            w.stop();
         }
         self.0
             .recordings
@@ -166,10 +135,7 @@ impl Recorder {
     }
 
     fn send(&self, job: Job) -> bool {
-        match &*self.0.queue.lock().unwrap_or_else(|e| e.into_inner()) {
-            Some(q) => q.try_send(JobBox(job)).is_ok(),
-            None => false,
-        }
+        self.0.writer.get().is_some_and(|w| w.send(job))
     }
 
     /// The camera's recording state.
@@ -214,6 +180,13 @@ impl Recorder {
         } else {
             c.event_until_us = u64::MAX;
         }
+    }
+
+    /// Records `frame` under `track` whatever the modes say (the timelapse's kept frames;
+    /// `track` is a pseudo-camera id). Dropped and counted like any frame when the queue is
+    /// full.
+    pub fn append(&self, track: &CameraId, frame: Arc<Frame>) {
+        self.enqueue(track, frame, 0);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CameraId, CameraCtl>> {
@@ -419,9 +392,9 @@ impl Ctl {
     }
 }
 
-fn writer_thread(ctl: &Ctl, recordings: &Recordings, rx: std_mpsc::Receiver<JobBox>) {
+fn writer_thread(ctl: &Ctl, recordings: &Recordings, rx: std_mpsc::Receiver<Job>) {
     let mut writers: HashMap<CameraId, Writer> = HashMap::new();
-    while let Ok(JobBox(job)) = rx.recv() {
+    while let Ok(job) = rx.recv() {
         match job {
             Job::Frame(id, frame, missed) => {
                 write(ctl, recordings, &mut writers, &id, &frame, missed)

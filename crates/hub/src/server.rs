@@ -49,6 +49,9 @@ pub enum RunError {
     /// Cluster mode could not start.
     #[error(transparent)]
     Cluster(#[from] crate::cluster::ClusterError),
+    /// TLS was asked for and cannot be set up (the hub never falls back to plain text).
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::net::tls::TlsError),
     /// A server failed.
     #[error("server error: {0}")]
     Serve(#[from] std::io::Error),
@@ -172,6 +175,30 @@ pub async fn run(
     .await
 }
 
+/// Loads or generates the TLS certificate when asked for, and logs what cameras pin.
+async fn tls_setup(
+    hub: &Hub,
+    http_addr: SocketAddr,
+) -> Result<Option<crate::net::tls::Tls>, RunError> {
+    let config = hub.config();
+    let mut names = config.hostnames.clone();
+    if !http_addr.ip().is_unspecified() {
+        names.push(http_addr.ip().to_string());
+    }
+    let (source, dir) = (config.tls.clone(), config.data_dir.clone());
+    let tls = tokio::task::spawn_blocking(move || crate::net::tls::setup(&source, &dir, &names))
+        .await
+        .map_err(|e| RunError::Serve(std::io::Error::other(e.to_string())))??;
+    if let Some(t) = &tls {
+        info!(
+            "TLS on both ports with {} (SHA-256 fingerprint {}): cameras connect with wss:// and pin this certificate",
+            t.cert_path.display(),
+            t.fingerprint
+        );
+    }
+    Ok(tls)
+}
+
 /// Serves `hub` on `listeners` until `shutdown` resolves, then stops every connection.
 pub async fn serve(
     hub: Hub,
@@ -227,6 +254,21 @@ pub async fn serve(
         http_limits.header_timeout.as_millis()
     );
     let recorder = start_recorder(&hub).await;
+    // Links in webhook bodies: the configured public URL, else this listener's address.
+    let base_url = hub.config().motion.public_url.clone().unwrap_or_else(|| {
+        let ip = if http_addr.ip().is_unspecified() {
+            std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+        } else {
+            http_addr.ip()
+        };
+        format!("http://{}", std::net::SocketAddr::new(ip, http_addr.port()))
+    });
+    let motion = crate::motion::start_service(&hub, recorder.clone(), &base_url).await;
+    let mqtt = hub
+        .config()
+        .mqtt
+        .clone()
+        .map(|c| crate::mqtt::Mqtt::start(&hub, recorder.clone(), c));
     let mut router = app(hub.clone());
     if let Some(r) = &recorder {
         router = router.layer(axum::Extension(r.clone()));
@@ -237,27 +279,41 @@ pub async fn serve(
             std::sync::Arc::new(ClusterNodes(cluster)),
         )));
     }
+    router = router.layer(axum::Extension(motion.clone()));
+    match crate::firmware::Firmware::open(&hub.config().data_dir) {
+        Ok(f) => router = router.layer(axum::Extension(f)),
+        Err(e) => warn!("firmware updates unavailable: {e}"),
+    }
+    let tls = tls_setup(&hub, http_addr).await?;
+    let acceptor = tls.as_ref().map(|t| t.acceptor.clone());
     let timeout = hub.config().viewer_timeout;
     let http = tokio::spawn(crate::net::serve::serve(
         HubListener::new(listeners.http, timeout),
         router,
         http_limits,
         hub.shutdown_signal(),
+        acceptor.clone(),
     ));
     let stream = tokio::spawn(crate::net::serve::serve(
         HubListener::new(listeners.stream, timeout),
         stream_app(hub.clone()),
         stream_limits,
         hub.shutdown_signal(),
+        acceptor,
     ));
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let shown = if http_addr.ip().is_unspecified() {
-        format!("http://localhost:{}/", http_addr.port())
+        format!("{scheme}://localhost:{}/", http_addr.port())
     } else {
-        format!("http://{http_addr}/")
+        format!("{scheme}://{http_addr}/")
     };
     info!("dashboard: open {shown} in a browser");
     let (a, b) = tokio::join!(http, stream);
     hub.stop();
+    let _ = tokio::task::spawn_blocking(move || motion.stop()).await;
+    if let Some(m) = mqtt {
+        m.stop(Duration::from_secs(2)).await;
+    }
     if let Some(r) = recorder {
         let _ = tokio::task::spawn_blocking(move || r.stop()).await;
     }

@@ -183,9 +183,10 @@ async fn three_hubs_share_a_camera_and_survive_nats_restarts() {
     cfg.settings.resolution = Resolution::Qqvga;
     cfg.fps = 10;
     // Given hubs A and B: it moves to B when A disappears.
-    cfg.more_hubs = vec![(
-        format!("ws://{}{}", b.http, espcam_proto::CONTROL_PATH),
-        format!("ws://{}{}", b.stream, espcam_proto::STREAM_PATH),
+    cfg.more_hubs = vec![espcam_sim::HubEndpoint::plain(
+        "127.0.0.1",
+        b.http.port(),
+        b.stream.port(),
     )];
     cfg.backoff.initial = Duration::from_millis(200);
     let _cam = HubCamera::spawn(cfg);

@@ -1135,3 +1135,179 @@ fn tool(name: &str) -> Option<std::path::PathBuf> {
     }
     found
 }
+
+/// Issue 15: before its token is checked, a camera socket reads a hello of at most 16 KiB.
+/// The stream port used to read hellos up to 2 × `max_frame_bytes` (4 MiB): 200 of them grew
+/// the hub from 13 to 836 MB. A hello frame announcing 1 MiB is refused with 1009 from its
+/// header alone: first only the header and 8 KiB of the payload are sent, so a hub that
+/// waited for the whole message would answer after the 5 s hello deadline (1008) instead;
+/// then the whole 1 MiB, written while the hub answers, gets the same close.
+#[tokio::test]
+async fn an_oversized_hello_is_refused_from_its_header_on_both_camera_sockets() {
+    use common::{RawWs, client_frame, close_of, server_frames};
+    let dir = tempfile::tempdir().unwrap();
+    let hub = TestHub::start_in(dir.path()).await;
+    let big = format!(
+        "{{\"type\":\"hello\",\"proto\":1,\"camera\":\"cam-big\",\"token\":\"{}\"}}",
+        "x".repeat(1 << 20)
+    );
+    let frame = client_frame(0x1, big.as_bytes());
+    for (addr, path) in [(hub.http, "/ws/camera"), (hub.stream, "/ws/stream")] {
+        let mut s = RawWs::connect(addr, path).await;
+        let started = std::time::Instant::now();
+        s.tcp.write_all(&frame[..14 + 8192]).await.unwrap();
+        let frames = s.read_until_closed().await;
+        let elapsed = started.elapsed();
+        assert_eq!(
+            close_of(&frames).map(|c| c.0),
+            Some(1009),
+            "{path}: {frames:?}"
+        );
+        assert!(
+            elapsed < Duration::from_secs(3),
+            "{path}: refused after {elapsed:?}, as if the hub waited for the whole hello"
+        );
+
+        // The whole message: the hub answers without reading it.
+        let mut s = RawWs::connect(addr, path).await;
+        let (mut rd, mut wr) = s.tcp.split();
+        let write = async {
+            let _ = wr.write_all(&frame).await;
+        };
+        let read = async {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            loop {
+                match rd.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return buf,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+        };
+        let (_, buf) =
+            tokio::time::timeout(Duration::from_secs(10), async { tokio::join!(write, read) })
+                .await
+                .expect("the hub closes within 10 s");
+        let frames = server_frames(&buf);
+        assert_eq!(
+            close_of(&frames).map(|c| c.0),
+            Some(1009),
+            "{path}: {frames:?}"
+        );
+    }
+    // A camera with a normal hello still streams on the same hub.
+    let cam = TestCamera::connect(&hub, CamOpts::new("cam-ok")).await;
+    hub.wait_camera("cam-ok", |v| v["frames_in"].as_u64() > Some(0))
+        .await;
+    drop(cam);
+    hub.stop().await;
+}
+
+/// Every `.jpg` file under `dir`, recursively.
+fn jpg_files(dir: &std::path::Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                jpg_files(&p)
+            } else {
+                usize::from(p.extension().is_some_and(|x| x == "jpg"))
+            }
+        })
+        .sum()
+}
+
+/// Issue 15: snapshots could be saved at 964/s (24 MB/s of disk) with no quota. Now each
+/// camera has a token bucket (`burst` saves, then one per `min_interval_ms`, else 429 with
+/// `Retry-After`) and a retention quota (oldest deleted first past `max_per_camera` or
+/// `max_bytes_per_camera`); a frame alone over the byte quota is refused with 507.
+#[tokio::test]
+async fn snapshots_are_rate_limited_and_the_oldest_go_past_the_quota() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::for_tests(dir.path());
+    config.snapshots.max_per_camera = 3;
+    config.snapshots.burst = 5;
+    // Long enough that five saves (an fsync each) fit well inside one interval.
+    config.snapshots.min_interval = Duration::from_millis(2000);
+    let hub = TestHub::start(config).await;
+    let _cam = TestCamera::connect(&hub, CamOpts::new("cam-q")).await;
+    let _other = TestCamera::connect(&hub, CamOpts::new("cam-r")).await;
+    for id in ["cam-q", "cam-r"] {
+        hub.wait_camera(id, |v| v["frames_in"].as_u64() > Some(0))
+            .await;
+    }
+    let other = hub.post("/api/cameras/cam-r/snapshots", "").await;
+    assert_eq!(other.status, 201, "{}", other.text());
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let r = hub.post("/api/cameras/cam-q/snapshots", "").await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        ids.push(r.json()["id"].as_i64().unwrap());
+    }
+    // The sixth in a row is refused, with when to come back.
+    let r = hub.post("/api/cameras/cam-q/snapshots", "").await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    let retry: u64 = r.headers["retry-after"].parse().unwrap();
+    assert!((1..=2).contains(&retry), "Retry-After {retry}");
+    assert!(r.error().contains("one per 2000 ms"), "{}", r.error());
+    // Only the newest 3 of cam-q are kept, on disk and in the index; cam-r's is untouched.
+    let list = hub.get("/api/snapshots?camera=cam-q").await.json();
+    let kept: Vec<i64> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(kept, vec![ids[4], ids[3], ids[2]]);
+    assert_eq!(jpg_files(dir.path()), 4);
+    assert_eq!(
+        hub.get(&format!("/api/snapshots/{}.jpg", ids[0]))
+            .await
+            .status,
+        404
+    );
+    let r = hub.get(&format!("/api/snapshots/{}.jpg", ids[4])).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(common::decode(&r.body), (160, 120));
+    // After the interval one more is allowed, and pushes out the oldest.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let r = hub.post("/api/cameras/cam-q/snapshots", "").await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let list = hub.get("/api/snapshots?camera=cam-q").await.json();
+    assert_eq!(list.as_array().unwrap().len(), 3);
+    assert_eq!(list[2]["id"].as_i64(), Some(ids[3]));
+    assert_eq!(jpg_files(dir.path()), 4);
+    assert_eq!(
+        hub.get("/api/snapshots?camera=cam-r")
+            .await
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    hub.stop().await;
+
+    // A byte quota smaller than one frame: 507 and nothing written.
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::for_tests(dir.path());
+    config.snapshots.max_bytes_per_camera = 1024;
+    let hub = TestHub::start(config).await;
+    let _cam = TestCamera::connect(&hub, CamOpts::new("cam-q")).await;
+    hub.wait_camera("cam-q", |v| v["frames_in"].as_u64() > Some(0))
+        .await;
+    let r = hub.post("/api/cameras/cam-q/snapshots", "").await;
+    assert_eq!(r.status, 507, "{}", r.text());
+    assert!(
+        r.error()
+            .contains("exceeds snapshots.max_bytes_per_camera (1024 bytes)"),
+        "{}",
+        r.error()
+    );
+    assert_eq!(jpg_files(dir.path()), 0);
+    hub.stop().await;
+}

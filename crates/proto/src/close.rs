@@ -12,6 +12,8 @@ pub const AWAY: u16 = 1001;
 pub const PROTOCOL: u16 = 1002;
 /// A message of a type the endpoint does not accept.
 pub const UNSUPPORTED: u16 = 1003;
+/// A text message that is not valid UTF-8 (or otherwise inconsistent data).
+pub const INVALID_DATA: u16 = 1007;
 /// The peer broke espcam's rules (refused hello: wrong token, unknown id, bad version).
 pub const POLICY: u16 = 1008;
 /// A message over the endpoint's size limit.

@@ -1,7 +1,7 @@
 //! The control channel (port 6971, path `/ws/camera`): JSON text messages.
 //!
-//! Camera → hub: [`CameraMsg`] (`hello`, `telemetry`, `ack`).
-//! Hub → camera: [`HubMsg`] (`welcome`, `rejected`, or a command).
+//! Camera → hub: [`CameraMsg`] (`hello`, `telemetry`, `ack`, `ota_progress`, `ota_result`).
+//! Hub → camera: [`HubMsg`] (`welcome`, `rejected`, `ota`, or a command).
 //!
 //! Every message is one WebSocket text message holding one JSON object with a `"type"`
 //! field — except commands, which keep the seed's form `{"cmd":...,"value":...}` with an
@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::command::{CommandError, CommandMsg, kind_of};
+use crate::ota::{OtaOffer, OtaProgress, OtaResult};
 use crate::settings::{Quality, Settings};
 
 /// The protocol version carried in hellos. Bumped on incompatible changes.
@@ -85,6 +86,15 @@ pub struct Hello {
     pub sensor: String,
     /// Settings in force on the sensor.
     pub settings: Settings,
+    /// The board the firmware was built for (`esp32s3-eye`, `virtual`): which firmware
+    /// images fit this camera. Absent from older cameras (they cannot be updated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub board: Option<String>,
+    /// This boot runs a freshly installed image that is not confirmed yet: it confirms
+    /// itself once welcomed, and rolls back if it cannot reach the hub in time. Omitted
+    /// when false.
+    #[serde(default, skip_serializing_if = "core::ops::Not::not")]
+    pub ota_pending: bool,
 }
 
 /// Health report, sent by the camera once a second.
@@ -141,6 +151,12 @@ pub enum CameraMsg {
     Telemetry(Telemetry),
     /// Answer to a command.
     Ack(Ack),
+    /// How far a firmware download is.
+    #[serde(rename = "ota_progress")]
+    OtaProgress(OtaProgress),
+    /// How a firmware update ended.
+    #[serde(rename = "ota_result")]
+    OtaResult(OtaResult),
 }
 
 /// Hub → camera, control or stream channel.
@@ -158,6 +174,8 @@ pub enum HubMsg {
     },
     /// A command to apply and ack.
     Command(CommandMsg),
+    /// A firmware image to download and install (see [`crate::ota`]).
+    Ota(OtaOffer),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -165,6 +183,7 @@ pub enum HubMsg {
 enum HubTagged {
     Welcome { camera: CameraId },
     Rejected { reason: String },
+    Ota(OtaOffer),
 }
 
 /// Why a control message could not be decoded.
@@ -239,6 +258,12 @@ impl HubMsg {
         Ok(match tagged {
             HubTagged::Welcome { camera } => HubMsg::Welcome { camera },
             HubTagged::Rejected { reason } => HubMsg::Rejected { reason },
+            HubTagged::Ota(offer) => {
+                offer
+                    .validate()
+                    .map_err(|e| DecodeError::Invalid(e.to_string()))?;
+                HubMsg::Ota(offer)
+            }
         })
     }
 
@@ -252,6 +277,7 @@ impl HubMsg {
                 reason: reason.clone(),
             }),
             HubMsg::Command(c) => return c.to_json(),
+            HubMsg::Ota(offer) => serde_json::to_string(&HubTagged::Ota(offer.clone())),
         }
         .unwrap_or_default()
     }

@@ -11,6 +11,7 @@
 //! - [`stream`]: the binary stream channel (port 6972) and its frame header.
 //! - [`jpeg`]: JPEG structure checks (end of image, dimensions).
 //! - [`standalone`]: the seed-002 standalone camera at `ws://<camera>/ws`.
+//! - [`ota`]: firmware updates from the hub (`ota` offer, `ota_progress`, `ota_result`).
 //! - [`close`]: WebSocket close codes and the length rules for close reasons and echoes.
 #![no_std]
 #![warn(missing_docs)]
@@ -21,6 +22,7 @@ pub mod close;
 pub mod command;
 pub mod control;
 pub mod jpeg;
+pub mod ota;
 pub mod settings;
 pub mod standalone;
 pub mod stream;
@@ -29,6 +31,7 @@ pub use command::{Command, CommandError, CommandMsg};
 pub use control::{
     Ack, CameraId, CameraMsg, DecodeError, Hello, HubMsg, PROTOCOL_VERSION, StreamHello, Telemetry,
 };
+pub use ota::{OtaOffer, OtaProgress, OtaResult, Sha256Digest};
 pub use settings::{Brightness, Quality, Resolution, SettingError, Settings};
 pub use standalone::{ApMessage, ApRequest};
 pub use stream::{

@@ -71,6 +71,8 @@ fn hello() {
         firmware: "espcam-fw 0.1.0".into(),
         sensor: "OV3660".into(),
         settings: sample_settings(),
+        board: None,
+        ota_pending: false,
     });
     camera_both_ways(
         msg.clone(),

@@ -104,6 +104,8 @@ fn camera_msg() -> impl Strategy<Value = CameraMsg> {
                 firmware,
                 sensor,
                 settings,
+                board: None,
+                ota_pending: false,
             })
         });
     let telemetry = (

@@ -246,8 +246,12 @@ impl Writer {
         let inner = &self.rec.inner;
         let cam_dir = inner.dir.join(self.camera.as_str());
         if !cam_dir.is_dir() {
-            fs::create_dir_all(&cam_dir)
-                .map_err(|e| IoError::new("create directory", &cam_dir, e))?;
+            if let Err(e) = fs::create_dir_all(&cam_dir) {
+                // Counted like every other write error (metrics, last_error).
+                let e = IoError::new("create directory", &cam_dir, e);
+                self.fail(&e);
+                return Err(e.into());
+            }
             if inner.sync() {
                 segment::sync_dir(&inner.dir)?;
             }

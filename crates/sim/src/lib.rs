@@ -35,6 +35,7 @@
 //!   the cameras stream from (see [`picture`] for how frames stay cheap).
 
 mod font;
+pub mod ota;
 pub mod picture;
 mod shell;
 
@@ -50,7 +51,7 @@ use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, 
 use tokio_tungstenite::tungstenite::http::StatusCode;
 
 pub use espcam_camera::{AdaptiveQuality, BackoffConfig, LinkStatus};
-pub use picture::{FrameSet, PictureError, frame_set, jpeg_quality, test_jpeg};
+pub use picture::{FrameSet, PictureError, Scene, frame_set, jpeg_quality, test_jpeg};
 
 use shell::{Control, Shell, ShellConfig, Target};
 
@@ -76,6 +77,9 @@ pub enum Fault {
     /// Make every link carry at most this many bytes per second (a frame's send completes
     /// only once its bytes would have left), as a weak Wi-Fi link does; `None` lifts it.
     Throttle(Option<u32>),
+    /// Change what the camera looks at (see [`Scene`]); the scene's clock restarts. Not a
+    /// fault of the camera, but the world in front of it: it survives reboots.
+    Scene(Scene),
 }
 
 /// What a virtual camera is doing, published after every change.
@@ -100,6 +104,10 @@ pub struct CameraStatus {
     /// JPEG quality number the sensor uses now (above `settings.quality` while the core
     /// adapts to a slow link).
     pub quality_in_force: u8,
+    /// The firmware version running (changes after an update's reboot).
+    pub firmware: String,
+    /// A firmware download in progress: bytes written, total.
+    pub ota: Option<(u32, u32)>,
 }
 
 /// A running virtual camera. Dropping it kills the camera (like [`CameraHandle::kill`]).
@@ -205,9 +213,42 @@ pub struct HubCameraConfig {
     pub reboot_delay: Duration,
     /// JPEG quality adaptation on a slow link (the core's default; `None`: off).
     pub adaptive_quality: Option<AdaptiveQuality>,
-    /// Further hubs (control URL, stream URL), tried in order after the first when a hub
-    /// disappears (the core's failover, `HubConfig::hubs`).
-    pub more_hubs: Vec<(String, String)>,
+    /// Further hubs, tried in order after the first when a hub disappears (the core's
+    /// failover, `HubConfig::hubs`).
+    pub more_hubs: Vec<HubEndpoint>,
+    /// What the camera looks at first ([`Fault::Scene`] changes it).
+    pub scene: Scene,
+    /// The firmware version at the first boot ([`FIRMWARE`]); updates replace it.
+    pub firmware: String,
+    /// Size of the virtual OTA partition, bytes (4 MiB): larger images are refused.
+    pub ota_capacity: u32,
+    /// How long an updated image may take to reach the hub before it rolls back.
+    pub ota_confirm_window: Duration,
+    /// For `wss://` URLs: the TLS client configuration (which certificate to trust, as a
+    /// real camera pins the hub's); `None` for `ws://`.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+}
+
+/// One hub a camera may connect to: its two socket URLs and, for `wss://`, whom to trust.
+#[derive(Debug, Clone)]
+pub struct HubEndpoint {
+    /// Control socket URL, e.g. `ws://127.0.0.1:6971/ws/camera`.
+    pub control_url: String,
+    /// Stream socket URL, e.g. `ws://127.0.0.1:6972/ws/stream`.
+    pub stream_url: String,
+    /// For `wss://` URLs: the TLS client configuration; `None` for `ws://`.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+}
+
+impl HubEndpoint {
+    /// A plain `ws://` hub at `host` with the hub's default socket paths.
+    pub fn plain(host: &str, http_port: u16, stream_port: u16) -> Self {
+        Self {
+            control_url: format!("ws://{host}:{http_port}{}", espcam_proto::CONTROL_PATH),
+            stream_url: format!("ws://{host}:{stream_port}{}", espcam_proto::STREAM_PATH),
+            tls: None,
+        }
+    }
 }
 
 impl HubCameraConfig {
@@ -233,6 +274,11 @@ impl HubCameraConfig {
             reboot_delay: Duration::from_millis(300),
             adaptive_quality: Some(AdaptiveQuality::default()),
             more_hubs: Vec::new(),
+            scene: Scene::default(),
+            firmware: FIRMWARE.to_string(),
+            ota_capacity: 4 << 20,
+            ota_confirm_window: espcam_camera::OtaConfig::default().confirm_window,
+            tls: None,
         }
     }
 }
@@ -246,7 +292,11 @@ impl HubCamera {
     /// inside a tokio runtime.
     pub fn spawn(config: HubCameraConfig) -> CameraHandle {
         let mut core = Config::hub(config.id.clone(), config.token);
-        let mut hubs = vec![(config.control_url, config.stream_url)];
+        let mut hubs = vec![HubEndpoint {
+            control_url: config.control_url,
+            stream_url: config.stream_url,
+            tls: config.tls,
+        }];
         hubs.extend(config.more_hubs);
         if let Mode::Hub(HubConfig {
             backoff, hubs: n, ..
@@ -255,17 +305,23 @@ impl HubCamera {
             *backoff = config.backoff;
             *n = u8::try_from(hubs.len()).unwrap_or(u8::MAX);
         }
+        let mut core = with_common(
+            core,
+            config.settings,
+            config.fps,
+            config.seed,
+            config.adaptive_quality,
+        );
+        core.firmware = config.firmware;
+        core.board = Some(ota::BOARD.to_string());
+        core.ota.confirm_window = config.ota_confirm_window;
         let shell = ShellConfig {
-            core: with_common(
-                core,
-                config.settings,
-                config.fps,
-                config.seed,
-                config.adaptive_quality,
-            ),
+            core,
             target: Target::Hub { hubs },
             label: config.id.as_str().to_string(),
             reboot_delay: config.reboot_delay,
+            scene: config.scene,
+            ota_capacity: config.ota_capacity,
         };
         start(shell, None, None)
     }
@@ -284,6 +340,8 @@ pub struct ApCameraConfig {
     pub reboot_delay: Duration,
     /// JPEG quality adaptation on a slow link (the core's default; `None`: off).
     pub adaptive_quality: Option<AdaptiveQuality>,
+    /// What the camera looks at first ([`Fault::Scene`] changes it).
+    pub scene: Scene,
 }
 
 impl Default for ApCameraConfig {
@@ -294,6 +352,7 @@ impl Default for ApCameraConfig {
             fps: 30,
             reboot_delay: Duration::from_millis(300),
             adaptive_quality: Some(AdaptiveQuality::default()),
+            scene: Scene::default(),
         }
     }
 }
@@ -326,6 +385,8 @@ impl ApCamera {
             target: Target::Standalone,
             label: config.id.as_str().to_string(),
             reboot_delay: config.reboot_delay,
+            scene: config.scene,
+            ota_capacity: 0,
         };
         Ok(start(shell, Some(listener), Some(local)))
     }
@@ -365,6 +426,8 @@ fn start(
         frames_sent: 0,
         frames_dropped: 0,
         quality_in_force: config.core.settings.quality.get(),
+        firmware: config.core.firmware.clone(),
+        ota: None,
     };
     let (status_tx, status_rx) = watch::channel(initial);
     let (listener, clients_rx) = match listener {

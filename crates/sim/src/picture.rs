@@ -16,6 +16,18 @@
 //!
 //! What repeats: the moving pattern loops every 30 frames (10 above SVGA); the text never
 //! repeats. This module must never encode per frame.
+//!
+//! # Scenes
+//!
+//! The pattern moves everywhere, which a motion detector rightly calls motion all the time.
+//! [`Scene`] gives tests a controlled world at the same cost: `Still` composes every frame
+//! from base frame 0 only (only the text changes); `Moving` splices a dark square object
+//! (about a fifth of the picture's height, 7×7 MCUs at VGA) into that still frame, crossing
+//! from left to right in [`MOVE_CROSSING_MS`] and wrapping, using one more pre-encoded
+//! solid-colour MCU from the glyph strip; `Lighting` is the still frame whose brightness
+//! toggles by one step every [`LIGHT_PERIOD_MS`] (the shell takes the frames of the other
+//! brightness from the same cache). Per frame this is still one memcpy plus ≤ 49 spliced
+//! MCUs: no scene ever encodes per frame.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -52,6 +64,52 @@ pub fn jpeg_quality(q: Quality) -> u8 {
     u8::try_from(v.clamp(5, 100)).unwrap_or(50)
 }
 
+/// Time the `Moving` scene's object takes to cross the picture once.
+pub const MOVE_CROSSING_MS: u64 = 4_000;
+/// Time the `Lighting` scene stays at one brightness before stepping to the other.
+pub const LIGHT_PERIOD_MS: u64 = 6_000;
+
+/// What the virtual camera is looking at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Scene {
+    /// The moving test pattern (scrolling gradient, sweeping bar): motion everywhere.
+    #[default]
+    Pattern,
+    /// A still picture; only the text (id, counter, clock) changes.
+    Still,
+    /// The still picture with a dark square crossing it left to right, over and over.
+    Moving,
+    /// The still picture, its brightness stepping by one (±40 levels) every
+    /// [`LIGHT_PERIOD_MS`]: a lighting change with no motion.
+    Lighting,
+}
+
+impl Scene {
+    /// Every scene, in the order of [`Scene::name`].
+    pub const ALL: [Scene; 4] = [Scene::Pattern, Scene::Still, Scene::Moving, Scene::Lighting];
+
+    /// Lower-case name, as the `--scene` flag takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scene::Pattern => "pattern",
+            Scene::Still => "still",
+            Scene::Moving => "moving",
+            Scene::Lighting => "lighting",
+        }
+    }
+
+    /// The scene called `name` (see [`Scene::name`]).
+    pub fn from_name(name: &str) -> Option<Scene> {
+        Scene::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// `Lighting` only: whether the picture is at the stepped brightness `elapsed_ms` after
+    /// the scene began (off for the first period, on for the second, ...).
+    pub fn lit_step(self, elapsed_ms: u64) -> bool {
+        self == Scene::Lighting && (elapsed_ms / LIGHT_PERIOD_MS) % 2 == 1
+    }
+}
+
 /// One encoded base frame and where each MCU's bytes are.
 #[derive(Debug)]
 struct Encoded {
@@ -72,7 +130,8 @@ pub struct FrameSet {
     /// Rows of MCUs that are entirely inside the image (text goes only there).
     rows_full: usize,
     frames: Vec<Encoded>,
-    /// Per font glyph: the entropy-coded bytes of one MCU showing it.
+    /// Per font glyph: the entropy-coded bytes of one MCU showing it; then one more, the
+    /// `Moving` scene's object (index [`FrameSet::object_glyph`]).
     glyphs: Vec<Vec<u8>>,
 }
 
@@ -97,7 +156,8 @@ impl FrameSet {
             let mcus = mcu_segments(&jpeg, mcus_x * mcus_y)?;
             frames.push(Encoded { jpeg, mcus });
         }
-        let n = font::CHARSET.len();
+        // The font's glyphs and, after them, the object's solid MCU.
+        let n = font::CHARSET.len() + 1;
         let strip = render_glyphs(&settings);
         let width =
             u16::try_from(n * CELL).map_err(|_| PictureError::Layout("glyph strip too wide"))?;
@@ -145,9 +205,42 @@ impl FrameSet {
     /// Appends frame number `index` of the loop to `out`, with `lines` of text drawn in (top
     /// left, one 16-px line each; text that does not fit is cut). A complete JPEG.
     pub fn compose(&self, index: u64, lines: &[&str], out: &mut BytesMut) {
+        self.compose_scene(Scene::Pattern, index, 0, lines, out);
+    }
+
+    fn object_glyph(&self) -> usize {
+        self.glyphs.len() - 1
+    }
+
+    /// Side of the `Moving` scene's square object, in MCUs.
+    pub fn object_side(&self) -> usize {
+        (self.rows_full / 4).clamp(2, self.mcus_x / 3)
+    }
+
+    /// `Moving` only: the object's leftmost MCU column `elapsed_ms` into the scene (it enters
+    /// at the left edge and leaves at the right, then starts again).
+    pub fn object_column(&self, elapsed_ms: u64) -> usize {
+        let travel = (self.mcus_x - self.object_side()) as u64 + 1;
+        let phase = elapsed_ms % MOVE_CROSSING_MS;
+        (phase * travel / MOVE_CROSSING_MS) as usize
+    }
+
+    /// Like [`FrameSet::compose`], for `scene` `elapsed_ms` after the scene began. `Pattern`
+    /// uses loop frame `index`; the other scenes use frame 0 only (`Lighting`'s brightness
+    /// step is the caller's: it composes from the other brightness's set, see the module
+    /// docs).
+    pub fn compose_scene(
+        &self,
+        scene: Scene,
+        index: u64,
+        elapsed_ms: u64,
+        lines: &[&str],
+        out: &mut BytesMut,
+    ) {
+        let index = if scene == Scene::Pattern { index } else { 0 };
         let base = &self.frames[(index % self.frames.len() as u64) as usize];
         let max_lines = self.rows_full.saturating_sub(2);
-        let mut spots: Vec<(usize, usize)> = Vec::with_capacity(64);
+        let mut spots: Vec<(usize, usize)> = Vec::with_capacity(128);
         for (r, line) in lines.iter().take(max_lines).enumerate() {
             for (k, c) in line.bytes().take(self.line_chars()).enumerate() {
                 let (mut col, mut row) = (1 + k, 1 + r);
@@ -160,7 +253,21 @@ impl FrameSet {
                 spots.push((row * self.mcus_x + col, font::index(c)));
             }
         }
-        spots.sort_unstable();
+        if scene == Scene::Moving {
+            let side = self.object_side();
+            let (x0, y0) = (
+                self.object_column(elapsed_ms),
+                (self.rows_full - side) / 2 + 1,
+            );
+            for row in y0..(y0 + side).min(self.rows_full) {
+                for col in x0..(x0 + side).min(self.mcus_x) {
+                    spots.push((row * self.mcus_x + col, self.object_glyph()));
+                }
+            }
+        }
+        // Stable: where text and object meet, the text (pushed first) stays.
+        spots.sort_by_key(|s| s.0);
+        spots.dedup_by_key(|s| s.0);
         out.reserve(base.jpeg.len() + spots.len() * 64);
         let mut cursor = 0;
         for (mcu, glyph) in spots {
@@ -333,9 +440,13 @@ fn render_base(settings: &Settings, phase: usize, loop_len: usize) -> Vec<u8> {
     rgb
 }
 
-/// One 16×16 cell per font glyph, side by side, flipped and shaded like the frames.
+/// The `Moving` scene's object colour (dark grey, before shading).
+const OBJECT: [i32; 3] = [12, 12, 12];
+
+/// One 16×16 cell per font glyph, side by side, flipped and shaded like the frames; then one
+/// solid cell of the object's colour.
 fn render_glyphs(settings: &Settings) -> Vec<u8> {
-    let n = font::CHARSET.len();
+    let n = font::CHARSET.len() + 1;
     let w = n * CELL;
     let mut rgb = vec![0u8; w * CELL * 3];
     for y in 0..CELL {
@@ -343,7 +454,9 @@ fn render_glyphs(settings: &Settings) -> Vec<u8> {
         for x in 0..w {
             let (g, cx) = (x / CELL, x % CELL);
             let lx = if settings.hmirror { CELL - 1 - cx } else { cx };
-            let v = if font::ink(g, lx, ly) {
+            let v = if g == n - 1 {
+                OBJECT
+            } else if font::ink(g, lx, ly) {
                 [250, 250, 250]
             } else {
                 [16, 16, 40]

@@ -12,8 +12,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use espcam_camera::{
-    CLOSE_NORMAL, CLOSE_RESTART, Camera, CapturedFrame, Config, ConnId, FrameDecision, Health,
-    Instant, Link, LinkStatus, Output, Sensor, SensorError, Setting,
+    CLOSE_NORMAL, CLOSE_RESTART, Camera, CapturedFrame, Config, ConnId, FetchId, FrameDecision,
+    Health, Instant, Link, LinkStatus, Output, Sensor, SensorError, Setting,
 };
 use espcam_proto::{HEADER_LEN, Settings};
 use futures_util::{SinkExt, StreamExt};
@@ -26,8 +26,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use crate::picture::{FrameSet, PictureError, frame_set};
-use crate::{CameraStatus, Fault};
+use crate::ota::{HttpClient, SimFlash, Slots, fetch_range, http_client};
+use crate::picture::{FrameSet, PictureError, Scene, frame_set};
+use crate::{CameraStatus, Fault, HubEndpoint};
 
 /// Largest message a virtual camera accepts from a peer: commands and hub replies are small.
 pub(crate) const MAX_INBOUND: usize = 64 * 1024;
@@ -64,6 +65,8 @@ pub(crate) enum Event {
     /// The peer sent a close frame (with this code); the connection task waits for the
     /// core's answer.
     CloseFrame(ConnId, Option<u16>),
+    /// A firmware range request ended.
+    OtaData(FetchId, Result<Bytes, String>),
 }
 
 /// Standalone mode: a WebSocket client that finished its handshake on `/ws`.
@@ -94,8 +97,8 @@ pub(crate) enum Control {
 #[derive(Debug, Clone)]
 pub(crate) enum Target {
     Hub {
-        /// (control URL, stream URL) of each hub, in failover order (at least one).
-        hubs: Vec<(String, String)>,
+        /// Each hub's URLs and TLS, in failover order (at least one).
+        hubs: Vec<HubEndpoint>,
     },
     Standalone,
 }
@@ -105,11 +108,18 @@ pub(crate) struct ShellConfig {
     pub(crate) target: Target,
     pub(crate) label: String,
     pub(crate) reboot_delay: Duration,
+    pub(crate) scene: Scene,
+    /// Size of the virtual OTA partition, bytes.
+    pub(crate) ota_capacity: u32,
 }
 
 pub(crate) struct Shell {
     config: ShellConfig,
-    cam: Camera<VirtualSensor>,
+    cam: Camera<VirtualSensor, SimFlash>,
+    /// Which firmware boots, across reboots.
+    slots: Slots,
+    /// Range requests for firmware updates.
+    http: HttpClient,
     /// Origin of the core's clock: the current boot.
     boot: tokio::time::Instant,
     /// Senders to the live connection tasks, by the core's connection id.
@@ -131,6 +141,10 @@ pub(crate) struct Shell {
     /// The last frame sent (its sequence and bytes), for clients the core says are owed
     /// it; replaced by every new frame, so never more than one is held.
     newest: Option<(u32, Bytes)>,
+    /// What the camera looks at, and since when (the scene's own clock; kept over reboots).
+    scene: (Scene, tokio::time::Instant),
+    /// `Lighting` scene: the frames at the stepped brightness, for the current settings.
+    lit_frames: Option<Arc<FrameSet>>,
 }
 
 impl Shell {
@@ -141,11 +155,16 @@ impl Shell {
         status: watch::Sender<CameraStatus>,
     ) -> Self {
         let boot = tokio::time::Instant::now();
-        let cam = Self::boot_core(&config, Instant::ZERO);
+        let scene = config.scene;
+        let confirm = config.core.ota.confirm_window.as_secs();
+        let slots = Slots::new(config.core.firmware.clone(), confirm);
+        let cam = Self::boot_core(&config, &slots, Instant::ZERO);
         let (events_tx, events_rx) = mpsc::channel(EVENTS);
         Self {
             config,
             cam,
+            slots,
+            http: http_client(),
             boot,
             conns: HashMap::new(),
             events_tx,
@@ -158,15 +177,25 @@ impl Shell {
             truncate_next: false,
             throttle: Arc::new(AtomicU32::new(0)),
             newest: None,
+            scene: (scene, boot),
+            lit_frames: None,
         }
     }
 
-    fn boot_core(config: &ShellConfig, now: Instant) -> Camera<VirtualSensor> {
+    fn boot_core(
+        config: &ShellConfig,
+        slots: &Slots,
+        now: Instant,
+    ) -> Camera<VirtualSensor, SimFlash> {
         let sensor = VirtualSensor {
             settings: config.core.settings,
             frames: None,
         };
-        let mut cam = Camera::new(config.core.clone(), sensor, now);
+        let mut core = config.core.clone();
+        core.firmware = slots.running.clone();
+        core.ota_boot = slots.boot.clone();
+        let flash = SimFlash::new(config.ota_capacity);
+        let mut cam = Camera::with_ota(core, sensor, flash, now);
         let unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
@@ -245,6 +274,8 @@ impl Shell {
                 }
             }
             Event::CloseFrame(c, code) => self.cam.handle_close_frame(now, c, code),
+            Event::OtaData(fetch, Ok(body)) => self.cam.handle_ota_data(now, fetch, &body),
+            Event::OtaData(fetch, Err(e)) => self.cam.handle_ota_failed(now, fetch, &e),
         }
     }
 
@@ -258,24 +289,28 @@ impl Shell {
         }
     }
 
+    /// The hub the core is on now (its failover index into the list); `None` standalone.
+    fn hub(&self) -> Option<&HubEndpoint> {
+        let Target::Hub { hubs } = &self.config.target else {
+            return None;
+        };
+        hubs.get(self.cam.hub_index()).or(hubs.first())
+    }
+
     /// Performs every pending output of the core.
     async fn drain(&mut self) {
         while let Some(out) = self.cam.poll_output() {
             match out {
                 Output::Connect { conn, link } => {
-                    let Target::Hub { hubs } = &self.config.target else {
-                        continue;
-                    };
-                    let Some((control_url, stream_url)) =
-                        hubs.get(self.cam.hub_index()).or(hubs.first())
-                    else {
+                    let Some(hub) = self.hub() else {
                         continue;
                     };
                     let url = match link {
-                        Link::Control => control_url.clone(),
-                        Link::Stream => stream_url.clone(),
+                        Link::Control => hub.control_url.clone(),
+                        Link::Stream => hub.stream_url.clone(),
                     };
-                    self.spawn_conn(conn, ConnSource::Connect(url));
+                    let tls = hub.tls.clone();
+                    self.spawn_conn(conn, ConnSource::Connect(url, tls));
                 }
                 Output::Text { conn, text } => self.send(conn, ConnCmd::Send(Message::text(text))),
                 Output::Close { conn, code, reason } => {
@@ -287,6 +322,41 @@ impl Shell {
                 Output::Capture => self.capture().await,
                 // Handled by `run` once everything before it was sent.
                 Output::Reboot => {}
+                Output::OtaFetch {
+                    fetch,
+                    url,
+                    offset,
+                    len,
+                } => {
+                    let (http, events) = (self.http.clone(), self.events_tx.clone());
+                    let url = match self.hub() {
+                        Some(hub) => crate::ota::resolve(&hub.control_url, &url),
+                        None => url,
+                    };
+                    tokio::spawn(async move {
+                        let r = fetch_range(&http, &url, offset, len).await;
+                        let _ = events.send(Event::OtaData(fetch, r)).await;
+                    });
+                }
+                Output::SetBootAndReboot => {
+                    if let Some(v) = self.cam.ota_sink().finished() {
+                        tracing::info!(camera = %self.config.label, version = %v, "firmware installed");
+                        self.slots.installed(v.to_string());
+                    }
+                }
+                Output::ConfirmImage => {
+                    tracing::info!(camera = %self.config.label, version = %self.slots.running, "firmware confirmed");
+                    self.slots.confirmed();
+                }
+                Output::RollbackAndReboot => {
+                    let why = format!(
+                        "{} did not reach the hub within {} s",
+                        self.slots.running,
+                        self.config.core.ota.confirm_window.as_secs()
+                    );
+                    tracing::warn!(camera = %self.config.label, %why, "rolling back");
+                    self.slots.rollback(why);
+                }
             }
         }
     }
@@ -300,6 +370,13 @@ impl Shell {
                 self.cam.handle_capture_failed(now);
                 return;
             }
+        };
+        let (scene, since) = self.scene;
+        let elapsed = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let frames = if scene.lit_step(elapsed) {
+            self.lit_frames().await.unwrap_or(frames)
+        } else {
+            frames
         };
         let seq = self.cam.stats(now).frames_sent;
         // What the sensor really uses (the quality may be adapted to the link).
@@ -320,7 +397,7 @@ impl Shell {
         ];
         let mut buf = BytesMut::with_capacity(HEADER_LEN + 64 * 1024);
         buf.resize(HEADER_LEN, 0);
-        frames.compose(self.captures, &lines, &mut buf);
+        frames.compose_scene(scene, self.captures, elapsed, &lines, &mut buf);
         self.captures += 1;
         let frame = CapturedFrame {
             captured_at: now,
@@ -360,6 +437,24 @@ impl Shell {
         Ok(f)
     }
 
+    /// `Lighting` scene: the frames one brightness step up from the settings (down at the
+    /// top of the range), from the shared cache.
+    async fn lit_frames(&mut self) -> Result<Arc<FrameSet>, PictureError> {
+        let mut settings = self.cam.sensor().settings;
+        let b = settings.brightness.get();
+        let stepped = if b < 2 { b + 1 } else { b - 1 };
+        settings.brightness =
+            espcam_proto::Brightness::new(i64::from(stepped)).unwrap_or(settings.brightness);
+        if let Some(f) = &self.lit_frames
+            && *f.settings() == settings
+        {
+            return Ok(f.clone());
+        }
+        let f = frame_set(settings).await?;
+        self.lit_frames = Some(f.clone());
+        Ok(f)
+    }
+
     fn send(&mut self, conn: ConnId, cmd: ConnCmd) {
         let Some(tx) = self.conns.get(&conn) else {
             return;
@@ -395,7 +490,8 @@ impl Shell {
         // Events about the old boot's connections are stale: the new core never issued them.
         (self.events_tx, self.events_rx) = mpsc::channel(EVENTS);
         self.boot = tokio::time::Instant::now();
-        self.cam = Self::boot_core(&self.config, Instant::ZERO);
+        self.slots.restart();
+        self.cam = Self::boot_core(&self.config, &self.slots, Instant::ZERO);
         self.boots += 1;
         self.captures = 0;
         self.newest = None;
@@ -427,6 +523,7 @@ impl Shell {
             }
             Fault::Reboot => self.reboot().await,
             Fault::Throttle(rate) => self.throttle.store(rate.unwrap_or(0), Ordering::Relaxed),
+            Fault::Scene(scene) => self.scene = (scene, tokio::time::Instant::now()),
         }
     }
 
@@ -443,6 +540,8 @@ impl Shell {
             frames_sent: stats.frames_sent,
             frames_dropped: stats.frames_dropped,
             quality_in_force: stats.quality_in_force.get(),
+            firmware: self.slots.running.clone(),
+            ota: self.cam.ota_progress(),
         }
     }
 
@@ -498,8 +597,8 @@ fn wall_clock_text() -> String {
 }
 
 enum ConnSource {
-    /// Hub mode: dial this URL.
-    Connect(String),
+    /// Hub mode: dial this URL (with this TLS configuration for `wss://`).
+    Connect(String, Option<Arc<rustls::ClientConfig>>),
     /// Standalone mode: a client already accepted.
     Accepted(Box<WebSocketStream<TcpStream>>),
 }
@@ -513,9 +612,13 @@ async fn run_conn(
 ) {
     match source {
         ConnSource::Accepted(ws) => pump(conn, *ws, events, cmds, throttle).await,
-        ConnSource::Connect(url) => {
-            let connect =
-                tokio_tungstenite::connect_async_with_config(url.as_str(), Some(ws_config()), true);
+        ConnSource::Connect(url, tls) => {
+            let connect = tokio_tungstenite::connect_async_tls_with_config(
+                url.as_str(),
+                Some(ws_config()),
+                true,
+                tls.map(tokio_tungstenite::Connector::Rustls),
+            );
             tokio::select! {
                 r = connect => match r {
                     Ok((ws, _)) => {

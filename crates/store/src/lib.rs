@@ -42,6 +42,7 @@
 //! hub's feet.
 
 pub mod error;
+pub mod events;
 pub mod layout;
 mod reconcile;
 
@@ -143,6 +144,15 @@ pub struct Snapshot {
     pub width: u16,
     /// Image height, px.
     pub height: u16,
+}
+
+/// What one camera's snapshots take: [`Store::usage`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Committed snapshots.
+    pub count: u64,
+    /// Their file sizes in all, bytes.
+    pub bytes: u64,
 }
 
 /// Where a listing starts: strictly older than this.
@@ -350,6 +360,38 @@ impl Store {
             ],
             row_to_snapshot,
         )?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// How many committed snapshots `camera` has, and their bytes in all (for quotas).
+    pub fn usage(&self, camera: &CameraId) -> Result<Usage, QueryError> {
+        let (count, bytes): (i64, i64) = self
+            .conn()
+            .prepare_cached(
+                "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM snapshots
+                 WHERE state = ?1 AND camera = ?2",
+            )?
+            .query_row(params![COMMITTED, camera.as_str()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        Ok(Usage {
+            count: u64::try_from(count).unwrap_or(0),
+            bytes: u64::try_from(bytes).unwrap_or(0),
+        })
+    }
+
+    /// `camera`'s oldest committed snapshots (lowest id first), at most `limit`
+    /// (1..=[`MAX_LIMIT`]): what retention deletes first.
+    pub fn oldest(&self, camera: &CameraId, limit: u32) -> Result<Vec<Snapshot>, QueryError> {
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(QueryError::Limit(limit.to_string()));
+        }
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, camera, taken_at_us, bytes, width, height FROM snapshots
+             WHERE state = ?1 AND camera = ?2 ORDER BY id ASC LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![COMMITTED, camera.as_str(), limit], row_to_snapshot)?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 

@@ -45,6 +45,8 @@ pub enum Seen {
     Frame(FrameSend),
     Dropped,
     Reboot,
+    /// A firmware-update output.
+    Ota(Output),
 }
 
 pub struct Harness {
@@ -95,6 +97,11 @@ impl Harness {
                     self.log.push((now, Seen::Close(conn, code, reason)))
                 }
                 Output::Reboot => self.log.push((now, Seen::Reboot)),
+                // Firmware updates have their own harness (tests/ota.rs).
+                o @ (Output::OtaFetch { .. }
+                | Output::SetBootAndReboot
+                | Output::ConfirmImage
+                | Output::RollbackAndReboot) => self.log.push((now, Seen::Ota(o))),
                 Output::Capture => {
                     if !self.auto_capture {
                         continue;

@@ -46,9 +46,26 @@ pub(super) async fn proxy_link(cluster: Cluster, mut attached: Attached) {
         let Some(node) = cluster.holder(&id) else {
             break;
         };
-        forward(&cluster, &attached, &node, msg).await;
+        match msg {
+            HubMsg::Command(msg) => forward(&cluster, &attached, &node, msg).await,
+            // Firmware updates are offered by the node that holds the camera (it serves the
+            // image); one queued to a proxy is dropped and its status never advances.
+            other => warn!(
+                "cluster: {} for camera {id} not sent: offer it on node {node:?}, which holds it",
+                message_kind(&other)
+            ),
+        }
     }
     cluster.release_proxy(&id, attached.conn);
+}
+
+fn message_kind(m: &HubMsg) -> &'static str {
+    match m {
+        HubMsg::Welcome { .. } => "welcome",
+        HubMsg::Rejected { .. } => "rejection",
+        HubMsg::Command(_) => "command",
+        HubMsg::Ota(_) => "firmware offer",
+    }
 }
 
 async fn forward(cluster: &Cluster, attached: &Attached, node: &str, msg: CommandMsg) {

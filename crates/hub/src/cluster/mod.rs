@@ -417,8 +417,8 @@ impl Cluster {
                     cam,
                     crate::state::LinkInfo {
                         sensor: e.sensor.clone(),
-                        firmware: None,
                         settings: e.settings,
+                        ..Default::default()
                     },
                 );
                 let conn = attached.conn;

@@ -7,7 +7,7 @@
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use espcam_proto::close::echo;
@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::http::error::ApiError;
+use crate::http::snapshot_quota::{self, SnapshotGate};
 use crate::http::view::{current_frame, find_camera};
 use crate::state::Hub;
 use crate::state::camera::CameraInfo;
@@ -38,9 +39,33 @@ pub(crate) async fn healthz() -> &'static str {
     "ok"
 }
 
-/// `GET /metrics`.
-pub(crate) async fn metrics(State(hub): State<Hub>) -> Response {
-    let mut r = crate::http::metrics::render(&hub).into_response();
+/// `GET /metrics`; with the recorder's figures when it runs (the index and the disk are read
+/// off the runtime).
+pub(crate) async fn metrics(
+    State(hub): State<Hub>,
+    rec: Option<axum::Extension<crate::recorder::Recorder>>,
+) -> Response {
+    let rec = rec.map(|axum::Extension(r)| r);
+    let lib = rec.as_ref().and_then(|r| r.recordings());
+    let figures = match (rec, lib) {
+        (Some(rec), Some(lib)) => {
+            let failing = hub
+                .cameras()
+                .iter()
+                .map(|c| (c.id.to_string(), rec.camera(&c.id).error.is_some()))
+                .collect();
+            tokio::task::spawn_blocking(move || crate::http::metrics::RecordingFigures {
+                metrics: lib.metrics(),
+                usage: lib.usage().ok(),
+                disk_free: lib.disk_free().ok(),
+                failing,
+            })
+            .await
+            .ok()
+        }
+        _ => None,
+    };
+    let mut r = crate::http::metrics::render(&hub, figures.as_ref()).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -292,24 +317,50 @@ async fn blocking<T: Send + 'static>(
 /// `POST /api/cameras/{camera}/snapshots`: saves the newest frame.
 pub(crate) async fn post_snapshot(
     State(hub): State<Hub>,
+    Extension(gate): Extension<Arc<SnapshotGate>>,
     Path(camera): Path<String>,
 ) -> Result<Response, ApiError> {
     let cam = find_camera(&hub, &camera)?;
+    let quota = gate.quota();
+    if let Err(wait) = gate.take(&cam.id, std::time::Instant::now()) {
+        return Ok(snapshot_quota::too_fast(&cam.id, quota, wait));
+    }
     let store = store(&hub)?;
     let frame = current_frame(&cam).await?;
+    if frame.jpeg.len() as u64 > quota.max_bytes_per_camera {
+        return Ok(snapshot_quota::too_big(&cam.id, frame.jpeg.len(), quota));
+    }
     let id = cam.id.clone();
-    let snap = blocking(move || {
-        store
+    let (snap, pruned) = blocking(move || {
+        let snap = store
             .save(NewSnapshot {
                 camera: &id,
                 taken_at_us: frame.captured_us.unwrap_or(frame.received_us),
                 jpeg: &frame.jpeg,
             })
-            .map_err(|e| ApiError::Internal(format!("could not save snapshot: {e}")))
+            .map_err(|e| ApiError::Internal(format!("could not save snapshot: {e}")))?;
+        // The new snapshot is saved either way; a failed clean-up is logged, not an error.
+        let pruned = snapshot_quota::prune(&store, &id, snap.id, quota).unwrap_or_else(|e| {
+            tracing::warn!("snapshot retention for camera {id}: {e}");
+            Vec::new()
+        });
+        Ok((snap, pruned))
     })
     .await?;
     tracing::info!("snapshot {} saved from camera {}", snap.id, snap.camera);
+    if !pruned.is_empty() {
+        tracing::info!(
+            "deleted the {} oldest snapshot(s) of camera {} (quota: {} snapshots, {} bytes)",
+            pruned.len(),
+            snap.camera,
+            quota.max_per_camera,
+            quota.max_bytes_per_camera
+        );
+    }
     let body = snapshot_json(&snap);
+    for old in pruned {
+        hub.emit(Event::SnapshotDeleted(old.get()));
+    }
     hub.emit(Event::SnapshotSaved(snap));
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }

@@ -69,7 +69,7 @@ fn content_type(path: &str) -> &'static str {
 
 fn serve(path: &str, headers: &HeaderMap) -> Response {
     let Some(file) = Web::get(path) else {
-        let shown: String = path.chars().take(100).collect();
+        let shown = espcam_proto::close::echo(path, 100);
         return (
             StatusCode::NOT_FOUND,
             axum::Json(serde_json::json!({ "error": format!("no dashboard asset {shown:?}") })),
@@ -190,6 +190,7 @@ mod tests {
             "controls",
             "grid",
             "notifications",
+            "recordings",
             "snapshots",
             "telemetry",
             "viewer",

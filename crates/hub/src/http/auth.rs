@@ -67,11 +67,12 @@ pub(crate) struct Gate {
 
 impl Gate {
     pub(crate) fn new(hub: Hub) -> Self {
+        let tls = hub.config().tls.enabled();
         Self {
             hub,
             logins: Mutex::new(LoginLimiter::new(LoginLimitPolicy::default())),
             argon: Semaphore::new(ARGON2_AT_ONCE),
-            tls: false,
+            tls,
         }
     }
 

@@ -19,10 +19,13 @@ pub(crate) mod api;
 pub(crate) mod assets;
 pub(crate) mod auth;
 pub mod error;
+pub(crate) mod events;
+pub(crate) mod firmware;
 pub(crate) mod metrics;
 pub mod nodes;
 pub(crate) mod recordings;
 pub(crate) mod security;
+pub(crate) mod snapshot_quota;
 pub(crate) mod thumb;
 pub(crate) mod ui;
 pub(crate) mod view;
@@ -73,12 +76,33 @@ pub fn router(hub: Hub) -> Router {
             post(recordings::post_record),
         )
         .route("/api/cameras/{camera}/export", get(recordings::export))
+        .route(
+            "/api/cameras/{camera}/timelapse",
+            get(recordings::timelapse),
+        )
         .route("/ws/playback/{camera}", get(recordings::playback_ws))
         .route("/api/snapshots/{id}/thumb.jpg", get(thumb::get_thumb))
+        .route(
+            "/api/cameras/{camera}/motion",
+            get(events::get_motion).put(events::put_motion),
+        )
+        .route("/api/events", get(events::list))
+        .route(
+            "/api/events/{id}",
+            get(events::get_event).delete(events::delete_event),
+        )
+        .route("/api/events/{id}/thumb.jpg", get(events::thumb))
         .route("/ws/view/{camera}", get(view::view_ws))
         .route("/ws/ui", get(ui::ui_ws))
+        .route("/api/firmware", get(firmware::list).post(firmware::upload))
+        .route("/api/firmware/{id}/image", get(firmware::image))
+        .route("/api/firmware/{id}/rollout", post(firmware::rollout))
+        .route("/api/cameras/{camera}/update", post(firmware::update))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(api::MAX_BODY))
+        .layer(axum::Extension(std::sync::Arc::new(
+            snapshot_quota::SnapshotGate::new(hub.config().snapshots),
+        )))
         .layer(axum::middleware::map_response(json_errors))
         .with_state(hub);
     api.merge(assets::router())

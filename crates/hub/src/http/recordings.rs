@@ -121,6 +121,8 @@ pub(crate) struct RangeQuery {
     from: Option<String>,
     to: Option<String>,
     format: Option<String>,
+    /// Timelapse only: playback rate of the export.
+    fps: Option<u32>,
 }
 
 fn range(q: &RangeQuery, default_span_us: u64) -> Result<(u64, u64), ApiError> {
@@ -140,7 +142,7 @@ fn range(q: &RangeQuery, default_span_us: u64) -> Result<(u64, u64), ApiError> {
     Ok((from, to))
 }
 
-fn camera_id(hub: &Hub, camera: &str) -> Result<CameraId, ApiError> {
+pub(crate) fn camera_id(hub: &Hub, camera: &str) -> Result<CameraId, ApiError> {
     // Recordings outlive a camera's entry in the registry: a valid id is enough.
     match find_camera(hub, camera) {
         Ok(c) => Ok(c.id.clone()),
@@ -148,7 +150,7 @@ fn camera_id(hub: &Hub, camera: &str) -> Result<CameraId, ApiError> {
     }
 }
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
@@ -279,6 +281,45 @@ pub(crate) async fn export(
 ) -> Result<Response, ApiError> {
     let rec = recorder(rec)?;
     let id = camera_id(&hub, &camera)?;
+    export_of(rec, id, &q, None).await
+}
+
+/// `GET /api/cameras/{camera}/timelapse?from=&to=&fps=&format=`: the camera's timelapse
+/// track (one frame kept every `[motion] timelapse_every_s`) as AVI/MKV played at `fps`
+/// (1..=60, default 10). Default range: the last 24 h.
+pub(crate) async fn timelapse(
+    State(hub): State<Hub>,
+    rec: Option<Extension<Recorder>>,
+    Path(camera): Path<String>,
+    Query(mut q): Query<RangeQuery>,
+) -> Result<Response, ApiError> {
+    let rec = recorder(rec)?;
+    let id = camera_id(&hub, &camera)?;
+    let fps = q.fps.unwrap_or(10);
+    if !(1..=60).contains(&fps) {
+        return Err(ApiError::BadRequest(format!(
+            "fps {fps} out of range 1..=60"
+        )));
+    }
+    let tl = crate::timelapse::track_id(&id).ok_or_else(|| {
+        ApiError::NotFound(format!("camera id {id} is too long for a timelapse track"))
+    })?;
+    if q.from.is_none() {
+        let to = match q.to.as_deref() {
+            Some(t) => parse_time("to", t)?,
+            None => now_us() + 1,
+        };
+        q.from = Some((to.saturating_sub(24 * 3600 * 1_000_000) / 1000).to_string());
+    }
+    export_of(rec, tl, &q, Some(fps)).await
+}
+
+async fn export_of(
+    rec: Recorder,
+    id: CameraId,
+    q: &RangeQuery,
+    fps: Option<u32>,
+) -> Result<Response, ApiError> {
     let format = match q.format.as_deref() {
         None => ExportFormat::Mkv,
         Some(f) => ExportFormat::from_name(f).ok_or_else(|| {
@@ -288,17 +329,20 @@ pub(crate) async fn export(
             ))
         })?,
     };
-    let (from, to) = range(&q, 3600 * 1_000_000)?;
+    let (from, to) = range(q, 3600 * 1_000_000)?;
     let r = library(&rec)?;
     let cam = id.clone();
     let mut exp = blocking(move || {
-        r.export(&cam, from, to, format).map_err(|e| match e {
-            espcam_record::ExportError::NoFrames => ApiError::NotFound(e.to_string()),
-            espcam_record::ExportError::BadRange { .. }
-            | espcam_record::ExportError::TooManyFrames(_)
-            | espcam_record::ExportError::TooLargeForAvi(_) => ApiError::BadRequest(e.to_string()),
-            other => ApiError::Internal(other.to_string()),
-        })
+        r.export_at(&cam, from, to, format, fps)
+            .map_err(|e| match e {
+                espcam_record::ExportError::NoFrames => ApiError::NotFound(e.to_string()),
+                espcam_record::ExportError::BadRange { .. }
+                | espcam_record::ExportError::TooManyFrames(_)
+                | espcam_record::ExportError::TooLargeForAvi(_) => {
+                    ApiError::BadRequest(e.to_string())
+                }
+                other => ApiError::Internal(other.to_string()),
+            })
     })
     .await?;
     let len = exp.len();

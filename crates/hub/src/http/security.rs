@@ -90,12 +90,21 @@ pub(crate) fn door(method: &Method, path: &str) -> Door {
         (true, _, "/api/recordings" | "/api/cameras/{camera}/recordings") => {
             Door::Read(A::Recordings)
         }
-        (true, _, "/api/cameras/{camera}/export") => Door::Viewer(A::Recordings),
+        (true, _, "/api/cameras/{camera}/export" | "/api/cameras/{camera}/timelapse") => {
+            Door::Viewer(A::Recordings)
+        }
         (true, _, "/ws/playback/{camera}") => Door::Socket {
             action: A::Recordings,
             query_token: true,
         },
         (false, "POST", "/api/cameras/{camera}/record") => change(A::Settings, Some(Au::Settings)),
+        (true, _, "/api/cameras/{camera}/motion" | "/api/events" | "/api/events/{id}") => {
+            Door::Read(A::Events)
+        }
+        (true, _, "/api/events/{id}/thumb.jpg") => Door::Viewer(A::Events),
+        (false, "PUT", "/api/cameras/{camera}/motion") => change(A::Settings, Some(Au::Settings)),
+        // Deleting recorded material is the snapshot-delete permission (admin).
+        (false, "DELETE", "/api/events/{id}") => change(A::SnapshotDelete, None),
         (true, _, "/ws/view/{camera}") => Door::Socket {
             action: A::View,
             query_token: true,
@@ -130,6 +139,15 @@ pub(crate) fn door(method: &Method, path: &str) -> Door {
             change(A::CameraRemove, Some(Au::CameraRemove))
         }
         (true, _, "/api/audit") => Door::Read(A::Audit),
+        (true, _, "/api/firmware") => Door::Read(A::Firmware),
+        (false, "POST", "/api/firmware" | "/api/firmware/{id}/rollout")
+        | (false, "POST", "/api/cameras/{camera}/update") => {
+            change(A::Firmware, Some(Au::Firmware))
+        }
+        // Cameras download their image with the per-update key in the URL, which the
+        // handler checks (128 random bits, one camera and image, one hour): no other
+        // credential, as a camera has no session and its hub token must not travel in URLs.
+        (true, _, "/api/firmware/{id}/image") => Door::Asset,
         // Not in the table: admin only, with every browser check (fail closed).
         (true, _, _) => Door::Read(A::Users),
         (false, _, _) => change(A::Users, None),

@@ -81,6 +81,10 @@ pub(crate) fn event_json(hub: &Hub, event: &Event, me: u64) -> Option<String> {
         Event::SnapshotSaved(s) => json!({ "type": kind, "snapshot": snapshot_json(s) }),
         Event::SnapshotDeleted(id) => json!({ "type": kind, "id": id }),
         Event::CamerasChanged => return Some(cameras_json(hub)),
+        Event::MotionStarted(m) | Event::MotionEnded(m) => {
+            json!({ "type": kind, "camera": m.camera, "event": crate::http::events::event_json(m) })
+        }
+        Event::Ota { camera, status } => json!({ "type": kind, "camera": camera, "ota": status }),
     };
     Some(v.to_string())
 }

@@ -9,8 +9,8 @@
 //! (no copy, no per-viewer frame buffer), with the `?meta=1` text message in the same
 //! syscall. Why not the codec's own writer: it writes each frame with its own syscall (and
 //! copies frames under 1 KiB, the metadata text), and the relay benchmark measured 1.75–1.9×
-//! the hub CPU per delivered frame with it at 100 and 500 viewers, against 0.94–1.24× for
-//! this writer, each next to the hand-written codec it replaced in the same run
+//! the hub CPU per delivered frame with it at 100 and 500 viewers, against 0.91–1.24× (five
+//! runs) for this writer, each next to the hand-written codec it replaced in the same run
 //! (docs/BENCHMARKS.md, "Viewer WebSocket codec").
 //!
 //! Reading, and every decision RFC 6455 asks of a server about what a client sent, go
@@ -41,8 +41,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use fastwebsockets::{Frame, OpCode, Role, WebSocketError};
 use futures_util::{Stream, StreamExt};
 use hyper_util::rt::TokioIo;
@@ -60,14 +59,14 @@ const LINGER: Duration = Duration::from_secs(1);
 const LINGER_BYTES: usize = 64 * 1024;
 
 /// Close codes used here (RFC 6455 §7.4.1).
-pub(crate) const CLOSE_NORMAL: u16 = 1000;
-pub(crate) const CLOSE_AWAY: u16 = 1001;
-pub(crate) const CLOSE_PROTOCOL: u16 = 1002;
-pub(crate) const CLOSE_INVALID_DATA: u16 = 1007;
-pub(crate) const CLOSE_TOO_BIG: u16 = 1009;
+pub(crate) const CLOSE_NORMAL: u16 = espcam_proto::close::NORMAL;
+pub(crate) const CLOSE_AWAY: u16 = espcam_proto::close::AWAY;
+pub(crate) const CLOSE_PROTOCOL: u16 = espcam_proto::close::PROTOCOL;
+pub(crate) const CLOSE_INVALID_DATA: u16 = espcam_proto::close::INVALID_DATA;
+pub(crate) const CLOSE_TOO_BIG: u16 = espcam_proto::close::TOO_BIG;
 
 /// Why a request cannot become a viewer WebSocket: the status and message to answer with.
-pub(crate) type Refusal = (StatusCode, &'static str);
+pub(crate) use crate::net::upgrade::Refusal;
 
 /// Turns a [`Refusal`] into the JSON error response.
 pub(crate) fn refusal_response((status, message): Refusal) -> Response {
@@ -75,51 +74,10 @@ pub(crate) fn refusal_response((status, message): Refusal) -> Response {
 }
 
 /// Checks the upgrade request. On success returns the `101` response and the pending
-/// upgrade; otherwise the refusal (426 for plain HTTP).
+/// upgrade; otherwise the refusal (426 for plain HTTP). The camera stream socket shares it
+/// ([`crate::net::upgrade::accept`]).
 pub(crate) fn accept(req: &mut Request) -> Result<(Response, hyper::upgrade::OnUpgrade), Refusal> {
-    let h = req.headers();
-    let has_token = |name: header::HeaderName, token: &str| {
-        h.get_all(name).iter().any(|v| {
-            v.to_str()
-                .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-                .unwrap_or(false)
-        })
-    };
-    if !has_token(header::UPGRADE, "websocket") || !has_token(header::CONNECTION, "upgrade") {
-        return Err((
-            StatusCode::UPGRADE_REQUIRED,
-            "this endpoint is a WebSocket: connect with ws://",
-        ));
-    }
-    if h.get(header::SEC_WEBSOCKET_VERSION)
-        .map(HeaderValue::as_bytes)
-        != Some(b"13")
-    {
-        return Err((
-            StatusCode::BAD_REQUEST,
-            "unsupported Sec-WebSocket-Version: expected 13",
-        ));
-    }
-    let Some(key) = h.get(header::SEC_WEBSOCKET_KEY) else {
-        return Err((StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key"));
-    };
-    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
-    let Some(on_upgrade) = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() else {
-        return Err((
-            StatusCode::BAD_REQUEST,
-            "this connection cannot be upgraded to a WebSocket",
-        ));
-    };
-    let mut headers = HeaderMap::new();
-    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    if let Ok(v) = HeaderValue::from_str(&accept) {
-        headers.insert(header::SEC_WEBSOCKET_ACCEPT, v);
-    }
-    Ok((
-        (StatusCode::SWITCHING_PROTOCOLS, headers).into_response(),
-        on_upgrade,
-    ))
+    crate::net::upgrade::accept(req)
 }
 
 /// One handle on the upgraded connection; clones share it. The codec's read half owns one,
@@ -306,7 +264,9 @@ pub(crate) async fn send_close(io: &mut Io, code: u16, reason: &str) -> io::Resu
     io.conn.flush().await?;
     io.conn.shutdown().await?;
     let mut drained = 0;
-    let mut chunk = [0u8; 4096];
+    // On the heap, and only here: a buffer on the stack would sit in every viewer task's
+    // state for the whole connection (this future is part of the viewer loop's).
+    let mut chunk = vec![0u8; 4096];
     let linger = async {
         while drained <= LINGER_BYTES {
             match io.conn.read(&mut chunk).await {

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use espcam_proto::CommandMsg;
+use espcam_proto::HubMsg;
 use espcam_proto::close::{AWAY, NORMAL};
 use tokio::sync::{mpsc, oneshot};
 
@@ -49,7 +49,7 @@ pub(super) struct Link<'a, S> {
     pub(super) hub: &'a Hub,
     pub(super) kicked: &'a mut oneshot::Receiver<()>,
     /// Commands to write to the camera (`None` on a stream-only link).
-    pub(super) commands: Option<&'a mut mpsc::Receiver<CommandMsg>>,
+    pub(super) commands: Option<&'a mut mpsc::Receiver<HubMsg>>,
     /// Longest silence before the link is given up.
     pub(super) idle: Duration,
     /// What the silence is of, for the reason: "message" or "frame".

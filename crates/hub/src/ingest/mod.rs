@@ -8,6 +8,7 @@
 //! replaces the newest frame and offers it to taps.
 
 mod admission;
+mod hello;
 mod link;
 pub(crate) mod pull;
 mod push;

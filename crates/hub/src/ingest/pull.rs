@@ -132,6 +132,7 @@ async fn session(
             sensor: Some(PULLED_SENSOR.into()),
             firmware: None,
             settings: None,
+            ..LinkInfo::default()
         },
     );
     info!("pulled camera {} connected at {}", cam.id, target.url);

@@ -11,15 +11,21 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, State};
-use axum::response::Response;
-use espcam_proto::close::{POLICY, close_reason};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::response::{IntoResponse, Response};
+use espcam_proto::close::{POLICY, TOO_BIG, close_reason};
 use espcam_proto::control::MAX_CONTROL_MESSAGE;
 use espcam_proto::{CameraMsg, DecodeError, HubMsg, StreamHello};
+use futures_util::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame as RawClose, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message as RawMessage, Utf8Bytes};
 use tracing::{debug, info, warn};
 
 use super::admission;
+use super::hello;
 use super::link::{self, CAMERA_WRITE_TIMEOUT, CameraSocket, Flow, Inbound};
 use crate::net::listener::PeerAddr;
 use crate::state::access::Warning;
@@ -57,6 +63,38 @@ impl CameraSocket for WebSocket {
     }
 }
 
+/// The stream socket: tungstenite on the upgraded connection, created after the hello was
+/// read by [`hello::read_hello`] with its small cap.
+type StreamSocket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+impl CameraSocket for StreamSocket {
+    async fn recv(&mut self) -> Option<Result<Inbound, String>> {
+        loop {
+            return match self.next().await? {
+                Err(e) => Some(Err(e.to_string())),
+                Ok(RawMessage::Text(t)) => Some(Ok(Inbound::Text(t.as_str().to_string()))),
+                Ok(RawMessage::Binary(b)) => Some(Ok(Inbound::Binary(b))),
+                Ok(RawMessage::Close(_)) => Some(Ok(Inbound::Closed)),
+                Ok(RawMessage::Ping(_) | RawMessage::Pong(_) | RawMessage::Frame(_)) => continue,
+            };
+        }
+    }
+
+    async fn send_text(&mut self, text: String) -> Result<(), String> {
+        self.send(RawMessage::Text(text.into()))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn close(&mut self, code: u16, reason: &str) {
+        let frame = RawMessage::Close(Some(RawClose {
+            code: code.into(),
+            reason: Utf8Bytes::from(close_reason(reason).to_string()),
+        }));
+        let _ = tokio::time::timeout(CAMERA_WRITE_TIMEOUT, self.send(frame)).await;
+    }
+}
+
 /// `GET /ws/camera`: the camera control channel.
 pub(super) async fn control_ws(
     State(hub): State<Hub>,
@@ -74,34 +112,38 @@ pub(super) async fn control_ws(
         .on_upgrade(move |socket| control_conn(hub, socket, addr))
 }
 
-/// `GET /ws/stream`: the camera stream channel.
+/// `GET /ws/stream`: the camera stream channel. The upgrade is accepted here rather than
+/// through axum's `WebSocket`, so the hello can be read with a smaller cap than the frames
+/// after it ([`hello`]).
 pub(super) async fn stream_ws(
     State(hub): State<Hub>,
     ConnectInfo(PeerAddr(addr)): ConnectInfo<PeerAddr>,
-    headers: axum::http::HeaderMap,
-    ws: WebSocketUpgrade,
+    mut req: Request,
 ) -> Response {
-    if let Some(refused) = admission::refuse_browser(&headers, addr, &hub) {
+    if let Some(refused) = admission::refuse_browser(req.headers(), addr, &hub) {
         return refused;
     }
-    // Messages up to twice the frame limit are read and then refused by the frame checks
-    // (counted, connection kept); only beyond that does the WebSocket layer close the
-    // connection, which bounds the memory one camera can make the hub allocate.
-    let hard_cap = hub.config().limits.max_frame.saturating_mul(2);
-    ws.read_buffer_size(CAMERA_READ_BUFFER)
-        .write_buffer_size(0)
-        .max_message_size(hard_cap)
-        .max_frame_size(hard_cap)
-        .on_upgrade(move |socket| stream_conn(hub, socket, addr))
+    let (response, on_upgrade) = match crate::net::upgrade::accept(&mut req) {
+        Ok(x) => x,
+        Err(refusal) => return refusal.into_response(),
+    };
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => stream_conn(hub, TokioIo::new(upgraded), addr).await,
+            Err(e) => debug!("camera stream upgrade from {addr} failed: {e}"),
+        }
+    });
+    response
 }
 
-/// Sends the refusal and closes with 1008; logs one line (a few per peer every 10 s, the
-/// rest summarised).
+/// Sends the refusal and closes with `code` (1008 for a refused hello); logs one line (a
+/// few per peer every 10 s, the rest summarised).
 async fn reject(
     hub: &Hub,
-    socket: &mut WebSocket,
+    socket: &mut impl CameraSocket,
     addr: SocketAddr,
     channel: &str,
+    code: u16,
     reason: String,
 ) {
     if hub.access().should_warn(Warning::RefusedHello, addr.ip()) {
@@ -114,23 +156,19 @@ async fn reject(
         reason: reason.clone(),
     }
     .to_json();
-    let _ = tokio::time::timeout(CAMERA_WRITE_TIMEOUT, async {
-        socket.send(Message::Text(text.into())).await?;
-        socket
-            .send(Message::Close(Some(CloseFrame {
-                code: POLICY,
-                reason: close_reason(&reason).into(),
-            })))
-            .await
-    })
-    .await;
+    if tokio::time::timeout(CAMERA_WRITE_TIMEOUT, socket.send_text(text))
+        .await
+        .is_ok_and(|sent| sent.is_ok())
+    {
+        socket.close(code, &reason).await;
+    }
 }
 
 /// Checks a hello (version, id, token), registers the camera and answers `welcome`; a
 /// refused hello gets [`reject`]ed. `None` when the connection is over.
 async fn welcome(
     hub: &Hub,
-    socket: &mut WebSocket,
+    socket: &mut impl CameraSocket,
     addr: SocketAddr,
     channel: &str,
     admission: &Admission<'_>,
@@ -141,7 +179,7 @@ async fn welcome(
     {
         Ok(c) => c,
         Err(reason) => {
-            reject(hub, socket, addr, channel, reason.to_string()).await;
+            reject(hub, socket, addr, channel, POLICY, reason.to_string()).await;
             return None;
         }
     };
@@ -149,24 +187,39 @@ async fn welcome(
         camera: camera.id.clone(),
     }
     .to_json();
-    socket.send(Message::Text(welcome.into())).await.ok()?;
+    socket.send_text(welcome).await.ok()?;
     Some(camera)
 }
 
 /// Waits for the first text message, for at most [`HELLO_TIMEOUT`] in total: a deadline, not
 /// a per-message timer, so a peer that keeps sending pings cannot hold a connection open
-/// without ever saying hello.
-async fn first_text(socket: &mut WebSocket) -> Result<String, String> {
+/// without ever saying hello. A refusal carries its close code: 1009 for a hello over the
+/// control socket's 16 KiB cap (refused from the frame header, before its payload is read),
+/// else 1008.
+async fn first_text(socket: &mut WebSocket) -> Result<String, (u16, String)> {
     let deadline = tokio::time::Instant::now() + HELLO_TIMEOUT;
-    match tokio::time::timeout_at(deadline, CameraSocket::recv(socket)).await {
-        Err(_) => Err(format!("no hello within {} s", HELLO_TIMEOUT.as_secs())),
-        Ok(None | Some(Err(_)) | Some(Ok(Inbound::Closed))) => {
-            Err("connection closed before hello".into())
-        }
-        Ok(Some(Ok(Inbound::Text(t)))) => Ok(t),
-        Ok(Some(Ok(Inbound::Binary(_)))) => {
-            Err("expected a JSON hello first, got a binary message".into())
-        }
+    let closed = || (POLICY, "connection closed before hello".to_string());
+    loop {
+        return match tokio::time::timeout_at(deadline, WebSocket::recv(socket)).await {
+            Err(_) => Err((
+                POLICY,
+                format!("no hello within {} s", HELLO_TIMEOUT.as_secs()),
+            )),
+            Ok(None | Some(Ok(Message::Close(_)))) => Err(closed()),
+            Ok(Some(Err(e))) => match e.into_inner().downcast::<WsError>() {
+                Ok(e) if matches!(*e, WsError::Capacity(_)) => Err((
+                    TOO_BIG,
+                    format!("hello exceeds the limit of {MAX_CONTROL_MESSAGE} bytes"),
+                )),
+                _ => Err(closed()),
+            },
+            Ok(Some(Ok(Message::Text(t)))) => Ok(t.as_str().to_string()),
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+            Ok(Some(Ok(Message::Binary(_)))) => Err((
+                POLICY,
+                "expected a JSON hello first, got a binary message".into(),
+            )),
+        };
     }
 }
 
@@ -175,12 +228,14 @@ async fn control_conn(hub: Hub, mut socket: WebSocket, addr: SocketAddr) {
         .await
         .and_then(|t| match CameraMsg::from_json(&t) {
             Ok(CameraMsg::Hello(h)) => Ok(h),
-            Ok(_) => Err("expected a hello first".to_string()),
-            Err(DecodeError::Invalid(m)) => Err(format!("invalid hello: {m}")),
-            Err(e) => Err(format!("invalid hello: {e}")),
+            Ok(_) => Err((POLICY, "expected a hello first".to_string())),
+            Err(DecodeError::Invalid(m)) => Err((POLICY, format!("invalid hello: {m}"))),
+            Err(e) => Err((POLICY, format!("invalid hello: {e}"))),
         }) {
         Ok(h) => h,
-        Err(reason) => return reject(&hub, &mut socket, addr, "control", reason).await,
+        Err((code, reason)) => {
+            return reject(&hub, &mut socket, addr, "control", code, reason).await;
+        }
     };
     let admission = Admission {
         proto: hello.proto,
@@ -196,6 +251,8 @@ async fn control_conn(hub: Hub, mut socket: WebSocket, addr: SocketAddr) {
             sensor: Some(hello.sensor.clone()),
             firmware: Some(hello.firmware.clone()),
             settings: Some(hello.settings),
+            board: hello.board.clone(),
+            ota_pending: hello.ota_pending,
         },
     );
     let camera = att.camera.clone();
@@ -219,6 +276,8 @@ async fn control_conn(hub: Hub, mut socket: WebSocket, addr: SocketAddr) {
             Inbound::Text(t) => match CameraMsg::from_json(&t) {
                 Ok(CameraMsg::Telemetry(t)) => hub.on_telemetry(&camera, t),
                 Ok(CameraMsg::Ack(a)) => hub.on_ack(&camera, a),
+                Ok(CameraMsg::OtaProgress(p)) => hub.on_ota_progress(&camera, p),
+                Ok(CameraMsg::OtaResult(r)) => hub.on_ota_result(&camera, r),
                 Ok(CameraMsg::Hello(_)) => debug!("camera {}: repeated hello ignored", camera.id),
                 Err(e) => {
                     if hub.access().should_warn(Warning::BadMessage, addr.ip()) {
@@ -251,15 +310,44 @@ async fn control_conn(hub: Hub, mut socket: WebSocket, addr: SocketAddr) {
     }
 }
 
-async fn stream_conn(hub: Hub, mut socket: WebSocket, addr: SocketAddr) {
-    let hello = match first_text(&mut socket).await.and_then(|t| {
-        StreamHello::from_json(&t).map_err(|e| match e {
-            DecodeError::Invalid(m) => format!("invalid stream hello: {m}"),
-            e => format!("invalid stream hello: {e}"),
-        })
+/// The stream socket's configuration once the hello is read: messages up to twice the frame
+/// limit are read and then refused by the frame checks (counted, connection kept); only
+/// beyond that does the WebSocket layer close the connection, which bounds the memory an
+/// admitted camera can make the hub allocate.
+fn stream_config(hub: &Hub) -> WebSocketConfig {
+    let hard_cap = hub.config().limits.max_frame.saturating_mul(2);
+    WebSocketConfig::default()
+        .read_buffer_size(CAMERA_READ_BUFFER)
+        .write_buffer_size(0)
+        .max_message_size(Some(hard_cap))
+        .max_frame_size(Some(hard_cap))
+}
+
+async fn stream_conn(hub: Hub, mut io: TokioIo<hyper::upgrade::Upgraded>, addr: SocketAddr) {
+    let read = tokio::time::timeout(HELLO_TIMEOUT, hello::read_hello(&mut io)).await;
+    // The hello was read exactly: tungstenite carries on where it ended.
+    let mut socket =
+        StreamSocket::from_raw_socket(io, Role::Server, Some(stream_config(&hub))).await;
+    let text = match read {
+        Ok(Ok(t)) => t,
+        Err(_) => {
+            let reason = format!("no hello within {} s", HELLO_TIMEOUT.as_secs());
+            return reject(&hub, &mut socket, addr, "stream", POLICY, reason).await;
+        }
+        Ok(Err(e)) => {
+            match e.close_code() {
+                Some(code) => reject(&hub, &mut socket, addr, "stream", code, e.to_string()).await,
+                None => debug!("camera stream from {addr} ended before its hello: {e}"),
+            }
+            return;
+        }
+    };
+    let hello = match StreamHello::from_json(&text).map_err(|e| match e {
+        DecodeError::Invalid(m) => format!("invalid stream hello: {m}"),
+        e => format!("invalid stream hello: {e}"),
     }) {
         Ok(h) => h,
-        Err(reason) => return reject(&hub, &mut socket, addr, "stream", reason).await,
+        Err(reason) => return reject(&hub, &mut socket, addr, "stream", POLICY, reason).await,
     };
     let admission = Admission {
         proto: hello.proto,

@@ -3,6 +3,8 @@
 
 pub mod listener;
 pub mod serve;
+pub mod tls;
+pub(crate) mod upgrade;
 pub mod ws;
 
 /// The process's soft limit on open file descriptors (Linux: `/proc/self/limits`), when it

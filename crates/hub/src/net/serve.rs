@@ -104,6 +104,7 @@ pub async fn serve(
     router: Router,
     limits: DoorLimits,
     mut stop: watch::Receiver<bool>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
     let budget = Arc::new(Mutex::new(Budget::default()));
     // One warning per refusal burst, not one per connection.
@@ -142,28 +143,25 @@ pub async fn serve(
                 tower::ServiceExt::oneshot(router.clone(), req.map(axum::body::Body::new))
             },
         );
-        let mut builder = hyper::server::conn::http1::Builder::new();
-        builder
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_timeout)
-            .max_buf_size(64 * 1024);
-        let conn = builder
-            .serve_connection(TokioIo::new(io), service)
-            .with_upgrades();
-        let mut stop = stop.clone();
+        let stop = stop.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let mut conn = std::pin::pin!(conn);
-            let ended = tokio::select! {
-                r = conn.as_mut() => r,
-                () = stopped(&mut stop) => {
-                    // Finish the request in flight, then close; an upgraded connection has
-                    // already left hyper and ends through its own handler.
-                    conn.as_mut().graceful_shutdown();
-                    tokio::time::timeout(DRAIN, conn.as_mut()).await.unwrap_or(Ok(()))
+            match tls {
+                None => serve_connection(io, service, limits, stop, addr).await,
+                Some(acceptor) => {
+                    // The handshake counts against the header deadline: a client that opens
+                    // a connection and never finishes its hello holds nothing for long.
+                    match tokio::time::timeout(limits.header_timeout, acceptor.accept(io)).await {
+                        Ok(Ok(tls_io)) => {
+                            serve_connection(tls_io, service, limits, stop, addr).await;
+                        }
+                        Ok(Err(e)) => debug!("TLS handshake from {addr} failed: {e}"),
+                        Err(_) => debug!(
+                            "TLS handshake from {addr} not done within {} ms",
+                            limits.header_timeout.as_millis()
+                        ),
+                    }
                 }
-            };
-            if let Err(e) = ended {
-                debug!("connection from {addr} ended: {e}");
             }
             drop(slot);
         });
@@ -174,6 +172,44 @@ pub async fn serve(
         && tokio::time::Instant::now() < deadline
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Serves HTTP/1.1 (with upgrades) on one connection, plain or TLS.
+async fn serve_connection<I, S>(
+    io: I,
+    service: S,
+    limits: DoorLimits,
+    mut stop: watch::Receiver<bool>,
+    addr: SocketAddr,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming> + Send,
+    S::Future: Send + 'static,
+    S::ResBody: Send + 'static,
+    <S::ResBody as hyper::body::Body>::Data: Send,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(64 * 1024);
+    let conn = builder
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    let mut conn = std::pin::pin!(conn);
+    let ended = tokio::select! {
+        r = conn.as_mut() => r,
+        () = stopped(&mut stop) => {
+            // Finish the request in flight, then close; an upgraded connection has
+            // already left hyper and ends through its own handler.
+            conn.as_mut().graceful_shutdown();
+            tokio::time::timeout(DRAIN, conn.as_mut()).await.unwrap_or(Ok(()))
+        }
+    };
+    if let Err(e) = ended {
+        debug!("connection from {addr} ended: {e}");
     }
 }
 

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use bytes::Bytes;
 use espcam_proto::stream::FrameFlags;
 use espcam_proto::{
-    Ack, CameraId, CommandMsg, FrameError, FrameLimits, Settings, Telemetry, decode_frame,
+    Ack, CameraId, FrameError, FrameLimits, HubMsg, Settings, Telemetry, decode_frame,
 };
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -113,7 +113,7 @@ pub(super) struct Link {
     pub(super) conn: u64,
     /// Commands to write to the camera. Bounded so a camera that stops reading cannot make
     /// the hub queue commands without limit; senders get a clear error instead.
-    pub(super) commands: mpsc::Sender<CommandMsg>,
+    pub(super) commands: mpsc::Sender<HubMsg>,
     /// Dropping this tells the link's task it was replaced by a newer connection.
     pub(super) _kick: oneshot::Sender<()>,
 }
@@ -185,6 +185,9 @@ pub(super) struct State {
     pub(super) stream: Option<(u64, oneshot::Sender<()>)>,
     pub(super) sensor: Option<String>,
     pub(super) firmware: Option<String>,
+    /// Board from the hello (which firmware images fit), and the latest firmware update.
+    pub(super) board: Option<String>,
+    pub(super) ota: Option<super::ota::OtaStatus>,
     pub(super) settings: Option<Settings>,
     pub(super) telemetry: Option<Telemetry>,
     /// Commands sent and not yet acked, by the hub's correlation id.
@@ -384,6 +387,8 @@ impl Camera {
             source: self.source,
             sensor: st.sensor.clone(),
             firmware: st.firmware.clone(),
+            board: st.board.clone(),
+            ota: st.ota.clone(),
             settings: st.settings,
             telemetry: st.telemetry.clone(),
             width: latest.as_ref().map(|f| f.width),
@@ -485,6 +490,10 @@ pub struct CameraInfo {
     pub sensor: Option<String>,
     /// Firmware from the camera's hello.
     pub firmware: Option<String>,
+    /// Board from the camera's hello (which firmware images fit it).
+    pub board: Option<String>,
+    /// The latest firmware update: progress, or how it ended.
+    pub ota: Option<super::ota::OtaStatus>,
     /// Settings in force, when known.
     pub settings: Option<Settings>,
     /// Latest telemetry, when any.

@@ -23,6 +23,8 @@ pub enum Origin {
     Ui(u64),
     /// The hub itself (or a subscriber acting for it).
     Internal,
+    /// The MQTT service, for a command that came from the broker (Home Assistant).
+    Mqtt,
 }
 
 /// One thing that happened.
@@ -65,6 +67,39 @@ pub enum Event {
     /// The set of known cameras changed other than by a camera coming online (one was
     /// forgotten or removed): subscribers re-read the list.
     CamerasChanged,
+    /// Motion started on a camera (the hub's motion analysis).
+    MotionStarted(Box<MotionInfo>),
+    /// A camera's motion event ended.
+    MotionEnded(Box<MotionInfo>),
+    /// A firmware update moved on (offered, progress, rebooting, done, failed).
+    Ota {
+        /// The camera.
+        camera: CameraId,
+        /// Where the update is now.
+        status: crate::state::ota::OtaStatus,
+    },
+}
+
+/// A motion event as the bus carries it. Times are Unix milliseconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MotionInfo {
+    /// The camera.
+    pub camera: CameraId,
+    /// The stored event's id (`/api/events/{id}`); 0 when the events database is
+    /// unavailable.
+    pub id: i64,
+    /// First triggering frame.
+    pub started_ms: u64,
+    /// When the end was decided (`MotionEnded` only).
+    pub ended_ms: Option<u64>,
+    /// Last triggering frame (`MotionEnded` only).
+    pub last_motion_ms: Option<u64>,
+    /// Highest score so far (changed fraction of the zone, 0..=1).
+    pub peak_score: f32,
+    /// When the peak frame was received.
+    pub peak_ms: u64,
+    /// Names of the zones that triggered so far.
+    pub zones: Vec<String>,
 }
 
 /// A command that did not get a positive ack.
@@ -97,6 +132,9 @@ impl Event {
             Event::SnapshotSaved(_) => "snapshot",
             Event::SnapshotDeleted(_) => "snapshot_deleted",
             Event::CamerasChanged => "cameras",
+            Event::MotionStarted(_) => "motion_start",
+            Event::MotionEnded(_) => "motion_end",
+            Event::Ota { .. } => "ota",
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod clock;
 pub mod error;
 pub mod event;
 pub mod histogram;
+pub mod ota;
 pub mod tap;
 
 use std::collections::BTreeMap;
@@ -26,7 +27,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use espcam_proto::{Ack, CameraId, Command, CommandMsg, PROTOCOL_VERSION, Settings, Telemetry};
+use espcam_proto::{
+    Ack, CameraId, Command, CommandMsg, HubMsg, PROTOCOL_VERSION, Settings, Telemetry,
+};
 use espcam_store::Store;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::info;
@@ -103,6 +106,10 @@ pub struct LinkInfo {
     pub firmware: Option<String>,
     /// Settings in force, when the camera reports them.
     pub settings: Option<Settings>,
+    /// Board, when the camera reports it (firmware updates).
+    pub board: Option<String>,
+    /// The camera runs a new image that confirms itself once welcomed.
+    pub ota_pending: bool,
 }
 
 /// A control link the hub has attached; the connection task owns it.
@@ -113,7 +120,7 @@ pub struct Attached {
     /// This connection's number.
     pub conn: u64,
     /// Commands to write to the camera, in the order they were sent.
-    pub commands: mpsc::Receiver<CommandMsg>,
+    pub commands: mpsc::Receiver<HubMsg>,
     /// Resolves when a newer connection replaced this one.
     pub kicked: oneshot::Receiver<()>,
 }
@@ -319,7 +326,9 @@ impl Hub {
                 _kick: kick,
             });
             st.sensor = link.sensor;
+            ota::on_hello(&mut st, link.firmware.as_deref(), link.ota_pending);
             st.firmware = link.firmware;
+            st.board = link.board;
             if link.settings.is_some() {
                 st.settings = link.settings;
             }
@@ -396,7 +405,7 @@ impl Hub {
         };
         // Under the camera's lock, so two senders cannot interleave between taking an id
         // and queueing; `try_send` never waits.
-        if link.try_send(msg).is_err() {
+        if link.try_send(HubMsg::Command(msg)).is_err() {
             return Err(CommandError::Busy(cam.id.clone()));
         }
         let (tx, rx) = oneshot::channel();
@@ -724,7 +733,9 @@ mod tests {
         }
         let mut got = Vec::new();
         while let Ok(m) = att.commands.try_recv() {
-            got.push(m.command.to_string());
+            if let HubMsg::Command(m) = m {
+                got.push(m.command.to_string());
+            }
         }
         let want: Vec<String> = (1..=8).map(|q| format!("quality {q}")).collect();
         assert_eq!(got, want);

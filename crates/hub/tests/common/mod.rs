@@ -305,6 +305,8 @@ pub fn control_hello(o: &CamOpts) -> String {
         firmware: "test-cam 0".into(),
         sensor: "virtual".into(),
         settings: o.settings,
+        board: None,
+        ota_pending: false,
     })
     .to_json()
 }

@@ -10,5 +10,6 @@ mod support;
 mod api;
 mod control;
 mod ingest;
+mod motion;
 mod recording;
 mod viewers;

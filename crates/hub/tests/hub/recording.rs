@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 /// Runs ffprobe on `file`, returning (frames, width, height); `None` (with a message) when
 /// ffprobe is not installed and ESPCAM_REQUIRE_TOOLS is not set.
-fn ffprobe(file: &std::path::Path) -> Option<(u64, u64, u64)> {
+pub(crate) fn ffprobe(file: &std::path::Path) -> Option<(u64, u64, u64)> {
     let out = std::process::Command::new("ffprobe")
         .args([
             "-v",

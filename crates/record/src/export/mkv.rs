@@ -98,8 +98,16 @@ impl MkvLayout {
         let mut frames = Vec::with_capacity(s.items.len());
         let mut clusters: Vec<(u64, u64)> = Vec::new(); // (timestamp ms, size)
         let mut cluster_ts = 0u64;
+        let mut prev_ms: Option<u64> = None;
         for (i, it) in s.items.iter().enumerate() {
-            let ms = it.t_us / 1_000;
+            // Block times are whole milliseconds; two frames in the same millisecond (a
+            // burst after a reconnect) would get equal timestamps, which demuxers reject
+            // as non-monotonic. Keep them strictly increasing.
+            let ms = match prev_ms {
+                Some(p) => (it.t_us / 1_000).max(p + 1),
+                None => it.t_us / 1_000,
+            };
+            prev_ms = Some(ms);
             let start = i == 0 || ms - cluster_ts >= CLUSTER_MS;
             if start {
                 cluster_ts = ms;

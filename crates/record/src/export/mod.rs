@@ -296,6 +296,20 @@ impl Recordings {
         to_us: u64,
         format: ExportFormat,
     ) -> Result<Export, ExportError> {
+        self.export_at(camera, from_us, to_us, format, None)
+    }
+
+    /// Like [`Recordings::export`]; with `fps`, the frames are played at that rate whatever
+    /// their recorded times (a timelapse: one frame kept every N seconds, played at 10 fps).
+    /// `fps` 0 is taken as 1.
+    pub fn export_at(
+        &self,
+        camera: &CameraId,
+        from_us: u64,
+        to_us: u64,
+        format: ExportFormat,
+        fps: Option<u32>,
+    ) -> Result<Export, ExportError> {
         if from_us >= to_us {
             return Err(ExportError::BadRange { from_us, to_us });
         }
@@ -363,14 +377,16 @@ impl Recordings {
             }
         };
         let t0 = t_of(&first);
+        let step_us = fps.map(|f| 1_000_000 / u64::from(f.clamp(1, 1_000_000)));
         let items: Vec<Item> = frames
             .iter()
-            .map(|(seg, m)| Item {
+            .enumerate()
+            .map(|(i, (seg, m))| Item {
                 seg: *seg,
                 len: m.len,
                 offset: m.offset,
                 crc: m.crc,
-                t_us: t_of(m) - t0,
+                t_us: step_us.map_or(t_of(m) - t0, |s| i as u64 * s),
             })
             .collect();
         let n = items.len() as u64;

@@ -58,6 +58,11 @@ export const api = {
   /** Resolves to `{body, hubNow}`: the history (docs/API.md) and the hub's clock, ms. */
   telemetry: (id) => request(`${cam(id)}/telemetry`, { withDate: true }),
   reboot: (id) => request(`${cam(id)}/reboot`, { method: "POST" }),
+  /** Firmware images in the hub's library (ota.js). */
+  firmware: () => request("/api/firmware"),
+  /** Starts updating camera `id` to image `firmware`; resolves to `{camera, ota}`. */
+  updateFirmware: (id, firmware) =>
+    request(`${cam(id)}/update`, { method: "POST", body: { firmware } }),
   takeSnapshot: (id) => request(`${cam(id)}/snapshots`, { method: "POST" }),
   snapshots: (id, { limit = 24, before } = {}) => {
     const q = new URLSearchParams({ camera: id, limit: String(limit) });
@@ -67,4 +72,16 @@ export const api = {
   deleteSnapshot: (snapshotId) =>
     request(`/api/snapshots/${encodeURIComponent(snapshotId)}`, { method: "DELETE" }),
   resolutions: () => request("/assets/resolutions.json"),
+  /** Spans, state and storage of `id` between `fromMs` and `toMs` (Unix ms). */
+  recordings: (id, fromMs, toMs) =>
+    request(`${cam(id)}/recordings?from=${Math.floor(fromMs)}&to=${Math.ceil(toMs)}`),
+  /** Storage of every camera and the disk free. */
+  recordingsOverview: () => request("/api/recordings"),
+  /** `change`: `{recording: bool}` and/or `{mode}`; resolves to the new state. */
+  record: async (id, change) => (await request(`${cam(id)}/record`, { method: "POST", body: change })).state,
+  /** Events of `id` (the events API may be absent: the caller handles a 404). */
+  events: (id) => request(`/api/events?camera=${encodeURIComponent(id)}`),
+  /** The URL of the export of `id` between `fromMs` and `toMs` as `format` (mkv, avi). */
+  exportUrl: (id, fromMs, toMs, format) =>
+    `${cam(id)}/export?from=${Math.floor(fromMs)}&to=${Math.ceil(toMs)}&format=${format}`,
 };

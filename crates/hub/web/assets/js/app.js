@@ -6,8 +6,10 @@ import { api } from "./api.js";
 import { HubConnection } from "./connection.js";
 import { Controls } from "./controls.js";
 import { Grid } from "./grid.js";
+import { Ota } from "./ota.js";
 import { initNotifications, notify } from "./notifications.js";
 import { loadSession, recheckSession } from "./session.js";
+import { Recordings } from "./recordings.js";
 import { Snapshots } from "./snapshots.js";
 import { Telemetry } from "./telemetry.js";
 import { Viewer } from "./viewer.js";
@@ -49,6 +51,7 @@ function confirmAction(title, text) {
 
 const grid = new Grid($("#camera-grid"), $("#grid-empty"), describeResolution);
 const controls = new Controls($("#controls"), { confirm: confirmAction });
+const ota = new Ota($("#ota"), { notify });
 const telemetry = new Telemetry($("#telemetry"), {
   rangeLabel: $("#telemetry-range"),
   rangeButtons: $("#telemetry-ranges"),
@@ -59,6 +62,24 @@ const snapshots = new Snapshots({
   count: $("#gallery-count"),
   more: $("#gallery-more"),
   dialog: $("#snapshot-dialog"),
+});
+
+const recordings = new Recordings({
+  panel: $("#recordings"),
+  windows: $("#rec-windows"),
+  state: $("#rec-state"),
+  error: $("#rec-error"),
+  timeline: $("#timeline"),
+  start: $("#tl-start"),
+  status: $("#playback-status"),
+  speeds: $("#speeds"),
+  backLive: $("#back-live"),
+  selection: $("#selection"),
+  exportMkv: $("#export-mkv"),
+  exportAvi: $("#export-avi"),
+  mode: $("#rec-mode"),
+  manual: $("#rec-manual"),
+  usage: $("#rec-usage"),
 });
 
 // ---- Header --------------------------------------------------------------------------------
@@ -137,6 +158,7 @@ function renderCameraView() {
   // The viewer runs once the hub knows the camera; it reconnects by itself after that.
   if (cameras.has(id)) viewer.start();
   controls.setCamera(info, status === "online" ? null : CONTROLS_OFF[status]);
+  if (status !== "missing" && status !== "connecting") ota.setCamera(info, status === "online");
   // The hub saves the frame it has; with no live camera (or no hub) there is none to save.
   snapshotBtn.disabled = status !== "online";
   snapshotBtn.title = status === "online" ? "" : SNAPSHOT_OFF[status];
@@ -151,6 +173,8 @@ function renderCameraView() {
   else if (status === "offline") text = last === null ? "Camera offline" : `Camera offline — last picture at ${clock(last)}`;
   else if (status === "online" && last === null) text = "Waiting for frames…";
   else if (status === "online" && frozen) text = `No new picture since ${clock(last)}`;
+  // A recording plays whatever the camera does now; pauses in it are not a frozen stream.
+  if (viewer.mode === "playback" && status !== "connecting") text = null;
   overlay.hidden = text === null;
   if (text !== null) overlay.textContent = text;
   if (last !== null && text !== null) $("#feed").dataset.stale = "true";
@@ -192,6 +216,8 @@ function openCamera(id) {
   current = { id, viewer };
   live.dataset.camera = id;
   live.dataset.frameCount = "0";
+  live.dataset.mode = "live";
+  delete live.dataset.capturedUs;
   delete live.dataset.width;
   delete live.dataset.height;
   delete live.dataset.latencyMs;
@@ -211,9 +237,10 @@ function openCamera(id) {
     $("#stat-kbps").textContent = s.kbps.toFixed(0);
     const lat = $("#stat-latency");
     lat.textContent = s.latencyMs === null ? "–" : `${Math.round(s.latencyMs)} ms`;
+    if (s.mode === "playback") lat.textContent = "playback";
     lat.title = s.latencyFrom === "hub" ? "Hub to display (the camera sends no capture time)" : "Capture to display";
     $("#stat-frames").textContent = String(s.frames);
-    if (s.connected) telemetry.recordLatency(id, s.latencyMs);
+    if (s.connected && s.mode === "live") telemetry.recordLatency(id, s.latencyMs);
   });
 
   document.title = `${id} — espcam`;
@@ -221,11 +248,13 @@ function openCamera(id) {
   current.tick = setInterval(renderCameraView, 1000);
   renderCameraView();
   snapshots.setCamera(id);
+  recordings.setCamera(id, viewer);
 }
 
 function closeCamera() {
   if (!current) return;
   current.viewer.stop();
+  recordings.close();
   clearInterval(current.tick);
   delete $("#feed").dataset.stale;
   current = null;
@@ -346,6 +375,11 @@ function onSettings({ detail }) {
 hub.addEventListener("settings", onSettings);
 hub.addEventListener("ack", (e) => e.detail.ok && onSettings(e));
 hub.addEventListener("snapshot", ({ detail }) => snapshots.added(detail.snapshot));
+hub.addEventListener("ota", ({ detail }) => {
+  const prev = cameras.get(detail.camera);
+  if (prev) cameras.set(detail.camera, { ...prev, ota: detail.ota });
+  ota.event(detail.camera, detail.ota);
+});
 hub.addEventListener("snapshot_deleted", ({ detail }) => snapshots.removed(detail.id));
 hub.addEventListener("error", ({ detail }) => {
   notify(detail.camera ? `${detail.camera}: ${detail.message}` : detail.message, { kind: "error" });

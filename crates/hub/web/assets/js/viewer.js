@@ -1,10 +1,14 @@
-// Live view of one camera: `/ws/view/{camera}?meta=1` drawn on a canvas.
+// Live view of one camera: `/ws/view/{camera}?meta=1` drawn on a canvas — or, after
+// `play()`, its recordings from `/ws/playback/{camera}` (same message format) in the same
+// canvas, until `live()`.
 //
 // Each JPEG is decoded with createImageBitmap, which decodes off the main thread, and at most
 // one frame waits while another decodes: a newer frame replaces the waiting one, so a slow
 // device shows the newest picture instead of falling further and further behind. Statistics
 // (fps, kbit/s, capture-to-display latency) are emitted once a second as a "stats" event and
-// mirrored in data-* attributes of the canvas. This module never sends commands.
+// mirrored in data-* attributes of the canvas (`data-mode` is live or playback,
+// `data-captured-us` the capture time of the picture shown). The only messages it sends are
+// the playback socket's seek and speed.
 
 import { backoffDelay, wsUrl } from "./connection.js";
 
@@ -34,6 +38,9 @@ export class Viewer extends EventTarget {
   #tick = null;
   #window = { frames: 0, bytes: 0, latency: [] }; // counters for the current second
   #ctx;
+  #mode = "live";
+  #speed = "1";
+  #playFromMs = 0; // where a reconnecting playback socket resumes: the newest frame shown
 
   /**
    * @param {HTMLCanvasElement} canvas where frames are drawn (resized to each frame's size)
@@ -70,6 +77,57 @@ export class Viewer extends EventTarget {
     this.#tick = setInterval(() => this.#emitStats(), 1000);
   }
 
+  /** "live" or "playback". */
+  get mode() {
+    return this.#mode;
+  }
+
+  /** Plays the recordings from `fromMs` (Unix ms) at `speed` (1, 2, 4, 8 or max). */
+  play(fromMs, speed = this.#speed) {
+    this.#mode = "playback";
+    this.#speed = String(speed);
+    this.#playFromMs = Math.floor(fromMs);
+    this.canvas.dataset.mode = "playback";
+    this.#switchSource();
+  }
+
+  /** Changes the playback speed (kept for the next playback). */
+  setSpeed(speed) {
+    this.#speed = String(speed);
+    if (this.#mode === "playback" && this.#ws?.readyState === WebSocket.OPEN) {
+      this.#ws.send(JSON.stringify({ speed: this.#speed }));
+    }
+  }
+
+  /** Back to the live stream. */
+  live() {
+    if (this.#mode === "live") return;
+    this.#mode = "live";
+    this.canvas.dataset.mode = "live";
+    this.#switchSource();
+  }
+
+  #switchSource() {
+    this.#pending = null;
+    this.#meta = null;
+    this.#window.latency = [];
+    if (this.#ws) {
+      const ws = this.#ws;
+      this.#ws = null; // its close event must not schedule a reconnect
+      ws.close();
+    }
+    clearTimeout(this.#retry);
+    this.#attempt = 0;
+    if (this.running) this.#connect();
+  }
+
+  #path() {
+    const cam = encodeURIComponent(this.camera);
+    if (this.#mode === "live") return `/ws/view/${cam}?meta=1`;
+    const q = new URLSearchParams({ from: String(this.#playFromMs), speed: this.#speed, meta: "1" });
+    return `/ws/playback/${cam}?${q}`;
+  }
+
   stop() {
     this.running = false;
     clearInterval(this.#tick);
@@ -85,7 +143,7 @@ export class Viewer extends EventTarget {
   }
 
   #connect() {
-    const ws = new WebSocket(wsUrl(`/ws/view/${encodeURIComponent(this.camera)}?meta=1`));
+    const ws = new WebSocket(wsUrl(this.#path()));
     // Blobs stay out of the JS heap and go straight to createImageBitmap.
     ws.binaryType = "blob";
     this.#ws = ws;
@@ -108,12 +166,15 @@ export class Viewer extends EventTarget {
       try {
         const meta = JSON.parse(data);
         this.#meta = meta && meta.type === "frame" ? meta : null;
+        if (meta?.type === "end" && this.#mode === "playback") {
+          this.dispatchEvent(new CustomEvent("end", { detail: meta }));
+        }
       } catch {
         this.#meta = null;
       }
       return;
     }
-    const frame = { blob: data, meta: this.#meta };
+    const frame = { blob: data, meta: this.#meta, mode: this.#mode };
     this.#meta = null;
     this.#window.bytes += data.size;
     if (this.#decoding || this.#throttle) {
@@ -128,7 +189,8 @@ export class Viewer extends EventTarget {
     this.#decoding = true;
     try {
       const image = await decode(frame.blob);
-      if (this.running) this.#draw(image, frame.meta);
+      // A frame of the source switched away from is not drawn.
+      if (this.running && frame.mode === this.#mode) this.#draw(image, frame.meta);
       image.close?.();
     } catch {
       // A corrupt JPEG costs one frame, nothing more.
@@ -170,13 +232,19 @@ export class Viewer extends EventTarget {
     // cannot tell it fall back to the hub's receive time (then it is hub-to-display).
     const captured = typeof meta?.captured_us === "number";
     const stamp = captured ? meta.captured_us : meta?.received_us;
-    if (typeof stamp === "number") this.#window.latency.push(Date.now() - stamp / 1000);
+    // A recorded frame is old on purpose: its age is not a latency.
+    const live = this.#mode === "live";
+    if (live && typeof stamp === "number") this.#window.latency.push(Date.now() - stamp / 1000);
+    if (!live && typeof meta?.received_us === "number") this.#playFromMs = Math.floor(meta.received_us / 1000);
     this.latencyFrom = captured ? "capture" : "hub";
     const d = this.canvas.dataset;
     d.frameCount = String(this.frames);
     d.width = String(w);
     d.height = String(h);
-    this.dispatchEvent(new CustomEvent("frame", { detail: { width: w, height: h, meta } }));
+    d.mode = this.#mode;
+    if (typeof stamp === "number") d.capturedUs = String(stamp);
+    else delete d.capturedUs;
+    this.dispatchEvent(new CustomEvent("frame", { detail: { width: w, height: h, meta, mode: this.#mode } }));
   }
 
   #emitStats() {
@@ -195,6 +263,7 @@ export class Viewer extends EventTarget {
       width: this.width,
       height: this.height,
       connected: this.#ws?.readyState === WebSocket.OPEN,
+      mode: this.#mode,
     };
     if (latencyMs !== null) this.canvas.dataset.latencyMs = String(Math.round(latencyMs));
     this.dispatchEvent(new CustomEvent("stats", { detail: stats }));
