@@ -395,7 +395,8 @@ impl Motion {
         let mut ticks = 0u32;
         let start =
             |cam: Arc<Camera>, started: &mut HashMap<CameraId, tokio::task::JoinHandle<()>>| {
-                if started.get(&cam.id).is_none_or(|h| h.is_finished()) {
+                // A relayed camera is analysed by the hub that holds it (cluster mode).
+                if !cam.relayed() && started.get(&cam.id).is_none_or(|h| h.is_finished()) {
                     let id = cam.id.clone();
                     let task = tokio::spawn(self.clone().follow(cam, hub.shutdown_signal()));
                     started.insert(id, task);

@@ -275,6 +275,12 @@ pub async fn serve(
     }
     if let Some(c) = hub.config().cluster.clone() {
         let cluster = crate::cluster::Cluster::start(hub.clone(), c).await?;
+        cluster.set_node_service(std::sync::Arc::new(LocalNode {
+            hub: hub.clone(),
+            gate: std::sync::Arc::new(crate::http::snapshot_quota::SnapshotGate::new(
+                hub.config().snapshots,
+            )),
+        }));
         router = router.layer(axum::Extension(crate::http::nodes::Nodes(
             std::sync::Arc::new(ClusterNodes(cluster)),
         )));
@@ -336,6 +342,32 @@ impl crate::http::nodes::NodeDirectory for ClusterNodes {
 
     fn remote_node(&self, camera: &str) -> Option<String> {
         self.0.remote_node(camera)
+    }
+
+    fn ask(
+        &self,
+        node: &str,
+        request: crate::state::nodes::NodeRequest,
+    ) -> crate::state::nodes::AnswerFuture {
+        let (cluster, node) = (self.0.clone(), node.to_string());
+        Box::pin(async move { cluster.ask(&node, &request).await })
+    }
+}
+
+/// Answers the other nodes' snapshot requests with this hub's own HTTP handlers.
+#[derive(Debug)]
+struct LocalNode {
+    hub: Hub,
+    gate: std::sync::Arc<crate::http::snapshot_quota::SnapshotGate>,
+}
+
+impl crate::state::nodes::NodeService for LocalNode {
+    fn serve(
+        &self,
+        request: crate::state::nodes::NodeRequest,
+    ) -> crate::state::nodes::AnswerFuture {
+        let (hub, gate) = (self.hub.clone(), self.gate.clone());
+        Box::pin(async move { crate::http::remote::serve_local(&hub, Some(gate), request).await })
     }
 }
 

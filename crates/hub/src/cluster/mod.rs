@@ -13,6 +13,9 @@
 //! - `frames`: publishing a held camera's frames while another node wants them, and
 //!   subscribing (once per camera per node) to a remote camera's frames while it has viewers.
 //! - `commands`: the request/reply responder and the proxies' command links.
+//! - `events`: each node's camera and snapshot events on `espcam.events.<node>`, applied by
+//!   the others to their proxies and buses.
+//! - `requests`: snapshots across nodes (take, list, JPEG) on `espcam.node.<node>`.
 //!
 //! What it must never do: wait on NATS in a path a local camera or viewer waits on
 //! (publishing runs in its own task behind a `DropPolicy::Newest` tap); take over a camera
@@ -22,10 +25,12 @@
 mod commands;
 pub mod config;
 pub mod directory;
+mod events;
 mod frames;
+mod requests;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use async_nats::jetstream::kv;
@@ -100,6 +105,10 @@ struct Inner {
     config: ClusterConfig,
     client: async_nats::Client,
     shared: Mutex<Shared>,
+    /// Answers other nodes' snapshot requests (installed by `server`).
+    service: OnceLock<Arc<dyn crate::state::nodes::NodeService>>,
+    /// Wakes the directory pass early (another node said a camera came online).
+    directory_now: tokio::sync::Notify,
 }
 
 impl Cluster {
@@ -179,10 +188,15 @@ impl Cluster {
             config,
             client,
             shared: Mutex::new(Shared::default()),
+            service: OnceLock::new(),
+            directory_now: tokio::sync::Notify::new(),
         }));
         tokio::spawn(cluster.clone().directory_loop());
         tokio::spawn(frames::interest_loop(cluster.clone()));
         tokio::spawn(commands::responder(cluster.clone()));
+        tokio::spawn(requests::responder(cluster.clone()));
+        tokio::spawn(events::publisher(cluster.clone()));
+        tokio::spawn(events::receiver(cluster.clone()));
         Ok(cluster)
     }
 
@@ -251,6 +265,7 @@ impl Cluster {
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
+                _ = self.0.directory_now.notified() => {}
                 _ = stop.changed() => break,
             }
             if store.is_none() {
@@ -418,6 +433,7 @@ impl Cluster {
                     crate::state::LinkInfo {
                         sensor: e.sensor.clone(),
                         settings: e.settings,
+                        relayed: true,
                         ..Default::default()
                     },
                 );
@@ -458,6 +474,7 @@ impl Cluster {
             f.abort();
         }
         if let Some(cam) = self.hub().camera(id.as_str()) {
+            cam.set_relayed(false);
             self.hub().detach_control(&cam, p.conn, reason);
         }
     }

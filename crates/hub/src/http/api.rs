@@ -318,12 +318,19 @@ async fn blocking<T: Send + 'static>(
 pub(crate) async fn post_snapshot(
     State(hub): State<Hub>,
     Extension(gate): Extension<Arc<SnapshotGate>>,
+    nodes: Option<Extension<crate::http::nodes::Nodes>>,
     Path(camera): Path<String>,
 ) -> Result<Response, ApiError> {
     let cam = find_camera(&hub, &camera)?;
     let quota = gate.quota();
     if let Err(wait) = gate.take(&cam.id, std::time::Instant::now()) {
         return Ok(snapshot_quota::too_fast(&cam.id, quota, wait));
+    }
+    // Cluster mode: a camera held by another node is snapshotted there, and kept there.
+    if let Some(Extension(nodes)) = &nodes
+        && let Some(node) = nodes.0.remote_node(cam.id.as_str())
+    {
+        return Ok(crate::http::remote::take_remote(nodes, &node, cam.id.as_str()).await);
     }
     let store = store(&hub)?;
     let frame = current_frame(&cam).await?;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::state::camera::CameraInfo;
+use crate::state::nodes::{AnswerFuture, NodeRequest};
 
 /// Read-only view of the cluster's camera directory.
 pub trait NodeDirectory: Send + Sync + std::fmt::Debug {
@@ -15,6 +16,8 @@ pub trait NodeDirectory: Send + Sync + std::fmt::Debug {
     fn this_node(&self) -> &str;
     /// The node holding `camera`, when another node does (`None`: this node, or unknown).
     fn remote_node(&self, camera: &str) -> Option<String>;
+    /// Asks `node` about the material it keeps (snapshots); its API's answer, or 502/504.
+    fn ask(&self, node: &str, request: NodeRequest) -> AnswerFuture;
 }
 
 /// The extension the router carries in cluster mode.
