@@ -6,11 +6,10 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener as StdListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
+use common::nats::{Nats, require_nats};
 use common::{TestHub, decode, next_binary, ws};
 use espcam_hub::Config;
 use espcam_hub::cluster::ClusterConfig;
@@ -24,102 +23,6 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
-}
-
-fn nats_binary() -> Option<PathBuf> {
-    let candidates = ["/usr/sbin/nats-server", "/usr/bin/nats-server"];
-    if let Some(p) = candidates.iter().map(PathBuf::from).find(|p| p.exists()) {
-        return Some(p);
-    }
-    let found = Command::new("sh")
-        .args(["-c", "command -v nats-server"])
-        .output()
-        .ok()?;
-    let s = String::from_utf8_lossy(&found.stdout).trim().to_string();
-    (!s.is_empty()).then(|| PathBuf::from(s))
-}
-
-/// `nats-server` for this test, or `None` (skip) when absent and not required.
-fn require_nats() -> Option<PathBuf> {
-    match nats_binary() {
-        Some(p) => Some(p),
-        None if std::env::var("ESPCAM_REQUIRE_TOOLS").as_deref() == Ok("1") => {
-            panic!("nats-server not found and ESPCAM_REQUIRE_TOOLS=1 (apt install nats-server)")
-        }
-        None => {
-            eprintln!("SKIPPED: nats-server not installed (apt install nats-server)");
-            None
-        }
-    }
-}
-
-/// A `nats-server -js` child process on 127.0.0.1, killed by pid when dropped.
-struct Nats {
-    bin: PathBuf,
-    port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-impl Nats {
-    fn start(bin: &Path, dir: &Path) -> Self {
-        let port = StdListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut n = Self {
-            bin: bin.to_path_buf(),
-            port,
-            dir: dir.to_path_buf(),
-            child: None,
-        };
-        n.restart();
-        n
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    fn restart(&mut self) {
-        let child = Command::new(&self.bin)
-            .args([
-                "-js",
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-sd",
-            ])
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let addr: SocketAddr = format!("127.0.0.1:{}", self.port).parse().unwrap();
-        for _ in 0..100 {
-            if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("nats-server did not start listening on {addr}");
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 fn hub_config(dir: &Path, nats: &Nats, node: &str) -> Config {
