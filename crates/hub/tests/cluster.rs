@@ -404,3 +404,46 @@ async fn events_and_snapshots_cross_hubs() {
     assert_eq!(v["online"], false, "{v}");
     drop(view_b);
 }
+
+/// The NATS credentials of `[cluster]` reach the server: with a server that requires a
+/// user and password, hubs given them share a camera; a hub given a wrong password never
+/// joins (and keeps serving on its own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_user_and_password_are_used() {
+    let Some(bin) = require_nats() else { return };
+    let _serial = SERIAL.lock().await;
+    let store = tmp();
+    let nats = Nats::start_with(
+        &bin,
+        store.path(),
+        &["--user", "espcam", "--pass", "s3cret-pw"],
+    );
+    let with = |dir: &Path, node: &str, password: &str| {
+        let mut c = hub_config(dir, &nats, node);
+        if let Some(cl) = &mut c.cluster {
+            cl.user_password = Some(("espcam".into(), password.into()));
+        }
+        c
+    };
+    let (da, db, dc) = (tmp(), tmp(), tmp());
+    let a = TestHub::start(with(da.path(), "hub-a", "s3cret-pw")).await;
+    let b = TestHub::start(with(db.path(), "hub-b", "s3cret-pw")).await;
+    let c = TestHub::start(with(dc.path(), "hub-c", "wrong")).await;
+    let mut cfg = HubCameraConfig::new(
+        "127.0.0.1",
+        a.http.port(),
+        a.stream.port(),
+        CameraId::new("cam-1").unwrap(),
+        "",
+    );
+    cfg.settings.resolution = Resolution::Qqvga;
+    cfg.fps = 5;
+    let _cam = HubCamera::spawn(cfg);
+    let v = wait_listed(&b, "cam-1", |v| v["online"] == true).await;
+    assert_eq!(v["node"], "hub-a", "{v}");
+    // Two more heartbeats: hub C, refused by the server, still knows nothing of it.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let listed = c.get("/api/cameras").await;
+    assert_eq!(listed.status, 200);
+    assert_eq!(listed.json(), serde_json::json!([]), "{}", listed.text());
+}

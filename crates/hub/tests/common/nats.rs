@@ -38,11 +38,18 @@ pub struct Nats {
     bin: PathBuf,
     pub port: u16,
     dir: PathBuf,
+    /// Extra command-line options (e.g. `--user`, `--pass`).
+    extra: Vec<String>,
     child: Option<Child>,
 }
 
 impl Nats {
     pub fn start(bin: &Path, dir: &Path) -> Self {
+        Self::start_with(bin, dir, &[])
+    }
+
+    /// Like [`Nats::start`], with extra `nats-server` options.
+    pub fn start_with(bin: &Path, dir: &Path, extra: &[&str]) -> Self {
         let port = StdListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -52,6 +59,7 @@ impl Nats {
             bin: bin.to_path_buf(),
             port,
             dir: dir.to_path_buf(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
             child: None,
         };
         n.restart();
@@ -73,6 +81,7 @@ impl Nats {
                 "-sd",
             ])
             .arg(&self.dir)
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
