@@ -45,6 +45,10 @@ enum Wire {
     Offline {
         camera: CameraId,
         reason: String,
+        /// The sender's clock when it went offline (Unix ms), to tell its older directory
+        /// entries from newer ones.
+        #[serde(default)]
+        at_ms: u64,
     },
     Settings {
         camera: CameraId,
@@ -139,6 +143,7 @@ impl Cluster {
             Event::Offline { camera, reason } if self.holds(camera) => Wire::Offline {
                 camera: camera.clone(),
                 reason: cut(reason),
+                at_ms: crate::state::clock::now_us() / 1000,
             },
             Event::Settings { camera, settings } if self.holds(camera) => Wire::Settings {
                 camera: camera.clone(),
@@ -177,8 +182,17 @@ impl Cluster {
                     self.0.directory_now.notify_one();
                 }
             }
-            Wire::Offline { camera, reason } => {
+            Wire::Offline {
+                camera,
+                reason,
+                at_ms,
+            } => {
                 if held_by_sender(&camera) {
+                    // The sender's directory entries up to then still say online: the
+                    // directory pass must not bring the proxy back from one of them.
+                    self.lock()
+                        .gone
+                        .insert(camera.clone(), (node.to_string(), at_ms));
                     let why = format!("offline on node {node}: {}", cut(&reason));
                     self.drop_proxy(&camera, &why);
                 }
@@ -299,9 +313,13 @@ mod tests {
         let w = Wire::Offline {
             camera: CameraId::new("cam-1").unwrap(),
             reason: "gone".into(),
+            at_ms: 7,
         };
         let j = serde_json::to_string(&w).unwrap();
-        assert_eq!(j, r#"{"type":"offline","camera":"cam-1","reason":"gone"}"#);
+        assert_eq!(
+            j,
+            r#"{"type":"offline","camera":"cam-1","reason":"gone","at_ms":7}"#
+        );
         assert_eq!(serde_json::from_str::<Wire>(&j).unwrap(), w);
         assert!(serde_json::from_str::<Wire>(r#"{"type":"reboot"}"#).is_err());
     }

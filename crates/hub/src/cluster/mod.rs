@@ -92,6 +92,9 @@ struct Shared {
     proxies: HashMap<CameraId, Proxy>,
     /// Local cameras whose frames other nodes asked for: camera → (deadline µs, publisher).
     publishing: HashMap<CameraId, (u64, JoinHandle<()>)>,
+    /// Cameras whose holding node said they went offline: (node, its clock then, ms).
+    /// That node's directory entries up to then are ignored.
+    gone: HashMap<CameraId, (String, u64)>,
 }
 
 /// The running cluster service. Cheap to clone; `server` hands its view of the directory
@@ -370,11 +373,24 @@ impl Cluster {
         let now_ms = now_us() / 1000;
         let ttl_ms = self.0.config.ttl.as_millis() as u64;
         let mut wanted: HashMap<&CameraId, &Entry> = HashMap::new();
-        for (id, e) in entries {
-            let fresh = now_ms.saturating_sub(e.updated_ms) <= ttl_ms;
-            if e.node != self.node() && e.online && fresh {
-                wanted.insert(id, e);
+        {
+            let mut sh = self.lock();
+            for (id, e) in entries {
+                let fresh = now_ms.saturating_sub(e.updated_ms) <= ttl_ms;
+                let said_gone = match sh.gone.get(id) {
+                    Some((node, at)) if *node == e.node && e.updated_ms <= *at => true,
+                    Some(_) => {
+                        sh.gone.remove(id);
+                        false
+                    }
+                    None => false,
+                };
+                if e.node != self.node() && e.online && fresh && !said_gone {
+                    wanted.insert(id, e);
+                }
             }
+            // Entries gone from the directory need no memory of their end.
+            sh.gone.retain(|id, _| entries.iter().any(|(e, _)| e == id));
         }
         // Gone, offline, stale, or now held here.
         let stale: Vec<CameraId> = self
