@@ -370,6 +370,15 @@ impl<S: Sensor, O: OtaSink> Camera<S, O> {
         }
     }
 
+    /// Hub mode: which of the configured hubs (`HubConfig::hubs`) the next
+    /// [`Output::Connect`] goes to (0 in standalone mode or with one hub).
+    pub fn hub_index(&self) -> usize {
+        match &self.role {
+            Role::Hub(hub) => hub.hub_index(),
+            Role::Standalone(_) => 0,
+        }
+    }
+
     /// Whether [`Output::Reboot`] was issued; the core ignores all inputs from then on.
     pub fn is_rebooting(&self) -> bool {
         self.core.is_rebooting()

@@ -67,6 +67,10 @@ pub(crate) struct HubRole {
     /// Boot, or when the welcomed control link was last lost: the network watchdog counts
     /// from here while the control link is not ready.
     offline_since: Instant,
+    /// Index of the hub the links go to (see `HubConfig::hubs`).
+    hub: u8,
+    /// Control-link failures since the last welcome, for failover.
+    failures: u32,
 }
 
 fn ms(t: Instant) -> u64 {
@@ -86,6 +90,8 @@ impl HubRole {
             config,
             offer: None,
             offline_since: now,
+            hub: 0,
+            failures: 0,
         }
     }
 
@@ -128,6 +134,11 @@ impl HubRole {
         .into_iter()
         .flatten()
         .min()
+    }
+
+    /// The hub the links go to now (`0..hubs`).
+    pub(crate) fn hub_index(&self) -> usize {
+        usize::from(self.hub)
     }
 
     pub(crate) fn link_status(&self, link: Link) -> LinkStatus {
@@ -219,6 +230,15 @@ impl HubRole {
         if link == Link::Control && matches!(self.control.state, LinkState::Ready { .. }) {
             self.offline_since = now;
         }
+        if link == Link::Control {
+            self.failures = self.failures.saturating_add(1);
+            if self.config.hubs > 1 && self.failures >= crate::types::FAILOVER_AFTER {
+                // This hub is gone: try the next one, starting its backoff afresh.
+                self.hub = (self.hub + 1) % self.config.hubs;
+                self.failures = 0;
+                self.control.backoff = Backoff::new(self.config.backoff);
+            }
+        }
         let slot = self.slot(link);
         let delay = slot.backoff.failed(ms(now), core.rng.next_u64());
         slot.state = LinkState::Backoff { until: now + delay };
@@ -247,6 +267,9 @@ impl HubRole {
                 if let LinkState::Handshake { conn, .. } = slot.state {
                     slot.state = LinkState::Ready { conn, busy: false };
                     slot.backoff.connected(ms(now));
+                    if link == Link::Control {
+                        self.failures = 0;
+                    }
                     match link {
                         // The stream link follows a welcomed control link.
                         Link::Control => {

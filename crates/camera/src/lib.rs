@@ -117,7 +117,7 @@ pub use target::{
 pub use time::Instant;
 pub use types::{
     CLOSE_INTERNAL_ERROR, CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_RESTART, CLOSE_TRY_AGAIN,
-    CapturedFrame, Config, ConnId, DropReason, FetchId, FrameDecision, FrameSend,
+    CapturedFrame, Config, ConnId, DropReason, FAILOVER_AFTER, FetchId, FrameDecision, FrameSend,
     HANDSHAKE_TIMEOUT, Health, HubConfig, Link, LinkStatus, Mode, NETWORK_WATCHDOG, NoOta, OtaBoot,
     OtaConfig, OtaSink, OtaSinkError, Output, Refused, Sensor, SensorError, Setting,
     StandaloneConfig, Stats, TICK, Targets,

@@ -463,7 +463,15 @@ pub struct HubConfig {
     /// welcomed again disarms it. A wedged Wi-Fi or IP stack that no reconnect can cure is
     /// cured by a restart. `None`: never (standalone mode has no such rule at all).
     pub network_watchdog: Option<Duration>,
+    /// How many hubs the shell can reach (at least 1). With more than one, after
+    /// [`FAILOVER_AFTER`] control-link failures in a row without a welcome the camera moves
+    /// to the next hub; the shell connects to the hub at [`crate::Camera::hub_index`].
+    pub hubs: u8,
 }
+
+/// Control-link failures in a row (the lost link included) after which a camera with
+/// several hubs moves to the next one.
+pub const FAILOVER_AFTER: u32 = 2;
 
 /// Standalone-mode (seed 002) settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -534,6 +542,7 @@ impl Config {
             token: token.into(),
             backoff: BackoffConfig::default(),
             network_watchdog: Some(NETWORK_WATCHDOG),
+            hubs: 1,
         }))
     }
 

@@ -91,6 +91,13 @@ pub struct ServeArgs {
     /// Start N virtual cameras in this process (demo-1 … demo-N), no hardware needed.
     #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "1", env = "ESPCAM_DEMO")]
     demo: Option<u16>,
+    /// Join a cluster of hubs on NATS (JetStream enabled): nats://HOST:4222. Every hub then
+    /// lists, shows and controls every camera of the cluster (docs/CLUSTER.md).
+    #[arg(long, value_name = "URL", env = "ESPCAM_CLUSTER")]
+    cluster: Option<String>,
+    /// This hub's name in the cluster [default: the host name].
+    #[arg(long, value_name = "NAME", env = "ESPCAM_NODE")]
+    node: Option<String>,
 }
 
 /// Runs the hub until Ctrl-C / SIGTERM.
@@ -107,6 +114,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         ack_timeout_ms: args.ack_timeout_ms,
         pull: args.pull,
         auth: args.auth,
+        cluster: args.cluster,
+        node: args.node,
         tls_cert: args.tls_cert,
         tls_key: args.tls_key,
         tls_self_signed: args.tls_self_signed,

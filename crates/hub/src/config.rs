@@ -240,6 +240,8 @@ pub struct FileConfig {
     /// Standalone cameras to pull from, `"id=ws://host/ws"`.
     #[serde(default)]
     pub pull: Vec<String>,
+    /// Cluster mode (several hubs as one, on NATS): see docs/CLUSTER.md.
+    pub cluster: Option<crate::cluster::config::ClusterFile>,
     /// MQTT and Home Assistant discovery (`[mqtt]`).
     #[serde(default)]
     pub mqtt: Option<crate::mqtt::config::MqttFile>,
@@ -272,6 +274,10 @@ pub struct Overrides {
     /// The bind address when neither a flag nor the file sets one (`serve --demo` passes
     /// loopback, so the demo is local unless asked otherwise).
     pub default_bind: Option<IpAddr>,
+    /// `--cluster` / `ESPCAM_CLUSTER`: NATS URL; turns cluster mode on.
+    pub cluster: Option<String>,
+    /// `--node` / `ESPCAM_NODE`: this hub's node name in the cluster.
+    pub node: Option<String>,
     /// `--mqtt*` / `ESPCAM_MQTT*`.
     pub mqtt: crate::mqtt::config::MqttOverrides,
 }
@@ -321,6 +327,8 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// Names the hub answers to besides IP addresses and `localhost`.
     pub hostnames: Vec<String>,
+    /// Cluster mode; `None` (the default) is a hub on its own, with no NATS.
+    pub cluster: Option<crate::cluster::config::ClusterConfig>,
     /// Motion detection defaults, per-camera settings, event retention, webhooks.
     pub motion: crate::motion::MotionSettings,
     /// MQTT and Home Assistant discovery; `None`: off.
@@ -353,6 +361,7 @@ impl Default for Config {
             auth: AuthMode::Auto,
             allowed_origins: Vec::new(),
             hostnames: Vec::new(),
+            cluster: None,
             motion: crate::motion::MotionSettings::default(),
             mqtt: None,
             sessions: espcam_auth::SessionPolicy::default(),
@@ -485,6 +494,7 @@ impl Config {
             }
             hostnames.push(name);
         }
+        let cluster = crate::cluster::config::resolve(file.cluster.as_ref(), o.cluster, o.node)?;
         Ok(Self {
             bind: o.bind.or(file.bind).or(o.default_bind).unwrap_or(d.bind),
             port: o.port.or(file.port).unwrap_or(d.port),
@@ -541,6 +551,7 @@ impl Config {
             auth,
             allowed_origins,
             hostnames,
+            cluster,
             motion,
             mqtt: crate::mqtt::config::MqttConfig::resolve(file.mqtt.as_ref(), &o.mqtt)?,
             sessions: d.sessions,

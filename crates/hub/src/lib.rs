@@ -24,6 +24,7 @@
 //! viewers, every viewer's buffering is bounded, and an error on a connection ends only
 //! that connection. The HTTP and WebSocket API is documented in docs/API.md.
 
+pub mod cluster;
 pub mod config;
 pub mod firmware;
 mod follow;

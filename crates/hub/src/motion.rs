@@ -398,6 +398,10 @@ impl Motion {
                 ticker.send(Job::Poll(ticks % RETENTION_EVERY == 1));
             },
             move |cam| {
+                // A relayed camera is analysed by the hub that holds it (cluster mode).
+                if cam.relayed() {
+                    return None;
+                }
                 Some(tokio::spawn(
                     spawner.clone().follow(cam, hub.shutdown_signal()),
                 ))

@@ -46,6 +46,9 @@ pub enum RunError {
     /// The first admin could not be created.
     #[error("could not create the first admin user: {0}")]
     InitialAdmin(#[from] espcam_auth::UserError),
+    /// Cluster mode could not start.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
     /// TLS was asked for and cannot be set up (the hub never falls back to plain text).
     #[error("TLS: {0}")]
     Tls(#[from] crate::net::tls::TlsError),
@@ -284,6 +287,18 @@ pub async fn serve(
     if let Some(r) = &recorder {
         router = router.layer(axum::Extension(r.clone()));
     }
+    if let Some(c) = hub.config().cluster.clone() {
+        let cluster = crate::cluster::Cluster::start(hub.clone(), c).await?;
+        cluster.set_node_service(std::sync::Arc::new(LocalNode {
+            hub: hub.clone(),
+            gate: std::sync::Arc::new(crate::http::snapshot_quota::SnapshotGate::new(
+                hub.config().snapshots,
+            )),
+        }));
+        router = router.layer(axum::Extension(crate::http::nodes::Nodes(
+            std::sync::Arc::new(ClusterNodes(cluster)),
+        )));
+    }
     router = router.layer(axum::Extension(motion.clone()));
     match crate::firmware::Firmware::open(&hub.config().data_dir) {
         Ok(f) => router = router.layer(axum::Extension(f)),
@@ -327,6 +342,47 @@ pub async fn serve(
         r.map_err(|e| RunError::Serve(std::io::Error::other(e.to_string())))?;
     }
     Ok(())
+}
+
+/// The cluster's directory as the HTTP layer reads it (the wiring is the one place that
+/// knows both).
+#[derive(Debug)]
+struct ClusterNodes(crate::cluster::Cluster);
+
+impl crate::http::nodes::NodeDirectory for ClusterNodes {
+    fn this_node(&self) -> &str {
+        self.0.this_node()
+    }
+
+    fn remote_node(&self, camera: &str) -> Option<String> {
+        self.0.remote_node(camera)
+    }
+
+    fn ask(
+        &self,
+        node: &str,
+        request: crate::state::nodes::NodeRequest,
+    ) -> crate::state::nodes::AnswerFuture {
+        let (cluster, node) = (self.0.clone(), node.to_string());
+        Box::pin(async move { cluster.ask(&node, &request).await })
+    }
+}
+
+/// Answers the other nodes' snapshot requests with this hub's own HTTP handlers.
+#[derive(Debug)]
+struct LocalNode {
+    hub: Hub,
+    gate: std::sync::Arc<crate::http::snapshot_quota::SnapshotGate>,
+}
+
+impl crate::state::nodes::NodeService for LocalNode {
+    fn serve(
+        &self,
+        request: crate::state::nodes::NodeRequest,
+    ) -> crate::state::nodes::AnswerFuture {
+        let (hub, gate) = (self.hub.clone(), self.gate.clone());
+        Box::pin(async move { crate::http::remote::serve_local(&hub, Some(gate), request).await })
+    }
 }
 
 /// Opens the recordings in the data directory (recovering segments left open by a crash)

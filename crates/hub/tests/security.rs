@@ -261,6 +261,20 @@ async fn every_door_answers_each_kind_of_client_as_documented() {
         ),
         ("GET", "/api/snapshots", "", [401, 200, 200, 200]),
         ("GET", "/api/snapshots/1.jpg", "", [401, 200, 200, 200]),
+        // Another node's snapshots: the snapshot doors; this hub is not in cluster mode, so
+        // whoever gets through hears 404.
+        (
+            "GET",
+            "/api/nodes/hub-b/snapshots",
+            "",
+            [401, 404, 404, 404],
+        ),
+        (
+            "GET",
+            "/api/nodes/hub-b/snapshots/1.jpg",
+            "",
+            [401, 404, 404, 404],
+        ),
         (
             "POST",
             "/api/cameras/cam-1/settings",

@@ -11,9 +11,10 @@
 use std::path::{Path, PathBuf};
 
 /// Modules of the hub above `state`.
-const UPPER_MODULES: [&str; 4] = ["ingest", "http", "server", "net"];
+const UPPER_MODULES: [&str; 5] = ["ingest", "http", "server", "net", "cluster"];
 /// Crates that are network, HTTP or JSON machinery.
-const FORBIDDEN_CRATES: [&str; 9] = [
+const FORBIDDEN_CRATES: [&str; 10] = [
+    "async_nats",
     "axum",
     "hyper",
     "hyper_util",
@@ -148,4 +149,33 @@ fn the_checker_catches_what_it_should() {
     for f in fine {
         assert!(violations(&code_of(f)).is_empty(), "false alarm: {f}");
     }
+}
+
+/// The cluster service (crates/hub/src/cluster) is built on `state` only: the wiring
+/// (`server.rs`) hands its directory view to `http`, so neither imports the other.
+#[test]
+fn cluster_is_built_on_state_only() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../hub/src/cluster");
+    let mut files = Vec::new();
+    rust_files(&dir, &mut files);
+    assert!(
+        files.len() >= 3,
+        "expected the cluster module's files, found {files:?}"
+    );
+    let mut bad = Vec::new();
+    for f in &files {
+        let code = code_of(&std::fs::read_to_string(f).expect("read source"));
+        for layer in ["ingest", "http", "server", "net"] {
+            for form in [format!("crate::{layer}::"), format!("super::{layer}::")] {
+                if code.contains(&form) {
+                    bad.push(format!("{}: imports {form}", f.display()));
+                }
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "the cluster module must build on state only:\n{}",
+        bad.join("\n")
+    );
 }

@@ -215,6 +215,9 @@ pub struct HubCameraConfig {
     pub reboot_delay: Duration,
     /// JPEG quality adaptation on a slow link (the core's default; `None`: off).
     pub adaptive_quality: Option<AdaptiveQuality>,
+    /// Further hubs, tried in order after the first when a hub disappears (the core's
+    /// failover, `HubConfig::hubs`).
+    pub more_hubs: Vec<HubEndpoint>,
     /// What the camera looks at first ([`Fault::Scene`] changes it).
     pub scene: Scene,
     /// The firmware version at the first boot ([`FIRMWARE`]); updates replace it.
@@ -226,6 +229,28 @@ pub struct HubCameraConfig {
     /// For `wss://` URLs: the TLS client configuration (which certificate to trust, as a
     /// real camera pins the hub's); `None` for `ws://`.
     pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+}
+
+/// One hub a camera may connect to: its two socket URLs and, for `wss://`, whom to trust.
+#[derive(Debug, Clone)]
+pub struct HubEndpoint {
+    /// Control socket URL, e.g. `ws://127.0.0.1:6971/ws/camera`.
+    pub control_url: String,
+    /// Stream socket URL, e.g. `ws://127.0.0.1:6972/ws/stream`.
+    pub stream_url: String,
+    /// For `wss://` URLs: the TLS client configuration; `None` for `ws://`.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+}
+
+impl HubEndpoint {
+    /// A plain `ws://` hub at `host` with the hub's default socket paths.
+    pub fn plain(host: &str, http_port: u16, stream_port: u16) -> Self {
+        Self {
+            control_url: format!("ws://{host}:{http_port}{}", espcam_proto::CONTROL_PATH),
+            stream_url: format!("ws://{host}:{stream_port}{}", espcam_proto::STREAM_PATH),
+            tls: None,
+        }
+    }
 }
 
 impl HubCameraConfig {
@@ -250,6 +275,7 @@ impl HubCameraConfig {
             backoff: BackoffConfig::default(),
             reboot_delay: Duration::from_millis(300),
             adaptive_quality: Some(AdaptiveQuality::default()),
+            more_hubs: Vec::new(),
             scene: Scene::default(),
             firmware: FIRMWARE.to_string(),
             ota_capacity: 4 << 20,
@@ -287,8 +313,18 @@ impl HubCamera {
     /// inside a tokio runtime.
     pub fn spawn(config: HubCameraConfig) -> CameraHandle {
         let mut core = Config::hub(config.id.clone(), config.token);
-        if let Mode::Hub(HubConfig { backoff, .. }) = &mut core.mode {
+        let mut hubs = vec![HubEndpoint {
+            control_url: config.control_url,
+            stream_url: config.stream_url,
+            tls: config.tls,
+        }];
+        hubs.extend(config.more_hubs);
+        if let Mode::Hub(HubConfig {
+            backoff, hubs: n, ..
+        }) = &mut core.mode
+        {
             *backoff = config.backoff;
+            *n = u8::try_from(hubs.len()).unwrap_or(u8::MAX);
         }
         let mut core = with_common(
             core,
@@ -302,11 +338,7 @@ impl HubCamera {
         core.ota.confirm_window = config.ota_confirm_window;
         let shell = ShellConfig {
             core,
-            target: Target::Hub {
-                control_url: config.control_url,
-                stream_url: config.stream_url,
-                tls: config.tls,
-            },
+            target: Target::Hub { hubs },
             label: config.id.as_str().to_string(),
             reboot_delay: config.reboot_delay,
             scene: config.scene,

@@ -28,7 +28,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::ota::{HttpClient, SimFlash, Slots, fetch_range, http_client};
 use crate::picture::{FrameSet, PictureError, Scene, frame_set};
-use crate::{CameraStatus, Fault};
+use crate::{CameraStatus, Fault, HubEndpoint};
 
 /// Largest message a virtual camera accepts from a peer: commands and hub replies are small.
 pub(crate) const MAX_INBOUND: usize = 64 * 1024;
@@ -97,10 +97,8 @@ pub(crate) enum Control {
 #[derive(Debug, Clone)]
 pub(crate) enum Target {
     Hub {
-        control_url: String,
-        stream_url: String,
-        /// For `wss://` URLs: whom to trust (a pinned self-signed certificate).
-        tls: Option<Arc<rustls::ClientConfig>>,
+        /// Each hub's URLs and TLS, in failover order (at least one).
+        hubs: Vec<HubEndpoint>,
     },
     Standalone,
 }
@@ -291,24 +289,27 @@ impl Shell {
         }
     }
 
+    /// The hub the core is on now (its failover index into the list); `None` standalone.
+    fn hub(&self) -> Option<&HubEndpoint> {
+        let Target::Hub { hubs } = &self.config.target else {
+            return None;
+        };
+        hubs.get(self.cam.hub_index()).or(hubs.first())
+    }
+
     /// Performs every pending output of the core.
     async fn drain(&mut self) {
         while let Some(out) = self.cam.poll_output() {
             match out {
                 Output::Connect { conn, link } => {
-                    let Target::Hub {
-                        control_url,
-                        stream_url,
-                        tls,
-                    } = &self.config.target
-                    else {
+                    let Some(hub) = self.hub() else {
                         continue;
                     };
                     let url = match link {
-                        Link::Control => control_url.clone(),
-                        Link::Stream => stream_url.clone(),
+                        Link::Control => hub.control_url.clone(),
+                        Link::Stream => hub.stream_url.clone(),
                     };
-                    let tls = tls.clone();
+                    let tls = hub.tls.clone();
                     self.spawn_conn(conn, ConnSource::Connect(url, tls));
                 }
                 Output::Text { conn, text } => self.send(conn, ConnCmd::Send(Message::text(text))),
@@ -328,9 +329,9 @@ impl Shell {
                     len,
                 } => {
                     let (http, events) = (self.http.clone(), self.events_tx.clone());
-                    let url = match &self.config.target {
-                        Target::Hub { control_url, .. } => crate::ota::resolve(control_url, &url),
-                        Target::Standalone => url,
+                    let url = match self.hub() {
+                        Some(hub) => crate::ota::resolve(&hub.control_url, &url),
+                        None => url,
                     };
                     tokio::spawn(async move {
                         let r = fetch_range(&http, &url, offset, len).await;

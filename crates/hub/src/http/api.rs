@@ -73,17 +73,30 @@ pub(crate) async fn metrics(
     r
 }
 
-/// `GET /api/cameras`.
-pub(crate) async fn list_cameras(State(hub): State<Hub>) -> Json<Vec<CameraInfo>> {
-    Json(hub.cameras().iter().map(|c| c.info()).collect())
+/// `GET /api/cameras` (in cluster mode each camera also says which `node` holds it).
+pub(crate) async fn list_cameras(
+    State(hub): State<Hub>,
+    nodes: Option<axum::Extension<crate::http::nodes::Nodes>>,
+) -> Response {
+    let cameras = hub.cameras();
+    let infos = cameras.iter().map(|c| c.info());
+    match nodes {
+        None => Json(infos.collect::<Vec<CameraInfo>>()).into_response(),
+        Some(n) => Json(infos.map(|i| n.annotate(&i)).collect::<Vec<Value>>()).into_response(),
+    }
 }
 
 /// `GET /api/cameras/{camera}`.
 pub(crate) async fn get_camera(
     State(hub): State<Hub>,
     Path(camera): Path<String>,
-) -> Result<Json<CameraInfo>, ApiError> {
-    Ok(Json(find_camera(&hub, &camera)?.info()))
+    nodes: Option<axum::Extension<crate::http::nodes::Nodes>>,
+) -> Result<Response, ApiError> {
+    let info = find_camera(&hub, &camera)?.info();
+    Ok(match nodes {
+        None => Json(info).into_response(),
+        Some(n) => Json(n.annotate(&info)).into_response(),
+    })
 }
 
 /// `DELETE /api/cameras/{camera}`: forgets a camera that has left and is not configured.
@@ -305,12 +318,19 @@ async fn blocking<T: Send + 'static>(
 pub(crate) async fn post_snapshot(
     State(hub): State<Hub>,
     Extension(gate): Extension<Arc<SnapshotGate>>,
+    nodes: Option<Extension<crate::http::nodes::Nodes>>,
     Path(camera): Path<String>,
 ) -> Result<Response, ApiError> {
     let cam = find_camera(&hub, &camera)?;
     let quota = gate.quota();
     if let Err(wait) = gate.take(&cam.id, std::time::Instant::now()) {
         return Ok(snapshot_quota::too_fast(&cam.id, quota, wait));
+    }
+    // Cluster mode: a camera held by another node is snapshotted there, and kept there.
+    if let Some(Extension(nodes)) = &nodes
+        && let Some(node) = nodes.0.remote_node(cam.id.as_str())
+    {
+        return Ok(crate::http::remote::take_remote(nodes, &node, cam.id.as_str()).await);
     }
     let store = store(&hub)?;
     let frame = current_frame(&cam).await?;

@@ -22,7 +22,9 @@ pub mod error;
 pub(crate) mod events;
 pub(crate) mod firmware;
 pub(crate) mod metrics;
+pub mod nodes;
 pub(crate) mod recordings;
+pub(crate) mod remote;
 pub(crate) mod revoke;
 pub(crate) mod security;
 pub(crate) mod snapshot_quota;
@@ -82,6 +84,8 @@ pub fn router(hub: Hub) -> Router {
         )
         .route("/ws/playback/{camera}", get(recordings::playback_ws))
         .route("/api/snapshots/{id}/thumb.jpg", get(thumb::get_thumb))
+        .route("/api/nodes/{node}/snapshots", get(remote::list))
+        .route("/api/nodes/{node}/snapshots/{file}", get(remote::jpeg))
         .route(
             "/api/cameras/{camera}/motion",
             get(events::get_motion).put(events::put_motion),

@@ -87,6 +87,9 @@ pub(crate) fn door(method: &Method, path: &str) -> Door {
         (true, _, "/api/snapshots/{file}" | "/api/snapshots/{id}/thumb.jpg") => {
             Door::Viewer(A::Snapshot)
         }
+        // Cluster mode: another node's snapshots, through this hub (same rights as ours).
+        (true, _, "/api/nodes/{node}/snapshots") => Door::Read(A::Snapshot),
+        (true, _, "/api/nodes/{node}/snapshots/{file}") => Door::Viewer(A::Snapshot),
         (true, _, "/api/recordings" | "/api/cameras/{camera}/recordings") => {
             Door::Read(A::Recordings)
         }
@@ -275,6 +278,14 @@ mod tests {
                 action: Action::Settings,
                 audit: Some(AuditAction::Settings)
             }
+        );
+        assert_eq!(
+            door(&get, "/api/nodes/{node}/snapshots"),
+            Door::Read(Action::Snapshot)
+        );
+        assert_eq!(
+            door(&get, "/api/nodes/{node}/snapshots/{file}"),
+            Door::Viewer(Action::Snapshot)
         );
         // A GET-only route asked with POST, or a route nobody listed.
         assert_eq!(

@@ -88,6 +88,12 @@ pub(crate) fn event_json(hub: &Hub, event: &Event, me: u64) -> Option<String> {
             json!({ "type": kind, "camera": m.camera, "event": crate::http::events::event_json(m) })
         }
         Event::Ota { camera, status } => json!({ "type": kind, "camera": camera, "ota": status }),
+        Event::RemoteSnapshotSaved { node, snapshot } => {
+            json!({ "type": kind, "node": node, "snapshot": crate::http::remote::snapshot_json(node, snapshot) })
+        }
+        Event::RemoteSnapshotDeleted { node, id } => {
+            json!({ "type": kind, "node": node, "id": id })
+        }
     };
     Some(v.to_string())
 }

@@ -248,6 +248,7 @@ async fn control_conn(hub: Hub, mut socket: WebSocket, addr: SocketAddr) {
     let mut att = hub.attach_control(
         camera,
         LinkInfo {
+            relayed: false,
             sensor: Some(hello.sensor.clone()),
             firmware: Some(hello.firmware.clone()),
             settings: Some(hello.settings),

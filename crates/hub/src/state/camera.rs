@@ -9,7 +9,7 @@
 //! it to taps without waiting for anyone.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::Bytes;
@@ -223,6 +223,8 @@ pub struct Camera {
     /// Counters read by the API and metrics.
     pub counters: Counters,
     pub(super) state: Mutex<State>,
+    /// Its frames are relayed from another hub, which analyses and records them itself.
+    relayed: AtomicBool,
 }
 
 /// Outcome of feeding one stream message to [`Camera::ingest`].
@@ -243,7 +245,19 @@ impl Camera {
             every: Mutex::new(Vec::new()),
             counters: Counters::default(),
             state: Mutex::new(State::default()),
+            relayed: AtomicBool::new(false),
         }
+    }
+
+    /// Marks the camera's frames as relayed from another hub (cluster mode) or not: the
+    /// hub's own motion analysis leaves relayed cameras to the hub that holds them.
+    pub fn set_relayed(&self, relayed: bool) {
+        self.relayed.store(relayed, Ordering::Relaxed);
+    }
+
+    /// Whether the camera's frames are relayed from another hub.
+    pub fn relayed(&self) -> bool {
+        self.relayed.load(Ordering::Relaxed)
     }
 
     /// Locks the state. A panic elsewhere while holding it leaves plain data behind, so a

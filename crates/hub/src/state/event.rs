@@ -71,6 +71,21 @@ pub enum Event {
     MotionStarted(Box<MotionInfo>),
     /// A camera's motion event ended.
     MotionEnded(Box<MotionInfo>),
+    /// A snapshot was saved on another node of the cluster (it stays there; this hub serves
+    /// it at `/api/nodes/{node}/snapshots/{id}.jpg`).
+    RemoteSnapshotSaved {
+        /// The node that saved it.
+        node: String,
+        /// The snapshot as that node indexed it (its id is that node's).
+        snapshot: Snapshot,
+    },
+    /// A snapshot was deleted on another node of the cluster.
+    RemoteSnapshotDeleted {
+        /// The node.
+        node: String,
+        /// That node's snapshot id.
+        id: i64,
+    },
     /// A firmware update moved on (offered, progress, rebooting, done, failed).
     Ota {
         /// The camera.
@@ -135,6 +150,8 @@ impl Event {
             Event::MotionStarted(_) => "motion_start",
             Event::MotionEnded(_) => "motion_end",
             Event::Ota { .. } => "ota",
+            Event::RemoteSnapshotSaved { .. } => "remote_snapshot",
+            Event::RemoteSnapshotDeleted { .. } => "remote_snapshot_deleted",
         }
     }
 }

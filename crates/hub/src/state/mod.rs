@@ -19,6 +19,7 @@ pub mod clock;
 pub mod error;
 pub mod event;
 pub mod histogram;
+pub mod nodes;
 pub mod ota;
 pub mod tap;
 
@@ -110,6 +111,8 @@ pub struct LinkInfo {
     pub board: Option<String>,
     /// The camera runs a new image that confirms itself once welcomed.
     pub ota_pending: bool,
+    /// The link relays a camera held by another hub (cluster mode; [`Camera::relayed`]).
+    pub relayed: bool,
 }
 
 /// A control link the hub has attached; the connection task owns it.
@@ -334,6 +337,8 @@ impl Hub {
             }
             st.telemetry = None;
         }
+        // Before the online event: its subscribers (motion analysis) look at it.
+        camera.set_relayed(link.relayed);
         self.emit(Event::Online(Box::new(camera.info())));
         Attached {
             camera,

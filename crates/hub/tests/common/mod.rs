@@ -4,6 +4,8 @@
 // Test fixtures: a failed setup step should panic loudly, like a failed assertion.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod nats;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
