@@ -438,6 +438,8 @@ for (const type of ["motion_start", "motion_end"]) {
   });
 }
 hub.addEventListener("snapshot_deleted", ({ detail }) => snapshots.removed(detail.id));
+hub.addEventListener("remote_snapshot", ({ detail }) => snapshots.remoteAdded(detail.node, detail.snapshot));
+hub.addEventListener("remote_snapshot_deleted", ({ detail }) => snapshots.remoteRemoved(detail.node, detail.id));
 hub.addEventListener("error", ({ detail }) => {
   notify(detail.camera ? `${detail.camera}: ${detail.message}` : detail.message, { kind: "error" });
 });

@@ -3,6 +3,12 @@
 // delete. Talks only to the REST API; never deletes anything without the user asking for it,
 // and a delete can be undone: the snapshot leaves the gallery at once, but the hub is asked to
 // delete it only after UNDO_MS (or when the page is closed).
+//
+// In cluster mode the strip also shows the snapshots another hub (node) saves of the camera
+// shown, as `remote_snapshot` messages announce them: their ids are that node's, so they are
+// kept apart from this hub's by a key with the node's name; their images come through the
+// `url` the message gives (this hub relays them); they cannot be deleted from here. Peer text
+// (the node's name) reaches the page only as textContent.
 
 import { api } from "./api.js";
 import { notify } from "./notifications.js";
@@ -11,7 +17,16 @@ const PAGE = 24;
 /** How long a deleted snapshot can be brought back before the hub deletes it. */
 export const UNDO_MS = 5000;
 
-const thumbUrl = (snap) => `/api/snapshots/${encodeURIComponent(snap.id)}/thumb.jpg`;
+/** A remote snapshot has no thumbnail route: its full JPEG (through this hub) stands in. */
+const thumbUrl = (snap) =>
+  snap.node ? snap.url : `/api/snapshots/${encodeURIComponent(snap.id)}/thumb.jpg`;
+
+/** Tells this hub's snapshots from another node's (whose ids may be the same numbers). */
+const keyOf = (snap) => (snap.node ? `${snap.node}\u0000${snap.id}` : String(snap.id));
+
+/** Newest first; ids order this hub's own, times order them among other nodes'. */
+const newestFirst = (a, b) =>
+  b.taken_at_us - a.taken_at_us || (!a.node && !b.node ? b.id - a.id : 0);
 
 function formatTime(us) {
   return new Date(us / 1000).toLocaleString(undefined, {
@@ -39,8 +54,9 @@ export class Snapshots {
     this.full = dialog.querySelector("#snapshot-full");
     this.title = dialog.querySelector("#snapshot-title");
     this.download = dialog.querySelector("#snapshot-download");
+    this.deleteBtn = dialog.querySelector("#snapshot-delete");
     more.addEventListener("click", () => this.#load(true));
-    dialog.querySelector("#snapshot-delete").addEventListener("click", () => this.#delete());
+    this.deleteBtn.addEventListener("click", () => this.#delete());
     dialog.addEventListener("close", () => this.full.removeAttribute("src"));
     // Closing the page ends the undo window: what the user deleted is deleted.
     window.addEventListener("pagehide", () => this.#flush());
@@ -62,7 +78,7 @@ export class Snapshots {
     this.#saving = true;
     try {
       const snap = await api.takeSnapshot(camera);
-      if (camera === this.#camera && !this.#items.some((s) => s.id === snap.id)) {
+      if (camera === this.#camera && !this.#items.some((s) => keyOf(s) === keyOf(snap))) {
         this.#items.unshift(snap);
         this.#render();
       }
@@ -78,30 +94,61 @@ export class Snapshots {
 
   /** A snapshot saved elsewhere (another tab, the REST API): show it if it is this camera's. */
   added(snap) {
-    if (snap?.camera !== this.#camera || this.#items.some((s) => s.id === snap.id)) return;
+    if (snap?.camera !== this.#camera || this.#items.some((s) => keyOf(s) === keyOf(snap))) return;
     this.#items.unshift(snap);
     this.#render();
   }
 
   /** A snapshot deleted elsewhere: drop it, and close it if it is open. */
   removed(id) {
-    if (!this.#items.some((s) => s.id === id)) return;
-    this.#items = this.#items.filter((s) => s.id !== id);
+    this.#drop(String(id));
+  }
+
+  /**
+   * Another node saved `snap` (a `remote_snapshot` message): show it if it is of the camera
+   * shown. Anything malformed is ignored.
+   */
+  remoteAdded(node, snap) {
+    if (typeof node !== "string" || !node || !snap || typeof snap.url !== "string") return;
+    if (!Number.isSafeInteger(snap.id) || !snap.url.startsWith("/api/nodes/")) return;
+    const remote = { ...snap, node };
+    if (remote.camera !== this.#camera || this.#items.some((s) => keyOf(s) === keyOf(remote))) return;
+    this.#items.push(remote);
+    this.#items.sort(newestFirst);
     this.#render();
-    if (this.#open?.id === id && this.dialog.open) this.dialog.close();
+  }
+
+  /** Another node deleted its snapshot `id` (a `remote_snapshot_deleted` message). */
+  remoteRemoved(node, id) {
+    if (typeof node !== "string" || !node) return;
+    this.#drop(keyOf({ node, id }));
+  }
+
+  #drop(key) {
+    if (!this.#items.some((s) => keyOf(s) === key)) return;
+    this.#items = this.#items.filter((s) => keyOf(s) !== key);
+    this.#render();
+    if (this.#open && keyOf(this.#open) === key && this.dialog.open) this.dialog.close();
+  }
+
+  /** The last of this hub's own snapshots shown: where the next page starts. */
+  #lastLocal() {
+    for (let i = this.#items.length - 1; i >= 0; i--) if (!this.#items[i].node) return this.#items[i];
+    return undefined;
   }
 
   async #load(older) {
     const camera = this.#camera;
-    const last = this.#items[this.#items.length - 1];
+    const last = this.#lastLocal();
     try {
       const page = await api.snapshots(camera, {
         limit: PAGE,
         before: older && last ? last.id : undefined,
       });
       if (camera !== this.#camera) return;
-      const known = new Set(this.#items.map((s) => s.id));
-      this.#items.push(...page.filter((s) => !known.has(s.id) && !this.#deleting.has(s.id)));
+      const known = new Set(this.#items.map(keyOf));
+      this.#items.push(...page.filter((s) => !known.has(keyOf(s)) && !this.#deleting.has(s.id)));
+      if (this.#items.some((s) => s.node)) this.#items.sort(newestFirst);
       this.more.hidden = page.length < PAGE;
       this.#render();
     } catch (e) {
@@ -119,11 +166,13 @@ export class Snapshots {
     const li = document.createElement("li");
     li.dataset.snapshotId = String(snap.id);
     li.dataset.testid = "snapshot";
+    if (snap.node) li.dataset.node = snap.node;
     const btn = document.createElement("button");
     btn.type = "button";
     btn.className = "thumb";
     const when = formatTime(snap.taken_at_us);
-    btn.setAttribute("aria-label", `Open snapshot from ${when}, ${snap.width}×${snap.height}`);
+    const from = snap.node ? ` on ${snap.node}` : "";
+    btn.setAttribute("aria-label", `Open snapshot from ${when}${from}, ${snap.width}×${snap.height}`);
     const img = document.createElement("img");
     img.src = thumbUrl(snap);
     img.alt = "";
@@ -133,6 +182,13 @@ export class Snapshots {
     cap.className = "caption";
     cap.textContent = `${when} · ${snap.width}×${snap.height}`;
     btn.append(img, cap);
+    if (snap.node) {
+      const node = document.createElement("span");
+      node.className = "caption node";
+      node.dataset.testid = "snapshot-node";
+      node.textContent = snap.node;
+      btn.append(node);
+    }
     btn.addEventListener("click", () => this.#show(snap));
     li.append(btn);
     return li;
@@ -140,18 +196,21 @@ export class Snapshots {
 
   #show(snap) {
     this.#open = snap;
-    this.title.textContent = `${snap.camera} — ${formatTime(snap.taken_at_us)}`;
+    const from = snap.node ? ` (on ${snap.node})` : "";
+    this.title.textContent = `${snap.camera} — ${formatTime(snap.taken_at_us)}${from}`;
     this.full.src = snap.url;
     this.full.alt = `Snapshot of ${snap.camera}, ${snap.width}×${snap.height}`;
     this.download.href = snap.url;
-    this.download.download = `${snap.camera}-${snap.id}.jpg`;
+    this.download.download = snap.node ? `${snap.camera}-${snap.node}-${snap.id}.jpg` : `${snap.camera}-${snap.id}.jpg`;
+    // Another node's snapshot is deleted there, not through this hub.
+    this.deleteBtn.hidden = Boolean(snap.node);
     this.dialog.showModal();
   }
 
   /** Deletes the open snapshot, undoably: gone from view now, from the hub in UNDO_MS. */
   #delete() {
     const snap = this.#open;
-    if (!snap || this.#deleting.has(snap.id)) return;
+    if (!snap || snap.node || this.#deleting.has(snap.id)) return;
     this.#items = this.#items.filter((s) => s.id !== snap.id);
     this.#render();
     this.dialog.close();
@@ -175,9 +234,9 @@ export class Snapshots {
 
   /** Puts `snap` back in its place (newest first), if it belongs to the camera shown. */
   #restore(snap) {
-    if (snap.camera !== this.#camera || this.#items.some((s) => s.id === snap.id)) return;
+    if (snap.camera !== this.#camera || this.#items.some((s) => keyOf(s) === keyOf(snap))) return;
     this.#items.push(snap);
-    this.#items.sort((a, b) => b.id - a.id);
+    this.#items.sort(newestFirst);
     this.#render();
   }
 
