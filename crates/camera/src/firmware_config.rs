@@ -6,6 +6,10 @@
 //! same (already checked) values again at boot to get typed values. Both run this one
 //! function, which is tested here. It must never pick a default for a secret (Wi-Fi and
 //! access-point passwords, the camera token), and never accept a `wss://` hub without a pin.
+//!
+//! A camera may be given several hubs (`hub_urls`, a cluster's nodes): the core moves to the
+//! next after repeated failures (`HubConfig::hubs`, `Camera::hub_index`); one pin
+//! (`hub_cert_sha256` or `hub_cert`) is the trust of every `wss://` hub of the list.
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -30,6 +34,10 @@ pub struct RawConfig<'a> {
     pub wifi_password: &'a str,
     /// Hub mode: `ws://HOST[:PORT]`, `wss://HOST[:PORT]` or a bare host.
     pub hub_url: &'a str,
+    /// Hub mode, instead of `hub_url`: several hubs (a cluster's nodes), separated by
+    /// whitespace, each as `hub_url` takes it; the camera moves to the next when its hub is
+    /// gone. `None`: not set; `Some("")`: an empty list, refused.
+    pub hub_urls: Option<&'a str>,
     /// The hub's control port when `hub_url` names none (6971).
     pub control_port: &'a str,
     /// The hub's stream port (6972).
@@ -70,6 +78,8 @@ pub enum Role {
         target: HubTarget,
         /// Whom to trust there.
         trust: Trust,
+        /// The other hubs of `hub_urls`, in order, each with its trust (empty: one hub).
+        more_hubs: Vec<(HubTarget, Trust)>,
         /// This camera's id.
         camera: CameraId,
         /// The hub's shared secret.
@@ -112,6 +122,17 @@ impl core::error::Error for ConfigErrors {}
 /// How long one firmware range request may take on the board: the first one waits behind
 /// the erase of the OTA slot, which takes seconds.
 pub const BOARD_OTA_FETCH_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The most hubs a camera may be given (the core counts them in a `u8`).
+pub const MAX_HUBS: usize = 8;
+
+/// A peer-free but person-typed value, cut for an error message.
+fn cut(text: &str) -> &str {
+    match text.char_indices().nth(80) {
+        Some((i, _)) => &text[..i],
+        None => text,
+    }
+}
 
 impl FirmwareConfig {
     /// Checks every value; returns all problems at once.
@@ -170,37 +191,91 @@ impl FirmwareConfig {
                     };
                 let control = port("control_port", raw.control_port, &mut problem);
                 let stream = port("stream_port", raw.stream_port, &mut problem);
-                let target = if raw.hub_url.is_empty() {
-                    problem(
-                        "hub_url",
-                        "empty; set ws://HOST (or wss://HOST) of the machine running `espcam serve`"
-                            .into(),
-                    );
-                    None
-                } else {
-                    HubTarget::parse(raw.hub_url, control, stream)
-                        .map_err(|e| problem("hub_url", e.to_string()))
-                        .ok()
+                let urls: Vec<&str> = match raw.hub_urls {
+                    Some(_) if !raw.hub_url.is_empty() => {
+                        problem(
+                            "hub_urls",
+                            "set with hub_url (or hub_host): set one of them".into(),
+                        );
+                        Vec::new()
+                    }
+                    Some(list) => {
+                        let urls: Vec<&str> = list.split_whitespace().collect();
+                        if urls.is_empty() {
+                            problem(
+                                "hub_urls",
+                                "an empty list; give at least one ws://HOST (or wss://HOST) of a machine running `espcam serve`".into(),
+                            );
+                        } else if urls.len() > MAX_HUBS {
+                            problem(
+                                "hub_urls",
+                                alloc::format!("{} hubs; expected at most {MAX_HUBS}", urls.len()),
+                            );
+                        }
+                        urls
+                    }
+                    None if raw.hub_url.is_empty() => {
+                        problem(
+                            "hub_url",
+                            "empty; set ws://HOST (or wss://HOST) of the machine running `espcam serve`"
+                                .into(),
+                        );
+                        Vec::new()
+                    }
+                    None => alloc::vec![raw.hub_url],
                 };
+                let key = if raw.hub_urls.is_some() {
+                    "hub_urls"
+                } else {
+                    "hub_url"
+                };
+                let mut targets = Vec::new();
+                for url in urls.iter().take(MAX_HUBS) {
+                    match HubTarget::parse(url, control, stream) {
+                        Ok(t) => targets.push(t),
+                        Err(e) => problem(key, alloc::format!("{:?}: {e}", cut(url))),
+                    }
+                }
                 let fp = Some(raw.hub_cert_sha256).filter(|s| !s.is_empty());
-                let trust = target.as_ref().and_then(|t| {
-                    Trust::for_target(t, fp, raw.hub_cert_pem)
-                        .map_err(|e| {
-                            let key = if fp.is_some() {
-                                "hub_cert_sha256"
-                            } else {
-                                "hub_cert"
-                            };
-                            problem(key, e.to_string())
-                        })
-                        .ok()
-                });
+                let pin_key = if fp.is_some() {
+                    "hub_cert_sha256"
+                } else {
+                    "hub_cert"
+                };
+                // One pin for the list: it is the trust of its wss:// hubs, and ws:// ones of
+                // a list with wss:// ones are plain (a pin with no wss:// hub is refused).
+                let any_tls = targets.iter().any(HubTarget::tls);
+                let (mut hubs, mut pin_error) = (Vec::new(), None);
+                for t in targets {
+                    let trust = if !t.tls() && any_tls {
+                        Ok(Trust::Plain)
+                    } else {
+                        Trust::for_target(&t, fp, raw.hub_cert_pem)
+                    };
+                    match trust {
+                        Ok(trust) => hubs.push((t, trust)),
+                        // The same pin for every hub: one message is enough.
+                        Err(e) => pin_error = Some(e.to_string()),
+                    }
+                }
+                if let Some(e) = pin_error {
+                    problem(pin_key, e);
+                }
+                let all_ok = hubs.len() == urls.len();
+                let mut hubs = hubs.into_iter();
+                let first = hubs.next().filter(|_| all_ok);
+                let (target, trust) = match first {
+                    Some((t, tr)) => (Some(t), Some(tr)),
+                    None => (None, None),
+                };
+                let more_hubs: Vec<(HubTarget, Trust)> = hubs.collect();
                 match (target, trust, camera) {
                     (Some(target), Some(trust), Some(camera)) => Some(Role::Hub {
                         wifi_ssid: ssid.into(),
                         wifi_password: raw.wifi_password.into(),
                         target,
                         trust,
+                        more_hubs,
                         camera,
                         token: raw.token.into(),
                     }),
@@ -246,7 +321,7 @@ impl FirmwareConfig {
         matches!(self.role, Role::Standalone { .. })
     }
 
-    /// The hub, in hub mode.
+    /// The (first) hub, in hub mode.
     pub fn hub(&self) -> Option<(&HubTarget, &Trust)> {
         match &self.role {
             Role::Hub { target, trust, .. } => Some((target, trust)),
@@ -254,11 +329,39 @@ impl FirmwareConfig {
         }
     }
 
+    /// Every hub in order (empty in standalone mode); the shell connects to the one at
+    /// `Camera::hub_index`.
+    pub fn hubs(&self) -> Vec<(&HubTarget, &Trust)> {
+        match &self.role {
+            Role::Hub {
+                target,
+                trust,
+                more_hubs,
+                ..
+            } => core::iter::once((target, trust))
+                .chain(more_hubs.iter().map(|(t, tr)| (t, tr)))
+                .collect(),
+            Role::Standalone { .. } => Vec::new(),
+        }
+    }
+
     /// The core's configuration for this role, with the board's timing (see
     /// [`BOARD_OTA_FETCH_TIMEOUT`]). The shell adds firmware, sensor, board and seed.
     pub fn camera_config(&self) -> Config {
         let mut config = match &self.role {
-            Role::Hub { camera, token, .. } => Config::hub(camera.clone(), token.clone()),
+            Role::Hub {
+                camera,
+                token,
+                more_hubs,
+                ..
+            } => {
+                let mut c = Config::hub(camera.clone(), token.clone());
+                if let crate::types::Mode::Hub(h) = &mut c.mode {
+                    // At most MAX_HUBS (8) - 1 more: fits.
+                    h.hubs = u8::try_from(1 + more_hubs.len()).unwrap_or(u8::MAX);
+                }
+                c
+            }
             Role::Standalone { .. } => Config::standalone(),
         };
         config.ota.fetch_timeout = BOARD_OTA_FETCH_TIMEOUT;

@@ -107,7 +107,7 @@ pub use backoff::{Backoff, BackoffConfig};
 pub use camera::Camera;
 pub use driver::{Driver, HEALTH_EVERY, SendFailed, ShellEvent, ShellIo};
 pub use firmware_config::{
-    BOARD_OTA_FETCH_TIMEOUT, ConfigError, ConfigErrors, FirmwareConfig, RawConfig, Role,
+    BOARD_OTA_FETCH_TIMEOUT, ConfigError, ConfigErrors, FirmwareConfig, MAX_HUBS, RawConfig, Role,
 };
 pub use ota::{check_image_fits, check_range_status, range_body_limit, range_header};
 pub use quality::AdaptiveQuality;

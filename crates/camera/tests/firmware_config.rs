@@ -229,3 +229,81 @@ fn what_a_boot_is_from_the_bootloaders_records() {
     assert_eq!(version, "v2");
     assert!(reason.contains("did not confirm itself"), "{reason}");
 }
+
+#[test]
+fn a_list_of_hubs_in_order_with_one_pin_for_the_wss_ones() {
+    let c = FirmwareConfig::parse(&RawConfig {
+        hub_url: "",
+        hub_urls: Some("wss://a.lan:7000  ws://10.0.0.2\n192.168.1.3"),
+        hub_cert_sha256: FP,
+        ..hub()
+    })
+    .unwrap();
+    let hubs: Vec<(String, Trust)> = c
+        .hubs()
+        .into_iter()
+        .map(|(t, tr)| (t.link_url(Link::Control), tr.clone()))
+        .collect();
+    let pin = Trust::Fingerprint(Fingerprint::parse(FP).unwrap());
+    assert_eq!(
+        hubs,
+        [
+            ("wss://a.lan:7000/ws/camera".to_string(), pin.clone()),
+            ("ws://10.0.0.2:6971/ws/camera".to_string(), Trust::Plain),
+            ("ws://192.168.1.3:6971/ws/camera".to_string(), Trust::Plain),
+        ]
+    );
+    assert_eq!(c.hub().unwrap().0.link_url(Link::Control), hubs[0].0);
+    let Mode::Hub(h) = c.camera_config().mode else {
+        panic!("not hub mode");
+    };
+    assert_eq!(h.hubs, 3);
+    // One hub (`hub_url`) is a list of one.
+    let one = FirmwareConfig::parse(&hub()).unwrap();
+    assert_eq!(one.hubs().len(), 1);
+    let Mode::Hub(h) = one.camera_config().mode else {
+        panic!("not hub mode");
+    };
+    assert_eq!(h.hubs, 1);
+}
+
+#[test]
+fn a_bad_list_of_hubs_is_refused_naming_the_url() {
+    let list = |urls| RawConfig {
+        hub_url: "",
+        hub_urls: Some(urls),
+        ..hub()
+    };
+    let msg = FirmwareConfig::parse(&list(" \n "))
+        .unwrap_err()
+        .to_string();
+    assert!(msg.starts_with("`hub_urls`: an empty list"), "{msg}");
+    let msg = FirmwareConfig::parse(&list("ws://a.lan http://b.lan:6971"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.starts_with("`hub_urls`: \"http://b.lan:6971\": "),
+        "{msg}"
+    );
+    assert_eq!(msg.lines().count(), 1, "{msg}");
+    // Both keys, a pin with no wss:// hub, and more hubs than the core counts.
+    assert_eq!(
+        keys(&RawConfig {
+            hub_urls: Some("ws://a.lan"),
+            ..hub()
+        }),
+        ["hub_urls"]
+    );
+    assert_eq!(
+        keys(&RawConfig {
+            hub_cert_sha256: FP,
+            ..list("ws://a.lan ws://b.lan")
+        }),
+        ["hub_cert_sha256"]
+    );
+    let nine = "ws://a ws://b ws://c ws://d ws://e ws://f ws://g ws://h ws://i";
+    let msg = FirmwareConfig::parse(&list(nine)).unwrap_err().to_string();
+    assert!(msg.contains("9 hubs; expected at most 8"), "{msg}");
+    // A wss:// hub of the list without a pin.
+    assert_eq!(keys(&list("ws://a.lan wss://b.lan")), ["hub_cert"]);
+}
