@@ -21,6 +21,10 @@ mod boards;
 
 const CFG: &str = "cfg.toml";
 
+/// The key holding a list: several hubs (a cluster's nodes), instead of `hub_url`. Passed on
+/// as `ESPCAM_HUB_URLS`, the URLs separated by spaces (empty: not set).
+const HUB_URLS: &str = "hub_urls";
+
 /// Every key cfg.toml may hold, with its default when it may be left out.
 const KEYS: &[(&str, Option<&str>)] = &[
     ("mode", None),
@@ -79,8 +83,9 @@ fn check(text: &str) -> Result<(Vec<(&'static str, String)>, Option<String>), St
     let table: toml::Table = text.parse().map_err(|e| format!("not valid TOML: {e}"))?;
     let mut errors = String::new();
     for key in table.keys() {
-        if !KEYS.iter().any(|(k, _)| k == key) {
-            let known: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
+        if key != HUB_URLS && !KEYS.iter().any(|(k, _)| k == key) {
+            let mut known: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
+            known.push(HUB_URLS);
             let _ = writeln!(
                 errors,
                 "unknown key `{key}`; known keys: {}",
@@ -131,6 +136,35 @@ fn check(text: &str) -> Result<(Vec<(&'static str, String)>, Option<String>), St
             String::new()
         }
     };
+    // `hub_urls = ["wss://a:6971", "ws://b:6971"]`: strings without spaces, checked as URLs
+    // by the core (which refuses an empty list).
+    let hub_urls = match table.get(HUB_URLS) {
+        None => None,
+        Some(toml::Value::Array(items)) => {
+            let mut urls = Vec::new();
+            for item in items {
+                match item {
+                    toml::Value::String(s) if !s.is_empty() && !s.contains(char::is_whitespace) => {
+                        urls.push(s.as_str())
+                    }
+                    other => {
+                        let _ = writeln!(
+                            errors,
+                            "`{HUB_URLS}`: {other} is not a hub URL; expected strings such as \"ws://HOST:6971\" without spaces"
+                        );
+                    }
+                }
+            }
+            Some(urls.join(" "))
+        }
+        Some(other) => {
+            let _ = writeln!(
+                errors,
+                "`{HUB_URLS}` must be a list such as [\"wss://a:6971\", \"ws://b:6971\"], not {other}"
+            );
+            None
+        }
+    };
     let pem = match get("hub_cert") {
         "" => None,
         path => {
@@ -150,6 +184,7 @@ fn check(text: &str) -> Result<(Vec<(&'static str, String)>, Option<String>), St
         wifi_ssid: get("wifi_ssid"),
         wifi_password: get("wifi_password"),
         hub_url: &url,
+        hub_urls: hub_urls.as_deref(),
         control_port: get("control_port"),
         stream_port: get("stream_port"),
         camera_id: get("camera_id"),
@@ -165,6 +200,7 @@ fn check(text: &str) -> Result<(Vec<(&'static str, String)>, Option<String>), St
     let mut values = values;
     values.retain(|(k, _)| *k != "hub_url" && *k != "hub_host");
     values.push(("hub_url", url));
+    values.push((HUB_URLS, hub_urls.unwrap_or_default()));
     if errors.is_empty() {
         Ok((values, pem))
     } else {

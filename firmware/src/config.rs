@@ -21,6 +21,8 @@ pub fn load() -> Result<FirmwareConfig, ConfigErrors> {
         wifi_ssid: env!("ESPCAM_WIFI_SSID"),
         wifi_password: env!("ESPCAM_WIFI_PASSWORD"),
         hub_url: env!("ESPCAM_HUB_URL"),
+        // build.rs refused an empty list, so empty here means "not set".
+        hub_urls: Some(env!("ESPCAM_HUB_URLS")).filter(|s| !s.is_empty()),
         control_port: env!("ESPCAM_CONTROL_PORT"),
         stream_port: env!("ESPCAM_STREAM_PORT"),
         camera_id: env!("ESPCAM_CAMERA_ID"),

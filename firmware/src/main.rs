@@ -61,13 +61,16 @@ fn run() -> Result<(), EspError> {
     log::info!("camera: {name} on {}, XCLK {mhz} MHz", board.description);
 
     let (events, rx) = mpsc::channel();
-    let hub = fw
-        .hub()
-        .map(|(target, trust)| (target.clone(), tls::pin(trust)));
-    if let Some(fp) = fw.hub().and_then(|(_, trust)| trust.fingerprint()) {
-        log::info!("tls: the hub's certificate must have SHA-256 {fp}");
+    // Every hub of cfg.toml in order; the core picks one (`hub_index`), Net connects there.
+    let hubs: Vec<_> = (fw.hubs().into_iter())
+        .map(|(target, trust)| (target.clone(), tls::pin(trust)))
+        .collect();
+    if let Some(fp) = fw.hubs().iter().find_map(|(_, trust)| trust.fingerprint()) {
+        log::info!("tls: a wss:// hub's certificate must have SHA-256 {fp}");
     }
-    let (flash, ota_boot) = ota::Flash::start(events.clone(), hub.as_ref().map(|h| h.1))?;
+    // One pin serves every wss:// hub of the list (a ws:// hub's http:// fetch ignores it).
+    let ota_pin = hubs.iter().find(|(t, _)| t.tls()).or(hubs.first());
+    let (flash, ota_boot) = ota::Flash::start(events.clone(), ota_pin.map(|h| h.1))?;
     cam_config.firmware = FIRMWARE.into();
     cam_config.sensor = name.into();
     cam_config.board = Some(board.name.into());
@@ -77,11 +80,13 @@ fn run() -> Result<(), EspError> {
 
     let mut twdt = TWDTDriver::new(peripherals.twdt, &TWDTConfig::default())?;
     let mut watchdog = twdt.watch_current_task()?;
-    let mut net = Net::new(events, hub, flash.clone())?;
+    let mut net = Net::new(events, hubs, flash.clone())?;
     let mut driver = Driver::new(Camera::with_ota(cam_config, sensor, flash, clock::now()));
     log::info!("espcam: running");
     loop {
         let _ = watchdog.feed();
+        // Failover moves the index only while handling events, so it holds for this poll.
+        net.set_hub(driver.camera().hub_index());
         let wait = driver.poll(&mut net, MAX_WAIT);
         let event = match rx.recv_timeout(wait) {
             Ok(Event::Core(event)) => Some(event),

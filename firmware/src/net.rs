@@ -80,21 +80,25 @@ pub struct Net {
     events: Sender<Event>,
     /// Standalone mode's server: kept to keep serving, and for its handle.
     server: Option<EspHttpServer<'static>>,
-    hub: Option<(HubTarget, Pin)>,
+    /// Hub mode: every hub of cfg.toml in order (empty: standalone).
+    hubs: Vec<(HubTarget, Pin)>,
+    /// The core's `Camera::hub_index`: which of `hubs` links go to.
+    hub_index: usize,
     conns: BTreeMap<ConnId, Conn>,
     flash: Flash,
     wall: Option<WallClock>,
 }
 
 impl Net {
-    /// Hub mode (links are opened on request), or standalone mode: serves `ws://<camera>/ws`.
+    /// Hub mode (`hubs` not empty; links are opened on request), or standalone mode:
+    /// serves `ws://<camera>/ws`.
     pub fn new(
         events: Sender<Event>,
-        hub: Option<(HubTarget, Pin)>,
+        hubs: Vec<(HubTarget, Pin)>,
         flash: Flash,
     ) -> Result<Self, EspError> {
         let (mut server, mut wall) = (None, None);
-        if hub.is_none() {
+        if hubs.is_empty() {
             // The core's client limit, plus room to accept (and refuse) one more.
             let conf = Configuration {
                 max_open_sockets: MAX_CLIENTS + 2,
@@ -111,11 +115,22 @@ impl Net {
         Ok(Self {
             events,
             server,
-            hub,
+            hubs,
+            hub_index: 0,
             conns: BTreeMap::new(),
             flash,
             wall,
         })
+    }
+
+    /// Which hub the next links go to: the core's `Camera::hub_index` (failover).
+    pub fn set_hub(&mut self, index: usize) {
+        self.hub_index = index;
+    }
+
+    /// The hub links go to now; `None` in standalone mode.
+    fn hub(&self) -> Option<&(HubTarget, Pin)> {
+        self.hubs.get(self.hub_index).or(self.hubs.first())
     }
 
     /// Keeps a standalone client the core accepted as `conn`, with its sender thread.
@@ -168,7 +183,7 @@ impl ShellIo for Net {
     }
 
     fn connect(&mut self, conn: ConnId, link: Link) {
-        let Some((target, pin)) = &self.hub else {
+        let Some((target, pin)) = self.hub() else {
             return;
         };
         let uri = target.link_url(link);
@@ -296,8 +311,7 @@ impl ShellIo for Net {
 
     fn ota_fetch(&mut self, fetch: FetchId, url: &str, offset: u32, len: u32) {
         let url = self
-            .hub
-            .as_ref()
+            .hub()
             .map_or_else(|| url.to_string(), |h| h.0.image_url(url));
         self.flash.job(Job::Fetch(fetch, url, offset, len));
     }

@@ -126,14 +126,6 @@ pub const BOARD_OTA_FETCH_TIMEOUT: Duration = Duration::from_secs(60);
 /// The most hubs a camera may be given (the core counts them in a `u8`).
 pub const MAX_HUBS: usize = 8;
 
-/// A peer-free but person-typed value, cut for an error message.
-fn cut(text: &str) -> &str {
-    match text.char_indices().nth(80) {
-        Some((i, _)) => &text[..i],
-        None => text,
-    }
-}
-
 impl FirmwareConfig {
     /// Checks every value; returns all problems at once.
     pub fn parse(raw: &RawConfig<'_>) -> Result<Self, ConfigErrors> {
@@ -231,9 +223,10 @@ impl FirmwareConfig {
                 };
                 let mut targets = Vec::new();
                 for url in urls.iter().take(MAX_HUBS) {
+                    // Each error names the URL (`hub URL "http://b": expected …`).
                     match HubTarget::parse(url, control, stream) {
                         Ok(t) => targets.push(t),
-                        Err(e) => problem(key, alloc::format!("{:?}: {e}", cut(url))),
+                        Err(e) => problem(key, e.to_string()),
                     }
                 }
                 let fp = Some(raw.hub_cert_sha256).filter(|s| !s.is_empty());

@@ -282,7 +282,7 @@ fn a_bad_list_of_hubs_is_refused_naming_the_url() {
         .unwrap_err()
         .to_string();
     assert!(
-        msg.starts_with("`hub_urls`: \"http://b.lan:6971\": "),
+        msg.starts_with("`hub_urls`: hub URL \"http://b.lan:6971\": expected ws://"),
         "{msg}"
     );
     assert_eq!(msg.lines().count(), 1, "{msg}");
