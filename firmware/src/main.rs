@@ -62,7 +62,9 @@ fn run() -> Result<(), EspError> {
 
     let (events, rx) = mpsc::channel();
     // Every hub of cfg.toml in order; the core picks one (`hub_index`), Net connects there.
-    let hubs: Vec<_> = (fw.hubs().into_iter())
+    let hubs: Vec<_> = fw
+        .hubs()
+        .into_iter()
         .map(|(target, trust)| (target.clone(), tls::pin(trust)))
         .collect();
     if let Some(fp) = fw.hubs().iter().find_map(|(_, trust)| trust.fingerprint()) {
