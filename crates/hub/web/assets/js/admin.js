@@ -148,7 +148,7 @@ export class AdminPage {
   #auditRow(r) {
     return el(
       "tr",
-      { dataset: { testid: "adm-audit", action: String(r.action ?? "") } },
+      { dataset: { testid: "adm-audit", action: String(r.action ?? ""), id: String(r.id ?? "") } },
       el("td", { textContent: when(r.at_us) }),
       el("td", { textContent: r.actor ?? "" }),
       el("td", { textContent: r.action ?? "" }),
