@@ -50,6 +50,28 @@ async fn bearer_status(addr: SocketAddr, path: &str, token: &str) -> u16 {
         .unwrap_or_else(|| panic!("no HTTP status line: {text:?}"))
 }
 
+/// The status of `POST /api/login` with `user` and `password`, sent outside the browser (so
+/// the page's own session stays).
+async fn login_status(addr: SocketAddr, user: &str, password: &str) -> u16 {
+    let body = json!({ "user": user, "password": password }).to_string();
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "POST /api/login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+        .await
+        .expect("an answer within 10 s")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]).to_string();
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status line: {text:?}"))
+}
+
 async fn type_into(b: &Browser, sel: &str, text: &str) {
     let field = b.client.find(Locator::Css(sel)).await.unwrap();
     field.clear().await.unwrap();
@@ -244,6 +266,41 @@ async fn admin_page_shows_the_audit_log_users_and_tokens_and_is_hidden_from_view
             .any(|u| u["name"] == "carol" && u["role"] == "viewer"),
         "{listed}"
     );
+
+    assert_eq!(login_status(addr, "carol", "carol-password-1").await, 200);
+
+    // Change carol's password from her row: the old one no longer logs in, the new one does.
+    let row = "[data-testid=adm-user][data-user=carol]";
+    type_into(
+        &b,
+        &format!("{row} [data-testid=adm-user-pw]"),
+        "carol-password-2",
+    )
+    .await;
+    b.click(Locator::Css(&format!(
+        "{row} [data-testid=adm-user-passwd]"
+    )))
+    .await;
+    b.wait_for(
+        "the password changed",
+        "document.querySelector('[data-testid=adm-user-status]').textContent.startsWith('Password of carol changed')",
+    )
+    .await;
+    assert_eq!(login_status(addr, "carol", "carol-password-1").await, 401);
+    assert_eq!(login_status(addr, "carol", "carol-password-2").await, 200);
+
+    // Remove her (confirmed in the dialog): gone from the list, and she can no longer log in.
+    b.click(Locator::Css(&format!(
+        "{row} [data-testid=adm-user-remove]"
+    )))
+    .await;
+    b.click(Locator::Id("confirm-ok")).await;
+    b.wait_for(
+        "carol removed",
+        "!document.querySelector('[data-testid=adm-user][data-user=carol]')",
+    )
+    .await;
+    assert_eq!(login_status(addr, "carol", "carol-password-2").await, 401);
 
     // Add a token: its secret is shown once and opens the API.
     type_into(&b, "[data-testid=adm-token-name]", "ha").await;
