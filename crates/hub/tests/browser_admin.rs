@@ -334,6 +334,26 @@ async fn admin_page_shows_the_audit_log_users_and_tokens_and_is_hidden_from_view
     .await;
     assert_eq!(bearer_status(addr, "/api/cameras", &secret).await, 401);
 
+    // Peer text is shown as text: a failed login under a user name that is markup is
+    // audited with that name, and the page shows the characters, never an element.
+    let hostile = "<img src=x onerror=window.pwned=1>";
+    assert_eq!(login_status(addr, hostile, "whatever-1").await, 401);
+    // (Scrolled to the middle: at the top of the page the sticky header covers it.)
+    b.js("document.querySelector('[data-testid=adm-refresh]').scrollIntoView({ block: 'center' }); return null;")
+        .await;
+    b.click(Locator::Css("[data-testid=adm-refresh]")).await;
+    let shown = b
+        .wait_for(
+            "the failed login audited",
+            "(() => { const r = [...document.querySelectorAll('[data-testid=adm-audit][data-action=\"login.failed\"]')].find(r => r.children[3].textContent.includes('<img')); return r && r.children[3].textContent; })()",
+        )
+        .await;
+    assert!(shown.as_str().unwrap().contains("<img src=x"), "{shown}");
+    let injected = b
+        .js("return [document.querySelectorAll('#admin-view img').length, window.pwned === undefined];")
+        .await;
+    assert_eq!(injected, json!([0, true]), "no element made from peer text");
+
     let errors = b.console_errors().await;
     assert!(
         errors.is_empty(),
