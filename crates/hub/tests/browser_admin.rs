@@ -1,8 +1,11 @@
 //! The dashboard's admin page (`#/admin`, admin.js) in a real browser (headless Chromium over
 //! WebDriver), as issue 15 asks: a viewer sees no admin link and no admin page even at
 //! `#/admin`; an admin changes a setting, opens `#/admin` and finds that change in the audit
-//! log (actor, action, target, fields, address) as text, adds a user that the hub then
-//! lists, and adds a token whose secret is shown once and works as a Bearer credential.
+//! log (actor, action, target, fields, address; newest first), accepts one waiting camera
+//! (which then comes online) and refuses another (not admitted), adds a user, changes their
+//! password and removes them (each checked by logging in outside the browser), adds a token
+//! whose secret is shown once and opens the API, revokes it (refused after), and sees a
+//! failed login under a user name that is markup as plain text in the log.
 //!
 //! Without Chromium the test says so and passes, unless `ESPCAM_REQUIRE_BROWSER=1` (CI)
 //! makes that a failure. Reuses the `browser/` harness.
@@ -160,11 +163,17 @@ async fn admin_page_shows_the_audit_log_users_and_tokens_and_is_hidden_from_view
     // A camera the hub does not know says hello: it waits to be accepted.
     let _garden =
         cameras::VirtualCamera::start_with_token("garden", addr, hub.stream_addr(), "garden-token");
+    let _shed =
+        cameras::VirtualCamera::start_with_token("shed", addr, hub.stream_addr(), "shed-token");
     let deadline = tokio::time::Instant::now() + driver::WAIT;
-    while !String::from_utf8_lossy(&hub.get_bytes("/api/pairing").await).contains("garden") {
+    loop {
+        let pairing = String::from_utf8_lossy(&hub.get_bytes("/api/pairing").await).to_string();
+        if pairing.contains("garden") && pairing.contains("shed") {
+            break;
+        }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "garden never pending"
+            "garden and shed never pending: {pairing}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -241,6 +250,18 @@ async fn admin_page_shows_the_audit_log_users_and_tokens_and_is_hidden_from_view
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Refuse the other one (confirmed in the dialog): audited, and it is not admitted.
+    b.click(Locator::Css(
+        "[data-testid=adm-pending][data-camera=shed] [data-testid=adm-refuse]",
+    ))
+    .await;
+    b.click(Locator::Id("confirm-ok")).await;
+    b.wait_for(
+        "the refusal audited",
+        "document.querySelector('[data-testid=adm-pairing-status]').textContent === 'Refused shed.' && [...document.querySelectorAll('[data-testid=adm-audit][data-action=\"camera.remove\"]')].some(r => r.children[3].textContent === 'shed')",
+    )
+    .await;
+    assert_eq!(hub.status("/api/cameras/shed").await, 404, "shed admitted");
     // The users of the hub are listed.
     b.wait_for(
         "users listed",
