@@ -187,6 +187,7 @@ mod tests {
             "api",
             "charts",
             "connection",
+            "admin",
             "controls",
             "events",
             "grid",

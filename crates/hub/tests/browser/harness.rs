@@ -198,6 +198,12 @@ impl Harness {
         self.http
     }
 
+    /// The address of port 6972 (for cameras the test starts itself).
+    #[allow(dead_code)]
+    pub fn stream_addr(&self) -> SocketAddr {
+        self.stream
+    }
+
     /// `http://127.0.0.1:<port><path>`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.http)

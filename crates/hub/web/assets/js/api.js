@@ -108,3 +108,29 @@ export const api = {
   exportUrl: (id, fromMs, toMs, format) =>
     `${cam(id)}/export?from=${Math.floor(fromMs)}&to=${Math.ceil(toMs)}&format=${format}`,
 };
+
+// ---- Admin (admin.js; docs/API.md "Admin routes") ------------------------------------------
+
+const enc = encodeURIComponent;
+export const adminApi = {
+  /** `[{id, state: "pending"|"accepted", first_seen_us, last_seen_us, addr}]`. */
+  pairing: () => request("/api/pairing"),
+  accept: (camera) => request(`${cam(camera)}/accept`, { method: "POST" }),
+  /** Forgets the pairing (refuses a pending camera; its next hello pairs afresh). */
+  refuse: (camera) => request(`/api/pairing/${enc(camera)}`, { method: "DELETE" }),
+  /** Newest first; `before`: an entry id, for older pages. */
+  audit: ({ limit = 100, before } = {}) => {
+    const q = new URLSearchParams({ limit: String(limit) });
+    if (before !== undefined) q.set("before", String(before));
+    return request(`/api/audit?${q}`);
+  },
+  users: () => request("/api/users"),
+  addUser: (name, role, password) => request("/api/users", { method: "POST", body: { name, role, password } }),
+  removeUser: (name) => request(`/api/users/${enc(name)}`, { method: "DELETE" }),
+  setPassword: (name, password) =>
+    request(`/api/users/${enc(name)}/password`, { method: "POST", body: { password } }),
+  tokens: () => request("/api/tokens"),
+  /** Resolves to `{name, role, token}`: the only time the secret is shown. */
+  addToken: (name, role) => request("/api/tokens", { method: "POST", body: { name, role } }),
+  revokeToken: (name) => request(`/api/tokens/${enc(name)}`, { method: "DELETE" }),
+};

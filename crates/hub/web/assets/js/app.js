@@ -2,6 +2,7 @@
 // grid (`#/`) and one camera's view (`#/camera/<id>`), and wires the other modules together.
 // Behaviour lives in those modules; this file only connects them.
 
+import { AdminPage } from "./admin.js";
 import { api } from "./api.js";
 import { HubConnection } from "./connection.js";
 import { Controls } from "./controls.js";
@@ -303,16 +304,18 @@ function route() {
   const m = location.hash.match(/^#\/camera\/([^/]+)$/);
   const id = m ? decodeURIComponent(m[1]) : null;
   const firmware = location.hash === "#/firmware";
+  const admin = location.hash === "#/admin";
   firmwarePage.setVisible(firmware);
-  $("#grid-view").hidden = Boolean(id) || firmware;
+  adminPage.setVisible(admin);
+  $("#grid-view").hidden = Boolean(id) || firmware || admin;
   $("#camera-view").hidden = !id;
   if (id) {
     grid.setVisible(false);
     openCamera(id);
   } else {
     closeCamera();
-    document.title = firmware ? "Firmware — espcam" : "espcam";
-    grid.setVisible(!firmware);
+    document.title = firmware ? "Firmware — espcam" : admin ? "Admin — espcam" : "espcam";
+    grid.setVisible(!firmware && !admin);
   }
   $("#main").focus({ preventScroll: true });
 }
@@ -359,6 +362,7 @@ function updateCamera(info) {
 
 const hub = new HubConnection();
 const firmwarePage = new FirmwarePage($("#firmware-view"), { hub, notify });
+const adminPage = new AdminPage($("#admin-view"), { confirm: confirmAction });
 let everConnected = false;
 hub.addEventListener("state", ({ detail }) => {
   showHubState(detail);
@@ -454,7 +458,7 @@ api
     controls.setResolutions(list);
   })
   .catch((e) => notify(`Could not load the resolution table: ${e.message}`, { kind: "error" }));
-loadSession().catch((e) => notify(`Could not ask the hub who you are: ${e.message}`, { kind: "error" }));
+loadSession().then(() => adminPage.refresh()).catch((e) => notify(`Could not ask the hub who you are: ${e.message}`, { kind: "error" }));
 route();
 allEvents.setCamera(null);
 hub.start();
