@@ -7,7 +7,6 @@
 //! proxy), so a command crosses NATS at most once.
 
 use espcam_proto::{Ack, CameraId, CommandMsg, HubMsg};
-use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, warn};
 
@@ -126,32 +125,16 @@ async fn forward(cluster: &Cluster, attached: &Attached, node: &str, msg: Comman
 /// Answers command requests for cameras connected to this hub.
 pub(super) async fn responder(cluster: Cluster) {
     let subject = command_subject(cluster.node());
-    let mut sub = match cluster.0.client.subscribe(subject.clone()).await {
-        Ok(s) => s,
-        Err(e) => {
-            warn!("cluster: cannot answer commands on {subject}: {e}");
-            return;
-        }
-    };
-    let mut stop = cluster.hub().shutdown_signal();
-    loop {
-        let msg = tokio::select! {
-            m = sub.next() => m,
-            _ = stop.changed() => None,
-        };
-        let Some(msg) = msg else { break };
-        let Some(reply_to) = msg.reply.clone() else {
-            continue;
-        };
-        let cluster = cluster.clone();
-        tokio::spawn(async move {
-            let reply = answer(&cluster, &msg.payload).await;
-            let body = serde_json::to_vec(&reply).unwrap_or_default();
-            if let Err(e) = cluster.0.client.publish(reply_to, body.into()).await {
-                debug!("cluster: could not answer a command: {e}");
-            }
-        });
-    }
+    crate::cluster::serve_requests(
+        cluster,
+        subject,
+        "commands",
+        |cluster, payload| async move {
+            let reply = answer(&cluster, &payload).await;
+            serde_json::to_vec(&reply).unwrap_or_default().into()
+        },
+    )
+    .await;
 }
 
 async fn answer(cluster: &Cluster, payload: &[u8]) -> Reply {

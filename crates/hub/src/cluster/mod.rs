@@ -128,6 +128,48 @@ impl Cluster {
 }
 
 /// Subject of a camera's frames.
+/// Answers requests on `subject` until the hub stops: each request with a reply subject is
+/// answered by `answer(cluster, payload)` on its own task, so one slow answer never holds
+/// the others. `what` names the requests in the log ("commands", "snapshot requests").
+/// The one request/reply loop of the cluster (commands and node requests use it).
+pub(crate) async fn serve_requests<F, Fut>(
+    cluster: Cluster,
+    subject: String,
+    what: &'static str,
+    answer: F,
+) where
+    F: Fn(Cluster, bytes::Bytes) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bytes::Bytes> + Send + 'static,
+{
+    use futures_util::StreamExt as _;
+    let mut sub = match cluster.0.client.subscribe(subject.clone()).await {
+        Ok(s) => s,
+        Err(e) => {
+            warn!("cluster: cannot answer {what} on {subject}: {e}");
+            return;
+        }
+    };
+    let answer = Arc::new(answer);
+    let mut stop = cluster.hub().shutdown_signal();
+    loop {
+        let msg = tokio::select! {
+            m = sub.next() => m,
+            _ = stop.changed() => None,
+        };
+        let Some(msg) = msg else { break };
+        let Some(reply_to) = msg.reply.clone() else {
+            continue;
+        };
+        let (cluster, answer) = (cluster.clone(), answer.clone());
+        tokio::spawn(async move {
+            let body = answer(cluster.clone(), msg.payload).await;
+            if let Err(e) = cluster.0.client.publish(reply_to, body).await {
+                debug!("cluster: could not answer one of the {what}: {e}");
+            }
+        });
+    }
+}
+
 pub fn frames_subject(camera: &CameraId) -> String {
     format!("espcam.frames.{camera}")
 }

@@ -14,8 +14,6 @@
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use futures_util::StreamExt as _;
-use tracing::{debug, warn};
 
 use crate::cluster::Cluster;
 use crate::state::nodes::{MAX_QUERY, NodeAnswer, NodeRequest, NodeService};
@@ -106,43 +104,23 @@ impl Cluster {
 /// Answers other nodes' requests about this node's material.
 pub(super) async fn responder(cluster: Cluster) {
     let subject = node_subject(cluster.node());
-    let mut sub = match cluster.0.client.subscribe(subject.clone()).await {
-        Ok(s) => s,
-        Err(e) => {
-            warn!("cluster: cannot answer snapshot requests on {subject}: {e}");
-            return;
-        }
-    };
-    let mut stop = cluster.hub().shutdown_signal();
-    loop {
-        let msg = tokio::select! {
-            m = sub.next() => m,
-            _ = stop.changed() => None,
+    crate::cluster::serve_requests(cluster, subject, "snapshot requests", |cluster, payload| async move {
+        let answer = answer(&cluster, &payload).await;
+        let max = cluster.0.client.server_info().max_payload;
+        let answer = if answer.body.len() + 3 > max {
+            failure(
+                502,
+                format!(
+                    "answer of {} bytes is larger than the NATS server's max_payload ({max} bytes)",
+                    answer.body.len()
+                ),
+            )
+        } else {
+            answer
         };
-        let Some(msg) = msg else { break };
-        let Some(reply_to) = msg.reply.clone() else {
-            continue;
-        };
-        let cluster = cluster.clone();
-        tokio::spawn(async move {
-            let answer = answer(&cluster, &msg.payload).await;
-            let max = cluster.0.client.server_info().max_payload;
-            let answer = if answer.body.len() + 3 > max {
-                failure(
-                    502,
-                    format!(
-                        "answer of {} bytes is larger than the NATS server's max_payload ({max} bytes)",
-                        answer.body.len()
-                    ),
-                )
-            } else {
-                answer
-            };
-            if let Err(e) = cluster.0.client.publish(reply_to, encode(&answer)).await {
-                debug!("cluster: could not answer a snapshot request: {e}");
-            }
-        });
-    }
+        encode(&answer)
+    })
+    .await;
 }
 
 async fn answer(cluster: &Cluster, payload: &[u8]) -> NodeAnswer {
