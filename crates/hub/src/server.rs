@@ -295,6 +295,13 @@ pub async fn serve(
                 hub.config().snapshots,
             )),
         }));
+        cluster.set_recording_service(std::sync::Arc::new(
+            crate::http::node_recordings::LocalRecordings::new(
+                hub.clone(),
+                recorder.clone(),
+                Some(motion.clone()),
+            ),
+        ));
         router = router.layer(axum::Extension(crate::http::nodes::Nodes(
             std::sync::Arc::new(ClusterNodes(cluster)),
         )));
@@ -365,6 +372,15 @@ impl crate::http::nodes::NodeDirectory for ClusterNodes {
     ) -> crate::state::nodes::AnswerFuture {
         let (cluster, node) = (self.0.clone(), node.to_string());
         Box::pin(async move { cluster.ask(&node, &request).await })
+    }
+
+    fn ask_recordings(
+        &self,
+        node: &str,
+        request: crate::state::node_recordings::RecordingRequest,
+    ) -> crate::state::node_recordings::RecordingFuture {
+        let (cluster, node) = (self.0.clone(), node.to_string());
+        Box::pin(async move { cluster.ask_recordings(&node, &request).await })
     }
 }
 

@@ -16,6 +16,8 @@
 //! - `events`: each node's camera and snapshot events on `espcam.events.<node>`, applied by
 //!   the others to their proxies and buses.
 //! - `requests`: snapshots across nodes (take, list, JPEG) on `espcam.node.<node>`.
+//! - `recordings`: recordings across nodes (spans, export by chunks, playback batches) on
+//!   `espcam.rec.<node>`.
 //!
 //! What it must never do: wait on NATS in a path a local camera or viewer waits on
 //! (publishing runs in its own task behind a `DropPolicy::Newest` tap); take over a camera
@@ -27,6 +29,7 @@ pub mod config;
 pub mod directory;
 mod events;
 mod frames;
+mod recordings;
 mod requests;
 
 use std::collections::{HashMap, HashSet};
@@ -95,6 +98,9 @@ struct Shared {
     /// Cameras whose holding node said they went offline: (node, its clock then, ms).
     /// That node's directory entries up to then are ignored.
     gone: HashMap<CameraId, (String, u64)>,
+    /// Every node named in the directory since this hub started (tells a node that is
+    /// down from a name that never existed).
+    seen_nodes: HashSet<String>,
 }
 
 /// The running cluster service. Cheap to clone; `server` hands its view of the directory
@@ -110,6 +116,8 @@ struct Inner {
     shared: Mutex<Shared>,
     /// Answers other nodes' snapshot requests (installed by `server`).
     service: OnceLock<Arc<dyn crate::state::nodes::NodeService>>,
+    /// Answers other nodes' recording requests (installed by `server`).
+    recordings: OnceLock<Arc<dyn crate::state::node_recordings::RecordingService>>,
     /// Wakes the directory pass early (another node said a camera came online).
     directory_now: tokio::sync::Notify,
 }
@@ -234,12 +242,14 @@ impl Cluster {
             client,
             shared: Mutex::new(Shared::default()),
             service: OnceLock::new(),
+            recordings: OnceLock::new(),
             directory_now: tokio::sync::Notify::new(),
         }));
         tokio::spawn(cluster.clone().directory_loop());
         tokio::spawn(frames::interest_loop(cluster.clone()));
         tokio::spawn(commands::responder(cluster.clone()));
         tokio::spawn(requests::responder(cluster.clone()));
+        tokio::spawn(recordings::responder(cluster.clone()));
         tokio::spawn(events::publisher(cluster.clone()));
         tokio::spawn(events::receiver(cluster.clone()));
         Ok(cluster)
@@ -418,6 +428,9 @@ impl Cluster {
         {
             let mut sh = self.lock();
             for (id, e) in entries {
+                if !sh.seen_nodes.contains(&e.node) {
+                    sh.seen_nodes.insert(e.node.clone());
+                }
                 let fresh = now_ms.saturating_sub(e.updated_ms) <= ttl_ms;
                 let said_gone = match sh.gone.get(id) {
                     Some((node, at)) if *node == e.node && e.updated_ms <= *at => true,
@@ -549,6 +562,11 @@ impl Cluster {
             }
             info!("cluster: camera {id} is now connected to this hub");
         }
+    }
+
+    /// Whether `node` was named in the directory since this hub started.
+    fn seen_node(&self, node: &str) -> bool {
+        self.lock().seen_nodes.contains(node)
     }
 
     /// The node holding `camera` according to this node's proxies.

@@ -10,6 +10,8 @@
 //!   the upgraded connection (one `writev` per frame, no copy).
 //! - [`ui`]: the browser socket, and the one place events are serialised.
 //! - [`recordings`]: spans, export, the playback socket; [`thumb`]: snapshot thumbnails.
+//! - [`remote`] and [`node_recordings`]: another cluster node's snapshots and recordings,
+//!   served through this hub.
 //! - [`metrics`]: Prometheus text. [`assets`]: the embedded dashboard.
 //! - [`auth`]: credentials, permissions and audit at every route (one middleware), login,
 //!   and the admin routes; [`security`]: the door table, `Host` and `Origin` checks, and
@@ -22,6 +24,7 @@ pub mod error;
 pub(crate) mod events;
 pub(crate) mod firmware;
 pub(crate) mod metrics;
+pub(crate) mod node_recordings;
 pub mod nodes;
 pub(crate) mod recordings;
 pub(crate) mod remote;
@@ -86,6 +89,18 @@ pub fn router(hub: Hub) -> Router {
         .route("/api/snapshots/{id}/thumb.jpg", get(thumb::get_thumb))
         .route("/api/nodes/{node}/snapshots", get(remote::list))
         .route("/api/nodes/{node}/snapshots/{file}", get(remote::jpeg))
+        .route(
+            "/api/nodes/{node}/cameras/{camera}/recordings",
+            get(node_recordings::list),
+        )
+        .route(
+            "/api/nodes/{node}/cameras/{camera}/export",
+            get(node_recordings::export),
+        )
+        .route(
+            "/ws/nodes/{node}/playback/{camera}",
+            get(node_recordings::playback_ws),
+        )
         .route(
             "/api/cameras/{camera}/motion",
             get(events::get_motion).put(events::put_motion),

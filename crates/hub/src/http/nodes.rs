@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::state::camera::CameraInfo;
+use crate::state::node_recordings::{RecordingFuture, RecordingRequest};
 use crate::state::nodes::{AnswerFuture, NodeRequest};
 
 /// Read-only view of the cluster's camera directory.
@@ -18,6 +19,8 @@ pub trait NodeDirectory: Send + Sync + std::fmt::Debug {
     fn remote_node(&self, camera: &str) -> Option<String>;
     /// Asks `node` about the material it keeps (snapshots); its API's answer, or 502/504.
     fn ask(&self, node: &str, request: NodeRequest) -> AnswerFuture;
+    /// Asks `node` about the recordings it keeps; its answer, or 404/503/504.
+    fn ask_recordings(&self, node: &str, request: RecordingRequest) -> RecordingFuture;
 }
 
 /// The extension the router carries in cluster mode.

@@ -125,6 +125,16 @@ pub(crate) struct RangeQuery {
     fps: Option<u32>,
 }
 
+/// A [`RangeQuery`] from a raw query string (another node's request).
+pub(crate) fn range_query(query: &str) -> Result<RangeQuery, ApiError> {
+    format!("/?{query}")
+        .parse::<axum::http::Uri>()
+        .ok()
+        .and_then(|u| Query::<RangeQuery>::try_from_uri(&u).ok())
+        .map(|Query(q)| q)
+        .ok_or_else(|| ApiError::BadRequest("expected from=, to= and format=".into()))
+}
+
 fn range(q: &RangeQuery, default_span_us: u64) -> Result<(u64, u64), ApiError> {
     let to = match q.to.as_deref() {
         Some(t) => parse_time("to", t)?,
@@ -318,12 +328,13 @@ pub(crate) async fn timelapse(
     export_of(rec, tl, &q, Some(fps)).await
 }
 
-async fn export_of(
-    rec: Recorder,
-    id: CameraId,
+/// Plans an export of `id` in `q`'s range (the file's layout; no frame read yet).
+pub(crate) async fn plan_export(
+    rec: &Recorder,
+    id: &CameraId,
     q: &RangeQuery,
     fps: Option<u32>,
-) -> Result<Response, ApiError> {
+) -> Result<(espcam_record::Export, ExportFormat), ApiError> {
     let format = match q.format.as_deref() {
         None => ExportFormat::Mkv,
         Some(f) => ExportFormat::from_name(f).ok_or_else(|| {
@@ -334,9 +345,9 @@ async fn export_of(
         })?,
     };
     let (from, to) = range(q, 3600 * 1_000_000)?;
-    let r = library(&rec)?;
+    let r = library(rec)?;
     let cam = id.clone();
-    let mut exp = blocking(move || {
+    let exp = blocking(move || {
         r.export_at(&cam, from, to, format, fps)
             .map_err(|e| match e {
                 espcam_record::ExportError::NoFrames => ApiError::NotFound(e.to_string()),
@@ -349,13 +360,50 @@ async fn export_of(
             })
     })
     .await?;
-    let len = exp.len();
-    let name = exp.file_name(&id);
+    Ok((exp, format))
+}
+
+/// The `X-Espcam-Parts` header of an export: every run of one size, `from-to` µs.
+pub(crate) fn parts_header(exp: &espcam_record::Export) -> String {
     let parts: Vec<String> = exp
         .parts()
         .iter()
         .map(|p| format!("{}-{}", p.from_us, p.to_us))
         .collect();
+    parts.join(",")
+}
+
+/// An export's response headers: type, exact length, download name, parts.
+pub(crate) fn export_headers(
+    resp: &mut Response,
+    content_type: &str,
+    len: u64,
+    name: &str,
+    parts: &str,
+) {
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(parts) {
+        h.insert("x-espcam-parts", v);
+    }
+}
+
+async fn export_of(
+    rec: Recorder,
+    id: CameraId,
+    q: &RangeQuery,
+    fps: Option<u32>,
+) -> Result<Response, ApiError> {
+    let (mut exp, format) = plan_export(&rec, &id, q, fps).await?;
+    let len = exp.len();
+    let name = exp.file_name(&id);
+    let parts = parts_header(&exp);
     // Stream chunk by chunk from a blocking task through a small channel.
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
     tokio::task::spawn_blocking(move || {
@@ -376,37 +424,40 @@ async fn export_of(
         rx.recv().await.map(|item| (item, rx))
     });
     let mut resp = Body::from_stream(stream).into_response();
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(format.content_type()),
-    );
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&parts.join(",")) {
-        h.insert("x-espcam-parts", v);
-    }
+    export_headers(&mut resp, format.content_type(), len, &name, &parts);
     Ok(resp)
 }
 
 /// Query of the playback socket.
 #[derive(Debug, Deserialize)]
 pub(crate) struct PlaybackQuery {
-    from: Option<String>,
-    speed: Option<String>,
-    meta: Option<String>,
+    pub(crate) from: Option<String>,
+    pub(crate) speed: Option<String>,
+    pub(crate) meta: Option<String>,
+}
+
+impl PlaybackQuery {
+    /// `from` (default: a minute ago, µs), the speed and whether to send metadata.
+    pub(crate) fn read(&self) -> Result<(u64, Speed, bool), ApiError> {
+        let from = match self.from.as_deref() {
+            Some(f) => parse_time("from", f)?,
+            None => now_us().saturating_sub(60_000_000),
+        };
+        let speed =
+            parse_speed(self.speed.as_deref().unwrap_or("1")).map_err(ApiError::BadRequest)?;
+        let meta = matches!(self.meta.as_deref(), Some("1" | "true"));
+        Ok((from, speed, meta))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Speed {
+pub(crate) enum Speed {
     Times(f64),
     /// As fast as the client reads.
     Max,
 }
 
-fn parse_speed(s: &str) -> Result<Speed, String> {
+pub(crate) fn parse_speed(s: &str) -> Result<Speed, String> {
     match s {
         "1" => Ok(Speed::Times(1.0)),
         "2" => Ok(Speed::Times(2.0)),
@@ -436,64 +487,160 @@ pub(crate) async fn playback_ws(
 ) -> Result<Response, ApiError> {
     let rec = recorder(rec)?;
     let id = camera_id(&hub, &camera)?;
-    let from = match q.from.as_deref() {
-        Some(f) => parse_time("from", f)?,
-        None => now_us().saturating_sub(60_000_000),
-    };
-    let speed = parse_speed(q.speed.as_deref().unwrap_or("1")).map_err(ApiError::BadRequest)?;
-    let meta = matches!(q.meta.as_deref(), Some("1" | "true"));
-    let stop = hub.shutdown_signal();
-    let mut watch = crate::http::revoke::CredentialWatch::start(
+    let (from, speed, meta) = q.read()?;
+    let source = Source::local(rec, id, from).await?;
+    Ok(serve_playback(
+        &hub,
+        ws,
+        source,
+        speed,
+        meta,
         caller.as_deref(),
-        espcam_auth::Action::Recordings,
-    );
-    Ok(ws
-        .max_message_size(espcam_proto::control::MAX_CONTROL_MESSAGE)
+    ))
+}
+
+/// A recorded frame to play.
+#[derive(Debug, Clone)]
+pub(crate) struct PlayFrame {
+    pub(crate) jpeg: axum::body::Bytes,
+    pub(crate) received_us: u64,
+    pub(crate) captured_us: Option<u64>,
+    pub(crate) width: u16,
+    pub(crate) height: u16,
+}
+
+/// Where a playback socket's frames come from: this hub's recordings, or another node's
+/// pulled in batches through the cluster.
+#[derive(Debug)]
+pub(crate) enum Source {
+    /// This hub's recordings.
+    Local {
+        rec: Recorder,
+        camera: CameraId,
+        cursor: Option<espcam_record::Cursor>,
+    },
+    /// Another node's.
+    Remote(crate::http::node_recordings::RemoteFrames),
+}
+
+impl Source {
+    /// This hub's recordings of `camera`, positioned at `from`.
+    pub(crate) async fn local(
+        rec: Recorder,
+        camera: CameraId,
+        from: u64,
+    ) -> Result<Self, ApiError> {
+        let cursor = local_cursor(&rec, &camera, from).await?;
+        Ok(Self::Local {
+            rec,
+            camera,
+            cursor: Some(cursor),
+        })
+    }
+
+    /// The next frame; `None` at the end of what is recorded now.
+    async fn next(&mut self) -> Result<Option<PlayFrame>, String> {
+        match self {
+            Self::Local { cursor, .. } => {
+                let Some(mut c) = cursor.take() else {
+                    return Err("the recordings are no longer readable".into());
+                };
+                let (c, f) = tokio::task::spawn_blocking(move || {
+                    let f = c.next_frame();
+                    (c, f)
+                })
+                .await
+                .map_err(|e| format!("recording task failed: {e}"))?;
+                *cursor = Some(c);
+                let f = f.map_err(|e| e.to_string())?;
+                Ok(f.map(|f| PlayFrame {
+                    jpeg: f.jpeg.into(),
+                    received_us: f.received_us,
+                    captured_us: f.captured_us,
+                    width: f.width,
+                    height: f.height,
+                }))
+            }
+            Self::Remote(r) => r.next().await,
+        }
+    }
+
+    /// Moves to the frame at or before `t_us`. `false` when the recordings are gone.
+    async fn seek(&mut self, t_us: u64) -> bool {
+        match self {
+            Self::Local {
+                rec,
+                camera,
+                cursor,
+            } => match local_cursor(rec, camera, t_us).await {
+                Ok(c) => {
+                    *cursor = Some(c);
+                    true
+                }
+                Err(_) => false,
+            },
+            Self::Remote(r) => {
+                r.seek(t_us);
+                true
+            }
+        }
+    }
+}
+
+async fn local_cursor(
+    rec: &Recorder,
+    camera: &CameraId,
+    t_us: u64,
+) -> Result<espcam_record::Cursor, ApiError> {
+    let r = library(rec)?;
+    let cam = camera.clone();
+    blocking(move || {
+        let mut c = r.cursor(&cam);
+        let _ = c.seek(t_us);
+        Ok(c)
+    })
+    .await
+}
+
+/// Upgrades to the playback socket over `source` (the auth guard has checked `Origin` and
+/// the credential; the socket ends when that credential does).
+pub(crate) fn serve_playback(
+    hub: &Hub,
+    ws: WebSocketUpgrade,
+    source: Source,
+    speed: Speed,
+    meta: bool,
+    caller: Option<&crate::http::auth::Caller>,
+) -> Response {
+    let stop = hub.shutdown_signal();
+    let mut watch =
+        crate::http::revoke::CredentialWatch::start(caller, espcam_auth::Action::Recordings);
+    ws.max_message_size(espcam_proto::control::MAX_CONTROL_MESSAGE)
         .on_upgrade(move |mut socket| async move {
             // Ends when the credential it was opened with does.
             let why = tokio::select! {
-                () = playback(&mut socket, rec, id, from, speed, meta, stop) => return,
+                () = playback(&mut socket, source, speed, meta, stop) => return,
                 why = watch.ended() => why,
             };
             crate::net::ws::close(&mut socket, espcam_proto::close::POLICY, &why).await;
-        }))
+        })
 }
 
 async fn playback(
     socket: &mut WebSocket,
-    rec: Recorder,
-    camera: CameraId,
-    from: u64,
+    mut source: Source,
     mut speed: Speed,
     meta: bool,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let Some(r) = rec.recordings() else { return };
-    let cam = camera.clone();
-    let Ok(cursor) = tokio::task::spawn_blocking(move || {
-        let mut c = r.cursor(&cam);
-        let _ = c.seek(from);
-        c
-    })
-    .await
-    else {
-        return;
-    };
-    let mut cursor = Some(cursor);
     // Pacing: recorded time `base_rec` was shown at wall time `base_wall`.
     let mut base: Option<(u64, tokio::time::Instant)> = None;
     let mut at_end = false;
     loop {
-        let Some(mut c) = cursor.take() else { return };
-        let next = tokio::task::spawn_blocking(move || {
-            let f = c.next_frame();
-            (c, f)
-        });
-        let (c, frame) = tokio::select! {
+        let frame = tokio::select! {
             _ = stop.changed() => return,
-            r = next => match r { Ok(x) => x, Err(_) => return },
+            f = source.next() => f,
         };
-        cursor = Some(c);
         let frame = match frame {
             Ok(Some(f)) => {
                 at_end = false;
@@ -512,7 +659,7 @@ async fn playback(
                     _ = stop.changed() => return,
                     _ = tokio::time::sleep(Duration::from_millis(250)) => {}
                     msg = socket.recv() => {
-                        if !handle_client(msg, &rec, &camera, &mut cursor, &mut speed, &mut base).await {
+                        if !handle_client(msg, &mut source, &mut speed, &mut base).await {
                             return;
                         }
                     }
@@ -520,7 +667,7 @@ async fn playback(
                 continue;
             }
             Err(e) => {
-                let err = json!({"type": "error", "message": e.to_string()}).to_string();
+                let err = json!({"type": "error", "message": e}).to_string();
                 let _ = socket.send(Message::Text(err.into())).await;
                 return;
             }
@@ -535,7 +682,7 @@ async fn playback(
                 _ = stop.changed() => return,
                 _ = wait => {}
                 msg = socket.recv() => {
-                    if !handle_client(msg, &rec, &camera, &mut cursor, &mut speed, &mut base).await {
+                    if !handle_client(msg, &mut source, &mut speed, &mut base).await {
                         return;
                     }
                     continue;
@@ -556,11 +703,7 @@ async fn playback(
                 return;
             }
         }
-        if socket
-            .send(Message::Binary(frame.jpeg.into()))
-            .await
-            .is_err()
-        {
+        if socket.send(Message::Binary(frame.jpeg)).await.is_err() {
             return;
         }
     }
@@ -569,9 +712,7 @@ async fn playback(
 /// A client message on the playback socket. `false` when the socket is done.
 async fn handle_client(
     msg: Option<Result<Message, axum::Error>>,
-    rec: &Recorder,
-    camera: &CameraId,
-    cursor: &mut Option<espcam_record::Cursor>,
+    source: &mut Source,
     speed: &mut Speed,
     base: &mut Option<(u64, tokio::time::Instant)>,
 ) -> bool {
@@ -598,20 +739,10 @@ async fn handle_client(
             .or_else(|| t.as_str().and_then(|s| parse_time("seek", s).ok()))
     });
     if let Some(t) = seek {
-        let Some(r) = rec.recordings() else {
+        if !source.seek(t).await {
             return false;
-        };
-        let cam = camera.clone();
-        if let Ok(c) = tokio::task::spawn_blocking(move || {
-            let mut c = r.cursor(&cam);
-            let _ = c.seek(t);
-            c
-        })
-        .await
-        {
-            *cursor = Some(c);
-            *base = None;
         }
+        *base = None;
     }
     true
 }

@@ -90,6 +90,13 @@ pub(crate) fn door(method: &Method, path: &str) -> Door {
         // Cluster mode: another node's snapshots, through this hub (same rights as ours).
         (true, _, "/api/nodes/{node}/snapshots") => Door::Read(A::Snapshot),
         (true, _, "/api/nodes/{node}/snapshots/{file}") => Door::Viewer(A::Snapshot),
+        // Another node's recordings, through this hub (same rights as ours).
+        (true, _, "/api/nodes/{node}/cameras/{camera}/recordings") => Door::Read(A::Recordings),
+        (true, _, "/api/nodes/{node}/cameras/{camera}/export") => Door::Viewer(A::Recordings),
+        (true, _, "/ws/nodes/{node}/playback/{camera}") => Door::Socket {
+            action: A::Recordings,
+            query_token: true,
+        },
         (true, _, "/api/recordings" | "/api/cameras/{camera}/recordings") => {
             Door::Read(A::Recordings)
         }

@@ -19,6 +19,7 @@ pub mod clock;
 pub mod error;
 pub mod event;
 pub mod histogram;
+pub mod node_recordings;
 pub mod nodes;
 pub mod ota;
 pub mod tap;
