@@ -447,3 +447,252 @@ async fn nats_user_and_password_are_used() {
     assert_eq!(listed.status, 200);
     assert_eq!(listed.json(), serde_json::json!([]), "{}", listed.text());
 }
+
+/// A playback socket's frames until its `end` message: (received µs, captured µs, size) of
+/// each, the JPEG decoded (bounded: 20 s).
+async fn play_to_end(view: &mut common::Ws) -> Vec<(u64, Option<u64>, (u16, u16))> {
+    use futures_util::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut out = Vec::new();
+    let mut meta: Option<Value> = None;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let m = tokio::time::timeout(left, view.next())
+            .await
+            .expect("the playback reached its end within 20 s")
+            .expect("the socket stayed open")
+            .unwrap();
+        match m {
+            Message::Text(t) => {
+                let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                match v["type"].as_str() {
+                    Some("end") => return out,
+                    Some("frame") => meta = Some(v),
+                    _ => panic!("unexpected playback message {v}"),
+                }
+            }
+            Message::Binary(b) => {
+                let m = meta.take().expect("a frame's metadata before its JPEG");
+                assert_eq!(m["bytes"].as_u64(), Some(b.len() as u64), "{m}");
+                out.push((
+                    m["received_us"].as_u64().unwrap(),
+                    m["captured_us"].as_u64(),
+                    decode(&b),
+                ));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The status of a refused WebSocket upgrade (panics if it was accepted).
+async fn ws_refused(url: &str) -> (u16, String) {
+    match tokio_tungstenite::connect_async(url).await {
+        Ok(_) => panic!("{url} was accepted"),
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
+            let body = r
+                .body()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default();
+            (r.status().as_u16(), body)
+        }
+        Err(e) => panic!("{url}: {e}"),
+    }
+}
+
+/// Issue 13, recordings stay on their node: a camera recorded on hub A is listed, exported
+/// (byte for byte A's file, read by ffprobe) and played back (the same frames and capture
+/// times as A's own playback) through hub B; A stopped, B answers 503 at once, naming A,
+/// and a playback socket B had open over A's recordings ends with an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recordings_are_served_through_another_hub() {
+    let Some(bin) = require_nats() else { return };
+    let _serial = SERIAL.lock().await;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let store = tmp();
+    let nats = Nats::start(&bin, store.path());
+    let (da, db) = (tmp(), tmp());
+    let a = TestHub::start(hub_config(da.path(), &nats, "hub-a")).await;
+    let b = TestHub::start(hub_config(db.path(), &nats, "hub-b")).await;
+    let mut cfg = HubCameraConfig::new(
+        "127.0.0.1",
+        a.http.port(),
+        a.stream.port(),
+        CameraId::new("cam-1").unwrap(),
+        "",
+    );
+    // VGA: an export of a few seconds is several of the 256 KiB chunks that cross NATS,
+    // and frames straddle their boundaries.
+    cfg.settings.resolution = Resolution::Vga;
+    cfg.fps = 10;
+    let cam = HubCamera::spawn(cfg);
+    wait_listed(&a, "cam-1", |v| v["online"] == true).await;
+    wait_listed(&b, "cam-1", |v| {
+        v["online"] == true && v["source"] == "remote"
+    })
+    .await;
+
+    // Recorded on A for a while.
+    let r = a
+        .post("/api/cameras/cam-1/record", r#"{"recording":true}"#)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let r = a
+        .post("/api/cameras/cam-1/record", r#"{"recording":false}"#)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let local = a.get("/api/cameras/cam-1/recordings").await.json();
+    let spans = local["spans"].clone();
+    assert_eq!(spans.as_array().unwrap().len(), 1, "{local}");
+    let frames = spans[0]["frames"].as_u64().unwrap();
+    assert!(frames >= 10, "{local}");
+    let (start, end) = (
+        spans[0]["start_us"].as_u64().unwrap(),
+        spans[0]["end_us"].as_u64().unwrap(),
+    );
+    // B keeps nothing of it.
+    let own = b.get("/api/cameras/cam-1/recordings").await.json();
+    assert_eq!(own["spans"], serde_json::json!([]), "{own}");
+
+    // B lists A's spans through A.
+    let range = format!("from={}&to={}", start / 1000, end / 1000 + 1);
+    let r = b
+        .get(&format!(
+            "/api/nodes/hub-a/cameras/cam-1/recordings?{range}"
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let listed = r.json();
+    assert_eq!(listed["node"], "hub-a", "{listed}");
+    assert_eq!(listed["camera"], "cam-1", "{listed}");
+    assert_eq!(listed["spans"], spans, "{listed}");
+    // B's own node name is B's own (empty) recordings.
+    let r = b.get("/api/nodes/hub-b/cameras/cam-1/recordings").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["spans"], serde_json::json!([]));
+
+    // Exports through B are A's files byte for byte; ffprobe counts every frame.
+    for format in ["mkv", "avi"] {
+        let q = format!("{range}&format={format}");
+        let here = a.get(&format!("/api/cameras/cam-1/export?{q}")).await;
+        assert_eq!(here.status, 200, "{}", here.text());
+        let r = b
+            .get(&format!("/api/nodes/hub-a/cameras/cam-1/export?{q}"))
+            .await;
+        assert_eq!(r.status, 200, "{format}: {}", r.text());
+        for h in ["content-length", "content-type", "content-disposition"] {
+            assert_eq!(r.headers.get(h), here.headers.get(h), "{format}: {h}");
+        }
+        assert_eq!(
+            r.headers.get("content-length").map(String::as_str),
+            Some(r.body.len().to_string().as_str())
+        );
+        assert!(r.body == here.body, "{format}: B's export differs from A's");
+        assert!(
+            r.body.len() > 2 * (256 << 10),
+            "{format}: {} bytes cross in one chunk",
+            r.body.len()
+        );
+        let file = db.path().join(format!("through-b.{format}"));
+        std::fs::write(&file, &r.body).unwrap();
+        if let Some((n, w, h)) = common::ffprobe(&file) {
+            assert_eq!((n, w, h), (frames, 640, 480), "{format}");
+        }
+    }
+
+    // Playback through B: A's frames, in order, with A's capture times.
+    let path = |p: &str| format!("{p}?from={}&speed=max&meta=1", start / 1000);
+    let mut on_a = ws(&a.ws_url(&path("/ws/playback/cam-1"))).await;
+    let want = play_to_end(&mut on_a).await;
+    drop(on_a);
+    assert_eq!(want.len() as u64, frames);
+    let mut on_b = ws(&b.ws_url(&path("/ws/nodes/hub-a/playback/cam-1"))).await;
+    let got = play_to_end(&mut on_b).await;
+    assert_eq!(got, want);
+    assert!(got.iter().all(|(_, c, d)| c.is_some() && *d == (640, 480)));
+    // Seek back to the start: the first frame again.
+    {
+        use futures_util::SinkExt as _;
+        on_b.send(tokio_tungstenite::tungstenite::Message::Text(
+            format!(r#"{{"seek":{}}}"#, start / 1000).into(),
+        ))
+        .await
+        .unwrap();
+    }
+    let again = play_to_end(&mut on_b).await;
+    assert_eq!(again.first(), want.first());
+    assert_eq!(again.len(), want.len());
+
+    // A's refusals come back as they are; unknown nodes and cameras are 404.
+    let r = b
+        .get("/api/nodes/hub-a/cameras/cam-1/export?from=soon")
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.error().contains("from \"soon\" is not a time"),
+        "{}",
+        r.text()
+    );
+    let r = b
+        .get("/api/nodes/hub-a/cameras/cam-1/export?from=1000&to=2000")
+        .await;
+    assert_eq!(r.status, 404, "nothing recorded then: {}", r.text());
+    for path in [
+        "/api/nodes/hub-z/cameras/cam-1/recordings",
+        "/api/nodes/a.b/cameras/cam-1/recordings",
+        "/api/nodes/hub-a/cameras/no%20such/recordings",
+    ] {
+        let r = b.get(path).await;
+        assert_eq!(r.status, 404, "{path}: {}", r.text());
+    }
+    let (status, _) = ws_refused(&b.ws_url("/ws/nodes/hub-z/playback/cam-1")).await;
+    assert_eq!(status, 404);
+
+    // A stops: B says at once that A's recordings are unavailable, and the playback socket
+    // B had open over them ends with an error.
+    cam.stop().await;
+    a.stop().await;
+    let stopped = std::time::Instant::now();
+    let r = b
+        .get(&format!(
+            "/api/nodes/hub-a/cameras/cam-1/recordings?{range}"
+        ))
+        .await;
+    assert!(matches!(r.status, 503 | 504), "{}", r.text());
+    assert!(r.error().contains("hub-a"), "{}", r.text());
+    assert!(r.error().contains("unavailable"), "{}", r.text());
+    let r = b
+        .get(&format!("/api/nodes/hub-a/cameras/cam-1/export?{range}"))
+        .await;
+    assert!(matches!(r.status, 503 | 504), "{}", r.text());
+    let (status, body) = ws_refused(&b.ws_url(&path("/ws/nodes/hub-a/playback/cam-1"))).await;
+    assert!(matches!(status, 503 | 504), "{status} {body}");
+    assert!(
+        stopped.elapsed() < Duration::from_secs(8),
+        "B took {:?} to answer for a stopped A",
+        stopped.elapsed()
+    );
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let t = common::next_text(&mut on_b).await;
+            let v: Value = serde_json::from_str(&t).unwrap();
+            if v["type"] == "error" {
+                return v;
+            }
+        }
+    })
+    .await
+    .expect("the open playback ended with an error within 10 s");
+    assert!(
+        ended["message"].as_str().unwrap().contains("hub-a"),
+        "{ended}"
+    );
+    b.stop().await;
+}

@@ -275,6 +275,27 @@ async fn every_door_answers_each_kind_of_client_as_documented() {
             "",
             [401, 404, 404, 404],
         ),
+        // Another node's recordings: the recordings doors (the socket checks Origin first);
+        // not in cluster mode, so whoever gets through hears 404.
+        (
+            "GET",
+            "/api/nodes/hub-b/cameras/cam-1/recordings",
+            "",
+            [401, 404, 404, 404],
+        ),
+        (
+            "GET",
+            "/api/nodes/hub-b/cameras/cam-1/export",
+            "",
+            [401, 404, 404, 404],
+        ),
+        (
+            "GET",
+            "/ws/nodes/hub-b/playback/cam-1",
+            "",
+            [401, 404, 404, 403],
+        ),
+        ("GET", "/ws/playback/cam-1", "", [401, 101, 101, 403]),
         (
             "POST",
             "/api/cameras/cam-1/settings",

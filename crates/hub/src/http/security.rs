@@ -294,6 +294,18 @@ mod tests {
             door(&get, "/api/nodes/{node}/snapshots/{file}"),
             Door::Viewer(Action::Snapshot)
         );
+        assert_eq!(
+            door(&get, "/api/nodes/{node}/cameras/{camera}/recordings"),
+            Door::Read(Action::Recordings)
+        );
+        assert_eq!(
+            door(&get, "/api/nodes/{node}/cameras/{camera}/export"),
+            Door::Viewer(Action::Recordings)
+        );
+        assert_eq!(
+            door(&get, "/ws/nodes/{node}/playback/{camera}"),
+            door(&get, "/ws/playback/{camera}")
+        );
         // A GET-only route asked with POST, or a route nobody listed.
         assert_eq!(
             door(&post, "/api/cameras"),

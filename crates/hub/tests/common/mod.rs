@@ -659,3 +659,46 @@ pub async fn wait_metric(hub: &TestHub, name: &str, pred: impl Fn(f64) -> bool) 
     }
     panic!("metric {name} never reached the expected value");
 }
+
+/// Runs ffprobe on `file`, returning (frames, width, height); `None` (with a message) when
+/// ffprobe is not installed and ESPCAM_REQUIRE_TOOLS is not set.
+pub fn ffprobe(file: &std::path::Path) -> Option<(u64, u64, u64)> {
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=nb_read_frames,width,height",
+            "-of",
+            "json",
+        ])
+        .arg(file)
+        .output();
+    let out = match out {
+        Ok(o) => o,
+        Err(e) => {
+            assert!(
+                std::env::var_os("ESPCAM_REQUIRE_TOOLS").is_none(),
+                "ffprobe is required (ESPCAM_REQUIRE_TOOLS is set): {e}"
+            );
+            eprintln!("skipping the ffprobe checks: ffprobe not found ({e}); apt install ffmpeg");
+            return None;
+        }
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &v["streams"][0];
+    let frames = s["nb_read_frames"].as_str().unwrap().parse().unwrap();
+    Some((
+        frames,
+        s["width"].as_u64().unwrap(),
+        s["height"].as_u64().unwrap(),
+    ))
+}
