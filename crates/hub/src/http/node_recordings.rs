@@ -731,3 +731,134 @@ impl RecordingService for LocalRecordings {
         Box::pin(async move { this.answer(request, max_body).await })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::nodes::{AnswerFuture, NodeRequest};
+    use std::sync::Arc;
+
+    /// A holding node that sends `chunks` of an export, then is gone (503); it records the
+    /// requests it got.
+    #[derive(Debug, Default)]
+    struct Dying {
+        chunks: Vec<&'static [u8]>,
+        asked: Mutex<Vec<RecordingRequest>>,
+    }
+
+    impl crate::http::nodes::NodeDirectory for Dying {
+        fn this_node(&self) -> &str {
+            "hub-b"
+        }
+        fn remote_node(&self, _: &str) -> Option<String> {
+            None
+        }
+        fn ask(&self, _: &str, _: NodeRequest) -> AnswerFuture {
+            unreachable!("no snapshot requests here")
+        }
+        fn ask_recordings(
+            &self,
+            _: &str,
+            request: RecordingRequest,
+        ) -> crate::state::node_recordings::RecordingFuture {
+            let answer = match &request {
+                RecordingRequest::ExportRead { offset, .. } => {
+                    let mut at = 0u64;
+                    let mut found = None;
+                    for c in &self.chunks {
+                        if at == *offset {
+                            found = Some(*c);
+                        }
+                        at += c.len() as u64;
+                    }
+                    match found {
+                        Some(c) => RecordingAnswer {
+                            status: 200,
+                            kind: BodyKind::Bytes,
+                            body: Bytes::from_static(c),
+                        },
+                        None => RecordingAnswer {
+                            status: 503,
+                            kind: BodyKind::Json,
+                            body: Bytes::from_static(br#"{"error":"node hub-a does not answer"}"#),
+                        },
+                    }
+                }
+                _ => RecordingAnswer {
+                    status: 200,
+                    kind: BodyKind::Json,
+                    body: Bytes::from_static(b"{}"),
+                },
+            };
+            self.asked.lock().unwrap().push(request);
+            Box::pin(async move { answer })
+        }
+    }
+
+    fn reader(nodes: &Arc<Dying>, len: u64) -> RemoteExport {
+        RemoteExport {
+            nodes: Nodes(nodes.clone()),
+            node: "hub-a".into(),
+            session: 9,
+            offset: 0,
+            len,
+            done: false,
+        }
+    }
+
+    async fn body_of(r: RemoteExport) -> Result<Bytes, axum::Error> {
+        let stream = futures_util::stream::unfold(r, |mut r| async move {
+            r.next_chunk().await.map(|item| (item, r))
+        });
+        axum::body::to_bytes(Body::from_stream(stream), usize::MAX).await
+    }
+
+    #[tokio::test]
+    async fn an_export_reads_every_chunk_and_ends_with_an_error_when_the_node_dies() {
+        let nodes = Arc::new(Dying {
+            chunks: vec![b"abc", b"defg", b"h"],
+            ..Default::default()
+        });
+        assert_eq!(&body_of(reader(&nodes, 8)).await.unwrap()[..], b"abcdefgh");
+        // Each chunk was asked from where the last ended.
+        let offsets: Vec<u64> = nodes
+            .asked
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|r| match r {
+                RecordingRequest::ExportRead { offset, .. } => Some(*offset),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(offsets, [0, 3, 7]);
+
+        // The file announces more than the node sends before it dies: the body fails.
+        let e = body_of(reader(&nodes, 20)).await.unwrap_err().to_string();
+        assert!(e.contains("stopped the export after 8 of 20 bytes"), "{e}");
+        assert!(e.contains("does not answer"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_client_that_goes_away_closes_the_session_on_the_node() {
+        let nodes = Arc::new(Dying {
+            chunks: vec![b"abc", b"def"],
+            ..Default::default()
+        });
+        let mut r = reader(&nodes, 6);
+        assert_eq!(&r.next_chunk().await.unwrap().unwrap()[..], b"abc");
+        drop(r);
+        for _ in 0..100 {
+            if nodes
+                .asked
+                .lock()
+                .unwrap()
+                .contains(&RecordingRequest::ExportClose { session: 9 })
+            {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("no export_close: {:?}", nodes.asked.lock().unwrap());
+    }
+}
