@@ -382,6 +382,10 @@ impl crate::http::nodes::NodeDirectory for ClusterNodes {
         let (cluster, node) = (self.0.clone(), node.to_string());
         Box::pin(async move { cluster.ask_recordings(&node, &request).await })
     }
+
+    fn known_nodes(&self) -> Vec<String> {
+        self.0.known_nodes()
+    }
 }
 
 /// Answers the other nodes' snapshot requests with this hub's own HTTP handlers.

@@ -573,6 +573,13 @@ async fn recordings_are_served_through_another_hub() {
     assert_eq!(listed["node"], "hub-a", "{listed}");
     assert_eq!(listed["camera"], "cam-1", "{listed}");
     assert_eq!(listed["spans"], spans, "{listed}");
+    // B knows where recordings may be: every node of the directory.
+    let r = b.get("/api/nodes").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"node": "hub-b", "nodes": ["hub-a", "hub-b"]})
+    );
     // B's own node name is B's own (empty) recordings.
     let r = b.get("/api/nodes/hub-b/cameras/cam-1/recordings").await;
     assert_eq!(r.status, 200, "{}", r.text());

@@ -275,6 +275,7 @@ async fn every_door_answers_each_kind_of_client_as_documented() {
             "",
             [401, 404, 404, 404],
         ),
+        ("GET", "/api/nodes", "", [401, 200, 200, 200]),
         // Another node's recordings: the recordings doors (the socket checks Origin first);
         // not in cluster mode, so whoever gets through hears 404.
         (

@@ -48,6 +48,17 @@ impl Cluster {
         let _ = self.0.recordings.set(service);
     }
 
+    /// Every node named in the directory since this hub started, this one included, sorted
+    /// (where recordings may be: a camera's recordings stay on each node that held it).
+    pub fn known_nodes(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.lock().seen_nodes.iter().cloned().collect();
+        if !v.iter().any(|n| n == self.node()) {
+            v.push(self.node().to_string());
+        }
+        v.sort();
+        v
+    }
+
     /// Asks `node` about its recordings and waits for the answer: 404 for a name no node
     /// can have or that was never seen in the directory, 503 when a node seen before no
     /// longer answers (it is down), 504 when it does not answer in time.

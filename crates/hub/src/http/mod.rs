@@ -89,6 +89,7 @@ pub fn router(hub: Hub) -> Router {
         .route("/api/snapshots/{id}/thumb.jpg", get(thumb::get_thumb))
         .route("/api/nodes/{node}/snapshots", get(remote::list))
         .route("/api/nodes/{node}/snapshots/{file}", get(remote::jpeg))
+        .route("/api/nodes", get(node_recordings::nodes))
         .route(
             "/api/nodes/{node}/cameras/{camera}/recordings",
             get(node_recordings::list),

@@ -104,6 +104,19 @@ fn message_of(a: &RecordingAnswer) -> String {
         .unwrap_or_else(|| format!("answer {} without an error message", a.status))
 }
 
+/// `GET /api/nodes`: `{"node": this hub's name, "nodes": [every node seen, sorted]}`, the
+/// places a camera's recordings may be (each node that held it keeps its own). Without
+/// cluster mode `{"node": null, "nodes": []}` (the dashboard asks on every camera page).
+pub(crate) async fn nodes(nodes: Option<Extension<Nodes>>) -> axum::Json<Value> {
+    axum::Json(match nodes {
+        Some(Extension(nodes)) => serde_json::json!({
+            "node": nodes.0.this_node(),
+            "nodes": nodes.0.known_nodes(),
+        }),
+        None => serde_json::json!({ "node": null, "nodes": [] }),
+    })
+}
+
 /// `GET /api/nodes/{node}/cameras/{camera}/recordings?from=&to=`: that node's recorded
 /// spans of the camera, as its `GET /api/cameras/{camera}/recordings` answers, plus `node`.
 pub(crate) async fn list(
@@ -755,6 +768,9 @@ mod tests {
         }
         fn ask(&self, _: &str, _: NodeRequest) -> AnswerFuture {
             unreachable!("no snapshot requests here")
+        }
+        fn known_nodes(&self) -> Vec<String> {
+            vec!["hub-a".into(), "hub-b".into()]
         }
         fn ask_recordings(
             &self,

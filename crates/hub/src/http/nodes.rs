@@ -21,6 +21,8 @@ pub trait NodeDirectory: Send + Sync + std::fmt::Debug {
     fn ask(&self, node: &str, request: NodeRequest) -> AnswerFuture;
     /// Asks `node` about the recordings it keeps; its answer, or 404/503/504.
     fn ask_recordings(&self, node: &str, request: RecordingRequest) -> RecordingFuture;
+    /// Every node named in the directory since this hub started, this one included, sorted.
+    fn known_nodes(&self) -> Vec<String>;
 }
 
 /// The extension the router carries in cluster mode.

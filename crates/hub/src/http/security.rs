@@ -90,6 +90,8 @@ pub(crate) fn door(method: &Method, path: &str) -> Door {
         // Cluster mode: another node's snapshots, through this hub (same rights as ours).
         (true, _, "/api/nodes/{node}/snapshots") => Door::Read(A::Snapshot),
         (true, _, "/api/nodes/{node}/snapshots/{file}") => Door::Viewer(A::Snapshot),
+        // The cluster's nodes (where a camera's recordings may be).
+        (true, _, "/api/nodes") => Door::Read(A::View),
         // Another node's recordings, through this hub (same rights as ours).
         (true, _, "/api/nodes/{node}/cameras/{camera}/recordings") => Door::Read(A::Recordings),
         (true, _, "/api/nodes/{node}/cameras/{camera}/export") => Door::Viewer(A::Recordings),

@@ -50,6 +50,8 @@ async function request(path, { method = "GET", body, raw, withDate = false, time
 }
 
 const cam = (id) => `/api/cameras/${encodeURIComponent(id)}`;
+/** Camera `id` on cluster node `node`: its recordings kept there, through this hub. */
+const onNode = (node, id) => `/api/nodes/${encodeURIComponent(node)}/cameras/${encodeURIComponent(id)}`;
 
 export const api = {
   cameras: () => request("/api/cameras"),
@@ -86,6 +88,11 @@ export const api = {
   /** Spans, state and storage of `id` between `fromMs` and `toMs` (Unix ms). */
   recordings: (id, fromMs, toMs) =>
     request(`${cam(id)}/recordings?from=${Math.floor(fromMs)}&to=${Math.ceil(toMs)}`),
+  /** Cluster mode: `{node, nodes}`, this hub's name and every node seen (404 otherwise). */
+  nodes: () => request("/api/nodes"),
+  /** Like `recordings`, for the recordings kept on cluster node `node`. */
+  nodeRecordings: (node, id, fromMs, toMs) =>
+    request(`${onNode(node, id)}/recordings?from=${Math.floor(fromMs)}&to=${Math.ceil(toMs)}`),
   /** Storage of every camera and the disk free. */
   recordingsOverview: () => request("/api/recordings"),
   /** `change`: `{recording: bool}` and/or `{mode}`; resolves to the new state. */
@@ -104,9 +111,10 @@ export const api = {
   motion: (id) => request(`${cam(id)}/motion`),
   /** Replaces the motion settings of `id` (a whole `settings` object); resolves as `motion`. */
   setMotion: (id, settings) => request(`${cam(id)}/motion`, { method: "PUT", body: settings }),
-  /** The URL of the export of `id` between `fromMs` and `toMs` as `format` (mkv, avi). */
-  exportUrl: (id, fromMs, toMs, format) =>
-    `${cam(id)}/export?from=${Math.floor(fromMs)}&to=${Math.ceil(toMs)}&format=${format}`,
+  /** The URL of the export of `id` between `fromMs` and `toMs` as `format` (mkv, avi);
+   *  with `node`, of the recordings kept on that cluster node (through this hub). */
+  exportUrl: (id, fromMs, toMs, format, node = null) =>
+    `${node ? onNode(node, id) : cam(id)}/export?from=${Math.floor(fromMs)}&to=${Math.ceil(toMs)}&format=${format}`,
 };
 
 // ---- Admin (admin.js; docs/API.md "Admin routes") ------------------------------------------

@@ -84,6 +84,8 @@ const recordings = new Recordings({
   mode: $("#rec-mode"),
   manual: $("#rec-manual"),
   usage: $("#rec-usage"),
+  node: $("#rec-node"),
+  nodeBar: $("#rec-node-bar"),
 });
 
 // Motion: the events lists (all cameras on the grid page, one camera on its page) and the
@@ -281,7 +283,9 @@ function openCamera(id) {
   current.tick = setInterval(renderCameraView, 1000);
   renderCameraView();
   snapshots.setCamera(id);
-  recordings.setCamera(id, viewer);
+  // A camera another cluster node holds is recorded there: its timeline starts on that node.
+  const held = cameras.get(id);
+  recordings.setCamera(id, viewer, held?.source === "remote" ? held.node : null);
   cameraEvents.setCamera(id);
   zones.setCamera(id);
   showMotionBadge();

@@ -4,6 +4,9 @@
 // downloaded as MKV or AVI, the recording mode and a manual "Record" toggle (admin only), the
 // recording state with its error, and the storage used. It asks the hub every few seconds;
 // it never decodes frames (the Viewer does) and never decides what is recorded (the hub does).
+// In cluster mode a "Recorded on" choice shows the recordings another node keeps (a remote
+// camera's, or this camera's from before a failover): spans, playback and downloads then go
+// through that node's routes (`/api/nodes/{node}/…`, `/ws/nodes/{node}/playback/…`).
 
 import { api } from "./api.js";
 import { notify } from "./notifications.js";
@@ -69,6 +72,7 @@ export class Recordings {
   #drag = null;
   #state = null;
   #generation = 0; // answers for a camera closed since are ignored
+  #node = null; // cluster node whose recordings are shown (null: this hub's)
   #onFrame = (e) => this.#frame(e.detail);
   #onEnd = () => this.#showPlayback(true);
 
@@ -110,6 +114,16 @@ export class Recordings {
       this.#drag = null;
     });
     tl.addEventListener("keydown", (e) => this.#key(e));
+    el.node.addEventListener("change", () => {
+      this.#node = el.node.value || null;
+      this.#generation += 1;
+      this.#spans = [];
+      this.#events = [];
+      this.#selection = null;
+      this.#showSelection();
+      if (this.#viewer?.mode === "playback") this.backToLive();
+      this.refresh();
+    });
     new ResizeObserver(() => this.#draw()).observe(tl);
   }
 
@@ -126,10 +140,12 @@ export class Recordings {
     for (const b of group.children) b.setAttribute("aria-pressed", String(b === button));
   }
 
-  /** Shows camera `id`, whose picture `viewer` draws (live or playback). */
-  setCamera(id, viewer) {
+  /** Shows camera `id`, whose picture `viewer` draws (live or playback); `node`: the
+   *  cluster node whose recordings to show first (null: this hub's). */
+  setCamera(id, viewer, node = null) {
     this.close();
     this.#camera = id;
+    this.#node = node;
     this.#viewer = viewer;
     this.#generation += 1;
     this.#spans = [];
@@ -143,6 +159,38 @@ export class Recordings {
     this.#showPlayback(false);
     this.refresh();
     this.#timer = setInterval(() => this.refresh(), REFRESH_MS);
+    this.#loadNodes(this.#generation);
+  }
+
+  /** Cluster mode: offers this hub and every other node as places the recordings may be. */
+  async #loadNodes(gen) {
+    const el = this.#el;
+    let answer;
+    try {
+      answer = await api.nodes();
+    } catch {
+      answer = null;
+    }
+    if (gen !== this.#generation) return;
+    const here = answer?.node;
+    if (typeof here !== "string") {
+      el.nodeBar.hidden = true; // not in cluster mode
+      return;
+    }
+    const nodes = new Set(Array.isArray(answer.nodes) ? answer.nodes : []);
+    if (this.#node) nodes.add(this.#node);
+    el.node.replaceChildren();
+    const add = (value, label) => {
+      const o = document.createElement("option");
+      o.value = value;
+      o.textContent = label;
+      el.node.append(o);
+    };
+    add("", `${here} (this hub)`);
+    for (const n of [...nodes].sort()) if (n !== here) add(n, n);
+    if (this.#node === here) this.#node = null;
+    el.node.value = this.#node ?? "";
+    el.nodeBar.hidden = false;
   }
 
   /** Stops refreshing (the camera view closed). */
@@ -159,7 +207,7 @@ export class Recordings {
   play(ms) {
     if (!this.#viewer) return;
     this.#playheadMs = ms;
-    this.#viewer.play(ms, this.#speed);
+    this.#viewer.play(ms, this.#speed, this.#node);
     this.#showPlayback(false);
     this.#draw();
   }
@@ -179,7 +227,11 @@ export class Recordings {
     const toMs = Date.now();
     const fromMs = toMs - this.#windowMs;
     try {
-      const [rec, all] = await Promise.all([api.recordings(id, fromMs, toMs), api.recordingsOverview()]);
+      const node = this.#node;
+      const [rec, all] = await Promise.all([
+        node ? api.nodeRecordings(node, id, fromMs, toMs) : api.recordings(id, fromMs, toMs),
+        node ? null : api.recordingsOverview(),
+      ]);
       if (gen !== this.#generation) return;
       this.#spans = (rec.spans ?? []).map((s) => ({ startMs: s.start_us / 1000, endMs: s.end_us / 1000, frames: s.frames }));
       this.#events = readEvents(rec.events, toMs);
@@ -190,8 +242,13 @@ export class Recordings {
     } catch (e) {
       if (gen !== this.#generation) return;
       this.#el.panel.dataset.unavailable = "true";
+      const where = this.#node ? `node ${this.#node}` : "this hub";
       this.#el.state.textContent =
-        e.status === 503 ? "Recording is unavailable on this hub." : `Could not load the recordings: ${e.message}`;
+        e.status === 503 || e.status === 504
+          ? this.#node
+            ? `The recordings on ${where} are unavailable: ${e.message}`
+            : "Recording is unavailable on this hub."
+          : `Could not load the recordings: ${e.message}`;
       delete this.#el.state.dataset.recording;
     }
     this.#fromMs = fromMs;
@@ -231,9 +288,11 @@ export class Recordings {
     const el = this.#el;
     const here = usage ? `${bytes(usage.bytes)} in ${usage.segments} segment${usage.segments === 1 ? "" : "s"}` : "nothing";
     const disk = all?.disk_free_bytes;
-    el.usage.textContent = `This camera: ${here} · all cameras: ${bytes(all?.bytes)} · disk free: ${
-      typeof disk === "number" ? bytes(disk) : "unknown"
-    }`;
+    el.usage.textContent = this.#node
+      ? `This camera on ${this.#node}: ${here}`
+      : `This camera: ${here} · all cameras: ${bytes(all?.bytes)} · disk free: ${
+          typeof disk === "number" ? bytes(disk) : "unknown"
+        }`;
     el.usage.dataset.bytes = String(usage?.bytes ?? 0);
     el.usage.dataset.diskFree = String(disk ?? "");
   }
@@ -339,8 +398,8 @@ export class Recordings {
     }
     const range = `${clock(s.fromMs)} – ${clock(s.toMs)} (${duration(s.toMs - s.fromMs)})`;
     el.selection.textContent = recorded ? range : `${range}: nothing recorded`;
-    el.exportMkv.href = api.exportUrl(this.#camera, s.fromMs, s.toMs, "mkv");
-    el.exportAvi.href = api.exportUrl(this.#camera, s.fromMs, s.toMs, "avi");
+    el.exportMkv.href = api.exportUrl(this.#camera, s.fromMs, s.toMs, "mkv", this.#node);
+    el.exportAvi.href = api.exportUrl(this.#camera, s.fromMs, s.toMs, "avi", this.#node);
   }
 
   #draw() {

@@ -41,6 +41,7 @@ export class Viewer extends EventTarget {
   #mode = "live";
   #speed = "1";
   #playFromMs = 0; // where a reconnecting playback socket resumes: the newest frame shown
+  #playNode = null; // cluster node whose recordings are played (null: this hub's)
 
   /**
    * @param {HTMLCanvasElement} canvas where frames are drawn (resized to each frame's size)
@@ -82,9 +83,11 @@ export class Viewer extends EventTarget {
     return this.#mode;
   }
 
-  /** Plays the recordings from `fromMs` (Unix ms) at `speed` (1, 2, 4, 8 or max). */
-  play(fromMs, speed = this.#speed) {
+  /** Plays the recordings from `fromMs` (Unix ms) at `speed` (1, 2, 4, 8 or max); with
+   *  `node`, those kept on that cluster node (through this hub). */
+  play(fromMs, speed = this.#speed, node = null) {
     this.#mode = "playback";
+    this.#playNode = node;
     this.#speed = String(speed);
     this.#playFromMs = Math.floor(fromMs);
     this.canvas.dataset.mode = "playback";
@@ -125,6 +128,7 @@ export class Viewer extends EventTarget {
     const cam = encodeURIComponent(this.camera);
     if (this.#mode === "live") return `/ws/view/${cam}?meta=1`;
     const q = new URLSearchParams({ from: String(this.#playFromMs), speed: this.#speed, meta: "1" });
+    if (this.#playNode) return `/ws/nodes/${encodeURIComponent(this.#playNode)}/playback/${cam}?${q}`;
     return `/ws/playback/${cam}?${q}`;
   }
 
