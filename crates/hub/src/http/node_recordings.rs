@@ -51,8 +51,15 @@ fn not_clustered() -> ApiError {
     ApiError::NotFound("this hub is not in cluster mode (espcam serve --cluster)".into())
 }
 
+/// The query to forward: at most [`MAX_QUERY`] bytes, without `token=` (a credential for
+/// this hub, never sent on to another).
 fn checked_query(query: Option<String>) -> Result<String, ApiError> {
-    let query = query.unwrap_or_default();
+    let query = query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty() && p.split('=').next() != Some("token"))
+        .collect::<Vec<_>>()
+        .join("&");
     if query.len() > MAX_QUERY {
         return Err(ApiError::BadRequest(format!(
             "query of {} bytes: at most {MAX_QUERY}",
@@ -853,6 +860,17 @@ mod tests {
         let e = body_of(reader(&nodes, 20)).await.unwrap_err().to_string();
         assert!(e.contains("stopped the export after 8 of 20 bytes"), "{e}");
         assert!(e.contains("does not answer"), "{e}");
+    }
+
+    #[test]
+    fn a_token_in_the_query_is_not_forwarded() {
+        assert_eq!(
+            checked_query(Some("from=1&token=ecam_secret&to=2&format=mkv".into())).unwrap(),
+            "from=1&to=2&format=mkv"
+        );
+        assert_eq!(checked_query(Some("token=x".into())).unwrap(), "");
+        assert_eq!(checked_query(None).unwrap(), "");
+        assert!(checked_query(Some("a".repeat(MAX_QUERY + 1))).is_err());
     }
 
     #[tokio::test]
