@@ -44,7 +44,7 @@ async fn timeline_x(b: &Browser, ms: f64) -> f64 {
 
 /// Real pointer input on the timeline: press at `from_ms`, release at `to_ms` (the same
 /// instant: a click).
-async fn press_on_timeline(b: &Browser, from_ms: f64, to_ms: f64) {
+pub async fn press_on_timeline(b: &Browser, from_ms: f64, to_ms: f64) {
     let timeline = b.client.find(Locator::Id("timeline")).await.unwrap();
     let x0 = timeline_x(b, from_ms).await.round();
     let x1 = timeline_x(b, to_ms).await.round();

@@ -283,9 +283,7 @@ function openCamera(id) {
   current.tick = setInterval(renderCameraView, 1000);
   renderCameraView();
   snapshots.setCamera(id);
-  // A camera another cluster node holds is recorded there: its timeline starts on that node.
-  const held = cameras.get(id);
-  recordings.setCamera(id, viewer, held?.source === "remote" ? held.node : null);
+  recordings.setCamera(id, viewer);
   cameraEvents.setCamera(id);
   zones.setCamera(id);
   showMotionBadge();

@@ -141,7 +141,8 @@ export class Recordings {
   }
 
   /** Shows camera `id`, whose picture `viewer` draws (live or playback); `node`: the
-   *  cluster node whose recordings to show first (null: this hub's). */
+   *  cluster node whose recordings to show first (null: this hub's, or in cluster mode the
+   *  node holding the camera when another one does). */
   setCamera(id, viewer, node = null) {
     this.close();
     this.#camera = id;
@@ -162,20 +163,25 @@ export class Recordings {
     this.#loadNodes(this.#generation);
   }
 
-  /** Cluster mode: offers this hub and every other node as places the recordings may be. */
+  /** Cluster mode: offers this hub and every other node as places the recordings may be,
+   *  starting on the node that holds the camera when another one does (it records it). */
   async #loadNodes(gen) {
     const el = this.#el;
-    let answer;
-    try {
-      answer = await api.nodes();
-    } catch {
-      answer = null;
-    }
+    const id = this.#camera;
+    const [answer, info] = await Promise.all([
+      api.nodes().catch(() => null),
+      this.#node ? null : api.camera(id).catch(() => null),
+    ]);
     if (gen !== this.#generation) return;
     const here = answer?.node;
     if (typeof here !== "string") {
       el.nodeBar.hidden = true; // not in cluster mode
       return;
+    }
+    if (info?.source === "remote" && typeof info.node === "string" && info.node !== here) {
+      this.#node = info.node;
+      this.#generation += 1;
+      this.refresh();
     }
     const nodes = new Set(Array.isArray(answer.nodes) ? answer.nodes : []);
     if (this.#node) nodes.add(this.#node);
@@ -242,6 +248,11 @@ export class Recordings {
     } catch (e) {
       if (gen !== this.#generation) return;
       this.#el.panel.dataset.unavailable = "true";
+      // Another node's spans are not shown while they cannot be played or downloaded.
+      if (this.#node) {
+        this.#spans = [];
+        this.#events = [];
+      }
       const where = this.#node ? `node ${this.#node}` : "this hub";
       this.#el.state.textContent =
         e.status === 503 || e.status === 504
