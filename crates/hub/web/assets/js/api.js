@@ -88,8 +88,6 @@ export const api = {
   /** Spans, state and storage of `id` between `fromMs` and `toMs` (Unix ms). */
   recordings: (id, fromMs, toMs) =>
     request(`${cam(id)}/recordings?from=${Math.floor(fromMs)}&to=${Math.ceil(toMs)}`),
-  /** One camera as `GET /api/cameras/{id}` has it (cluster mode: with `node`, `source`). */
-  camera: (id) => request(cam(id)),
   /** Cluster mode: `{node, nodes}`, this hub's name and every node seen (404 otherwise). */
   nodes: () => request("/api/nodes"),
   /** Like `recordings`, for the recordings kept on cluster node `node`. */

@@ -168,16 +168,18 @@ export class Recordings {
   async #loadNodes(gen) {
     const el = this.#el;
     const id = this.#camera;
-    const [answer, info] = await Promise.all([
-      api.nodes().catch(() => null),
-      this.#node ? null : api.camera(id).catch(() => null),
-    ]);
+    const answer = await api.nodes().catch(() => null);
     if (gen !== this.#generation) return;
     const here = answer?.node;
     if (typeof here !== "string") {
       el.nodeBar.hidden = true; // not in cluster mode
       return;
     }
+    // The REST list has each camera's node (the ui socket's camera objects do not); the
+    // list, not `GET /api/cameras/{id}`, so that a camera the hub does not know is no 404.
+    const list = this.#node ? null : await api.cameras().catch(() => null);
+    if (gen !== this.#generation) return;
+    const info = Array.isArray(list) ? list.find((c) => c?.id === id) : null;
     if (info?.source === "remote" && typeof info.node === "string" && info.node !== here) {
       this.#node = info.node;
       this.#generation += 1;
