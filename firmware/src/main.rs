@@ -1,8 +1,8 @@
 //! espcam firmware for ESP32-S3 camera boards: the shell around `espcam_camera::Camera`.
 //!
 //! Brings up Wi-Fi, the camera, the clock and the network, then runs the core's blocking
-//! shell loop (`espcam_camera::Driver`): poll, wait for an event at most as long as it says,
-//! hand the event over. Every decision (what to send, when to capture, drop, reconnect, ack,
+//! shell loop (`espcam_camera::blocking::run` on the `Driver`): poll, wait for an event at
+//! most as long as it says, hand the event over. Every decision (what to send, when to capture, drop, reconnect, ack,
 //! update or reboot; which frame a client gets; what a failed send means; the
 //! configuration's rules) is the core's and is tested on the host; this crate only performs
 //! the I/O behind `ShellIo` and must never make one.
@@ -24,7 +24,7 @@ use esp_idf_svc::hal::peripherals::Peripherals;
 use esp_idf_svc::hal::task::watchdog::{TWDTConfig, TWDTDriver};
 use esp_idf_svc::nvs::EspDefaultNvsPartition;
 use esp_idf_svc::sys::{self, EspError};
-use espcam_camera::{Camera, Driver, ShellEvent};
+use espcam_camera::{blocking, Camera, Driver};
 use net::{Event, Net};
 
 /// Longest wait between two passes, so the task watchdog is fed and health stays fresh.
@@ -72,7 +72,9 @@ fn run() -> Result<(), EspError> {
     }
     // One pin serves every wss:// hub of the list (a ws:// hub's http:// fetch ignores it).
     let ota_pin = hubs.iter().find(|(t, _)| t.tls()).or(hubs.first());
-    let (flash, ota_boot) = ota::Flash::start(events.clone(), ota_pin.map(|h| h.1))?;
+    let tx = events.clone();
+    let report = move |e| drop(tx.send(Event::Core(e)));
+    let (flash, ota_boot) = ota::start(report, ota_pin.map(|h| h.1))?;
     cam_config.firmware = FIRMWARE.into();
     cam_config.sensor = name.into();
     cam_config.board = Some(board.name.into());
@@ -81,28 +83,10 @@ fn run() -> Result<(), EspError> {
     cam_config.seed = unsafe { u64::from(sys::esp_random()) << 32 | u64::from(sys::esp_random()) };
 
     let mut twdt = TWDTDriver::new(peripherals.twdt, &TWDTConfig::default())?;
-    let mut watchdog = twdt.watch_current_task()?;
+    // Fed by `Net::feed` at every pass of the loop.
+    let _watchdog = twdt.watch_current_task()?;
     let mut net = Net::new(events, hubs, flash.clone())?;
-    let mut driver = Driver::new(Camera::with_ota(cam_config, sensor, flash, clock::now()));
+    let driver = Driver::new(Camera::with_ota(cam_config, sensor, flash, clock::now()));
     log::info!("espcam: running");
-    loop {
-        let _ = watchdog.feed();
-        // Failover moves the index only while handling events, so it holds for this poll.
-        net.set_hub(driver.camera().hub_index());
-        let wait = driver.poll(&mut net, MAX_WAIT);
-        let event = match rx.recv_timeout(wait) {
-            Ok(Event::Core(event)) => Some(event),
-            Ok(Event::ClientOpen(sender)) => {
-                match driver.client_open(&net) {
-                    Ok(conn) => net.adopt(conn, sender),
-                    Err(r) => net.refuse(sender, r.code, r.reason),
-                }
-                None
-            }
-            Ok(Event::ClientText(fd, text)) => net.conn_of(fd).map(|c| ShellEvent::Text(c, text)),
-            Ok(Event::ClientClosed(fd)) => net.conn_of(fd).map(ShellEvent::Closed),
-            Err(_) => None,
-        };
-        driver.handle(&mut net, event);
-    }
+    blocking::run(driver, &mut net, &rx, MAX_WAIT)
 }

@@ -54,8 +54,9 @@ pub trait FlashUpdate {
     fn complete(self) -> Result<(), String>;
 }
 
-/// One HTTP client request at a time (a firmware image's ranges).
-pub trait HttpGet: Send + 'static {
+/// One HTTP client request at a time (a firmware image's ranges); made on the worker
+/// thread, so it need not be `Send`.
+pub trait HttpGet {
     /// Sends `GET url` with `headers`; the answer's status.
     fn get(&mut self, url: &str, headers: &[(&str, &str)]) -> Result<u16, String>;
     /// Reads the answer's body; `Ok(0)` at its end.
@@ -113,10 +114,11 @@ pub struct FlashWorker {
 const STOPPED: &str = "the OTA worker has stopped";
 
 impl FlashWorker {
-    /// Starts the worker thread (`stack` bytes) on `flash`; fetch results go to `report`.
+    /// Starts the worker thread (`stack` bytes) on `flash`, with the HTTP client `http`
+    /// makes there; fetch results go to `report`.
     pub fn spawn<F: Flasher, H: HttpGet>(
         flash: F,
-        http: H,
+        http: impl FnOnce() -> H + Send + 'static,
         capacity: u32,
         stack: usize,
         report: impl Fn(ShellEvent) + Send + 'static,
@@ -128,7 +130,7 @@ impl FlashWorker {
         std::thread::Builder::new()
             .name("ota".into())
             .stack_size(stack)
-            .spawn(move || worker(flash, http, rx, report, f))?;
+            .spawn(move || worker(flash, http(), rx, report, f))?;
         Ok(Self {
             jobs,
             failed,
@@ -261,19 +263,21 @@ impl Clients {
     /// Keeps client `conn` on socket `key` with a sender thread (`stack` bytes) writing to
     /// `sock`. The thread reports a written frame as [`ShellEvent::FrameSent`] and a failed
     /// write as [`ShellEvent::Closed`] through `report` (false: nobody listens any more), and
-    /// ends with `end(sock, true)` after a close frame or a failure, so the shell ends the
-    /// session; `end(sock, false)` when [`Clients::forget`] dropped its queue (the socket
-    /// is gone already).
+    /// ends with `end(true)` after a close frame or a failure, so the shell ends the session;
+    /// `end(false)` when [`Clients::forget`] dropped its queue (the socket is gone already).
+    /// `sock` is never dropped, not even when the thread cannot start: the shell's server
+    /// owns the socket behind it (a `TcpStream` made from the server's descriptor).
     pub fn adopt<W: Write + Send + 'static>(
         &mut self,
         conn: ConnId,
         key: i32,
-        mut sock: W,
+        sock: W,
         stack: usize,
         report: impl Fn(ShellEvent) -> bool + Send + 'static,
-        end: impl FnOnce(W, bool) + Send + 'static,
+        end: impl FnOnce(bool) + Send + 'static,
     ) -> std::io::Result<()> {
         let (tx, rx) = sync_channel::<Message>(CLIENT_QUEUE);
+        let mut sock = core::mem::ManuallyDrop::new(sock);
         std::thread::Builder::new()
             .stack_size(stack)
             .spawn(move || {
@@ -285,15 +289,15 @@ impl Clients {
                         .is_err()
                     {
                         report(ShellEvent::Closed(conn));
-                        return end(sock, true);
+                        return end(true);
                     }
                     if opcode == OPCODE_CLOSE
                         || (opcode == OPCODE_BINARY && !report(ShellEvent::FrameSent(conn)))
                     {
-                        return end(sock, true);
+                        return end(true);
                     }
                 }
-                end(sock, false);
+                end(false);
             })?;
         self.by_conn.insert(conn, (key, tx));
         Ok(())

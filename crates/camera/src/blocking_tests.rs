@@ -159,7 +159,7 @@ fn worker(
     };
     let w = FlashWorker::spawn(
         flash,
-        http,
+        move || http,
         capacity,
         64 * 1024,
         move |e| {
@@ -268,7 +268,7 @@ fn adopt(
             sock,
             64 * 1024,
             move |e| tx.send(e).is_ok(),
-            move |_, end_session| {
+            move |end_session| {
                 let _ = end_tx.send(end_session);
             },
         )
