@@ -24,7 +24,8 @@ use esp_idf_svc::hal::peripherals::Peripherals;
 use esp_idf_svc::hal::task::watchdog::{TWDTConfig, TWDTDriver};
 use esp_idf_svc::nvs::EspDefaultNvsPartition;
 use esp_idf_svc::sys::{self, EspError};
-use espcam_camera::{blocking, Camera, Driver};
+use espcam_camera::blocking::{self, Shell};
+use espcam_camera::{Camera, Driver};
 use net::{Event, Net};
 
 /// Longest wait between two passes, so the task watchdog is fed and health stays fresh.
@@ -53,40 +54,32 @@ fn run() -> Result<(), EspError> {
     let sysloop = EspSystemEventLoop::take()?;
     // Wi-Fi first, camera second: see wifi.rs on brown-outs.
     let nvs = EspDefaultNvsPartition::take()?;
-    let _wifi = wifi::start(peripherals.modem, &sysloop, nvs, &fw.role)?;
-    let (mut cam_config, board) = (fw.camera_config(), config::board());
+    let _wifi = wifi::start(peripherals.modem, &sysloop, nvs, fw.wifi())?;
+    let board = config::board();
     let xclk_hz = fw.xclk_hz.unwrap_or(board.xclk_hz);
-    let sensor = camera::CameraSensor::init(board, xclk_hz, &cam_config.settings)?;
+    let sensor = camera::CameraSensor::init(board, xclk_hz, &fw.camera_config().settings)?;
     let (name, mhz) = (sensor.name(), xclk_hz / 1_000_000);
     log::info!("camera: {name} on {}, XCLK {mhz} MHz", board.description);
 
     let (events, rx) = mpsc::channel();
-    // Every hub of cfg.toml in order; the core picks one (`hub_index`), Net connects there.
-    let hubs: Vec<_> = fw
-        .hubs()
-        .into_iter()
-        .map(|(target, trust)| (target.clone(), tls::pin(trust)))
-        .collect();
+    // Every hub of cfg.toml in order; the core picks one (`hub_index`) and connects there.
+    let hubs = fw.hubs_with(tls::pin);
     if let Some(fp) = fw.hubs().iter().find_map(|(_, trust)| trust.fingerprint()) {
         log::info!("tls: a wss:// hub's certificate must have SHA-256 {fp}");
     }
-    // One pin serves every wss:// hub of the list (a ws:// hub's http:// fetch ignores it).
-    let ota_pin = hubs.iter().find(|(t, _)| t.tls()).or(hubs.first());
     let tx = events.clone();
     let report = move |e| drop(tx.send(Event::Core(e)));
-    let (flash, ota_boot) = ota::start(report, ota_pin.map(|h| h.1))?;
-    cam_config.firmware = FIRMWARE.into();
-    cam_config.sensor = name.into();
-    cam_config.board = Some(board.name.into());
-    cam_config.ota_boot = ota_boot;
+    let (flash, ota_boot) = ota::start(report, fw.download_trust().map(tls::pin))?;
     // Different per board, so cameras rebooted together do not reconnect in lockstep.
-    cam_config.seed = unsafe { u64::from(sys::esp_random()) << 32 | u64::from(sys::esp_random()) };
+    let seed = unsafe { u64::from(sys::esp_random()) << 32 | u64::from(sys::esp_random()) };
+    let cam_config = fw.board_camera_config(FIRMWARE, name, board.name, ota_boot, seed);
 
     let mut twdt = TWDTDriver::new(peripherals.twdt, &TWDTConfig::default())?;
-    // Fed by `Net::feed` at every pass of the loop.
+    // Fed by `Net::feed` at every pass of the loop and after every frame sent.
     let _watchdog = twdt.watch_current_task()?;
-    let mut net = Net::new(events, hubs, flash.clone())?;
+    let net = Net::new(events.clone(), fw.standalone())?;
+    let mut shell = Shell::new(net, hubs, Some(flash.clone()), events);
     let driver = Driver::new(Camera::with_ota(cam_config, sensor, flash, clock::now()));
     log::info!("espcam: running");
-    blocking::run(driver, &mut net, &rx, MAX_WAIT)
+    blocking::run(driver, &mut shell, &rx, MAX_WAIT)
 }

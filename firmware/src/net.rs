@@ -1,6 +1,8 @@
-//! The network seam: WebSocket clients to the hub's control and stream ports (hub mode), or
-//! the HTTP server's `/ws` endpoint (standalone mode, seed 002); the board's `ShellIo` and
-//! `BoardIo` for the core's main loop (`espcam_camera::blocking::run`).
+//! The board's drivers for the core's blocking shell (`espcam_camera::blocking::Board`):
+//! WebSocket clients to the hub's control and stream ports (hub mode), or the HTTP server's
+//! `/ws` endpoint (standalone mode, seed 002), the camera, health and the wall clock. Which
+//! connection a message goes to, hub failover, image URLs and firmware jobs are the core's
+//! `blocking::Shell`.
 //!
 //! Driver callbacks run on the drivers' tasks and only turn what happened into events for
 //! the main loop. Must never retry, reconnect, answer or limit anything on its own: the hub
@@ -19,11 +21,9 @@
 //! registers `/ws`, and esp_transport_ws both reply with an empty close frame before the
 //! socket ends), so it arrives here as the socket's end, not as a close frame.
 
-use std::collections::BTreeMap;
 use std::net::TcpStream;
 use std::os::fd::FromRawFd;
 use std::sync::mpsc::Sender;
-use std::sync::Arc;
 use std::time::Duration;
 
 use esp_idf_svc::hal::delay::TickType;
@@ -36,11 +36,10 @@ use esp_idf_svc::ws::client::{EspWebSocketClient, EspWebSocketClientConfig};
 use esp_idf_svc::ws::client::{WebSocketEvent, WebSocketEventType as Ws};
 use esp_idf_svc::ws::FrameType;
 use espcam_camera::blocking::{client_message_fits, client_text, close_payload};
-use espcam_camera::blocking::{BoardEvent, BoardIo, Clients, FlashWorker};
-use espcam_camera::{CapturedFrame, ConnId, FetchId, Health, HubTarget, Instant, Link};
-use espcam_camera::{SendFailed, ShellEvent, ShellIo, CLOSE_INTERNAL_ERROR};
+use espcam_camera::blocking::{Board, BoardEvent, Clients, HubLink};
+use espcam_camera::{CapturedFrame, ConnId, Health, Instant, SendFailed, ShellEvent};
 use espcam_proto::control::MAX_CONTROL_MESSAGE;
-use espcam_proto::standalone::{MAX_CLIENTS, OPCODE_BINARY, OPCODE_TEXT, PATH};
+use espcam_proto::standalone::{MAX_CLIENTS, PATH};
 
 use crate::camera;
 use crate::clock::{self, WallClock};
@@ -53,33 +52,23 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 /// What the driver tasks and worker threads report to the main loop.
 pub type Event = BoardEvent<EspHttpWsDetachedSender>;
 
-/// Every socket the core knows about, and the rest of the board's side of the core's
-/// shell loop: camera frames, firmware jobs, health, the wall clock.
+/// The board's network and camera drivers.
 pub struct Net {
     events: Sender<Event>,
     /// Standalone mode's server: kept to keep serving, and for its handle.
     server: Option<EspHttpServer<'static>>,
-    /// Hub mode: every hub of cfg.toml in order (empty: standalone), and which one links
-    /// go to now (the core's `Camera::hub_index`).
-    hubs: Vec<(HubTarget, Pin)>,
-    hub_index: usize,
-    /// Hub links; dropping a client stops its task.
-    links: BTreeMap<ConnId, EspWebSocketClient<'static>>,
-    clients: Clients,
-    flash: FlashWorker,
     wall: Option<WallClock>,
 }
 
+/// A hub link; dropping the client stops its task.
+pub struct Link(ConnId, EspWebSocketClient<'static>);
+
 impl Net {
-    /// Hub mode (`hubs` not empty; links are opened on request), or standalone mode:
+    /// Hub mode (links are opened on request; SNTP for capture times), or standalone mode:
     /// serves `ws://<camera>/ws`.
-    pub fn new(
-        events: Sender<Event>,
-        hubs: Vec<(HubTarget, Pin)>,
-        flash: FlashWorker,
-    ) -> Result<Self, EspError> {
+    pub fn new(events: Sender<Event>, standalone: bool) -> Result<Self, EspError> {
         let (mut server, mut wall) = (None, None);
-        if hubs.is_empty() {
+        if standalone {
             // The core's client limit, plus room to accept (and refuse) one more.
             let conf = Configuration {
                 max_open_sockets: MAX_CLIENTS + 2,
@@ -93,22 +82,11 @@ impl Net {
             // SNTP only in hub mode: an access point has no route to a time server.
             wall = Some(WallClock::start()?);
         }
-        let (links, clients, hub_index) = (BTreeMap::new(), Clients::default(), 0);
         Ok(Self {
             events,
             server,
-            hubs,
-            hub_index,
-            links,
-            clients,
-            flash,
             wall,
         })
-    }
-
-    /// The hub links go to now; `None` in standalone mode.
-    fn hub(&self) -> Option<&(HubTarget, Pin)> {
-        self.hubs.get(self.hub_index).or(self.hubs.first())
     }
 
     fn server(&self) -> sys::httpd_handle_t {
@@ -118,62 +96,17 @@ impl Net {
     }
 }
 
-impl BoardIo for Net {
-    type Client = EspHttpWsDetachedSender;
-
-    /// The client's sender thread writes on its socket, which httpd owns and closes.
-    fn adopt(&mut self, conn: ConnId, sender: EspHttpWsDetachedSender) {
-        let (fd, events) = (sender.session(), self.events.clone());
-        let server = self.server() as usize;
-        // SAFETY: `Clients` never drops it, so it never closes httpd's descriptor.
-        let sock = unsafe { TcpStream::from_raw_fd(fd) };
-        let _ = sock.set_write_timeout(Some(SEND_TIMEOUT));
-        let report = move |e| events.send(Event::Core(e)).is_ok();
-        // SAFETY: the server outlives every client; the call only queues work for httpd.
-        let end = move |close| {
-            if close {
-                unsafe { sys::httpd_sess_trigger_close(server as sys::httpd_handle_t, fd) };
-            }
-        };
-        if let Err(e) = self.clients.adopt(conn, fd, sock, 6 * 1024, report, end) {
-            log::warn!("conn {}: no sender thread: {e}", conn.get());
-            self.refuse(sender, CLOSE_INTERNAL_ERROR, "out of memory");
-            let _ = self.events.send(Event::Core(ShellEvent::Closed(conn)));
-        }
-    }
-
-    fn refuse(&mut self, mut sender: EspHttpWsDetachedSender, code: u16, reason: &str) {
-        let _ = sender.send(FrameType::Close, &close_payload(code, reason));
-        unsafe { sys::httpd_sess_trigger_close(self.server(), sender.session()) };
-    }
-
-    fn conn_of(&self, fd: i32) -> Option<ConnId> {
-        self.clients.conn_of(fd)
-    }
-
-    /// The task watchdog (main.rs subscribed this task).
-    fn feed(&mut self) {
-        unsafe { sys::esp_task_wdt_reset() };
-    }
-}
-
-impl ShellIo for Net {
+impl Board for Net {
     type Frame = camera::Frame;
-    type Jpeg = Arc<[u8]>;
+    type Link = Link;
+    type Pin = Pin;
+    type Client = EspHttpWsDetachedSender;
 
     fn now(&self) -> Instant {
         clock::now()
     }
 
-    fn set_hub(&mut self, index: usize) {
-        self.hub_index = index;
-    }
-
-    fn connect(&mut self, conn: ConnId, link: Link) {
-        let Some((target, pin)) = self.hub() else {
-            return;
-        };
-        let uri = target.link_url(link);
+    fn dial(&mut self, conn: ConnId, uri: &str, tls: bool, pin: &Pin) -> Option<Link> {
         let conf = EspWebSocketClientConfig {
             disable_auto_reconnect: true,
             // One hub message always arrives as one event (the wrapper does not reassemble).
@@ -183,111 +116,24 @@ impl ShellIo for Net {
             crt_bundle_attach: pin.attach,
             // The pin is the check; a self-signed hub certificate names `localhost`, not
             // the address the camera dials.
-            skip_cert_common_name_check: target.tls(),
+            skip_cert_common_name_check: tls,
             ..Default::default()
         };
         let events = self.events.clone();
         log::info!("link {}: connecting to {uri}", conn.get());
         // The closure is written inline so it gets the callback's higher-ranked signature.
-        match EspWebSocketClient::new(&uri, &conf, SEND_TIMEOUT, move |e| {
-            forward(&events, conn, e)
-        }) {
-            Ok(client) => drop(self.links.insert(conn, client)),
-            Err(e) => {
-                log::warn!("link {}: {uri}: {e}", conn.get());
-                let _ = self.events.send(Event::Core(ShellEvent::Closed(conn)));
-            }
-        }
-    }
-
-    /// Hub links: at once; clients: queued to the sender thread.
-    fn send_text(&mut self, conn: ConnId, text: String) -> Result<(), SendFailed> {
-        let Some(c) = self.links.get_mut(&conn) else {
-            return self
-                .clients
-                .send(conn, OPCODE_TEXT, text.into_bytes().into());
-        };
-        c.send(FrameType::Text(false), text.as_bytes())
-            .map_err(|e| log::warn!("conn {}: send failed: {e}", conn.get()))
-            .map_err(|()| SendFailed)
-    }
-
-    fn close(&mut self, conn: ConnId, code: u16, reason: &str) {
-        log::info!("conn {}: closing ({code}: {reason})", conn.get());
-        if self.clients.close(conn, code, reason) {
-            return;
-        }
-        let Some(c) = self.links.remove(&conn).filter(|c| c.is_connected()) else {
-            return;
-        };
-        // esp-idf-svc closes only with 1000 (on drop); the core's code needs the C call.
-        // SAFETY: the client is alive until dropped at the end of this function.
-        let (r, n) = (reason.as_ptr().cast(), reason.len() as i32);
-        let t = TickType::new_millis(1000).ticks();
-        unsafe { sys::esp_websocket_client_close_with_code(c.handle(), code.into(), r, n, t) };
-    }
-
-    fn forget(&mut self, conn: ConnId) {
-        self.links.remove(&conn);
-        self.clients.forget(conn);
-    }
-
-    fn close_all(&mut self, code: u16, reason: &str) {
-        let mut conns: Vec<ConnId> = self.links.keys().copied().collect();
-        conns.extend(self.clients.conns());
-        conns.into_iter().for_each(|c| self.close(c, code, reason));
-        std::thread::sleep(Duration::from_millis(200)); // let the sender threads write
+        let client =
+            EspWebSocketClient::new(uri, &conf, SEND_TIMEOUT, move |e| forward(&events, conn, e));
+        let warn = |e: EspError| log::warn!("link {}: {uri}: {e}", conn.get());
+        client.map(|c| Link(conn, c)).map_err(warn).ok()
     }
 
     fn capture(&mut self) -> Option<(CapturedFrame, camera::Frame)> {
         camera::grab().map(|frame| (frame.describe(), frame))
     }
 
-    /// `header` ++ JPEG as ONE binary message in fragments, so the JPEG is never copied. The
-    /// Rust client wrapper cannot fragment, so: the C calls.
-    fn send_frame(
-        &mut self,
-        conn: ConnId,
-        head: &[u8],
-        f: &camera::Frame,
-    ) -> Result<(), SendFailed> {
-        let c = self.links.get(&conn).ok_or(SendFailed)?;
-        let (h, t, jpeg) = (c.handle(), TickType::from(SEND_TIMEOUT).ticks(), f.jpeg());
-        let len = |b: &[u8]| i32::try_from(b.len()).unwrap_or(i32::MAX);
-        // SAFETY: `h` is a started client owned by `self.links`; the buffers outlive the calls.
-        let sent = unsafe {
-            sys::esp_websocket_client_send_bin_partial(h, head.as_ptr().cast(), len(head), t) >= 0
-                && sys::esp_websocket_client_send_cont_msg(h, jpeg.as_ptr().cast(), len(jpeg), t)
-                    >= 0
-                && sys::esp_websocket_client_send_fin(h, t) >= 0
-        };
-        self.feed(); // a send may block for SEND_TIMEOUT
-        sent.then_some(()).ok_or(SendFailed)
-    }
-
-    fn share(&mut self, frame: camera::Frame) -> Arc<[u8]> {
-        Arc::from(frame.jpeg())
-    }
-
-    fn send_jpeg(&mut self, conn: ConnId, jpeg: Arc<[u8]>) -> Result<(), SendFailed> {
-        self.clients.send(conn, OPCODE_BINARY, jpeg)
-    }
-
-    fn restart(&mut self, rollback: bool, reason: &str) {
-        log::warn!("rebooting: {reason}");
-        match rollback {
-            true => self.flash.rollback(),
-            false => esp_idf_svc::hal::reset::restart(),
-        }
-    }
-
-    fn ota_fetch(&mut self, fetch: FetchId, url: &str, offset: u32, len: u32) {
-        let url = self.hub().map_or(url.to_string(), |h| h.0.image_url(url));
-        self.flash.fetch(fetch, url, offset, len);
-    }
-
-    fn confirm_image(&mut self) {
-        self.flash.confirm();
+    fn jpeg(frame: &camera::Frame) -> &[u8] {
+        frame.jpeg()
     }
 
     fn health(&mut self) -> Health {
@@ -305,6 +151,84 @@ impl ShellIo for Net {
 
     fn wall_clock(&mut self) -> Option<u64> {
         self.wall.as_ref().and_then(|w| w.just_synced())
+    }
+
+    fn restart(&mut self, reason: &str, rollback: bool) {
+        log::warn!("rebooting: {reason}");
+        if !rollback {
+            esp_idf_svc::hal::reset::restart();
+        }
+    }
+
+    /// The client's sender thread writes on its socket, which httpd owns and closes.
+    fn adopt(&mut self, conn: ConnId, sender: Self::Client, clients: &mut Clients) -> bool {
+        let (fd, events, server) = (
+            sender.session(),
+            self.events.clone(),
+            self.server() as usize,
+        );
+        // SAFETY: `Clients` never drops it, so it never closes httpd's descriptor.
+        let sock = unsafe { TcpStream::from_raw_fd(fd) };
+        let _ = sock.set_write_timeout(Some(SEND_TIMEOUT));
+        let report = move |e| events.send(Event::Core(e)).is_ok();
+        // SAFETY: the server outlives every client; the call only queues work for httpd.
+        let end = move |close| {
+            if close {
+                unsafe { sys::httpd_sess_trigger_close(server as sys::httpd_handle_t, fd) };
+            }
+        };
+        let Err(e) = clients.adopt(conn, fd, sock, 6 * 1024, report, end) else {
+            return true;
+        };
+        log::warn!("conn {}: no sender thread: {e}", conn.get());
+        self.refuse(sender, espcam_camera::CLOSE_INTERNAL_ERROR, "out of memory");
+        false
+    }
+
+    fn refuse(&mut self, mut sender: Self::Client, code: u16, reason: &str) {
+        let _ = sender.send(FrameType::Close, &close_payload(code, reason));
+        unsafe { sys::httpd_sess_trigger_close(self.server(), sender.session()) };
+    }
+
+    /// The task watchdog (main.rs subscribed this task).
+    fn feed(&mut self) {
+        unsafe { sys::esp_task_wdt_reset() };
+    }
+}
+
+impl HubLink for Link {
+    fn send_text(&mut self, text: &str) -> Result<(), SendFailed> {
+        let sent = self.1.send(FrameType::Text(false), text.as_bytes());
+        sent.map_err(|e| log::warn!("conn {}: send failed: {e}", self.0.get()))
+            .map_err(|()| SendFailed)
+    }
+
+    /// `head` ++ JPEG as ONE binary message in fragments, so the JPEG is never copied. The
+    /// Rust client wrapper cannot fragment, so: the C calls.
+    fn send_frame(&mut self, head: &[u8], jpeg: &[u8]) -> Result<(), SendFailed> {
+        let (h, t) = (self.1.handle(), TickType::from(SEND_TIMEOUT).ticks());
+        let len = |b: &[u8]| i32::try_from(b.len()).unwrap_or(i32::MAX);
+        // SAFETY: `h` is a started client owned by `self`; the buffers outlive the calls.
+        let sent = unsafe {
+            sys::esp_websocket_client_send_bin_partial(h, head.as_ptr().cast(), len(head), t) >= 0
+                && sys::esp_websocket_client_send_cont_msg(h, jpeg.as_ptr().cast(), len(jpeg), t)
+                    >= 0
+                && sys::esp_websocket_client_send_fin(h, t) >= 0
+        };
+        sent.then_some(()).ok_or(SendFailed)
+    }
+
+    /// esp-idf-svc closes only with 1000 (on drop); the core's code needs the C call.
+    fn close(self, code: u16, reason: &str) {
+        log::info!("conn {}: closing ({code}: {reason})", self.0.get());
+        if self.1.is_connected() {
+            let (r, n) = (reason.as_ptr().cast(), reason.len() as i32);
+            let t = TickType::new_millis(1000).ticks();
+            // SAFETY: the client is alive until dropped at the end of this function.
+            unsafe {
+                sys::esp_websocket_client_close_with_code(self.1.handle(), code.into(), r, n, t)
+            };
+        }
     }
 }
 

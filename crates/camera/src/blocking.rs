@@ -26,10 +26,13 @@ use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, channel, sync_channel};
 
 use espcam_proto::control::MAX_CONTROL_MESSAGE;
-use espcam_proto::standalone::{OPCODE_BINARY, OPCODE_CLOSE, server_frame_head};
+use espcam_proto::standalone::{OPCODE_BINARY, OPCODE_CLOSE, OPCODE_TEXT, server_frame_head};
 
 use crate::driver::{Driver, SendFailed, ShellEvent, ShellIo};
 use crate::ota::{check_image_fits, check_range_status, range_body_limit, range_header};
+use crate::target::HubTarget;
+use crate::time::Instant;
+use crate::types::{CapturedFrame, Health, Link};
 use crate::types::{ConnId, FetchId, OtaSink, OtaSinkError, Sensor};
 
 /// The board's flash, owned by the [`FlashWorker`]'s thread.
@@ -405,6 +408,248 @@ pub fn run<S: Sensor, O: OtaSink, I: BoardIo>(
 ) -> ! {
     loop {
         step(&mut driver, io, events, max);
+    }
+}
+
+/// A hub link of the board (a WebSocket client the board opened for [`Shell`]).
+pub trait HubLink {
+    /// Sends one text message, returning once the socket took it.
+    fn send_text(&mut self, text: &str) -> Result<(), SendFailed>;
+    /// `head` ++ `jpeg` as ONE binary message (fragments: never copy the JPEG).
+    fn send_frame(&mut self, head: &[u8], jpeg: &[u8]) -> Result<(), SendFailed>;
+    /// Sends a close frame with `code` and `reason` if the link is still open, then ends it.
+    fn close(self, code: u16, reason: &str);
+}
+
+/// The board's drivers as [`Shell`] uses them: everything else a blocking shell does
+/// (which socket a message goes to, hub failover, image URLs, firmware jobs, what a failed
+/// open means, a restart's order) is the [`Shell`]'s.
+pub trait Board {
+    /// A captured frame, held until dropped.
+    type Frame;
+    /// An open or opening hub link.
+    type Link: HubLink;
+    /// Whom a hub's TLS trusts, as the board's TLS stack takes it.
+    type Pin;
+    /// A new standalone client's handle ([`BoardEvent::ClientOpen`]).
+    type Client;
+    /// The monotonic clock.
+    fn now(&self) -> Instant;
+    /// Starts opening `url` as `conn` (`tls`: `wss://`, trusting `pin`); reports
+    /// [`ShellEvent::Connected`] or `Closed` later. `None`: it failed at once.
+    fn dial(&mut self, conn: ConnId, url: &str, tls: bool, pin: &Self::Pin) -> Option<Self::Link>;
+    /// Grabs the newest frame; `None` when the sensor failed.
+    fn capture(&mut self) -> Option<(CapturedFrame, Self::Frame)>;
+    /// The frame's JPEG, in place.
+    fn jpeg(frame: &Self::Frame) -> &[u8];
+    /// Heap, PSRAM and RSSI now.
+    fn health(&mut self) -> Health;
+    /// µs since the Unix epoch right after the wall clock synced; otherwise `None`.
+    fn wall_clock(&mut self) -> Option<u64>;
+    /// Logs `reason` and restarts, unless `rollback`: then the [`FlashWorker`] restarts
+    /// into the previous image once this returns.
+    fn restart(&mut self, reason: &str, rollback: bool);
+    /// Gives client `conn` its sender thread ([`Clients::adopt`]); false when that failed
+    /// (the board closed the client).
+    fn adopt(&mut self, conn: ConnId, client: Self::Client, clients: &mut Clients) -> bool;
+    /// Closes a client the core refused.
+    fn refuse(&mut self, client: Self::Client, code: u16, reason: &str);
+    /// Called once per pass and after every blocking send (the task watchdog).
+    fn feed(&mut self) {}
+}
+
+/// A blocking shell's [`ShellIo`] and [`BoardIo`] on a [`Board`]: the hub links and
+/// standalone clients by connection, the hubs in failover order, the firmware worker.
+pub struct Shell<B: Board> {
+    /// The board's drivers.
+    pub board: B,
+    hubs: Vec<(HubTarget, B::Pin)>,
+    hub: usize,
+    links: BTreeMap<ConnId, B::Link>,
+    clients: Clients,
+    flash: Option<FlashWorker>,
+    events: Sender<BoardEvent<B::Client>>,
+}
+
+impl<B: Board> core::fmt::Debug for Shell<B> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let links: Vec<_> = self.links.keys().collect();
+        f.debug_struct("Shell")
+            .field("hub", &self.hub)
+            .field("links", &links)
+            .field("clients", &self.clients)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Board> Shell<B> {
+    /// `hubs` in the configuration's order (empty: standalone); `events` is the main
+    /// loop's queue, for what fails at once.
+    pub fn new(
+        board: B,
+        hubs: Vec<(HubTarget, B::Pin)>,
+        flash: Option<FlashWorker>,
+        events: Sender<BoardEvent<B::Client>>,
+    ) -> Self {
+        Self {
+            board,
+            hubs,
+            hub: 0,
+            links: BTreeMap::new(),
+            clients: Clients::default(),
+            flash,
+            events,
+        }
+    }
+
+    fn current_hub(&self) -> Option<&(HubTarget, B::Pin)> {
+        self.hubs.get(self.hub).or(self.hubs.first())
+    }
+
+    fn closed(&self, conn: ConnId) {
+        let _ = self.events.send(BoardEvent::Core(ShellEvent::Closed(conn)));
+    }
+}
+
+impl<B: Board> ShellIo for Shell<B> {
+    type Frame = B::Frame;
+    type Jpeg = Arc<[u8]>;
+
+    fn now(&self) -> Instant {
+        self.board.now()
+    }
+
+    fn set_hub(&mut self, index: usize) {
+        self.hub = index;
+    }
+
+    fn connect(&mut self, conn: ConnId, link: Link) {
+        let Some((target, pin)) = self.hubs.get(self.hub).or(self.hubs.first()) else {
+            return;
+        };
+        match self
+            .board
+            .dial(conn, &target.link_url(link), target.tls(), pin)
+        {
+            Some(l) => drop(self.links.insert(conn, l)),
+            None => self.closed(conn),
+        }
+    }
+
+    fn send_text(&mut self, conn: ConnId, text: String) -> Result<(), SendFailed> {
+        match self.links.get_mut(&conn) {
+            Some(l) => l.send_text(&text),
+            None => self
+                .clients
+                .send(conn, OPCODE_TEXT, text.into_bytes().into()),
+        }
+    }
+
+    fn close(&mut self, conn: ConnId, code: u16, reason: &str) {
+        if !self.clients.close(conn, code, reason)
+            && let Some(l) = self.links.remove(&conn)
+        {
+            l.close(code, reason);
+        }
+    }
+
+    fn forget(&mut self, conn: ConnId) {
+        self.links.remove(&conn);
+        self.clients.forget(conn);
+    }
+
+    fn close_all(&mut self, code: u16, reason: &str) {
+        let mut conns: Vec<ConnId> = self.links.keys().copied().collect();
+        conns.extend(self.clients.conns());
+        for conn in conns {
+            self.close(conn, code, reason);
+        }
+        // Let the sender threads write the close frames.
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    fn capture(&mut self) -> Option<(CapturedFrame, B::Frame)> {
+        self.board.capture()
+    }
+
+    fn send_frame(
+        &mut self,
+        conn: ConnId,
+        head: &[u8],
+        frame: &B::Frame,
+    ) -> Result<(), SendFailed> {
+        let link = self.links.get_mut(&conn).ok_or(SendFailed)?;
+        let sent = link.send_frame(head, B::jpeg(frame));
+        self.board.feed(); // a send may block for the send timeout
+        sent
+    }
+
+    fn share(&mut self, frame: B::Frame) -> Arc<[u8]> {
+        Arc::from(B::jpeg(&frame))
+    }
+
+    fn send_jpeg(&mut self, conn: ConnId, jpeg: Arc<[u8]>) -> Result<(), SendFailed> {
+        self.clients.send(conn, OPCODE_BINARY, jpeg)
+    }
+
+    fn restart(&mut self, rollback: bool, reason: &str) {
+        let rollback = rollback && self.flash.is_some();
+        self.board.restart(reason, rollback);
+        if let (true, Some(flash)) = (rollback, &self.flash) {
+            flash.rollback();
+        }
+    }
+
+    fn ota_fetch(&mut self, fetch: FetchId, url: &str, offset: u32, len: u32) {
+        let url = match self.current_hub() {
+            Some((target, _)) => target.image_url(url),
+            None => url.to_string(),
+        };
+        match &self.flash {
+            Some(flash) => flash.fetch(fetch, url, offset, len),
+            None => {
+                let failed = Err("this board has no OTA partition".to_string());
+                let _ = self
+                    .events
+                    .send(BoardEvent::Core(ShellEvent::OtaData(fetch, failed)));
+            }
+        }
+    }
+
+    fn confirm_image(&mut self) {
+        if let Some(flash) = &self.flash {
+            flash.confirm();
+        }
+    }
+
+    fn health(&mut self) -> Health {
+        self.board.health()
+    }
+
+    fn wall_clock(&mut self) -> Option<u64> {
+        self.board.wall_clock()
+    }
+}
+
+impl<B: Board> BoardIo for Shell<B> {
+    type Client = B::Client;
+
+    fn adopt(&mut self, conn: ConnId, client: B::Client) {
+        if !self.board.adopt(conn, client, &mut self.clients) {
+            self.closed(conn);
+        }
+    }
+
+    fn refuse(&mut self, client: B::Client, code: u16, reason: &str) {
+        self.board.refuse(client, code, reason);
+    }
+
+    fn conn_of(&self, key: i32) -> Option<ConnId> {
+        self.clients.conn_of(key)
+    }
+
+    fn feed(&mut self) {
+        self.board.feed();
     }
 }
 

@@ -14,10 +14,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{
-    Clients, FlashUpdate, FlashWorker, Flasher, HttpGet, client_message_fits, client_text,
-    close_payload, fetch_range,
+    Board, BoardEvent, Clients, FlashUpdate, FlashWorker, Flasher, HttpGet, HubLink, Shell,
+    client_message_fits, client_text, close_payload, fetch_range,
 };
-use crate::{ConnId, FetchId, OtaSink, ShellEvent};
+use crate::{
+    CapturedFrame, ConnId, FetchId, Health, HubTarget, Instant, Link, OtaSink, SendFailed,
+    ShellEvent, ShellIo,
+};
 use espcam_proto::control::MAX_CONTROL_MESSAGE;
 
 /// Serves one answer: a status and a body read in pieces of at most `piece` bytes.
@@ -340,4 +343,191 @@ fn only_whole_non_empty_text_within_the_limit_is_a_client_message() {
     assert_eq!(client_text(false, b"ping\0"), None);
     assert!(client_message_fits(MAX_CONTROL_MESSAGE + 1));
     assert!(!client_message_fits(MAX_CONTROL_MESSAGE + 2));
+}
+
+/// A board whose drivers only record what the shell asked of them.
+struct FakeBoard {
+    did: Log,
+    dial_fails: bool,
+}
+
+struct FakeLink(ConnId, Log);
+
+impl HubLink for FakeLink {
+    fn send_text(&mut self, text: &str) -> Result<(), SendFailed> {
+        self.1
+            .lock()
+            .unwrap()
+            .push(format!("text {} {text}", self.0.get()));
+        Ok(())
+    }
+    fn send_frame(&mut self, head: &[u8], jpeg: &[u8]) -> Result<(), SendFailed> {
+        let line = format!("frame {} {}+{}", self.0.get(), head.len(), jpeg.len());
+        self.1.lock().unwrap().push(line);
+        Ok(())
+    }
+    fn close(self, code: u16, reason: &str) {
+        let line = format!("close {} {code} {reason}", self.0.get());
+        self.1.lock().unwrap().push(line);
+    }
+}
+
+impl Board for FakeBoard {
+    type Frame = Vec<u8>;
+    type Link = FakeLink;
+    type Pin = &'static str;
+    type Client = i32;
+    fn now(&self) -> Instant {
+        Instant::ZERO
+    }
+    fn dial(&mut self, conn: ConnId, url: &str, tls: bool, pin: &&'static str) -> Option<FakeLink> {
+        let line = format!("dial {} {url} tls={tls} pin={pin}", conn.get());
+        self.did.lock().unwrap().push(line);
+        (!self.dial_fails).then(|| FakeLink(conn, self.did.clone()))
+    }
+    fn capture(&mut self) -> Option<(CapturedFrame, Vec<u8>)> {
+        None
+    }
+    fn jpeg(frame: &Vec<u8>) -> &[u8] {
+        frame
+    }
+    fn health(&mut self) -> Health {
+        Health {
+            heap_free: 1,
+            psram_free: 2,
+            rssi: None,
+        }
+    }
+    fn wall_clock(&mut self) -> Option<u64> {
+        None
+    }
+    fn restart(&mut self, reason: &str, rollback: bool) {
+        let line = format!("restart {reason} rollback={rollback}");
+        self.did.lock().unwrap().push(line);
+    }
+    fn adopt(&mut self, conn: ConnId, client: i32, _clients: &mut Clients) -> bool {
+        self.did
+            .lock()
+            .unwrap()
+            .push(format!("adopt {} {client}", conn.get()));
+        false
+    }
+    fn refuse(&mut self, client: i32, code: u16, _: &str) {
+        self.did
+            .lock()
+            .unwrap()
+            .push(format!("refuse {client} {code}"));
+    }
+    fn feed(&mut self) {
+        self.did.lock().unwrap().push("feed".into());
+    }
+}
+
+fn shell(dial_fails: bool) -> (Shell<FakeBoard>, Log, Receiver<BoardEvent<i32>>) {
+    let did = Log::default();
+    let board = FakeBoard {
+        did: did.clone(),
+        dial_fails,
+    };
+    let hubs = vec![
+        (HubTarget::parse("ws://a.lan", 6971, 6972).unwrap(), "none"),
+        (
+            HubTarget::parse("wss://b.lan", 6971, 6972).unwrap(),
+            "pin-b",
+        ),
+    ];
+    let (tx, rx) = channel();
+    (Shell::new(board, hubs, None, tx), did, rx)
+}
+
+#[test]
+fn the_shell_dials_the_current_hub_and_routes_each_connection_to_its_link() {
+    let (mut sh, did, events) = shell(false);
+    let (c1, c2) = (ConnId(1), ConnId(2));
+    sh.connect(c1, Link::Control);
+    sh.set_hub(1);
+    sh.connect(c2, Link::Stream);
+    sh.send_text(c1, "hello".into()).unwrap();
+    sh.send_frame(c2, &[0; 28], &vec![0xFF; 100]).unwrap();
+    // Not a link and not a client: the core is told the send failed.
+    assert_eq!(sh.send_text(ConnId(9), "x".into()), Err(SendFailed));
+    assert_eq!(sh.send_frame(ConnId(9), &[], &vec![]), Err(SendFailed));
+    sh.close(c1, 1000, "bye");
+    sh.forget(c2);
+    sh.close_all(1012, "restarting"); // nothing left to close
+    assert_eq!(
+        *did.lock().unwrap(),
+        [
+            "dial 1 ws://a.lan:6971/ws/camera tls=false pin=none",
+            "dial 2 wss://b.lan:6972/ws/stream tls=true pin=pin-b",
+            "text 1 hello",
+            "frame 2 28+100",
+            "feed",
+            "close 1 1000 bye",
+        ]
+    );
+    assert!(events.try_recv().is_err(), "nothing failed");
+}
+
+#[test]
+fn what_fails_at_once_is_reported_through_the_main_loop() {
+    let (mut sh, did, events) = shell(true);
+    sh.connect(ConnId(1), Link::Control);
+    assert!(matches!(
+        events.try_recv(),
+        Ok(BoardEvent::Core(ShellEvent::Closed(c))) if c == ConnId(1)
+    ));
+    // A client the board could not give a thread to is closed for the core.
+    crate::blocking::BoardIo::adopt(&mut sh, ConnId(2), 40);
+    assert!(matches!(
+        events.try_recv(),
+        Ok(BoardEvent::Core(ShellEvent::Closed(c))) if c == ConnId(2)
+    ));
+    // No OTA partition: the fetch fails instead of never answering.
+    sh.ota_fetch(FetchId(5), "/api/firmware/x/image?key=k", 0, 16);
+    let Ok(BoardEvent::Core(ShellEvent::OtaData(id, Err(e)))) = events.try_recv() else {
+        panic!("no answer to the fetch");
+    };
+    assert_eq!(
+        (id, e.as_str()),
+        (FetchId(5), "this board has no OTA partition")
+    );
+    // Without a flash worker a rollback is a plain restart.
+    sh.restart(true, "confirm window passed");
+    assert_eq!(
+        did.lock().unwrap().last().unwrap(),
+        "restart confirm window passed rollback=false"
+    );
+}
+
+#[test]
+fn image_urls_are_resolved_against_the_current_hub() {
+    let log = Log::default();
+    let (tx, rx) = channel();
+    let http = FakeHttp::new(206, b"");
+    let asked = http.asked.clone();
+    let flash = FakeFlash {
+        log: log.clone(),
+        fail_write_at: None,
+    };
+    let report = move |e| {
+        let _ = tx.send(BoardEvent::<i32>::Core(e));
+    };
+    let w = FlashWorker::spawn(flash, move || http, 100, 64 * 1024, report, || {}).unwrap();
+    let (mut sh, did, _) = shell(false);
+    sh.flash = Some(w);
+    sh.set_hub(1);
+    sh.ota_fetch(FetchId(1), "/api/firmware/x/image?key=k", 0, 16);
+    assert!(rx.recv_timeout(Duration::from_secs(5)).is_ok());
+    assert_eq!(
+        asked.lock().unwrap()[0].0,
+        "https://b.lan:6971/api/firmware/x/image?key=k"
+    );
+    sh.confirm_image();
+    sh.restart(true, "confirm window passed");
+    assert_eq!(logged(&log, 2), ["confirm", "rollback"]);
+    assert_eq!(
+        did.lock().unwrap().last().unwrap(),
+        "restart confirm window passed rollback=true"
+    );
 }

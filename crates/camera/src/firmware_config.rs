@@ -19,7 +19,7 @@ use core::time::Duration;
 use espcam_proto::CameraId;
 
 use crate::target::{HubTarget, Trust};
-use crate::types::Config;
+use crate::types::{Config, OtaBoot};
 
 /// The values of `cfg.toml`, as text (numbers too). Empty means "not set".
 #[derive(Debug, Clone, Copy, Default)]
@@ -336,6 +336,55 @@ impl FirmwareConfig {
                 .collect(),
             Role::Standalone { .. } => Vec::new(),
         }
+    }
+
+    /// [`FirmwareConfig::hubs`] with each trust as the board's TLS stack takes it (`pin`).
+    pub fn hubs_with<P>(&self, pin: impl Fn(&Trust) -> P) -> Vec<(HubTarget, P)> {
+        let hubs = self.hubs().into_iter();
+        hubs.map(|(target, trust)| (target.clone(), pin(trust)))
+            .collect()
+    }
+
+    /// The Wi-Fi of this role: the network's name and password (empty: an open network),
+    /// and whether the camera opens it as an access point (standalone) instead of joining
+    /// it (hub).
+    pub fn wifi(&self) -> (&str, &str, bool) {
+        match &self.role {
+            Role::Hub {
+                wifi_ssid,
+                wifi_password,
+                ..
+            } => (wifi_ssid, wifi_password, false),
+            Role::Standalone { ssid, password } => (ssid, password, true),
+        }
+    }
+
+    /// Whom `https://` firmware downloads trust: the pin of the first `wss://` hub (one pin
+    /// serves every `wss://` hub of the list), else the first hub's (plain); `None`
+    /// standalone.
+    pub fn download_trust(&self) -> Option<&Trust> {
+        let hubs = self.hubs();
+        let tls = hubs.iter().find(|(t, _)| t.tls()).or(hubs.first());
+        tls.map(|(_, trust)| *trust)
+    }
+
+    /// [`FirmwareConfig::camera_config`] with what the board adds: its firmware version,
+    /// sensor model, board name, this boot's OTA state and the reconnect jitter's seed.
+    pub fn board_camera_config(
+        &self,
+        firmware: &str,
+        sensor: &str,
+        board: &str,
+        ota_boot: OtaBoot,
+        seed: u64,
+    ) -> Config {
+        let mut config = self.camera_config();
+        config.firmware = firmware.into();
+        config.sensor = sensor.into();
+        config.board = Some(board.into());
+        config.ota_boot = ota_boot;
+        config.seed = seed;
+        config
     }
 
     /// The core's configuration for this role, with the board's timing (see

@@ -98,6 +98,41 @@ impl Setting {
             Setting::Hmirror(h) => s.hmirror = h,
         }
     }
+
+    /// How a sensor driver with integer setters (esp32-camera's `sensor_t`: `set_quality`,
+    /// `set_brightness`, `set_vflip`, `set_hmirror`, in [`Setting::INT_SETTERS`] order) takes
+    /// this setting: the setter's index and its argument. `None` for the resolution, which
+    /// goes through the driver's frame-size setter.
+    pub fn int_setter(&self) -> Option<(usize, i32)> {
+        match *self {
+            Setting::Resolution(_) => None,
+            Setting::Quality(q) => Some((0, i32::from(q.get()))),
+            Setting::Brightness(b) => Some((1, i32::from(b.get()))),
+            Setting::Vflip(v) => Some((2, i32::from(v))),
+            Setting::Hmirror(h) => Some((3, i32::from(h))),
+        }
+    }
+
+    /// The order of [`Setting::int_setter`]'s indices.
+    pub const INT_SETTERS: [&'static str; 4] = ["quality", "brightness", "vflip", "hmirror"];
+
+    /// This setting refused for `reason`.
+    pub fn refused(&self, reason: &'static str) -> SensorError {
+        SensorError {
+            setting: self.name(),
+            reason,
+        }
+    }
+
+    /// What a C setter's answer means: `Some(0)` applied, another number the driver's error,
+    /// `None` a setter this sensor does not have.
+    pub fn driver_result(&self, ret: Option<i32>) -> Result<(), SensorError> {
+        match ret {
+            Some(0) => Ok(()),
+            Some(_) => Err(self.refused("the camera driver returned an error")),
+            None => Err(self.refused("not supported by this sensor")),
+        }
+    }
 }
 
 /// The sensor refused a setting.
