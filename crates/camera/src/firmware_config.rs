@@ -56,6 +56,76 @@ pub struct RawConfig<'a> {
     pub ap_password: &'a str,
 }
 
+impl<'a> RawConfig<'a> {
+    /// Every value but `hub_cert_pem`, by its `cfg.toml` key (`None`: not set).
+    fn fields(&self) -> [(&'static str, Option<&'a str>); 13] {
+        [
+            ("mode", Some(self.mode)),
+            ("xclk_mhz", Some(self.xclk_mhz)),
+            ("wifi_ssid", Some(self.wifi_ssid)),
+            ("wifi_password", Some(self.wifi_password)),
+            ("hub_url", Some(self.hub_url)),
+            ("hub_urls", self.hub_urls),
+            ("control_port", Some(self.control_port)),
+            ("stream_port", Some(self.stream_port)),
+            ("camera_id", Some(self.camera_id)),
+            ("token", Some(self.token)),
+            ("hub_cert_sha256", Some(self.hub_cert_sha256)),
+            ("ap_ssid", Some(self.ap_ssid)),
+            ("ap_password", Some(self.ap_password)),
+        ]
+    }
+
+    /// The values as `firmware/build.rs` hands them to the firmware, which reads them back
+    /// with [`RawConfig::import`]: one `key=value` line each, the values as they are
+    /// (`hub_urls` only when set; not `hub_cert_pem`: the firmware embeds that file). A value
+    /// with a line break cannot be read back: refused, naming its key.
+    pub fn export(&self) -> Result<String, ConfigError> {
+        let mut out = String::new();
+        for (key, value) in self.fields() {
+            let Some(value) = value else { continue };
+            if value.contains(['\n', '\r']) {
+                let problem = "contains a line break; expected a single line".to_string();
+                return Err(ConfigError { key, problem });
+            }
+            out.push_str(key);
+            out.push('=');
+            out.push_str(value);
+            out.push('\n');
+        }
+        Ok(out)
+    }
+
+    /// Reads what [`RawConfig::export`] wrote (lines without `=` and unknown keys are
+    /// skipped; what is missing stays empty, and [`FirmwareConfig::parse`] judges it).
+    pub fn import(text: &'a str) -> Self {
+        let mut raw = Self::default();
+        for (key, value) in text.lines().filter_map(|l| l.split_once('=')) {
+            let field = match key {
+                "mode" => &mut raw.mode,
+                "xclk_mhz" => &mut raw.xclk_mhz,
+                "wifi_ssid" => &mut raw.wifi_ssid,
+                "wifi_password" => &mut raw.wifi_password,
+                "hub_url" => &mut raw.hub_url,
+                "hub_urls" => {
+                    raw.hub_urls = Some(value);
+                    continue;
+                }
+                "control_port" => &mut raw.control_port,
+                "stream_port" => &mut raw.stream_port,
+                "camera_id" => &mut raw.camera_id,
+                "token" => &mut raw.token,
+                "hub_cert_sha256" => &mut raw.hub_cert_sha256,
+                "ap_ssid" => &mut raw.ap_ssid,
+                "ap_password" => &mut raw.ap_password,
+                _ => continue,
+            };
+            *field = value;
+        }
+        raw
+    }
+}
+
 /// The checked configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FirmwareConfig {

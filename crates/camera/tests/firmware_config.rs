@@ -346,3 +346,46 @@ fn a_bad_list_of_hubs_is_refused_naming_the_url() {
     // A wss:// hub of the list without a pin.
     assert_eq!(keys(&list("ws://a.lan wss://b.lan")), ["hub_cert"]);
 }
+
+/// build.rs hands the checked values to the firmware as `key=value` lines, which the
+/// firmware reads back: every value survives as it was (spaces, `=`, non-ASCII, empty),
+/// `hub_urls` stays unset or set, and a value that cannot be one line is refused.
+#[test]
+fn exported_values_read_back_as_they_were() {
+    let raw = RawConfig {
+        wifi_password: " pass = wörd ",
+        token: "",
+        hub_url: "",
+        hub_urls: Some("wss://a.lan:7000 ws://10.0.0.2"),
+        hub_cert_pem: Some(PEM),
+        ..hub()
+    };
+    let text = raw.export().unwrap();
+    assert!(text.contains("wifi_password= pass = wörd \n"), "{text}");
+    assert!(
+        !text.contains("BEGIN CERTIFICATE"),
+        "the PEM is embedded separately"
+    );
+    let back = RawConfig::import(&text);
+    assert_eq!(back.hub_cert_pem, None);
+    let back = RawConfig {
+        hub_cert_pem: Some(PEM),
+        ..back
+    };
+    assert_eq!(format!("{back:?}"), format!("{raw:?}"));
+    assert_eq!(
+        FirmwareConfig::parse(&back).unwrap(),
+        FirmwareConfig::parse(&raw).unwrap()
+    );
+    // Not set stays not set.
+    let one = hub();
+    assert_eq!(RawConfig::import(&one.export().unwrap()).hub_urls, None);
+    let err = RawConfig {
+        ap_password: "two\nlines",
+        ..hub()
+    }
+    .export()
+    .unwrap_err();
+    assert_eq!(err.key, "ap_password");
+    assert_eq!(err.problem, "contains a line break; expected a single line");
+}
