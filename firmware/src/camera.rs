@@ -9,7 +9,7 @@ use core::ffi::{c_int, CStr};
 use core::ptr::NonNull;
 
 use esp_idf_svc::sys::{self, esp, EspError};
-use espcam_camera::{CapturedFrame, Instant, Sensor, SensorError, Setting};
+use espcam_camera::{CapturedFrame, Sensor, SensorError, Setting};
 use espcam_proto::{Resolution, Settings};
 
 use crate::boards::Board;
@@ -144,23 +144,19 @@ impl Frame {
         unsafe { self.0.as_ref() }
     }
 
-    /// The JPEG bytes, in place in PSRAM.
-    pub fn jpeg(&self) -> &[u8] {
-        let fb = self.fb();
-        unsafe { core::slice::from_raw_parts(fb.buf, fb.len) }
-    }
-
     /// The frame as the core sees it. The driver stamps the first DMA transfer with
     /// `esp_timer` time, the same clock as [`crate::clock::now`].
     pub fn describe(&self) -> CapturedFrame {
         let fb = self.fb();
-        let us = (fb.timestamp.tv_sec as i64) * 1_000_000 + fb.timestamp.tv_usec as i64;
-        CapturedFrame {
-            captured_at: Instant::from_micros(u64::try_from(us).unwrap_or(0)),
-            width: u16::try_from(fb.width).unwrap_or(u16::MAX),
-            height: u16::try_from(fb.height).unwrap_or(u16::MAX),
-            len: fb.len,
-        }
+        let (sec, us) = (fb.timestamp.tv_sec as i64, fb.timestamp.tv_usec as i64);
+        CapturedFrame::from_driver(sec, us, fb.width, fb.height, fb.len)
+    }
+}
+
+/// The JPEG bytes, in place in PSRAM.
+impl AsRef<[u8]> for Frame {
+    fn as_ref(&self) -> &[u8] {
+        unsafe { core::slice::from_raw_parts(self.fb().buf, self.fb().len) }
     }
 }
 

@@ -26,7 +26,7 @@ use esp_idf_svc::nvs::EspDefaultNvsPartition;
 use esp_idf_svc::sys::{self, EspError};
 use espcam_camera::blocking::{self, Shell};
 use espcam_camera::{Camera, Driver};
-use net::{Event, Net};
+use net::Net;
 
 /// Longest wait between two passes, so the task watchdog is fed and health stays fresh.
 const MAX_WAIT: Duration = Duration::from_millis(500);
@@ -67,9 +67,7 @@ fn run() -> Result<(), EspError> {
     if let Some(fp) = fw.hubs().iter().find_map(|(_, trust)| trust.fingerprint()) {
         log::info!("tls: a wss:// hub's certificate must have SHA-256 {fp}");
     }
-    let tx = events.clone();
-    let report = move |e| drop(tx.send(Event::Core(e)));
-    let (flash, ota_boot) = ota::start(report, fw.download_trust().map(tls::pin))?;
+    let (flash, ota_boot) = ota::start(events.clone(), fw.download_trust().map(tls::pin))?;
     // Different per board, so cameras rebooted together do not reconnect in lockstep.
     let seed = unsafe { u64::from(sys::esp_random()) << 32 | u64::from(sys::esp_random()) };
     let cam_config = fw.board_camera_config(FIRMWARE, name, board.name, ota_boot, seed);

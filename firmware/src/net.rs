@@ -23,6 +23,7 @@
 
 use std::net::TcpStream;
 use std::os::fd::FromRawFd;
+use std::ptr::null_mut;
 use std::sync::mpsc::Sender;
 use std::time::Duration;
 
@@ -90,9 +91,7 @@ impl Net {
     }
 
     fn server(&self) -> sys::httpd_handle_t {
-        self.server
-            .as_ref()
-            .map_or(std::ptr::null_mut(), |s| s.handle())
+        self.server.as_ref().map_or(null_mut(), |s| s.handle())
     }
 }
 
@@ -124,7 +123,7 @@ impl Board for Net {
         // The closure is written inline so it gets the callback's higher-ranked signature.
         let client =
             EspWebSocketClient::new(uri, &conf, SEND_TIMEOUT, move |e| forward(&events, conn, e));
-        let warn = |e: EspError| log::warn!("link {}: {uri}: {e}", conn.get());
+        let warn = |e: EspIOError| log::warn!("link {}: {uri}: {e}", conn.get());
         client.map(|c| Link(conn, c)).map_err(warn).ok()
     }
 
@@ -132,21 +131,10 @@ impl Board for Net {
         camera::grab().map(|frame| (frame.describe(), frame))
     }
 
-    fn jpeg(frame: &camera::Frame) -> &[u8] {
-        frame.jpeg()
-    }
-
     fn health(&mut self) -> Health {
-        let free =
-            |c| u32::try_from(unsafe { sys::heap_caps_get_free_size(c) }).unwrap_or(u32::MAX);
-        let (heap_free, psram_free) =
-            (free(sys::MALLOC_CAP_INTERNAL), free(sys::MALLOC_CAP_SPIRAM));
-        let rssi = crate::wifi::rssi();
-        Health {
-            heap_free,
-            psram_free,
-            rssi,
-        }
+        let free = |caps| unsafe { sys::heap_caps_get_free_size(caps) };
+        let (heap, psram) = (free(sys::MALLOC_CAP_INTERNAL), free(sys::MALLOC_CAP_SPIRAM));
+        Health::from_driver(heap, psram, crate::wifi::rssi())
     }
 
     fn wall_clock(&mut self) -> Option<u64> {
@@ -162,11 +150,8 @@ impl Board for Net {
 
     /// The client's sender thread writes on its socket, which httpd owns and closes.
     fn adopt(&mut self, conn: ConnId, sender: Self::Client, clients: &mut Clients) -> bool {
-        let (fd, events, server) = (
-            sender.session(),
-            self.events.clone(),
-            self.server() as usize,
-        );
+        let (fd, events) = (sender.session(), self.events.clone());
+        let server = self.server() as usize;
         // SAFETY: `Clients` never drops it, so it never closes httpd's descriptor.
         let sock = unsafe { TcpStream::from_raw_fd(fd) };
         let _ = sock.set_write_timeout(Some(SEND_TIMEOUT));
@@ -207,12 +192,11 @@ impl HubLink for Link {
     /// Rust client wrapper cannot fragment, so: the C calls.
     fn send_frame(&mut self, head: &[u8], jpeg: &[u8]) -> Result<(), SendFailed> {
         let (h, t) = (self.1.handle(), TickType::from(SEND_TIMEOUT).ticks());
-        let len = |b: &[u8]| i32::try_from(b.len()).unwrap_or(i32::MAX);
+        let n = |b: &[u8]| i32::try_from(b.len()).unwrap_or(i32::MAX);
         // SAFETY: `h` is a started client owned by `self`; the buffers outlive the calls.
         let sent = unsafe {
-            sys::esp_websocket_client_send_bin_partial(h, head.as_ptr().cast(), len(head), t) >= 0
-                && sys::esp_websocket_client_send_cont_msg(h, jpeg.as_ptr().cast(), len(jpeg), t)
-                    >= 0
+            sys::esp_websocket_client_send_bin_partial(h, head.as_ptr().cast(), n(head), t) >= 0
+                && sys::esp_websocket_client_send_cont_msg(h, jpeg.as_ptr().cast(), n(jpeg), t) >= 0
                 && sys::esp_websocket_client_send_fin(h, t) >= 0
         };
         sent.then_some(()).ok_or(SendFailed)
@@ -222,12 +206,10 @@ impl HubLink for Link {
     fn close(self, code: u16, reason: &str) {
         log::info!("conn {}: closing ({code}: {reason})", self.0.get());
         if self.1.is_connected() {
-            let (r, n) = (reason.as_ptr().cast(), reason.len() as i32);
+            let (h, r, n) = (self.1.handle(), reason.as_ptr().cast(), reason.len() as i32);
             let t = TickType::new_millis(1000).ticks();
             // SAFETY: the client is alive until dropped at the end of this function.
-            unsafe {
-                sys::esp_websocket_client_close_with_code(self.1.handle(), code.into(), r, n, t)
-            };
+            unsafe { sys::esp_websocket_client_close_with_code(h, code.into(), r, n, t) };
         }
     }
 }

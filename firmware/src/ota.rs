@@ -6,6 +6,7 @@
 //! timeouts, URLs, the hash) are the core's (`espcam_camera::blocking`, `ota.rs`), tested
 //! on the host; this module only makes the esp-idf calls.
 
+use std::sync::mpsc::Sender;
 use std::time::Duration;
 
 use esp_idf_svc::http::client::{Configuration, EspHttpConnection};
@@ -13,8 +14,9 @@ use esp_idf_svc::http::Method;
 use esp_idf_svc::ota::{EspOta, EspOtaUpdate, SlotState};
 use esp_idf_svc::sys::{self, EspError};
 use espcam_camera::blocking::{FlashUpdate, FlashWorker, Flasher, HttpGet};
-use espcam_camera::{OtaBoot, ShellEvent};
+use espcam_camera::OtaBoot;
 
+use crate::net::Event;
 use crate::tls::Pin;
 
 struct Ota(EspOta);
@@ -23,20 +25,13 @@ struct Update<'a>(EspOtaUpdate<'a>);
 struct Http(Configuration, Option<EspHttpConnection>);
 
 /// Reads what this boot is, then starts the core's OTA worker on the inactive slot; fetch
-/// results go to `report`.
-pub fn start(
-    report: impl Fn(ShellEvent) + Send + 'static,
-    pin: Option<Pin>,
-) -> Result<(FlashWorker, OtaBoot), EspError> {
+/// results go to the main loop.
+pub fn start(events: Sender<Event>, pin: Option<Pin>) -> Result<(FlashWorker, OtaBoot), EspError> {
     let ota = EspOta::new()?;
     let running = ota.get_running_slot();
     let pending = running.is_ok_and(|s| s.state == SlotState::Unverified);
     let invalid = ota.get_last_invalid_slot().ok().flatten();
-    let version = invalid.map(|s| {
-        s.firmware
-            .map(|f| f.version.to_string())
-            .unwrap_or_default()
-    });
+    let version = invalid.map(|s| s.firmware.map_or(String::new(), |f| f.version.to_string()));
     // SAFETY: a lookup in the partition table, which lives for the whole program.
     let slot = unsafe { sys::esp_ota_get_next_update_partition(std::ptr::null()).as_ref() };
     let config = Configuration {
@@ -51,6 +46,7 @@ pub fn start(
         unsafe { sys::esp_task_wdt_reset() };
     };
     let capacity = slot.map_or(0, |s| s.size);
+    let report = move |e| drop(events.send(Event::Core(e)));
     FlashWorker::spawn(Ota(ota), http, capacity, 12 * 1024, report, feed)
         .map(|w| (w, OtaBoot::detect(pending, version)))
         .map_err(|_| EspError::from_infallible::<{ sys::ESP_ERR_NO_MEM }>())

@@ -82,8 +82,8 @@ pub fn start(
 
 /// Signal strength of the joined network, dBm; None in AP mode or while disconnected
 /// (the driver call fails then; esp-idf-svc's `get_rssi` would hide that as 0 dBm).
-pub fn rssi() -> Option<i16> {
+pub fn rssi() -> Option<i32> {
     let mut rssi = 0;
     esp!(unsafe { sys::esp_wifi_sta_get_rssi(&mut rssi) }).ok()?;
-    i16::try_from(rssi).ok()
+    Some(rssi)
 }

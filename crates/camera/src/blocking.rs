@@ -425,8 +425,8 @@ pub trait HubLink {
 /// (which socket a message goes to, hub failover, image URLs, firmware jobs, what a failed
 /// open means, a restart's order) is the [`Shell`]'s.
 pub trait Board {
-    /// A captured frame, held until dropped.
-    type Frame;
+    /// A captured frame (its JPEG, in place), held until dropped.
+    type Frame: AsRef<[u8]>;
     /// An open or opening hub link.
     type Link: HubLink;
     /// Whom a hub's TLS trusts, as the board's TLS stack takes it.
@@ -440,8 +440,6 @@ pub trait Board {
     fn dial(&mut self, conn: ConnId, url: &str, tls: bool, pin: &Self::Pin) -> Option<Self::Link>;
     /// Grabs the newest frame; `None` when the sensor failed.
     fn capture(&mut self) -> Option<(CapturedFrame, Self::Frame)>;
-    /// The frame's JPEG, in place.
-    fn jpeg(frame: &Self::Frame) -> &[u8];
     /// Heap, PSRAM and RSSI now.
     fn health(&mut self) -> Health;
     /// µs since the Unix epoch right after the wall clock synced; otherwise `None`.
@@ -579,13 +577,13 @@ impl<B: Board> ShellIo for Shell<B> {
         frame: &B::Frame,
     ) -> Result<(), SendFailed> {
         let link = self.links.get_mut(&conn).ok_or(SendFailed)?;
-        let sent = link.send_frame(head, B::jpeg(frame));
+        let sent = link.send_frame(head, frame.as_ref());
         self.board.feed(); // a send may block for the send timeout
         sent
     }
 
     fn share(&mut self, frame: B::Frame) -> Arc<[u8]> {
-        Arc::from(B::jpeg(&frame))
+        Arc::from(frame.as_ref())
     }
 
     fn send_jpeg(&mut self, conn: ConnId, jpeg: Arc<[u8]>) -> Result<(), SendFailed> {
@@ -651,6 +649,13 @@ impl<B: Board> BoardIo for Shell<B> {
     fn feed(&mut self) {
         self.board.feed();
     }
+}
+
+/// The wall clock now, µs since the Unix epoch (`None` before 1970: a clock never set).
+/// The shell reads it right after a time sync ([`ShellIo::wall_clock`]).
+pub fn unix_micros() -> Option<u64> {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    u64::try_from(since.ok()?.as_micros()).ok()
 }
 
 /// A standalone client's message as the core takes it: only whole, non-empty text means

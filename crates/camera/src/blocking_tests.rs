@@ -388,9 +388,6 @@ impl Board for FakeBoard {
     fn capture(&mut self) -> Option<(CapturedFrame, Vec<u8>)> {
         None
     }
-    fn jpeg(frame: &Vec<u8>) -> &[u8] {
-        frame
-    }
     fn health(&mut self) -> Health {
         Health {
             heap_free: 1,
@@ -529,5 +526,15 @@ fn image_urls_are_resolved_against_the_current_hub() {
     assert_eq!(
         did.lock().unwrap().last().unwrap(),
         "restart confirm window passed rollback=true"
+    );
+}
+
+#[test]
+fn the_wall_clock_is_read_in_unix_microseconds() {
+    let us = super::unix_micros().unwrap();
+    // After 2024-01-01 and before 2100: µs, not ms or s.
+    assert!(
+        us > 1_704_067_200_000_000 && us < 4_102_444_800_000_000,
+        "{us}"
     );
 }

@@ -193,6 +193,20 @@ pub struct Health {
     pub rssi: Option<i16>,
 }
 
+impl Health {
+    /// From the drivers' figures: free bytes as `heap_caps_get_free_size` returns them
+    /// (clamped to `u32`) and the RSSI as `esp_wifi_sta_get_rssi` does (`None`: the call
+    /// failed, e.g. not joined; out of `i16` counts as unknown).
+    pub fn from_driver(heap_free: usize, psram_free: usize, rssi: Option<i32>) -> Self {
+        let bytes = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        Self {
+            heap_free: bytes(heap_free),
+            psram_free: bytes(psram_free),
+            rssi: rssi.and_then(|r| i16::try_from(r).ok()),
+        }
+    }
+}
+
 /// A frame the sensor captured, as the shell describes it. The JPEG bytes stay with the shell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CapturedFrame {
@@ -204,6 +218,22 @@ pub struct CapturedFrame {
     pub height: u16,
     /// JPEG length, bytes.
     pub len: usize,
+}
+
+impl CapturedFrame {
+    /// A camera driver's frame buffer as the core takes it: the capture time as a
+    /// `timeval` on the monotonic clock (seconds and µs; before 0 counts as 0), the size in
+    /// pixels (clamped to `u16`) and the JPEG length.
+    pub fn from_driver(tv_sec: i64, tv_usec: i64, width: usize, height: usize, len: usize) -> Self {
+        let us = tv_sec.saturating_mul(1_000_000).saturating_add(tv_usec);
+        let px = |n: usize| u16::try_from(n).unwrap_or(u16::MAX);
+        Self {
+            captured_at: Instant::from_micros(u64::try_from(us).unwrap_or(0)),
+            width: px(width),
+            height: px(height),
+            len,
+        }
+    }
 }
 
 /// Something the shell must do, in order.

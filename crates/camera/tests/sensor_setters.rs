@@ -1,9 +1,10 @@
 //! The table the firmware's esp32-camera seam is driven by: which integer setter and which
-//! argument each setting takes, and what a setter's answer means.
+//! argument each setting takes, what a setter's answer means, and how a frame buffer is
+//! described, and the drivers' health figures.
 
 #![allow(clippy::unwrap_used)]
 
-use espcam_camera::{SensorError, Setting};
+use espcam_camera::{CapturedFrame, Health, Instant, SensorError, Setting};
 use espcam_proto::{Brightness, Quality, Resolution, Settings};
 
 #[test]
@@ -56,4 +57,27 @@ fn a_setter_answer_is_applied_a_driver_error_or_unsupported() {
             reason: "too big"
         }
     );
+}
+
+#[test]
+fn a_driver_frame_buffer_becomes_a_captured_frame() {
+    let f = CapturedFrame::from_driver(12, 345_678, 640, 480, 20_000);
+    assert_eq!(f.captured_at, Instant::from_micros(12_345_678));
+    assert_eq!((f.width, f.height, f.len), (640, 480, 20_000));
+    // Nonsense from the driver is clamped, never wrapped.
+    let odd = CapturedFrame::from_driver(-1, 0, 70_000, 1, 0);
+    assert_eq!(odd.captured_at, Instant::from_micros(0));
+    assert_eq!(odd.width, u16::MAX);
+}
+
+#[test]
+fn health_figures_from_the_drivers_are_clamped_never_wrapped() {
+    let h = Health::from_driver(150_000, 4_000_000, Some(-61));
+    assert_eq!(
+        (h.heap_free, h.psram_free, h.rssi),
+        (150_000, 4_000_000, Some(-61))
+    );
+    let odd = Health::from_driver(usize::MAX, 0, Some(100_000));
+    assert_eq!((odd.heap_free, odd.rssi), (u32::MAX, None));
+    assert_eq!(Health::from_driver(1, 2, None).rssi, None);
 }
