@@ -538,3 +538,42 @@ fn the_wall_clock_is_read_in_unix_microseconds() {
         "{us}"
     );
 }
+
+/// A socket that records whether it was dropped.
+struct Owned(Arc<Mutex<bool>>);
+
+impl Write for Owned {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        *self.0.lock().unwrap() = true;
+    }
+}
+
+#[test]
+fn a_client_socket_is_never_dropped_so_the_server_keeps_its_descriptor() {
+    let mut clients = Clients::default();
+    let dropped = Arc::new(Mutex::new(false));
+    let (end_tx, end_rx) = channel();
+    let sock = Owned(dropped.clone());
+    let end = move |close| {
+        let _ = end_tx.send(close);
+    };
+    clients
+        .adopt(ConnId(1), 5, sock, 64 * 1024, |_| true, end)
+        .unwrap();
+    assert!(clients.close(ConnId(1), 1000, "bye"));
+    assert_eq!(end_rx.recv_timeout(Duration::from_secs(5)), Ok(true));
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(
+        !*dropped.lock().unwrap(),
+        "the shell's server owns the socket"
+    );
+}
