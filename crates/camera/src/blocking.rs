@@ -9,6 +9,9 @@
 //!   call.
 //! - [`Clients`]: standalone clients, each with a sender thread that writes WebSocket frames
 //!   straight to its socket, so one slow client never delays the others or the main loop.
+//! - [`Shell`]: [`ShellIo`] and [`BoardIo`] on a [`Board`] (the board's drivers) and its
+//!   [`HubLink`]s: every message to its hub link or client, hub failover, image URLs against
+//!   the current hub, firmware jobs to the [`FlashWorker`], a failed open reported as closed.
 //! - [`run`]: the main loop: poll the [`Driver`], wait for a [`BoardEvent`] at most as long as
 //!   it says, admit or refuse standalone clients, hand the event over.
 //!
