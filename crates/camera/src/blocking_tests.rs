@@ -577,3 +577,36 @@ fn a_client_socket_is_never_dropped_so_the_server_keeps_its_descriptor() {
         "the shell's server owns the socket"
     );
 }
+
+/// A socket whose writes wait until the test lets them through.
+struct Stuck(Receiver<()>);
+
+impl Write for Stuck {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = self.0.recv();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_stuck_client_fills_its_queue_and_sends_fail_instead_of_waiting() {
+    let mut clients = Clients::default();
+    let (release, gate) = channel();
+    let conn = ConnId(1);
+    clients
+        .adopt(conn, 5, Stuck(gate), 64 * 1024, |_| true, |_| {})
+        .unwrap();
+    let text = || Arc::from(&b"stats"[..]);
+    // One message in the thread's hands, CLIENT_QUEUE behind it; then the queue is full.
+    let mut accepted = 0;
+    while clients.send(conn, 0x1, text()).is_ok() {
+        accepted += 1;
+        assert!(accepted <= super::CLIENT_QUEUE + 1, "the queue never fills");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(accepted >= super::CLIENT_QUEUE, "{accepted}");
+    drop(release);
+}
