@@ -1,6 +1,7 @@
-//! Build script: reads and checks `cfg.toml`, hands it to the firmware as compile-time
-//! environment variables (`ESPCAM_*`, read with `env!` in `src/config.rs`), then lets embuild
-//! pass on the ESP-IDF link and cfg flags.
+//! Build script: reads and checks `cfg.toml`, hands it to the firmware as
+//! `$OUT_DIR/cfg.env` (`RawConfig::export`, read back by `src/config.rs` with
+//! `RawConfig::import`) and as compile-time environment variables (`ESPCAM_*`: `env!` for
+//! the mode and the board), then lets embuild pass on the ESP-IDF link and cfg flags.
 //!
 //! Every check a person could fail happens here, with a message that says what to change, so
 //! a bad configuration never reaches a board: the TOML shape and the board name here, every
@@ -57,14 +58,16 @@ fn main() {
         )),
     };
     match check(&text) {
-        Ok((values, pem)) => {
+        Ok((values, pem, exported)) => {
             for (key, value) in values {
                 println!("cargo:rustc-env=ESPCAM_{}={value}", key.to_uppercase());
             }
             let out = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap_or_default());
             let pem = pem.map(|p| p + "\0").unwrap_or_default();
-            if let Err(e) = std::fs::write(out.join("hub-cert.pem"), pem) {
-                fail(&format!("cannot write $OUT_DIR/hub-cert.pem: {e}"));
+            for (file, text) in [("hub-cert.pem", pem), ("cfg.env", exported)] {
+                if let Err(e) = std::fs::write(out.join(file), text) {
+                    fail(&format!("cannot write $OUT_DIR/{file}: {e}"));
+                }
             }
         }
         Err(errors) => fail(&errors),
@@ -78,8 +81,12 @@ fn fail(message: &str) -> ! {
     exit(1);
 }
 
-/// Parses and validates cfg.toml; returns every key with its value, or all problems found.
-fn check(text: &str) -> Result<(Vec<(&'static str, String)>, Option<String>), String> {
+/// What `check` hands on: every key with its value (for `env!`), the `hub_cert` PEM, and
+/// the values as `RawConfig::export` writes them (for `src/config.rs`).
+type Checked = (Vec<(&'static str, String)>, Option<String>, String);
+
+/// Parses and validates cfg.toml; returns what the firmware gets, or all problems found.
+fn check(text: &str) -> Result<Checked, String> {
     let table: toml::Table = text.parse().map_err(|e| format!("not valid TOML: {e}"))?;
     let mut errors = String::new();
     for key in table.keys() {
@@ -197,12 +204,19 @@ fn check(text: &str) -> Result<(Vec<(&'static str, String)>, Option<String>), St
     if let Err(e) = FirmwareConfig::parse(&raw) {
         errors.push_str(&e.to_string());
     }
+    // Line breaks were refused above already; this only keeps the two checks in step.
+    let exported = raw.export().unwrap_or_else(|e| {
+        if errors.is_empty() {
+            let _ = writeln!(errors, "{e}");
+        }
+        String::new()
+    });
     let mut values = values;
     values.retain(|(k, _)| *k != "hub_url" && *k != "hub_host");
     values.push(("hub_url", url));
     values.push((HUB_URLS, hub_urls.unwrap_or_default()));
     if errors.is_empty() {
-        Ok((values, pem))
+        Ok((values, pem, exported))
     } else {
         Err(errors)
     }

@@ -9,7 +9,7 @@ use core::ffi::{c_int, CStr};
 use core::ptr::NonNull;
 
 use esp_idf_svc::sys::{self, esp, EspError};
-use espcam_camera::{CapturedFrame, Instant, Sensor, SensorError, Setting};
+use espcam_camera::{CapturedFrame, Sensor, SensorError, Setting};
 use espcam_proto::{Resolution, Settings};
 
 use crate::boards::Board;
@@ -69,21 +69,16 @@ impl CameraSensor {
             .ok_or_else(EspError::from_infallible::<{ sys::ESP_ERR_NOT_FOUND }>)?;
         // SAFETY: the driver owns `sensor` for the rest of the program; the info table and
         // its names are static data in flash.
-        let info = unsafe { sys::esp_camera_sensor_get_info(&mut (*sensor.as_ptr()).id) };
-        let (name, max) = match unsafe { info.as_ref() } {
-            Some(info) => (
-                unsafe { CStr::from_ptr(info.name) }
-                    .to_str()
-                    .unwrap_or("unknown"),
-                info.max_size,
-            ),
-            None => ("unknown", sys::framesize_t_FRAMESIZE_UXGA),
-        };
+        let info = unsafe { sys::esp_camera_sensor_get_info(&mut (*sensor.as_ptr()).id).as_ref() };
+        let name = info.and_then(|i| unsafe { CStr::from_ptr(i.name) }.to_str().ok());
+        let max = info.map_or(sys::framesize_t_FRAMESIZE_UXGA, |i| i.max_size);
+        let name = name.unwrap_or("unknown");
         let mut cam = Self { sensor, max, name };
-        for setting in Setting::all(settings) {
-            cam.set(setting)
-                .map_err(|_| EspError::from_infallible::<{ sys::ESP_ERR_INVALID_STATE }>())?;
-        }
+        let refused =
+            |_: SensorError| EspError::from_infallible::<{ sys::ESP_ERR_INVALID_STATE }>();
+        Setting::all(settings)
+            .into_iter()
+            .try_for_each(|s| cam.set(s).map_err(refused))?;
         Ok(cam)
     }
 
@@ -93,45 +88,29 @@ impl CameraSensor {
     }
 }
 
-/// One setting through the driver's `sensor_t` setters. Which settings change, in which
-/// order, and undoing a half-applied change are the core's decisions.
+/// One setting through the driver's `sensor_t` setters, table-driven by the core
+/// (`Setting::int_setter`, `driver_result`). Which settings change, in which order, and
+/// undoing a half-applied change are the core's decisions.
 impl Sensor for CameraSensor {
     fn set(&mut self, setting: Setting) -> Result<(), SensorError> {
-        let s = self.sensor.as_ptr();
-        // SAFETY: `s` is the driver's live sensor; its setters take it as first argument.
-        let sensor = unsafe { &*s };
-        let (setter, value) = match setting {
-            Setting::Resolution(r) => {
-                // Frame sizes go through their own setter type (`framesize_t`).
-                let size = framesize(r);
-                if size > self.max {
-                    return Err(refused("resolution", "larger than this sensor's maximum"));
-                }
-                let set = sensor
-                    .set_framesize
-                    .ok_or(refused("resolution", UNSUPPORTED))?;
-                return check("resolution", unsafe { set(s, size) });
+        let p = self.sensor.as_ptr();
+        // SAFETY: `p` is the driver's live sensor; its setters take it as first argument.
+        let s = unsafe { &*p };
+        let ret = match (setting, setting.int_setter()) {
+            (_, Some((i, value))) => {
+                let setters = [s.set_quality, s.set_brightness, s.set_vflip, s.set_hmirror];
+                setters[i].map(|set| unsafe { set(p, value) })
             }
-            Setting::Quality(q) => (sensor.set_quality, q.get().into()),
-            Setting::Brightness(b) => (sensor.set_brightness, b.get().into()),
-            Setting::Vflip(v) => (sensor.set_vflip, v.into()),
-            Setting::Hmirror(h) => (sensor.set_hmirror, h.into()),
+            // Frame sizes go through their own setter type (`framesize_t`), by name.
+            (Setting::Resolution(r), _) if framesize(r) > self.max => {
+                return Err(setting.refused("larger than this sensor's maximum"));
+            }
+            (Setting::Resolution(r), _) => {
+                s.set_framesize.map(|set| unsafe { set(p, framesize(r)) })
+            }
+            (_, None) => None,
         };
-        let set = setter.ok_or(refused(setting.name(), UNSUPPORTED))?;
-        check(setting.name(), unsafe { set(s, value) })
-    }
-}
-
-const UNSUPPORTED: &str = "not supported by this sensor";
-
-fn refused(setting: &'static str, reason: &'static str) -> SensorError {
-    SensorError { setting, reason }
-}
-
-fn check(setting: &'static str, ret: c_int) -> Result<(), SensorError> {
-    match ret {
-        0 => Ok(()),
-        _ => Err(refused(setting, "the camera driver returned an error")),
+        setting.driver_result(ret)
     }
 }
 
@@ -165,23 +144,19 @@ impl Frame {
         unsafe { self.0.as_ref() }
     }
 
-    /// The JPEG bytes, in place in PSRAM.
-    pub fn jpeg(&self) -> &[u8] {
-        let fb = self.fb();
-        unsafe { core::slice::from_raw_parts(fb.buf, fb.len) }
-    }
-
     /// The frame as the core sees it. The driver stamps the first DMA transfer with
     /// `esp_timer` time, the same clock as [`crate::clock::now`].
     pub fn describe(&self) -> CapturedFrame {
         let fb = self.fb();
-        let us = (fb.timestamp.tv_sec as i64) * 1_000_000 + fb.timestamp.tv_usec as i64;
-        CapturedFrame {
-            captured_at: Instant::from_micros(u64::try_from(us).unwrap_or(0)),
-            width: u16::try_from(fb.width).unwrap_or(u16::MAX),
-            height: u16::try_from(fb.height).unwrap_or(u16::MAX),
-            len: fb.len,
-        }
+        let (sec, us) = (fb.timestamp.tv_sec as i64, fb.timestamp.tv_usec as i64);
+        CapturedFrame::from_driver(sec, us, fb.width, fb.height, fb.len)
+    }
+}
+
+/// The JPEG bytes, in place in PSRAM.
+impl AsRef<[u8]> for Frame {
+    fn as_ref(&self) -> &[u8] {
+        unsafe { core::slice::from_raw_parts(self.fb().buf, self.fb().len) }
     }
 }
 

@@ -2,8 +2,6 @@
 //! frames with), and the wall clock SNTP sets, for capture timestamps. Must never interpret
 //! time: the core decides what an unsynced clock means.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use esp_idf_svc::sntp::{EspSntp, SyncStatus};
 use esp_idf_svc::sys::{self, EspError};
 use espcam_camera::Instant;
@@ -30,7 +28,6 @@ impl WallClock {
             return None;
         }
         log::info!("clock: synced by SNTP");
-        let since = SystemTime::now().duration_since(UNIX_EPOCH).ok()?;
-        u64::try_from(since.as_micros()).ok()
+        espcam_camera::blocking::unix_micros()
     }
 }

@@ -1,8 +1,8 @@
 //! espcam firmware for ESP32-S3 camera boards: the shell around `espcam_camera::Camera`.
 //!
 //! Brings up Wi-Fi, the camera, the clock and the network, then runs the core's blocking
-//! shell loop (`espcam_camera::Driver`): poll, wait for an event at most as long as it says,
-//! hand the event over. Every decision (what to send, when to capture, drop, reconnect, ack,
+//! shell loop (`espcam_camera::blocking::run` on the `Driver`): poll, wait for an event at
+//! most as long as it says, hand the event over. Every decision (what to send, when to capture, drop, reconnect, ack,
 //! update or reboot; which frame a client gets; what a failed send means; the
 //! configuration's rules) is the core's and is tested on the host; this crate only performs
 //! the I/O behind `ShellIo` and must never make one.
@@ -24,8 +24,9 @@ use esp_idf_svc::hal::peripherals::Peripherals;
 use esp_idf_svc::hal::task::watchdog::{TWDTConfig, TWDTDriver};
 use esp_idf_svc::nvs::EspDefaultNvsPartition;
 use esp_idf_svc::sys::{self, EspError};
-use espcam_camera::{Camera, Driver, ShellEvent};
-use net::{Event, Net};
+use espcam_camera::blocking::{self, Shell};
+use espcam_camera::{Camera, Driver};
+use net::Net;
 
 /// Longest wait between two passes, so the task watchdog is fed and health stays fresh.
 const MAX_WAIT: Duration = Duration::from_millis(500);
@@ -53,56 +54,30 @@ fn run() -> Result<(), EspError> {
     let sysloop = EspSystemEventLoop::take()?;
     // Wi-Fi first, camera second: see wifi.rs on brown-outs.
     let nvs = EspDefaultNvsPartition::take()?;
-    let _wifi = wifi::start(peripherals.modem, &sysloop, nvs, &fw.role)?;
-    let (mut cam_config, board) = (fw.camera_config(), config::board());
+    let _wifi = wifi::start(peripherals.modem, &sysloop, nvs, fw.wifi())?;
+    let board = config::board();
     let xclk_hz = fw.xclk_hz.unwrap_or(board.xclk_hz);
-    let sensor = camera::CameraSensor::init(board, xclk_hz, &cam_config.settings)?;
+    let sensor = camera::CameraSensor::init(board, xclk_hz, &fw.camera_config().settings)?;
     let (name, mhz) = (sensor.name(), xclk_hz / 1_000_000);
     log::info!("camera: {name} on {}, XCLK {mhz} MHz", board.description);
 
     let (events, rx) = mpsc::channel();
-    // Every hub of cfg.toml in order; the core picks one (`hub_index`), Net connects there.
-    let hubs: Vec<_> = fw
-        .hubs()
-        .into_iter()
-        .map(|(target, trust)| (target.clone(), tls::pin(trust)))
-        .collect();
+    // Every hub of cfg.toml in order; the core picks one (`hub_index`) and connects there.
+    let hubs = fw.hubs_with(tls::pin);
     if let Some(fp) = fw.hubs().iter().find_map(|(_, trust)| trust.fingerprint()) {
         log::info!("tls: a wss:// hub's certificate must have SHA-256 {fp}");
     }
-    // One pin serves every wss:// hub of the list (a ws:// hub's http:// fetch ignores it).
-    let ota_pin = hubs.iter().find(|(t, _)| t.tls()).or(hubs.first());
-    let (flash, ota_boot) = ota::Flash::start(events.clone(), ota_pin.map(|h| h.1))?;
-    cam_config.firmware = FIRMWARE.into();
-    cam_config.sensor = name.into();
-    cam_config.board = Some(board.name.into());
-    cam_config.ota_boot = ota_boot;
+    let (flash, ota_boot) = ota::start(events.clone(), fw.download_trust().map(tls::pin))?;
     // Different per board, so cameras rebooted together do not reconnect in lockstep.
-    cam_config.seed = unsafe { u64::from(sys::esp_random()) << 32 | u64::from(sys::esp_random()) };
+    let seed = unsafe { u64::from(sys::esp_random()) << 32 | u64::from(sys::esp_random()) };
+    let cam_config = fw.board_camera_config(FIRMWARE, name, board.name, ota_boot, seed);
 
     let mut twdt = TWDTDriver::new(peripherals.twdt, &TWDTConfig::default())?;
-    let mut watchdog = twdt.watch_current_task()?;
-    let mut net = Net::new(events, hubs, flash.clone())?;
-    let mut driver = Driver::new(Camera::with_ota(cam_config, sensor, flash, clock::now()));
+    // Fed by `Net::feed` at every pass of the loop and after every frame sent.
+    let _watchdog = twdt.watch_current_task()?;
+    let net = Net::new(events.clone(), fw.standalone())?;
+    let mut shell = Shell::new(net, hubs, Some(flash.clone()), events);
+    let driver = Driver::new(Camera::with_ota(cam_config, sensor, flash, clock::now()));
     log::info!("espcam: running");
-    loop {
-        let _ = watchdog.feed();
-        // Failover moves the index only while handling events, so it holds for this poll.
-        net.set_hub(driver.camera().hub_index());
-        let wait = driver.poll(&mut net, MAX_WAIT);
-        let event = match rx.recv_timeout(wait) {
-            Ok(Event::Core(event)) => Some(event),
-            Ok(Event::ClientOpen(sender)) => {
-                match driver.client_open(&net) {
-                    Ok(conn) => net.adopt(conn, sender),
-                    Err(r) => net.refuse(sender, r.code, r.reason),
-                }
-                None
-            }
-            Ok(Event::ClientText(fd, text)) => net.conn_of(fd).map(|c| ShellEvent::Text(c, text)),
-            Ok(Event::ClientClosed(fd)) => net.conn_of(fd).map(ShellEvent::Closed),
-            Err(_) => None,
-        };
-        driver.handle(&mut net, event);
-    }
+    blocking::run(driver, &mut shell, &rx, MAX_WAIT)
 }

@@ -27,24 +27,16 @@ static PINNED: OnceLock<Fingerprint> = OnceLock::new();
 /// mbedtls verifies only with a CA list set; the callback is what decides.
 static mut NO_CA: sys::mbedtls_x509_crt = unsafe { core::mem::zeroed() };
 
+/// What esp-tls is handed for `trust`: nothing (plain), the PEM as the only CA, or the
+/// verify hook with `trust`'s fingerprint.
 pub fn pin(trust: &Trust) -> Pin {
-    let none = Pin {
-        cert: None,
-        attach: None,
-    };
-    match trust {
-        Trust::Plain => none,
-        Trust::Pem(_) => Pin {
-            cert: Some(X509::pem_until_nul(crate::config::HUB_CERT_PEM)),
-            ..none
-        },
-        Trust::Fingerprint(f) => {
-            let _ = PINNED.set(*f);
-            Pin {
-                attach: Some(attach),
-                ..none
-            }
-        }
+    if let Trust::Fingerprint(f) = trust {
+        let _ = PINNED.set(*f);
+    }
+    let pem = || X509::pem_until_nul(crate::config::HUB_CERT_PEM);
+    Pin {
+        cert: matches!(trust, Trust::Pem(_)).then(pem),
+        attach: matches!(trust, Trust::Fingerprint(_)).then_some(attach as Attach),
     }
 }
 
@@ -56,7 +48,8 @@ unsafe extern "C" fn attach(conf: *mut c_void) -> sys::esp_err_t {
     sys::ESP_OK
 }
 
-/// Called for each certificate of the hub's chain; the hub's own (depth 0) must be pinned.
+/// Called for each certificate of the hub's chain; the hub's own (depth 0) must be pinned
+/// (the core's `Fingerprint::verify_flags`).
 unsafe extern "C" fn verify(
     _: *mut c_void,
     crt: *mut sys::mbedtls_x509_crt,
@@ -65,11 +58,7 @@ unsafe extern "C" fn verify(
 ) -> c_int {
     let raw = &(*crt).raw;
     let der = core::slice::from_raw_parts(raw.p, raw.len);
-    let ok = depth > 0 || PINNED.get().is_some_and(|pin| pin.matches(der));
-    *flags = if ok {
-        0
-    } else {
-        sys::MBEDTLS_X509_BADCERT_NOT_TRUSTED
-    };
+    let not_trusted = sys::MBEDTLS_X509_BADCERT_NOT_TRUSTED;
+    *flags = Fingerprint::verify_flags(PINNED.get(), depth, der, not_trusted);
     0
 }

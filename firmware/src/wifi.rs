@@ -13,7 +13,6 @@ use esp_idf_svc::nvs::EspDefaultNvsPartition;
 use esp_idf_svc::sys::{self, esp, EspError};
 use esp_idf_svc::wifi::{AccessPointConfiguration as Ap, AuthMethod, BlockingWifi};
 use esp_idf_svc::wifi::{ClientConfiguration, Configuration, EspWifi, WifiEvent};
-use espcam_camera::Role;
 
 /// The running radio and (station mode) the rejoin handler; dropping it stops Wi-Fi.
 pub type Wifi = (
@@ -22,31 +21,24 @@ pub type Wifi = (
 );
 
 /// Joins the network (hub mode; returns without waiting) or opens the access point at
-/// 192.168.4.1 (standalone mode). build.rs has checked every length.
+/// 192.168.4.1 (standalone mode), as the core's `FirmwareConfig::wifi` says. build.rs has
+/// checked every length.
 pub fn start(
     modem: Modem<'static>,
     sysloop: &EspSystemEventLoop,
     nvs: EspDefaultNvsPartition,
-    role: &Role,
+    (ssid, password, access_point): (&str, &str, bool),
 ) -> Result<Wifi, EspError> {
     let mut wifi = BlockingWifi::wrap(
         EspWifi::new(modem, sysloop.clone(), Some(nvs))?,
         sysloop.clone(),
     )?;
     let invalid = |_| EspError::from_infallible::<{ sys::ESP_ERR_INVALID_ARG }>();
-    let (ssid, password) = match role {
-        Role::Standalone { ssid, password } => (ssid, password),
-        Role::Hub {
-            wifi_ssid,
-            wifi_password,
-            ..
-        } => (wifi_ssid, wifi_password),
-    };
     let (ssid, password) = (
-        ssid.as_str().try_into().map_err(invalid)?,
-        password.as_str().try_into().map_err(invalid)?,
+        ssid.try_into().map_err(invalid)?,
+        password.try_into().map_err(invalid)?,
     );
-    if let Role::Standalone { .. } = role {
+    if access_point {
         wifi.set_configuration(&Configuration::AccessPoint(Ap {
             ssid,
             password,
@@ -90,8 +82,8 @@ pub fn start(
 
 /// Signal strength of the joined network, dBm; None in AP mode or while disconnected
 /// (the driver call fails then; esp-idf-svc's `get_rssi` would hide that as 0 dBm).
-pub fn rssi() -> Option<i16> {
+pub fn rssi() -> Option<i32> {
     let mut rssi = 0;
     esp!(unsafe { sys::esp_wifi_sta_get_rssi(&mut rssi) }).ok()?;
-    i16::try_from(rssi).ok()
+    Some(rssi)
 }

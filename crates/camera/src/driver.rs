@@ -33,6 +33,9 @@ pub trait ShellIo {
     type Jpeg: Clone;
     /// The monotonic clock (the one captured frames are stamped with).
     fn now(&self) -> Instant;
+    /// Which hub (the index into the configured list, [`Camera::hub_index`]) the next
+    /// [`ShellIo::connect`] and [`ShellIo::ota_fetch`] go to; told before every poll.
+    fn set_hub(&mut self, _index: usize) {}
     /// Starts opening hub `link` as `conn`; report [`ShellEvent::Connected`] or `Closed`.
     fn connect(&mut self, conn: ConnId, link: Link);
     /// Sends (or queues) one text message.
@@ -123,6 +126,8 @@ impl<S: Sensor, O: OtaSink, J: Clone> Driver<S, O, J> {
                 self.cam.set_wall_clock(now, unix);
             }
         }
+        // Failover moves the index only while handling events, so it holds for this poll.
+        io.set_hub(self.cam.hub_index());
         while let Some(out) = self.cam.poll_output() {
             self.output(io, out);
         }

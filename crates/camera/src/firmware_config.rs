@@ -19,7 +19,7 @@ use core::time::Duration;
 use espcam_proto::CameraId;
 
 use crate::target::{HubTarget, Trust};
-use crate::types::Config;
+use crate::types::{Config, OtaBoot};
 
 /// The values of `cfg.toml`, as text (numbers too). Empty means "not set".
 #[derive(Debug, Clone, Copy, Default)]
@@ -54,6 +54,76 @@ pub struct RawConfig<'a> {
     pub ap_ssid: &'a str,
     /// Standalone mode: its WPA2 password (required).
     pub ap_password: &'a str,
+}
+
+impl<'a> RawConfig<'a> {
+    /// Every value but `hub_cert_pem`, by its `cfg.toml` key (`None`: not set).
+    fn fields(&self) -> [(&'static str, Option<&'a str>); 13] {
+        [
+            ("mode", Some(self.mode)),
+            ("xclk_mhz", Some(self.xclk_mhz)),
+            ("wifi_ssid", Some(self.wifi_ssid)),
+            ("wifi_password", Some(self.wifi_password)),
+            ("hub_url", Some(self.hub_url)),
+            ("hub_urls", self.hub_urls),
+            ("control_port", Some(self.control_port)),
+            ("stream_port", Some(self.stream_port)),
+            ("camera_id", Some(self.camera_id)),
+            ("token", Some(self.token)),
+            ("hub_cert_sha256", Some(self.hub_cert_sha256)),
+            ("ap_ssid", Some(self.ap_ssid)),
+            ("ap_password", Some(self.ap_password)),
+        ]
+    }
+
+    /// The values as `firmware/build.rs` hands them to the firmware, which reads them back
+    /// with [`RawConfig::import`]: one `key=value` line each, the values as they are
+    /// (`hub_urls` only when set; not `hub_cert_pem`: the firmware embeds that file). A value
+    /// with a line break cannot be read back: refused, naming its key.
+    pub fn export(&self) -> Result<String, ConfigError> {
+        let mut out = String::new();
+        for (key, value) in self.fields() {
+            let Some(value) = value else { continue };
+            if value.contains(['\n', '\r']) {
+                let problem = "contains a line break; expected a single line".to_string();
+                return Err(ConfigError { key, problem });
+            }
+            out.push_str(key);
+            out.push('=');
+            out.push_str(value);
+            out.push('\n');
+        }
+        Ok(out)
+    }
+
+    /// Reads what [`RawConfig::export`] wrote (lines without `=` and unknown keys are
+    /// skipped; what is missing stays empty, and [`FirmwareConfig::parse`] judges it).
+    pub fn import(text: &'a str) -> Self {
+        let mut raw = Self::default();
+        for (key, value) in text.lines().filter_map(|l| l.split_once('=')) {
+            let field = match key {
+                "mode" => &mut raw.mode,
+                "xclk_mhz" => &mut raw.xclk_mhz,
+                "wifi_ssid" => &mut raw.wifi_ssid,
+                "wifi_password" => &mut raw.wifi_password,
+                "hub_url" => &mut raw.hub_url,
+                "hub_urls" => {
+                    raw.hub_urls = Some(value);
+                    continue;
+                }
+                "control_port" => &mut raw.control_port,
+                "stream_port" => &mut raw.stream_port,
+                "camera_id" => &mut raw.camera_id,
+                "token" => &mut raw.token,
+                "hub_cert_sha256" => &mut raw.hub_cert_sha256,
+                "ap_ssid" => &mut raw.ap_ssid,
+                "ap_password" => &mut raw.ap_password,
+                _ => continue,
+            };
+            *field = value;
+        }
+        raw
+    }
 }
 
 /// The checked configuration.
@@ -336,6 +406,55 @@ impl FirmwareConfig {
                 .collect(),
             Role::Standalone { .. } => Vec::new(),
         }
+    }
+
+    /// [`FirmwareConfig::hubs`] with each trust as the board's TLS stack takes it (`pin`).
+    pub fn hubs_with<P>(&self, pin: impl Fn(&Trust) -> P) -> Vec<(HubTarget, P)> {
+        let hubs = self.hubs().into_iter();
+        hubs.map(|(target, trust)| (target.clone(), pin(trust)))
+            .collect()
+    }
+
+    /// The Wi-Fi of this role: the network's name and password (empty: an open network),
+    /// and whether the camera opens it as an access point (standalone) instead of joining
+    /// it (hub).
+    pub fn wifi(&self) -> (&str, &str, bool) {
+        match &self.role {
+            Role::Hub {
+                wifi_ssid,
+                wifi_password,
+                ..
+            } => (wifi_ssid, wifi_password, false),
+            Role::Standalone { ssid, password } => (ssid, password, true),
+        }
+    }
+
+    /// Whom `https://` firmware downloads trust: the pin of the first `wss://` hub (one pin
+    /// serves every `wss://` hub of the list), else the first hub's (plain); `None`
+    /// standalone.
+    pub fn download_trust(&self) -> Option<&Trust> {
+        let hubs = self.hubs();
+        let tls = hubs.iter().find(|(t, _)| t.tls()).or(hubs.first());
+        tls.map(|(_, trust)| *trust)
+    }
+
+    /// [`FirmwareConfig::camera_config`] with what the board adds: its firmware version,
+    /// sensor model, board name, this boot's OTA state and the reconnect jitter's seed.
+    pub fn board_camera_config(
+        &self,
+        firmware: &str,
+        sensor: &str,
+        board: &str,
+        ota_boot: OtaBoot,
+        seed: u64,
+    ) -> Config {
+        let mut config = self.camera_config();
+        config.firmware = firmware.into();
+        config.sensor = sensor.into();
+        config.board = Some(board.into());
+        config.ota_boot = ota_boot;
+        config.seed = seed;
+        config
     }
 
     /// The core's configuration for this role, with the board's timing (see

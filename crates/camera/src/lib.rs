@@ -79,6 +79,9 @@
 //! pending verification, or after a rollback). The core decides every range, timeout, retry
 //! and the SHA-256 check; failures abort the sink and are reported to the hub.
 //!
+//! With feature `std`, [`blocking`] has the threads, queues and main loop of a blocking
+//! shell (the firmware's), built on [`Driver`].
+//!
 //! Binary messages received by the camera are ignored by the protocol; shells drop them.
 //! The per-frame path (`handle_timeout` → `Capture` → `handle_frame` → `handle_frame_sent`)
 //! performs no heap allocation (proved by `tests/zero_alloc.rs`); text messages (acks,
@@ -87,8 +90,12 @@
 #![warn(missing_docs)]
 
 extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
 
 mod backoff;
+#[cfg(feature = "std")]
+pub mod blocking;
 mod camera;
 mod core;
 mod driver;

@@ -215,6 +215,16 @@ impl Fingerprint {
         // Not secret: a fingerprint is public, so a constant-time compare buys nothing.
         Self::of_der(der) == *self
     }
+
+    /// A TLS stack's per-certificate verify callback (mbedtls' `f_vrfy`): the verification
+    /// flags for the certificate at `depth` of the server's chain, `not_trusted` (the
+    /// stack's flag) unless it is acceptable. Only the server's own certificate (depth 0)
+    /// is checked, against the pin; an absent pin (`None`) accepts nothing at depth 0. The
+    /// chain above it does not matter: the pin names the one certificate accepted.
+    pub fn verify_flags(pin: Option<&Self>, depth: i32, der: &[u8], not_trusted: u32) -> u32 {
+        let ok = depth > 0 || pin.is_some_and(|pin| pin.matches(der));
+        if ok { 0 } else { not_trusted }
+    }
 }
 
 impl fmt::Display for Fingerprint {

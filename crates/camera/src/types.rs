@@ -98,6 +98,41 @@ impl Setting {
             Setting::Hmirror(h) => s.hmirror = h,
         }
     }
+
+    /// How a sensor driver with integer setters (esp32-camera's `sensor_t`: `set_quality`,
+    /// `set_brightness`, `set_vflip`, `set_hmirror`, in [`Setting::INT_SETTERS`] order) takes
+    /// this setting: the setter's index and its argument. `None` for the resolution, which
+    /// goes through the driver's frame-size setter.
+    pub fn int_setter(&self) -> Option<(usize, i32)> {
+        match *self {
+            Setting::Resolution(_) => None,
+            Setting::Quality(q) => Some((0, i32::from(q.get()))),
+            Setting::Brightness(b) => Some((1, i32::from(b.get()))),
+            Setting::Vflip(v) => Some((2, i32::from(v))),
+            Setting::Hmirror(h) => Some((3, i32::from(h))),
+        }
+    }
+
+    /// The order of [`Setting::int_setter`]'s indices.
+    pub const INT_SETTERS: [&'static str; 4] = ["quality", "brightness", "vflip", "hmirror"];
+
+    /// This setting refused for `reason`.
+    pub fn refused(&self, reason: &'static str) -> SensorError {
+        SensorError {
+            setting: self.name(),
+            reason,
+        }
+    }
+
+    /// What a C setter's answer means: `Some(0)` applied, another number the driver's error,
+    /// `None` a setter this sensor does not have.
+    pub fn driver_result(&self, ret: Option<i32>) -> Result<(), SensorError> {
+        match ret {
+            Some(0) => Ok(()),
+            Some(_) => Err(self.refused("the camera driver returned an error")),
+            None => Err(self.refused("not supported by this sensor")),
+        }
+    }
 }
 
 /// The sensor refused a setting.
@@ -158,6 +193,20 @@ pub struct Health {
     pub rssi: Option<i16>,
 }
 
+impl Health {
+    /// From the drivers' figures: free bytes as `heap_caps_get_free_size` returns them
+    /// (clamped to `u32`) and the RSSI as `esp_wifi_sta_get_rssi` does (`None`: the call
+    /// failed, e.g. not joined; out of `i16` counts as unknown).
+    pub fn from_driver(heap_free: usize, psram_free: usize, rssi: Option<i32>) -> Self {
+        let bytes = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        Self {
+            heap_free: bytes(heap_free),
+            psram_free: bytes(psram_free),
+            rssi: rssi.and_then(|r| i16::try_from(r).ok()),
+        }
+    }
+}
+
 /// A frame the sensor captured, as the shell describes it. The JPEG bytes stay with the shell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CapturedFrame {
@@ -169,6 +218,22 @@ pub struct CapturedFrame {
     pub height: u16,
     /// JPEG length, bytes.
     pub len: usize,
+}
+
+impl CapturedFrame {
+    /// A camera driver's frame buffer as the core takes it: the capture time as a
+    /// `timeval` on the monotonic clock (seconds and µs; before 0 counts as 0), the size in
+    /// pixels (clamped to `u16`) and the JPEG length.
+    pub fn from_driver(tv_sec: i64, tv_usec: i64, width: usize, height: usize, len: usize) -> Self {
+        let us = tv_sec.saturating_mul(1_000_000).saturating_add(tv_usec);
+        let px = |n: usize| u16::try_from(n).unwrap_or(u16::MAX);
+        Self {
+            captured_at: Instant::from_micros(u64::try_from(us).unwrap_or(0)),
+            width: px(width),
+            height: px(height),
+            len,
+        }
+    }
 }
 
 /// Something the shell must do, in order.

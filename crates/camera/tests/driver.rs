@@ -10,6 +10,7 @@ mod support;
 use std::rc::Rc;
 use std::time::Duration;
 
+use espcam_camera::blocking::{BoardEvent, BoardIo, step};
 use espcam_camera::{
     CLOSE_INTERNAL_ERROR, CLOSE_RESTART, Camera, CapturedFrame, Config, ConnId, Driver, FetchId,
     Health, Instant, Link, SendFailed, ShellEvent, ShellIo,
@@ -30,6 +31,10 @@ enum Did {
     Jpeg(ConnId, u32),
     Restart(bool),
     Health,
+    /// Standalone client (its handle) admitted as the connection.
+    Adopt(ConnId, u32),
+    /// Standalone client (its handle) refused with the close code.
+    Refuse(u32, u16),
 }
 
 #[derive(Default)]
@@ -40,6 +45,8 @@ struct FakeIo {
     shares: u32,
     /// Sends to this connection fail.
     broken: Option<ConnId>,
+    /// Admitted standalone clients: socket key, connection.
+    clients: Vec<(i32, ConnId)>,
 }
 
 impl FakeIo {
@@ -114,6 +121,23 @@ impl ShellIo for FakeIo {
     }
     fn wall_clock(&mut self) -> Option<u64> {
         None
+    }
+}
+
+impl BoardIo for FakeIo {
+    type Client = u32;
+    fn adopt(&mut self, conn: ConnId, client: u32) {
+        self.did.push(Did::Adopt(conn, client));
+        self.clients.push((client as i32, conn));
+    }
+    fn refuse(&mut self, client: u32, code: u16, _reason: &str) {
+        self.did.push(Did::Refuse(client, code));
+    }
+    fn conn_of(&self, key: i32) -> Option<ConnId> {
+        self.clients
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, c)| *c)
     }
 }
 
@@ -274,4 +298,51 @@ fn a_hub_session_streams_in_place_and_a_reboot_closes_everything_first() {
         ack < close_all && close_all < restart && ack.is_some(),
         "{did:?}"
     );
+}
+
+/// The board's main loop (`blocking::step`): a client connecting is admitted or refused by
+/// the core, and a client's text or close reaches the core under the id it was admitted as;
+/// events for sockets the core never admitted are ignored.
+#[test]
+fn the_main_loop_admits_clients_and_maps_their_sockets_to_connections() {
+    let (mut d, mut io) = standalone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let max = Duration::from_millis(1);
+    for client in 1..=6 {
+        tx.send(BoardEvent::ClientOpen(client)).unwrap();
+        step(&mut d, &mut io, &rx, max);
+    }
+    let did = io.take();
+    let adopted: Vec<_> = did
+        .iter()
+        .filter_map(|d| match d {
+            Did::Adopt(c, client) => Some((*c, *client)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(adopted.len(), 5, "{did:?}");
+    assert!(
+        did.contains(&Did::Refuse(6, espcam_camera::CLOSE_TRY_AGAIN)),
+        "{did:?}"
+    );
+    let first = adopted[0].0;
+    tx.send(BoardEvent::ClientText(1, "ping".into())).unwrap();
+    step(&mut d, &mut io, &rx, max);
+    d.poll(&mut io, max);
+    let did = io.take();
+    assert!(
+        did.iter()
+            .any(|d| matches!(d, Did::Text(c, t) if *c == first && t.contains("pong"))),
+        "{did:?}"
+    );
+    tx.send(BoardEvent::ClientText(99, "ping".into())).unwrap();
+    step(&mut d, &mut io, &rx, max);
+    assert!(
+        !io.take()
+            .iter()
+            .any(|d| matches!(d, Did::Text(_, t) if t.contains("pong")))
+    );
+    tx.send(BoardEvent::ClientClosed(1)).unwrap();
+    step(&mut d, &mut io, &rx, max);
+    assert!(io.take().contains(&Did::Forget(first)));
 }

@@ -51,6 +51,26 @@ fn a_plain_hub_configuration() {
         matches!(&core.mode, Mode::Hub(h) if h.camera.as_str() == "porch" && h.token == "s3cret")
     );
     assert_eq!(core.ota.fetch_timeout, Duration::from_secs(60));
+    // The station joins the configured network; plain downloads.
+    assert_eq!(c.wifi(), ("home", "correct horse", false));
+    assert_eq!(c.download_trust(), Some(&Trust::Plain));
+    let board = c.board_camera_config(
+        "espcam-fw 0.1.0",
+        "OV3660",
+        "esp32s3-eye",
+        OtaBoot::Pending,
+        7,
+    );
+    assert_eq!(
+        (
+            board.firmware.as_str(),
+            board.sensor.as_str(),
+            board.board.as_deref()
+        ),
+        ("espcam-fw 0.1.0", "OV3660", Some("esp32s3-eye"))
+    );
+    assert_eq!((board.ota_boot, board.seed), (OtaBoot::Pending, 7));
+    assert_eq!(board.ota.fetch_timeout, core.ota.fetch_timeout);
 }
 
 #[test]
@@ -189,6 +209,9 @@ fn standalone_mode_needs_its_own_password() {
         }
     );
     assert!(matches!(c.camera_config().mode, Mode::Standalone(_)));
+    // An access point with its own name and password; no hub to download from.
+    assert_eq!(c.wifi(), ("espcam", "eight888", true));
+    assert_eq!(c.download_trust(), None);
 }
 
 #[test]
@@ -254,10 +277,26 @@ fn a_list_of_hubs_in_order_with_one_pin_for_the_wss_ones() {
         ]
     );
     assert_eq!(c.hub().unwrap().0.link_url(Link::Control), hubs[0].0);
+    let pinned: Vec<(String, bool)> = c
+        .hubs_with(|trust| *trust != Trust::Plain)
+        .iter()
+        .map(|(t, p)| (t.link_url(Link::Control), *p))
+        .collect();
+    assert_eq!(pinned[0], (hubs[0].0.clone(), true));
+    assert!(!pinned[1].1);
     let Mode::Hub(h) = c.camera_config().mode else {
         panic!("not hub mode");
     };
     assert_eq!(h.hubs, 3);
+    // Downloads trust the wss:// hubs' pin, wherever that hub is in the list.
+    let later = FirmwareConfig::parse(&RawConfig {
+        hub_url: "",
+        hub_urls: Some("ws://10.0.0.2 wss://a.lan:7000"),
+        hub_cert_sha256: FP,
+        ..hub()
+    })
+    .unwrap();
+    assert_eq!(later.download_trust(), Some(&pin));
     // One hub (`hub_url`) is a list of one.
     let one = FirmwareConfig::parse(&hub()).unwrap();
     assert_eq!(one.hubs().len(), 1);
@@ -306,4 +345,47 @@ fn a_bad_list_of_hubs_is_refused_naming_the_url() {
     assert!(msg.contains("9 hubs; expected at most 8"), "{msg}");
     // A wss:// hub of the list without a pin.
     assert_eq!(keys(&list("ws://a.lan wss://b.lan")), ["hub_cert"]);
+}
+
+/// build.rs hands the checked values to the firmware as `key=value` lines, which the
+/// firmware reads back: every value survives as it was (spaces, `=`, non-ASCII, empty),
+/// `hub_urls` stays unset or set, and a value that cannot be one line is refused.
+#[test]
+fn exported_values_read_back_as_they_were() {
+    let raw = RawConfig {
+        wifi_password: " pass = wörd ",
+        token: "",
+        hub_url: "",
+        hub_urls: Some("wss://a.lan:7000 ws://10.0.0.2"),
+        hub_cert_pem: Some(PEM),
+        ..hub()
+    };
+    let text = raw.export().unwrap();
+    assert!(text.contains("wifi_password= pass = wörd \n"), "{text}");
+    assert!(
+        !text.contains("BEGIN CERTIFICATE"),
+        "the PEM is embedded separately"
+    );
+    let back = RawConfig::import(&text);
+    assert_eq!(back.hub_cert_pem, None);
+    let back = RawConfig {
+        hub_cert_pem: Some(PEM),
+        ..back
+    };
+    assert_eq!(format!("{back:?}"), format!("{raw:?}"));
+    assert_eq!(
+        FirmwareConfig::parse(&back).unwrap(),
+        FirmwareConfig::parse(&raw).unwrap()
+    );
+    // Not set stays not set.
+    let one = hub();
+    assert_eq!(RawConfig::import(&one.export().unwrap()).hub_urls, None);
+    let err = RawConfig {
+        ap_password: "two\nlines",
+        ..hub()
+    }
+    .export()
+    .unwrap_err();
+    assert_eq!(err.key, "ap_password");
+    assert_eq!(err.problem, "contains a line break; expected a single line");
 }

@@ -190,3 +190,29 @@ fn a_wss_hub_takes_exactly_one_pin_and_a_ws_hub_none() {
         Err(TrustError::Pin(PinError::NoCertificate))
     );
 }
+
+/// The board's mbedtls verify callback: the server's certificate (depth 0) passes only when
+/// it is the pinned one; the chain above it is not what the pin names.
+#[test]
+fn the_verify_callback_accepts_only_the_pinned_server_certificate() {
+    const NOT_TRUSTED: u32 = 0x08;
+    let der = espcam_camera::pem_certificate(PEM).unwrap();
+    let pin = Fingerprint::parse(OPENSSL_FP).unwrap();
+    let other = Fingerprint([0; 32]);
+    assert_eq!(
+        Fingerprint::verify_flags(Some(&pin), 0, &der, NOT_TRUSTED),
+        0
+    );
+    assert_eq!(
+        Fingerprint::verify_flags(Some(&other), 0, &der, NOT_TRUSTED),
+        NOT_TRUSTED
+    );
+    assert_eq!(
+        Fingerprint::verify_flags(None, 0, &der, NOT_TRUSTED),
+        NOT_TRUSTED
+    );
+    assert_eq!(
+        Fingerprint::verify_flags(Some(&other), 1, b"ca", NOT_TRUSTED),
+        0
+    );
+}

@@ -8,16 +8,17 @@
 //! it restarts for any reason before the core confirmed it, the previous image boots again.
 //! This module must never decide anything the core decides (ranges, retries, timeouts,
 //! whether the hash matches): it only stores bytes, parses the first line, and moves bytes
-//! over HTTP.
+//! over HTTP(S), trusting exactly the links' pin for `https://`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use espcam_camera::{OtaBoot, OtaSink, OtaSinkError};
 use http_body_util::{BodyExt, Empty, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper::Response;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
 
 /// The board name virtual cameras report and accept images for.
 pub const BOARD: &str = "virtual";
@@ -178,30 +179,62 @@ pub(crate) fn resolve(control_url: &str, url: &str) -> String {
     espcam_camera::offer_url(control_url, url)
 }
 
-/// One HTTP client per camera, for range requests to the hub.
-pub(crate) type HttpClient = Client<HttpConnector, Empty<Bytes>>;
+/// Whom an `https://` download trusts: the hub endpoint's pinned TLS configuration (the
+/// links' pin, as the firmware uses it); `None` for a plain hub.
+pub(crate) type DownloadTls = Option<Arc<rustls::ClientConfig>>;
 
-pub(crate) fn http_client() -> HttpClient {
-    Client::builder(TokioExecutor::new()).build_http()
-}
-
-/// `GET url` with `Range: bytes=offset-(offset+len-1)`: the body of a 206 answer, or why
-/// not. Bodies longer than asked are cut at `len + 1` bytes (the core refuses them).
+/// `GET url` with `Range: bytes=offset-(offset+len-1)`, on a connection of its own
+/// (`http://`, or `https://` trusting exactly `tls`): the body of a 206 answer, or why not.
+/// Bodies longer than asked are cut at `len + 1` bytes (the core refuses them).
 pub(crate) async fn fetch_range(
-    client: &HttpClient,
+    tls: &DownloadTls,
     url: &str,
     offset: u32,
     len: u32,
 ) -> Result<Bytes, String> {
-    let req = hyper::Request::get(url)
+    let uri: hyper::Uri = url.parse().map_err(|e| format!("invalid URL: {e}"))?;
+    let secure = match (uri.scheme_str(), tls) {
+        (Some("http"), _) => None,
+        (Some("https"), Some(config)) => Some(config.clone()),
+        (Some("https"), None) => {
+            return Err("an https:// image from a hub without a pinned certificate".into());
+        }
+        _ => return Err("invalid URL: expected http:// or https://".into()),
+    };
+    let host = uri.host().ok_or("invalid URL: no host")?;
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let port = uri
+        .port_u16()
+        .unwrap_or(if secure.is_some() { 443 } else { 80 });
+    let req = hyper::Request::get(uri.path_and_query().map_or("/", |p| p.as_str()))
+        .header(
+            hyper::header::HOST,
+            uri.authority().map_or("", |a| a.as_str()),
+        )
         .header(
             hyper::header::RANGE,
             espcam_camera::range_header(offset, len),
         )
-        .body(Empty::new())
+        .body(Empty::<Bytes>::new())
         .map_err(|e| format!("bad request: {e}"))?;
     let work = async {
-        let resp = client.request(req).await.map_err(|e| error_chain(&e))?;
+        let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|e| error_chain(&e))?;
+        let resp = if let Some(config) = secure {
+            let name = rustls::pki_types::ServerName::try_from(host.clone())
+                .map_err(|e| format!("invalid URL host: {e}"))?;
+            let stream = tokio_rustls::TlsConnector::from(config)
+                .connect(name, tcp)
+                .await
+                .map_err(|e| format!("TLS: {}", error_chain(&e)))?;
+            send(stream, req).await?
+        } else {
+            send(tcp, req).await?
+        };
         espcam_camera::check_range_status(resp.status().as_u16())?;
         let body = Limited::new(resp.into_body(), espcam_camera::range_body_limit(len));
         body.collect()
@@ -213,6 +246,22 @@ pub(crate) async fn fetch_range(
         Ok(r) => r,
         Err(_) => Err("no answer within 60 s".into()),
     }
+}
+
+/// One HTTP/1.1 request on `io`; the connection is driven by a task of its own until the
+/// answer's body is read (or dropped).
+async fn send<S>(io: S, req: hyper::Request<Empty<Bytes>>) -> Result<Response<Incoming>, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| error_chain(&e))?;
+    tokio::spawn(async move {
+        // Its end (or error) shows up as the request's or the body's error.
+        let _ = conn.await;
+    });
+    sender.send_request(req).await.map_err(|e| error_chain(&e))
 }
 
 /// `connection refused` rather than `client error (Connect)`.
@@ -240,6 +289,17 @@ mod tests {
             "http://127.0.0.1:6971/api/firmware/x/image?key=k"
         );
         assert_eq!(resolve("ws://h:1/ws/camera", "http://o/i"), "http://o/i");
+    }
+
+    #[tokio::test]
+    async fn https_needs_the_pin_and_other_schemes_are_refused() {
+        let r = fetch_range(&None, "https://127.0.0.1:1/api/firmware/x/image", 0, 16).await;
+        assert_eq!(
+            r,
+            Err("an https:// image from a hub without a pinned certificate".into())
+        );
+        let r = fetch_range(&None, "ftp://127.0.0.1/image", 0, 16).await;
+        assert_eq!(r, Err("invalid URL: expected http:// or https://".into()));
     }
 
     #[test]

@@ -26,7 +26,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use crate::ota::{HttpClient, SimFlash, Slots, fetch_range, http_client};
+use crate::ota::{SimFlash, Slots, fetch_range};
 use crate::picture::{FrameSet, PictureError, Scene, frame_set};
 use crate::{CameraStatus, Fault, HubEndpoint};
 
@@ -118,8 +118,6 @@ pub(crate) struct Shell {
     cam: Camera<VirtualSensor, SimFlash>,
     /// Which firmware boots, across reboots.
     slots: Slots,
-    /// Range requests for firmware updates.
-    http: HttpClient,
     /// Origin of the core's clock: the current boot.
     boot: tokio::time::Instant,
     /// Senders to the live connection tasks, by the core's connection id.
@@ -164,7 +162,6 @@ impl Shell {
             config,
             cam,
             slots,
-            http: http_client(),
             boot,
             conns: HashMap::new(),
             events_tx,
@@ -328,13 +325,14 @@ impl Shell {
                     offset,
                     len,
                 } => {
-                    let (http, events) = (self.http.clone(), self.events_tx.clone());
-                    let url = match self.hub() {
-                        Some(hub) => crate::ota::resolve(&hub.control_url, &url),
-                        None => url,
+                    let events = self.events_tx.clone();
+                    // Over `https://` from a `wss://` hub, with the links' pin.
+                    let (url, tls) = match self.hub() {
+                        Some(hub) => (crate::ota::resolve(&hub.control_url, &url), hub.tls.clone()),
+                        None => (url, None),
                     };
                     tokio::spawn(async move {
-                        let r = fetch_range(&http, &url, offset, len).await;
+                        let r = fetch_range(&tls, &url, offset, len).await;
                         let _ = events.send(Event::OtaData(fetch, r)).await;
                     });
                 }
