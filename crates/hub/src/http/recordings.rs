@@ -1,6 +1,7 @@
 //! Recordings over HTTP: spans, modes and manual recording, export as AVI/MKV, and the
 //! playback socket (recorded frames in the live viewer's message format, paced at 1×–8× or
-//! as fast as the client reads, with seek).
+//! as fast as the client reads, with seek; pinged, and closed with 1001 when nothing arrived
+//! for the idle timeout, `net/liveness.rs`).
 //!
 //! Times in requests are RFC 3339 (`2026-12-01T21:00:00Z`) or Unix milliseconds. Every
 //! library call blocks on disk, so it runs on `spawn_blocking`; an export streams from the
@@ -17,11 +18,13 @@ use axum::{Extension, Json};
 use espcam_proto::CameraId;
 use espcam_proto::close::echo;
 use espcam_record::ExportFormat;
+use futures_util::FutureExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::http::error::ApiError;
 use crate::http::view::find_camera;
+use crate::net::liveness::{Due, Liveness};
 use crate::recorder::{Mode, Recorder};
 use crate::state::Hub;
 use crate::state::clock::now_us;
@@ -443,6 +446,7 @@ pub(crate) async fn playback_ws(
     let speed = parse_speed(q.speed.as_deref().unwrap_or("1")).map_err(ApiError::BadRequest)?;
     let meta = matches!(q.meta.as_deref(), Some("1" | "true"));
     let stop = hub.shutdown_signal();
+    let live = Liveness::new(hub.config().ping_interval, hub.config().idle_timeout);
     let mut watch = crate::http::revoke::CredentialWatch::start(
         caller.as_deref(),
         espcam_auth::Action::Recordings,
@@ -450,170 +454,240 @@ pub(crate) async fn playback_ws(
     Ok(ws
         .max_message_size(espcam_proto::control::MAX_CONTROL_MESSAGE)
         .on_upgrade(move |mut socket| async move {
-            // Ends when the credential it was opened with does.
-            let why = tokio::select! {
-                () = playback(&mut socket, rec, id, from, speed, meta, stop) => return,
-                why = watch.ended() => why,
+            let mut p = Playback {
+                socket: &mut socket,
+                rec,
+                camera: id,
+                speed,
+                base: None,
+                cursor: None,
+                live,
             };
-            crate::net::ws::close(&mut socket, espcam_proto::close::POLICY, &why).await;
+            // Ends when the credential it was opened with does.
+            let (code, why) = tokio::select! {
+                end = p.run(from, meta, stop) => match end {
+                    Some(close) => close,
+                    None => return,
+                },
+                why = watch.ended() => (espcam_proto::close::POLICY, why),
+            };
+            crate::net::ws::close(&mut socket, code, &why).await;
         }))
 }
 
-async fn playback(
-    socket: &mut WebSocket,
+/// One playback socket.
+struct Playback<'a> {
+    socket: &'a mut WebSocket,
     rec: Recorder,
     camera: CameraId,
-    from: u64,
-    mut speed: Speed,
-    meta: bool,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let Some(r) = rec.recordings() else { return };
-    let cam = camera.clone();
-    let Ok(cursor) = tokio::task::spawn_blocking(move || {
-        let mut c = r.cursor(&cam);
-        let _ = c.seek(from);
-        c
-    })
-    .await
-    else {
-        return;
-    };
-    let mut cursor = Some(cursor);
-    // Pacing: recorded time `base_rec` was shown at wall time `base_wall`.
-    let mut base: Option<(u64, tokio::time::Instant)> = None;
-    let mut at_end = false;
-    loop {
-        let Some(mut c) = cursor.take() else { return };
-        let next = tokio::task::spawn_blocking(move || {
-            let f = c.next_frame();
-            (c, f)
-        });
-        let (c, frame) = tokio::select! {
-            _ = stop.changed() => return,
-            r = next => match r { Ok(x) => x, Err(_) => return },
-        };
-        cursor = Some(c);
-        let frame = match frame {
-            Ok(Some(f)) => {
-                at_end = false;
-                f
-            }
-            Ok(None) => {
-                if !at_end {
-                    at_end = true;
-                    let end = json!({"type": "end", "received_us": now_us()}).to_string();
-                    if socket.send(Message::Text(end.into())).await.is_err() {
-                        return;
-                    }
-                }
-                // Wait for newer durable frames, or a seek.
-                tokio::select! {
-                    _ = stop.changed() => return,
-                    _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-                    msg = socket.recv() => {
-                        if !handle_client(msg, &rec, &camera, &mut cursor, &mut speed, &mut base).await {
-                            return;
-                        }
-                    }
-                }
-                continue;
-            }
-            Err(e) => {
-                let err = json!({"type": "error", "message": e.to_string()}).to_string();
-                let _ = socket.send(Message::Text(err.into())).await;
-                return;
-            }
-        };
-        if let Speed::Times(x) = speed {
-            let (rec0, wall0) =
-                *base.get_or_insert((frame.received_us, tokio::time::Instant::now()));
-            let due = wall0
-                + Duration::from_micros((frame.received_us.saturating_sub(rec0) as f64 / x) as u64);
-            let wait = tokio::time::sleep_until(due);
-            tokio::select! {
-                _ = stop.changed() => return,
-                _ = wait => {}
-                msg = socket.recv() => {
-                    if !handle_client(msg, &rec, &camera, &mut cursor, &mut speed, &mut base).await {
-                        return;
-                    }
-                    continue;
-                }
-            }
-        }
-        if meta {
-            let m = json!({
-                "type": "frame",
-                "captured_us": frame.captured_us,
-                "received_us": frame.received_us,
-                "width": frame.width,
-                "height": frame.height,
-                "bytes": frame.jpeg.len(),
-            })
-            .to_string();
-            if socket.send(Message::Text(m.into())).await.is_err() {
-                return;
-            }
-        }
-        if socket
-            .send(Message::Binary(frame.jpeg.into()))
-            .await
-            .is_err()
-        {
-            return;
-        }
-    }
+    speed: Speed,
+    /// Pacing: recorded time `.0` was shown at wall time `.1`.
+    base: Option<(u64, tokio::time::Instant)>,
+    cursor: Option<espcam_record::Cursor>,
+    live: Liveness,
 }
 
-/// A client message on the playback socket. `false` when the socket is done.
-async fn handle_client(
-    msg: Option<Result<Message, axum::Error>>,
-    rec: &Recorder,
-    camera: &CameraId,
-    cursor: &mut Option<espcam_record::Cursor>,
-    speed: &mut Speed,
-    base: &mut Option<(u64, tokio::time::Instant)>,
-) -> bool {
-    let text = match msg {
-        Some(Ok(Message::Text(t))) => t,
-        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return false,
-        Some(Ok(_)) => return true,
-    };
-    let Ok(v) = serde_json::from_str::<Value>(text.as_str()) else {
-        return true;
-    };
-    if let Some(s) = v.get("speed").and_then(|s| {
-        s.as_str()
-            .map(str::to_string)
-            .or_else(|| s.as_u64().map(|n| n.to_string()))
-    }) && let Ok(sp) = parse_speed(&s)
-    {
-        *speed = sp;
-        *base = None;
-    }
-    let seek = v.get("seek").and_then(|t| {
-        t.as_u64()
-            .map(|ms| ms * 1000)
-            .or_else(|| t.as_str().and_then(|s| parse_time("seek", s).ok()))
-    });
-    if let Some(t) = seek {
-        let Some(r) = rec.recordings() else {
-            return false;
-        };
-        let cam = camera.clone();
-        if let Ok(c) = tokio::task::spawn_blocking(move || {
+/// What a client message did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Client {
+    /// The client closed or the socket failed.
+    Gone,
+    /// Nothing that changes what comes next (a pong, an unknown message).
+    Same,
+    /// A seek or a new speed: the frame in hand is stale.
+    Moved,
+}
+
+impl Playback<'_> {
+    /// Streams until the client leaves or the hub stops (`None`), or until the socket must
+    /// be closed with the returned code and reason (the client went silent).
+    async fn run(
+        &mut self,
+        from: u64,
+        meta: bool,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Option<(u16, String)> {
+        let r = self.rec.recordings()?;
+        let cam = self.camera.clone();
+        let cursor = tokio::task::spawn_blocking(move || {
             let mut c = r.cursor(&cam);
-            let _ = c.seek(t);
+            let _ = c.seek(from);
             c
         })
         .await
-        {
-            *cursor = Some(c);
-            *base = None;
+        .ok()?;
+        self.cursor = Some(cursor);
+        let mut at_end = false;
+        loop {
+            // What the client sent meanwhile: at full speed the loop below never waits, so
+            // its pongs (and seeks) are read here.
+            while let Some(msg) = self.socket.recv().now_or_never() {
+                if self.client(msg).await == Client::Gone {
+                    return None;
+                }
+            }
+            if let Some(due) = self.live.now()
+                && let Err(end) = self.on_due(due).await
+            {
+                return end;
+            }
+            let mut c = self.cursor.take()?;
+            let next = tokio::task::spawn_blocking(move || {
+                let f = c.next_frame();
+                (c, f)
+            });
+            let (c, frame) = tokio::select! {
+                _ = stop.changed() => return None,
+                r = next => r.ok()?,
+            };
+            self.cursor = Some(c);
+            let frame = match frame {
+                Ok(Some(f)) => {
+                    at_end = false;
+                    f
+                }
+                Ok(None) => {
+                    if !at_end {
+                        at_end = true;
+                        let end = json!({"type": "end", "received_us": now_us()}).to_string();
+                        self.socket.send(Message::Text(end.into())).await.ok()?;
+                    }
+                    // Wait for newer durable frames, or a seek.
+                    tokio::select! {
+                        _ = stop.changed() => return None,
+                        _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                        msg = self.socket.recv() => {
+                            if self.client(msg).await == Client::Gone {
+                                return None;
+                            }
+                        }
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    let err = json!({"type": "error", "message": e.to_string()}).to_string();
+                    let _ = self.socket.send(Message::Text(err.into())).await;
+                    return None;
+                }
+            };
+            if let Speed::Times(x) = self.speed {
+                let (rec0, wall0) = *self
+                    .base
+                    .get_or_insert((frame.received_us, tokio::time::Instant::now()));
+                let due = wall0
+                    + Duration::from_micros(
+                        (frame.received_us.saturating_sub(rec0) as f64 / x) as u64,
+                    );
+                let wait = tokio::time::sleep_until(due);
+                tokio::pin!(wait);
+                let moved = loop {
+                    tokio::select! {
+                        _ = stop.changed() => return None,
+                        () = &mut wait => break false,
+                        due = self.live.due() => {
+                            if let Err(end) = self.on_due(due).await {
+                                return end;
+                            }
+                        }
+                        msg = self.socket.recv() => match self.client(msg).await {
+                            Client::Gone => return None,
+                            Client::Same => {}
+                            Client::Moved => break true,
+                        },
+                    }
+                };
+                if moved {
+                    continue;
+                }
+            }
+            if meta {
+                let m = json!({
+                    "type": "frame",
+                    "captured_us": frame.captured_us,
+                    "received_us": frame.received_us,
+                    "width": frame.width,
+                    "height": frame.height,
+                    "bytes": frame.jpeg.len(),
+                })
+                .to_string();
+                self.socket.send(Message::Text(m.into())).await.ok()?;
+            }
+            self.socket
+                .send(Message::Binary(frame.jpeg.into()))
+                .await
+                .ok()?;
         }
     }
-    true
+
+    /// Acts on a liveness verdict: sends the ping that is due, or gives the close for a
+    /// silent client. `Err(None)`: the ping could not be sent, the socket is done.
+    async fn on_due(&mut self, due: Due) -> Result<(), Option<(u16, String)>> {
+        match due {
+            Due::Ping => self
+                .socket
+                .send(Message::Ping(Default::default()))
+                .await
+                .map_err(|_| None),
+            Due::Silent => {
+                tracing::debug!(
+                    "playback of camera {} closed: {}",
+                    self.camera,
+                    self.live.reason()
+                );
+                Err(Some((espcam_proto::close::IDLE, self.live.reason())))
+            }
+        }
+    }
+
+    /// Handles one client message (a seek, a speed, a pong).
+    async fn client(&mut self, msg: Option<Result<Message, axum::Error>>) -> Client {
+        let text = match msg {
+            Some(Ok(Message::Text(t))) => t,
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Client::Gone,
+            Some(Ok(_)) => {
+                self.live.heard();
+                return Client::Same;
+            }
+        };
+        self.live.heard();
+        let Ok(v) = serde_json::from_str::<Value>(text.as_str()) else {
+            return Client::Same;
+        };
+        let mut moved = Client::Same;
+        if let Some(s) = v.get("speed").and_then(|s| {
+            s.as_str()
+                .map(str::to_string)
+                .or_else(|| s.as_u64().map(|n| n.to_string()))
+        }) && let Ok(sp) = parse_speed(&s)
+        {
+            self.speed = sp;
+            self.base = None;
+            moved = Client::Moved;
+        }
+        let seek = v.get("seek").and_then(|t| {
+            t.as_u64()
+                .and_then(|ms| ms.checked_mul(1000))
+                .or_else(|| t.as_str().and_then(|s| parse_time("seek", s).ok()))
+        });
+        if let Some(t) = seek {
+            let Some(r) = self.rec.recordings() else {
+                return Client::Gone;
+            };
+            let cam = self.camera.clone();
+            if let Ok(c) = tokio::task::spawn_blocking(move || {
+                let mut c = r.cursor(&cam);
+                let _ = c.seek(t);
+                c
+            })
+            .await
+            {
+                self.cursor = Some(c);
+                self.base = None;
+                moved = Client::Moved;
+            }
+        }
+        moved
+    }
 }
 
 #[cfg(test)]
