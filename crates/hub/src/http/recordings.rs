@@ -22,7 +22,9 @@ use futures_util::FutureExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::http::auth::Caller;
 use crate::http::error::ApiError;
+use crate::http::revoke::CredentialWatch;
 use crate::http::view::find_camera;
 use crate::net::liveness::{Due, Liveness};
 use crate::recorder::{Mode, Recorder};
@@ -285,10 +287,11 @@ pub(crate) async fn export(
     rec: Option<Extension<Recorder>>,
     Path(camera): Path<String>,
     Query(q): Query<RangeQuery>,
+    caller: Option<Extension<Caller>>,
 ) -> Result<Response, ApiError> {
     let rec = recorder(rec)?;
     let id = camera_id(&hub, &camera)?;
-    export_of(rec, id, &q, None).await
+    export_of(rec, id, &q, None, caller.as_deref()).await
 }
 
 /// `GET /api/cameras/{camera}/timelapse?from=&to=&fps=&format=`: the camera's timelapse
@@ -299,6 +302,7 @@ pub(crate) async fn timelapse(
     rec: Option<Extension<Recorder>>,
     Path(camera): Path<String>,
     Query(mut q): Query<RangeQuery>,
+    caller: Option<Extension<Caller>>,
 ) -> Result<Response, ApiError> {
     let rec = recorder(rec)?;
     let id = camera_id(&hub, &camera)?;
@@ -318,14 +322,19 @@ pub(crate) async fn timelapse(
         };
         q.from = Some((to.saturating_sub(24 * 3600 * 1_000_000) / 1000).to_string());
     }
-    export_of(rec, tl, &q, Some(fps)).await
+    export_of(rec, tl, &q, Some(fps), caller.as_deref()).await
 }
 
+/// The export and timelapse downloads: the file streamed as it is built. The body fails
+/// (hyper then drops the connection, so the client sees a cut-off download, never a
+/// complete-looking one) when the credential it was requested with ends (`revoke.rs`), like
+/// the other streams: a long download does not outlive a revoked token or a logout.
 async fn export_of(
     rec: Recorder,
     id: CameraId,
     q: &RangeQuery,
     fps: Option<u32>,
+    caller: Option<&Caller>,
 ) -> Result<Response, ApiError> {
     let format = match q.format.as_deref() {
         None => ExportFormat::Mkv,
@@ -375,8 +384,19 @@ async fn export_of(
             }
         }
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
+    let watch = CredentialWatch::start(caller, espcam_auth::Action::Recordings);
+    // Dropping `rx` (the body failed or the client left) stops the exporter at its next
+    // chunk.
+    let stream = futures_util::stream::unfold(Some((rx, watch)), |state| async move {
+        let (mut rx, mut watch) = state?;
+        tokio::select! {
+            biased;
+            why = watch.ended() => {
+                let e = std::io::Error::new(std::io::ErrorKind::PermissionDenied, why);
+                Some((Err(e), None))
+            }
+            item = rx.recv() => item.map(|i| (i, Some((rx, watch)))),
+        }
     });
     let mut resp = Body::from_stream(stream).into_response();
     let h = resp.headers_mut();
@@ -434,7 +454,7 @@ pub(crate) async fn playback_ws(
     rec: Option<Extension<Recorder>>,
     Path(camera): Path<String>,
     Query(q): Query<PlaybackQuery>,
-    caller: Option<Extension<crate::http::auth::Caller>>,
+    caller: Option<Extension<Caller>>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let rec = recorder(rec)?;
@@ -447,10 +467,7 @@ pub(crate) async fn playback_ws(
     let meta = matches!(q.meta.as_deref(), Some("1" | "true"));
     let stop = hub.shutdown_signal();
     let live = Liveness::new(hub.config().ping_interval, hub.config().idle_timeout);
-    let mut watch = crate::http::revoke::CredentialWatch::start(
-        caller.as_deref(),
-        espcam_auth::Action::Recordings,
-    );
+    let mut watch = CredentialWatch::start(caller.as_deref(), espcam_auth::Action::Recordings);
     Ok(ws
         .max_message_size(espcam_proto::control::MAX_CONTROL_MESSAGE)
         .on_upgrade(move |mut socket| async move {
