@@ -549,8 +549,26 @@ async fn removing_a_user_or_changing_a_password_ends_their_streams() {
     ends_1008(&mut val_view, "viewer socket after `user passwd`").await;
 }
 
+/// How a role is changed in [`demoted_admin_keeps_watching`].
+#[derive(Debug, Clone, Copy)]
+enum Demote {
+    /// `espcam user role ada viewer` beside the running hub.
+    Cli,
+    /// `PATCH /api/users/ada {"role":"viewer"}` by another admin.
+    Rest,
+}
+
 #[tokio::test]
 async fn a_demoted_admin_keeps_watching_but_its_ui_socket_loses_commands() {
+    demoted_admin_keeps_watching(Demote::Cli).await;
+}
+
+#[tokio::test]
+async fn a_role_changed_through_the_api_is_followed_by_open_streams() {
+    demoted_admin_keeps_watching(Demote::Rest).await;
+}
+
+async fn demoted_admin_keeps_watching(how: Demote) {
     let l = Locked::start().await;
     let ada = l.login("ada").await;
     let mut ui = l.socket_with_cookie("/ws/ui", &ada).await;
@@ -561,9 +579,28 @@ async fn a_demoted_admin_keeps_watching_but_its_ui_socket_loses_commands() {
     assert_eq!(answer["type"], "ack", "{answer}");
     assert_eq!(answer["ok"], true, "{answer}");
 
-    l.cli()
-        .set_role(&UserName::new("ada").unwrap(), Role::Viewer)
-        .unwrap();
+    match how {
+        Demote::Cli => l
+            .cli()
+            .set_role(&UserName::new("ada").unwrap(), Role::Viewer)
+            .unwrap(),
+        Demote::Rest => {
+            let bearer = l.bearer_admin();
+            let r = l
+                .req(
+                    "PATCH",
+                    "/api/users/ada",
+                    &[
+                        ("authorization", &bearer),
+                        ("content-type", "application/json"),
+                    ],
+                    r#"{"role":"viewer"}"#,
+                )
+                .await;
+            assert_eq!(r.status, 200, "{}", r.text());
+            assert_eq!(r.json()["role"], "viewer");
+        }
+    }
     // The same open socket refuses the next commands once the change is noticed.
     let start = Instant::now();
     let refused = loop {
@@ -578,7 +615,7 @@ async fn a_demoted_admin_keeps_watching_but_its_ui_socket_loses_commands() {
         );
     };
     println!(
-        "demoted admin's /ws/ui refused commands after {} ms",
+        "demoted admin's /ws/ui ({how:?}) refused commands after {} ms",
         start.elapsed().as_millis()
     );
     let msg = refused["message"].as_str().unwrap();

@@ -310,6 +310,38 @@ async fn every_door_answers_each_kind_of_client_as_documented() {
             r#"{"password":"another-pass"}"#,
             [401, 403, 204, 403],
         ),
+        // Role changes: admin only, browser-checked; the last admin stays one (409, the
+        // rule `espcam user role` follows).
+        (
+            "PATCH",
+            "/api/users/newbie",
+            r#"{"role":"admin"}"#,
+            [401, 403, 200, 403],
+        ),
+        (
+            "PATCH",
+            "/api/users/newbie",
+            r#"{"role":"viewer"}"#,
+            [401, 403, 200, 403],
+        ),
+        (
+            "PATCH",
+            "/api/users/newbie",
+            r#"{"role":"owner"}"#,
+            [401, 403, 400, 403],
+        ),
+        (
+            "PATCH",
+            "/api/users/nobody",
+            r#"{"role":"viewer"}"#,
+            [401, 403, 404, 403],
+        ),
+        (
+            "PATCH",
+            "/api/users/root",
+            r#"{"role":"viewer"}"#,
+            [401, 403, 409, 403],
+        ),
         ("DELETE", "/api/users/newbie", "", [401, 403, 204, 403]),
         ("GET", "/api/tokens", "", [401, 403, 200, 200]),
         (
@@ -390,6 +422,43 @@ async fn every_door_answers_each_kind_of_client_as_documented() {
         }
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    // The role changes were audited like the other user actions: who, whom, the new role.
+    let audit = l
+        .req("GET", "/api/audit", &[("cookie", &l.admin_cookie)], "")
+        .await
+        .json();
+    let roles: Vec<(String, String, String)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "user.role")
+        .map(|e| {
+            let s = |k: &str| e[k].as_str().unwrap_or("").to_string();
+            (s("actor"), s("target"), s("detail"))
+        })
+        .collect();
+    let want = |detail: &str| {
+        (
+            "user:root".to_string(),
+            "newbie".to_string(),
+            detail.to_string(),
+        )
+    };
+    assert_eq!(roles, vec![want("viewer"), want("admin")], "{audit}");
+    // A state change by cookie needs the JSON content type (an HTML form cannot send it).
+    let r = l
+        .req(
+            "PATCH",
+            "/api/users/vic",
+            &[
+                ("cookie", &l.admin_cookie),
+                ("origin", &own),
+                ("content-type", "text/plain"),
+            ],
+            r#"{"role":"admin"}"#,
+        )
+        .await;
+    assert_eq!(r.status, 415, "{}", r.text());
     // The login page stands in for the dashboard without a session, at the same URL.
     let page = l.req("GET", "/", &[], "").await;
     assert!(page.text().contains("login-form"), "{}", page.text());
