@@ -20,8 +20,9 @@ mod cameras;
 mod driver;
 #[path = "browser/harness.rs"]
 mod harness;
+#[path = "browser/session.rs"]
+mod session;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use driver::Browser;
@@ -29,96 +30,10 @@ use espcam_auth::Role;
 use fantoccini::Locator;
 use harness::Harness;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-const ADMIN_PW: &str = "root-password-1";
-const VIEWER_PW: &str = "viewer-password-1";
-const LOGIN_FORM: &str = "document.querySelector('[data-testid=login-form]')";
-
-/// The status code of `GET path` with `Authorization: Bearer token`.
-async fn bearer_status(addr: SocketAddr, path: &str, token: &str) -> u16 {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = vec![0u8; 512];
-    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
-        .await
-        .expect("an answer within 10 s")
-        .unwrap();
-    let text = String::from_utf8_lossy(&buf[..n]).to_string();
-    text.split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP status line: {text:?}"))
-}
-
-/// The status of `POST /api/login` with `user` and `password`, sent outside the browser (so
-/// the page's own session stays).
-async fn login_status(addr: SocketAddr, user: &str, password: &str) -> u16 {
-    let body = json!({ "user": user, "password": password }).to_string();
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!(
-        "POST /api/login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = vec![0u8; 512];
-    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
-        .await
-        .expect("an answer within 10 s")
-        .unwrap();
-    let text = String::from_utf8_lossy(&buf[..n]).to_string();
-    text.split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP status line: {text:?}"))
-}
-
-/// Logs `user` in outside the browser: the `Cookie` header value of the new session.
-async fn login_cookie(addr: SocketAddr, user: &str, password: &str) -> String {
-    let body = json!({ "user": user, "password": password }).to_string();
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!(
-        "POST /api/login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
-        .await
-        .expect("an answer within 10 s")
-        .unwrap();
-    let text = String::from_utf8_lossy(&buf).to_string();
-    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-    text.lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("set-cookie")
-                .then(|| v.trim().split(';').next().unwrap_or("").to_string())
-        })
-        .unwrap_or_else(|| panic!("no session cookie: {text}"))
-}
-
-/// The status code of `GET path` with `Cookie: cookie`.
-async fn cookie_status(addr: SocketAddr, path: &str, cookie: &str) -> u16 {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = vec![0u8; 512];
-    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
-        .await
-        .expect("an answer within 10 s")
-        .unwrap();
-    let text = String::from_utf8_lossy(&buf[..n]).to_string();
-    text.split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP status line: {text:?}"))
-}
+use session::{
+    ADMIN_PW, VIEWER_PW, bearer_status, cookie_status, log_in, login_cookie, login_status,
+    page_fetch, page_fetch_json, type_into,
+};
 
 /// Picks `role` in the role selector of `user`'s row and waits for the page's answer.
 async fn pick_role(b: &Browser, user: &str, role: &str, expect_status: &str) {
@@ -138,41 +53,6 @@ async fn pick_role(b: &Browser, user: &str, role: &str, expect_status: &str) {
         ),
     )
     .await;
-}
-
-async fn type_into(b: &Browser, sel: &str, text: &str) {
-    let field = b.client.find(Locator::Css(sel)).await.unwrap();
-    field.clear().await.unwrap();
-    field.send_keys(text).await.unwrap();
-}
-
-async fn log_in(b: &Browser, user: &str, password: &str, who: &str) {
-    b.wait_for("the login page", LOGIN_FORM).await;
-    type_into(b, "[data-testid=login-user]", user).await;
-    type_into(b, "[data-testid=login-password]", password).await;
-    b.click(Locator::Css("[data-testid=login-submit]")).await;
-    b.wait_for(
-        &format!("dashboard as {who}"),
-        &format!(
-            "!{LOGIN_FORM} && document.querySelector('[data-testid=hub-status]').dataset.state === 'connected' && document.querySelector('[data-testid=whoami]').textContent === {who:?}"
-        ),
-    )
-    .await;
-}
-
-/// Runs `fetch(path, {method, json body})` in the page and returns the status.
-async fn page_fetch(b: &Browser, method: &str, path: &str, body: &str) -> i64 {
-    let script = format!(
-        "const done = arguments[arguments.length - 1];
-         fetch({path:?}, {{ method: {method:?}, headers: {{ 'content-type': 'application/json' }}, body: {body:?}, credentials: 'same-origin' }})
-           .then(r => done(r.status), e => done(String(e)));"
-    );
-    b.client
-        .execute_async(&script, vec![])
-        .await
-        .unwrap()
-        .as_i64()
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -488,13 +368,4 @@ async fn admin_page_shows_the_audit_log_users_and_tokens_and_is_hidden_from_view
         errors.join("\n")
     );
     hub.stop().await;
-}
-
-/// `GET path` from the page (its session cookie); the parsed JSON body.
-async fn page_fetch_json(b: &Browser, path: &str) -> serde_json::Value {
-    let script = format!(
-        "const done = arguments[arguments.length - 1];
-         fetch({path:?}, {{ credentials: 'same-origin' }}).then(r => r.json()).then(done, e => done(String(e)));"
-    );
-    b.client.execute_async(&script, vec![]).await.unwrap()
 }
