@@ -69,12 +69,17 @@ impl RelayProcess {
         let dir = fresh_dir()?;
         let (port, stream_port) = free_ports()?;
         let log = std::fs::File::create(dir.join("relay.log")).context("creating the log")?;
-        if matches!(kind, Kind::HubRecording(_)) {
-            std::fs::write(
-                dir.join("espcam.toml"),
-                "[recording]\nmode = \"continuous\"\n",
-            )
-            .context("writing the recording config")?;
+        if matches!(kind, Kind::Hub(_) | Kind::HubRecording(_)) {
+            // Every viewer connects from 127.0.0.1, and a WebSocket holds its place in the
+            // hub's connection budget (256 per address by default): lift the budget so that
+            // it is the relay that is measured, not its refusals (the file-descriptor limit
+            // still caps the total).
+            let mut toml =
+                String::from("max_connections = 1000000\nmax_connections_per_address = 1000000\n");
+            if matches!(kind, Kind::HubRecording(_)) {
+                toml.push_str("[recording]\nmode = \"continuous\"\n");
+            }
+            std::fs::write(dir.join("espcam.toml"), toml).context("writing the hub's config")?;
         }
         let mut cmd = match kind {
             Kind::Hub(exe) | Kind::HubRecording(exe) => {

@@ -203,6 +203,11 @@ pub struct FileConfig {
     pub viewer_timeout_ms: Option<u64>,
     /// Milliseconds of silence after which a camera link is considered dead.
     pub camera_timeout_ms: Option<u64>,
+    /// Milliseconds between the hub's pings on a browser socket (default 15000).
+    pub ping_interval_ms: Option<u64>,
+    /// Milliseconds after which a browser socket from which nothing arrived (no pong, no
+    /// message) is closed (default 45000).
+    pub idle_timeout_ms: Option<u64>,
     /// Largest accepted frame message, bytes.
     pub max_frame_bytes: Option<usize>,
     /// Most cameras the hub tracks.
@@ -304,6 +309,11 @@ pub struct Config {
     /// Silence after which a camera link is closed as dead (cameras send telemetry or
     /// heartbeats every second).
     pub camera_timeout: Duration,
+    /// How often the hub pings a browser socket (`/ws/ui`, `/ws/view`, `/ws/playback`).
+    pub ping_interval: Duration,
+    /// A browser socket from which nothing arrived (no pong, no message) for this long is
+    /// closed with [`espcam_proto::close::IDLE`]; always longer than `ping_interval`.
+    pub idle_timeout: Duration,
     /// Frame checks.
     pub limits: FrameLimits,
     /// Most cameras tracked at once, so a flood of made-up ids cannot grow memory.
@@ -350,6 +360,8 @@ impl Default for Config {
             ack_timeout: Duration::from_millis(3000),
             viewer_timeout: Duration::from_millis(5000),
             camera_timeout: Duration::from_millis(5000),
+            ping_interval: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(45),
             limits: FrameLimits::default(),
             max_cameras: 256,
             max_connections: 1024,
@@ -495,6 +507,15 @@ impl Config {
             hostnames.push(name);
         }
         let cluster = crate::cluster::config::resolve(file.cluster.as_ref(), o.cluster, o.node)?;
+        let ping_interval = ms(file.ping_interval_ms, d.ping_interval, "ping_interval_ms")?;
+        let idle_timeout = ms(file.idle_timeout_ms, d.idle_timeout, "idle_timeout_ms")?;
+        if idle_timeout <= ping_interval {
+            return Err(ConfigError::Invalid(format!(
+                "idle_timeout_ms {} must be longer than ping_interval_ms {}: a socket must get at least one ping before it counts as silent",
+                idle_timeout.as_millis(),
+                ping_interval.as_millis()
+            )));
+        }
         Ok(Self {
             bind: o.bind.or(file.bind).or(o.default_bind).unwrap_or(d.bind),
             port: o.port.or(file.port).unwrap_or(d.port),
@@ -517,6 +538,8 @@ impl Config {
                 d.camera_timeout,
                 "camera_timeout_ms",
             )?,
+            ping_interval,
+            idle_timeout,
             limits: FrameLimits { max_frame },
             max_cameras,
             max_connections: count(file.max_connections, d.max_connections, "max_connections")?,
@@ -715,6 +738,32 @@ mod tests {
         assert_eq!((c.port, c.stream_port), (6971, 6972));
         assert_eq!(c.bind, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         assert_eq!(c.data_dir, PathBuf::from("espcam-data"));
+    }
+
+    #[test]
+    fn browser_socket_liveness_is_configurable_and_checked() {
+        let c = Config::from_parts(FileConfig::default(), Overrides::default()).unwrap();
+        assert_eq!(c.ping_interval, Duration::from_secs(15));
+        assert_eq!(c.idle_timeout, Duration::from_secs(45));
+        let file = Config::parse_file(
+            "ping_interval_ms = 200\nidle_timeout_ms = 1000",
+            Path::new("espcam.toml"),
+        )
+        .unwrap();
+        let c = Config::from_parts(file, Overrides::default()).unwrap();
+        assert_eq!(c.ping_interval, Duration::from_millis(200));
+        assert_eq!(c.idle_timeout, Duration::from_millis(1000));
+        let file = Config::parse_file(
+            "ping_interval_ms = 5000\nidle_timeout_ms = 5000",
+            Path::new("espcam.toml"),
+        )
+        .unwrap();
+        let e = Config::from_parts(file, Overrides::default()).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("idle_timeout_ms 5000 must be longer than ping_interval_ms 5000"),
+            "{e}"
+        );
     }
 
     #[test]

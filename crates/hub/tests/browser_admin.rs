@@ -3,7 +3,8 @@
 //! `#/admin`; an admin changes a setting, opens `#/admin` and finds that change in the audit
 //! log (actor, action, target, fields, address; newest first), accepts one waiting camera
 //! (which then comes online) and refuses another (not admitted), adds a user, changes their
-//! password and removes them (each checked by logging in outside the browser), adds a token
+//! password and their role (their session's admin requests then get 200, and 403 again;
+//! the last admin cannot be demoted) and removes them (each checked by logging in outside the browser), adds a token
 //! whose secret is shown once and opens the API, revokes it (refused after), and sees a
 //! failed login under a user name that is markup as plain text in the log.
 //!
@@ -19,8 +20,9 @@ mod cameras;
 mod driver;
 #[path = "browser/harness.rs"]
 mod harness;
+#[path = "browser/session.rs"]
+mod session;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use driver::Browser;
@@ -28,86 +30,29 @@ use espcam_auth::Role;
 use fantoccini::Locator;
 use harness::Harness;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use session::{
+    ADMIN_PW, VIEWER_PW, bearer_status, cookie_status, log_in, login_cookie, login_status,
+    page_fetch, page_fetch_json, type_into,
+};
 
-const ADMIN_PW: &str = "root-password-1";
-const VIEWER_PW: &str = "viewer-password-1";
-const LOGIN_FORM: &str = "document.querySelector('[data-testid=login-form]')";
-
-/// The status code of `GET path` with `Authorization: Bearer token`.
-async fn bearer_status(addr: SocketAddr, path: &str, token: &str) -> u16 {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = vec![0u8; 512];
-    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+/// Picks `role` in the role selector of `user`'s row and waits for the page's answer.
+async fn pick_role(b: &Browser, user: &str, role: &str, expect_status: &str) {
+    let sel =
+        format!("[data-testid=adm-user][data-user={user}] [data-testid=adm-user-role-select]");
+    b.client
+        .find(Locator::Css(&sel))
         .await
-        .expect("an answer within 10 s")
-        .unwrap();
-    let text = String::from_utf8_lossy(&buf[..n]).to_string();
-    text.split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP status line: {text:?}"))
-}
-
-/// The status of `POST /api/login` with `user` and `password`, sent outside the browser (so
-/// the page's own session stays).
-async fn login_status(addr: SocketAddr, user: &str, password: &str) -> u16 {
-    let body = json!({ "user": user, "password": password }).to_string();
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!(
-        "POST /api/login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = vec![0u8; 512];
-    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+        .unwrap()
+        .select_by_value(role)
         .await
-        .expect("an answer within 10 s")
         .unwrap();
-    let text = String::from_utf8_lossy(&buf[..n]).to_string();
-    text.split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP status line: {text:?}"))
-}
-
-async fn type_into(b: &Browser, sel: &str, text: &str) {
-    let field = b.client.find(Locator::Css(sel)).await.unwrap();
-    field.clear().await.unwrap();
-    field.send_keys(text).await.unwrap();
-}
-
-async fn log_in(b: &Browser, user: &str, password: &str, who: &str) {
-    b.wait_for("the login page", LOGIN_FORM).await;
-    type_into(b, "[data-testid=login-user]", user).await;
-    type_into(b, "[data-testid=login-password]", password).await;
-    b.click(Locator::Css("[data-testid=login-submit]")).await;
     b.wait_for(
-        &format!("dashboard as {who}"),
+        &format!("{user} → {role}: {expect_status}"),
         &format!(
-            "!{LOGIN_FORM} && document.querySelector('[data-testid=hub-status]').dataset.state === 'connected' && document.querySelector('[data-testid=whoami]').textContent === {who:?}"
+            "document.querySelector('[data-testid=adm-user-status]').textContent.startsWith({expect_status:?})"
         ),
     )
     .await;
-}
-
-/// Runs `fetch(path, {method, json body})` in the page and returns the status.
-async fn page_fetch(b: &Browser, method: &str, path: &str, body: &str) -> i64 {
-    let script = format!(
-        "const done = arguments[arguments.length - 1];
-         fetch({path:?}, {{ method: {method:?}, headers: {{ 'content-type': 'application/json' }}, body: {body:?}, credentials: 'same-origin' }})
-           .then(r => done(r.status), e => done(String(e)));"
-    );
-    b.client
-        .execute_async(&script, vec![])
-        .await
-        .unwrap()
-        .as_i64()
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -310,6 +255,47 @@ async fn admin_page_shows_the_audit_log_users_and_tokens_and_is_hidden_from_view
     assert_eq!(login_status(addr, "carol", "carol-password-1").await, 401);
     assert_eq!(login_status(addr, "carol", "carol-password-2").await, 200);
 
+    // Change carol's role from her row (PATCH /api/users/carol): her session's admin
+    // requests follow it — allowed as admin, 403 again once she is a viewer.
+    let carol = login_cookie(addr, "carol", "carol-password-2").await;
+    assert_eq!(cookie_status(addr, "/api/users", &carol).await, 403);
+    pick_role(&b, "carol", "admin", "carol is now admin.").await;
+    assert_eq!(cookie_status(addr, "/api/users", &carol).await, 200);
+    b.wait_for(
+        "the role change audited",
+        "[...document.querySelectorAll('[data-testid=adm-audit][data-action=\"user.role\"]')].some(r => r.children[3].textContent === 'carol' && r.textContent.includes('admin'))",
+    )
+    .await;
+    pick_role(&b, "carol", "viewer", "carol is now viewer.").await;
+    assert_eq!(cookie_status(addr, "/api/users", &carol).await, 403);
+    let listed = page_fetch_json(&b, "/api/users").await;
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["name"] == "carol" && u["role"] == "viewer"),
+        "{listed}"
+    );
+    // The last admin cannot be demoted (the rule `espcam user role` follows): refused, and
+    // the selector shows the role kept.
+    pick_role(&b, "root", "viewer", "Refused:").await;
+    b.wait_for(
+        "root still admin on the page",
+        "document.querySelector('[data-testid=adm-user][data-user=root] [data-testid=adm-user-role-select]').value === 'admin'",
+    )
+    .await;
+    // The browser logs the refused request: that one, and nothing else so far (reading the
+    // log empties it, so the final check sees what comes after).
+    let errors = b.console_errors().await;
+    assert!(
+        errors
+            .iter()
+            .all(|e| e.contains("/api/users/root") && e.contains("409")),
+        "browser console errors:\n{}",
+        errors.join("\n")
+    );
+
     // Remove her (confirmed in the dialog): gone from the list, and she can no longer log in.
     b.click(Locator::Css(&format!(
         "{row} [data-testid=adm-user-remove]"
@@ -382,13 +368,4 @@ async fn admin_page_shows_the_audit_log_users_and_tokens_and_is_hidden_from_view
         errors.join("\n")
     );
     hub.stop().await;
-}
-
-/// `GET path` from the page (its session cookie); the parsed JSON body.
-async fn page_fetch_json(b: &Browser, path: &str) -> serde_json::Value {
-    let script = format!(
-        "const done = arguments[arguments.length - 1];
-         fetch({path:?}, {{ credentials: 'same-origin' }}).then(r => r.json()).then(done, e => done(String(e)));"
-    );
-    b.client.execute_async(&script, vec![]).await.unwrap()
 }

@@ -16,6 +16,8 @@ mod cameras;
 mod driver;
 #[path = "browser/harness.rs"]
 mod harness;
+#[path = "browser/session.rs"]
+mod session;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -24,36 +26,10 @@ use driver::Browser;
 use espcam_auth::Role;
 use fantoccini::Locator;
 use harness::Harness;
-use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-const ADMIN_PW: &str = "root-password-1";
-const VIEWER_PW: &str = "viewer-password-1";
-const LOGIN_FORM: &str = "document.querySelector('[data-testid=login-form]')";
-
-fn int(v: &Value) -> i64 {
-    v.as_i64()
-        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-        .unwrap_or_else(|| panic!("not an integer: {v}"))
-}
-
-/// The status code of a raw HTTP/1.1 request `head` (the request line and headers, without
-/// `Host`, which is added) sent to `addr`.
-async fn status_of(addr: SocketAddr, head: &str) -> u16 {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!("{head}Host: {addr}\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = vec![0u8; 512];
-    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
-        .await
-        .expect("an answer within 10 s")
-        .unwrap();
-    let text = String::from_utf8_lossy(&buf[..n]).to_string();
-    text.split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP status line: {text:?}"))
-}
+use serde_json::json;
+use session::{
+    ADMIN_PW, LOGIN_FORM, VIEWER_PW, int, page_fetch, status_of, submit_login, wait_dashboard_as,
+};
 
 /// `GET /api/cameras` with `cookie`.
 async fn cameras_with(addr: SocketAddr, cookie: &str) -> u16 {
@@ -73,30 +49,6 @@ async fn ui_socket_with(addr: SocketAddr, cookie: &str) -> u16 {
         ),
     )
     .await
-}
-
-/// Types `user` and `password` into the login form and submits it.
-async fn submit_login(b: &Browser, user: &str, password: &str) {
-    for (sel, text) in [
-        ("[data-testid=login-user]", user),
-        ("[data-testid=login-password]", password),
-    ] {
-        let field = b.client.find(Locator::Css(sel)).await.unwrap();
-        field.clear().await.unwrap();
-        field.send_keys(text).await.unwrap();
-    }
-    b.click(Locator::Css("[data-testid=login-submit]")).await;
-}
-
-/// Waits for the dashboard to be connected to the hub as `who` (e.g. `vic (viewer)`).
-async fn wait_dashboard_as(b: &Browser, who: &str) {
-    b.wait_for(
-        &format!("dashboard as {who}"),
-        &format!(
-            "!{LOGIN_FORM} && document.querySelector('[data-testid=hub-status]').dataset.state === 'connected' && document.querySelector('[data-testid=whoami]').textContent === {who:?}"
-        ),
-    )
-    .await;
 }
 
 /// Opens camera `id`'s view and waits until its live canvas shows frames that keep
@@ -121,16 +73,6 @@ async fn live_view(b: &Browser, id: &str) -> (i64, i64) {
         .js("const l = document.querySelector('#live'); return [l.dataset.width, l.dataset.height];")
         .await;
     (int(&size[0]), int(&size[1]))
-}
-
-/// Runs `fetch(path, {method, json body})` in the page and returns the status.
-async fn page_fetch(b: &Browser, method: &str, path: &str, body: &str) -> i64 {
-    let script = format!(
-        "const done = arguments[arguments.length - 1];
-         fetch({path:?}, {{ method: {method:?}, headers: {{ 'content-type': 'application/json' }}, body: {body:?}, credentials: 'same-origin' }})
-           .then(r => done(r.status), e => done(String(e)));"
-    );
-    int(&b.client.execute_async(&script, vec![]).await.unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -549,8 +549,26 @@ async fn removing_a_user_or_changing_a_password_ends_their_streams() {
     ends_1008(&mut val_view, "viewer socket after `user passwd`").await;
 }
 
+/// How a role is changed in [`demoted_admin_keeps_watching`].
+#[derive(Debug, Clone, Copy)]
+enum Demote {
+    /// `espcam user role ada viewer` beside the running hub.
+    Cli,
+    /// `PATCH /api/users/ada {"role":"viewer"}` by another admin.
+    Rest,
+}
+
 #[tokio::test]
 async fn a_demoted_admin_keeps_watching_but_its_ui_socket_loses_commands() {
+    demoted_admin_keeps_watching(Demote::Cli).await;
+}
+
+#[tokio::test]
+async fn a_role_changed_through_the_api_is_followed_by_open_streams() {
+    demoted_admin_keeps_watching(Demote::Rest).await;
+}
+
+async fn demoted_admin_keeps_watching(how: Demote) {
     let l = Locked::start().await;
     let ada = l.login("ada").await;
     let mut ui = l.socket_with_cookie("/ws/ui", &ada).await;
@@ -561,9 +579,28 @@ async fn a_demoted_admin_keeps_watching_but_its_ui_socket_loses_commands() {
     assert_eq!(answer["type"], "ack", "{answer}");
     assert_eq!(answer["ok"], true, "{answer}");
 
-    l.cli()
-        .set_role(&UserName::new("ada").unwrap(), Role::Viewer)
-        .unwrap();
+    match how {
+        Demote::Cli => l
+            .cli()
+            .set_role(&UserName::new("ada").unwrap(), Role::Viewer)
+            .unwrap(),
+        Demote::Rest => {
+            let bearer = l.bearer_admin();
+            let r = l
+                .req(
+                    "PATCH",
+                    "/api/users/ada",
+                    &[
+                        ("authorization", &bearer),
+                        ("content-type", "application/json"),
+                    ],
+                    r#"{"role":"viewer"}"#,
+                )
+                .await;
+            assert_eq!(r.status, 200, "{}", r.text());
+            assert_eq!(r.json()["role"], "viewer");
+        }
+    }
     // The same open socket refuses the next commands once the change is noticed.
     let start = Instant::now();
     let refused = loop {
@@ -578,7 +615,7 @@ async fn a_demoted_admin_keeps_watching_but_its_ui_socket_loses_commands() {
         );
     };
     println!(
-        "demoted admin's /ws/ui refused commands after {} ms",
+        "demoted admin's /ws/ui ({how:?}) refused commands after {} ms",
         start.elapsed().as_millis()
     );
     let msg = refused["message"].as_str().unwrap();
@@ -604,4 +641,149 @@ async fn command(ui: &mut Ws, id: u64) -> serde_json::Value {
             return v;
         }
     }
+}
+
+/// A download read slowly through a small receive window, so that the hub cannot hand the
+/// whole file to the kernel at once: what it still sends is what it chose to send.
+struct SlowDownload {
+    s: TcpStream,
+    len: u64,
+    got: u64,
+}
+
+impl SlowDownload {
+    /// Bytes read per step, and the pause between steps: about 400 KB/s.
+    const STEP: usize = 8 * 1024;
+    const PAUSE: Duration = Duration::from_millis(20);
+
+    /// `GET path` with `headers`; asserts 200 and reads the head.
+    async fn open(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> SlowDownload {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.set_recv_buffer_size(16 * 1024).unwrap();
+        let mut s = sock.connect(addr).await.unwrap();
+        let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        // The head, byte by byte, so that no body byte is taken with it.
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut b = [0u8; 1];
+            let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut b))
+                .await
+                .expect("a response head within 10 s")
+                .unwrap();
+            assert_eq!(n, 1, "{path}: closed before the response head");
+            head.push(b[0]);
+        }
+        let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 200"), "{path}: {head}");
+        let len = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{path}: no Content-Length: {head}"));
+        SlowDownload { s, len, got: 0 }
+    }
+
+    /// Reads slowly for at most `within`: when the download ended (end of stream or a
+    /// reset), or `None` while bytes keep coming.
+    async fn ended(&mut self, within: Duration) -> Option<Duration> {
+        let start = Instant::now();
+        let mut chunk = vec![0u8; Self::STEP];
+        while start.elapsed() < within {
+            let left = within.saturating_sub(start.elapsed());
+            match tokio::time::timeout(left, self.s.read(&mut chunk)).await {
+                Err(_) => return None,
+                Ok(Ok(0) | Err(_)) => return Some(start.elapsed()),
+                Ok(Ok(n)) => self.got += n as u64,
+            }
+            tokio::time::sleep(Self::PAUSE).await;
+        }
+        None
+    }
+}
+
+/// Regression (issue 15): an export download that had started ran to its end whatever
+/// happened to its credential — a revoked token kept downloading recordings for as long as
+/// the file lasted. Now the body fails, and the connection drops, soon after the token is
+/// revoked, long before the file is complete; another token's download goes on. The
+/// timelapse download is the same code (`export_of`) and the same door.
+#[tokio::test]
+async fn revoking_a_token_cuts_off_its_export_download() {
+    let l = Locked::start_with(|c| {
+        c.recording.default_mode = espcam_hub::config::Mode::Continuous;
+    })
+    .await;
+    // Big frames, so that a few seconds make a file many times the sockets' buffers.
+    let bearer = l.bearer_admin();
+    let r = l
+        .req(
+            "POST",
+            "/api/cameras/cam-1/settings",
+            &[
+                ("authorization", &bearer),
+                ("content-type", "application/json"),
+            ],
+            r#"{"resolution":"UXGA","quality":4}"#,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let mut from_ms = 0;
+    for _ in 0..200 {
+        let r = l
+            .req(
+                "GET",
+                "/api/cameras/cam-1",
+                &[("authorization", &bearer)],
+                "",
+            )
+            .await;
+        if r.json()["width"] == 1600 {
+            from_ms = common::now_us() / 1000 + 200;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(from_ms > 0, "cam-1 never switched to UXGA");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let path = format!("/api/cameras/cam-1/export?from={from_ms}");
+    let viewer = format!("Bearer {}", l.viewer_token);
+    let mut revoked = SlowDownload::open(l.hub.http, &path, &[("authorization", &viewer)]).await;
+    let mut other = SlowDownload::open(l.hub.http, &path, &[("authorization", &bearer)]).await;
+    println!("export: {} bytes", revoked.len);
+    assert!(
+        revoked.len > 2_000_000,
+        "the export is too short ({} bytes) to see it cut off",
+        revoked.len
+    );
+    assert!(revoked.ended(Duration::from_millis(500)).await.is_none());
+    assert!(other.ended(Duration::from_millis(300)).await.is_none());
+
+    l.admin("DELETE", "/api/tokens/ha", "").await;
+    let took = revoked.ended(ENDS_WITHIN).await.unwrap_or_else(|| {
+        panic!(
+            "export still downloading {ENDS_WITHIN:?} after its token was revoked ({} of {} bytes)",
+            revoked.got, revoked.len
+        )
+    });
+    println!(
+        "revoked token's export cut off after {} ms, at {} of {} bytes",
+        took.as_millis(),
+        revoked.got,
+        revoked.len
+    );
+    assert!(
+        revoked.got < revoked.len,
+        "the whole file arrived: {} bytes",
+        revoked.got
+    );
+    let before = other.got;
+    assert!(
+        other.ended(Duration::from_secs(1)).await.is_none(),
+        "another token's export ended"
+    );
+    assert!(other.got > before, "another token's export kept coming");
 }

@@ -332,6 +332,38 @@ async fn every_door_answers_each_kind_of_client_as_documented() {
             r#"{"password":"another-pass"}"#,
             [401, 403, 204, 403],
         ),
+        // Role changes: admin only, browser-checked; the last admin stays one (409, the
+        // rule `espcam user role` follows).
+        (
+            "PATCH",
+            "/api/users/newbie",
+            r#"{"role":"admin"}"#,
+            [401, 403, 200, 403],
+        ),
+        (
+            "PATCH",
+            "/api/users/newbie",
+            r#"{"role":"viewer"}"#,
+            [401, 403, 200, 403],
+        ),
+        (
+            "PATCH",
+            "/api/users/newbie",
+            r#"{"role":"owner"}"#,
+            [401, 403, 400, 403],
+        ),
+        (
+            "PATCH",
+            "/api/users/nobody",
+            r#"{"role":"viewer"}"#,
+            [401, 403, 404, 403],
+        ),
+        (
+            "PATCH",
+            "/api/users/root",
+            r#"{"role":"viewer"}"#,
+            [401, 403, 409, 403],
+        ),
         ("DELETE", "/api/users/newbie", "", [401, 403, 204, 403]),
         ("GET", "/api/tokens", "", [401, 403, 200, 200]),
         (
@@ -412,6 +444,43 @@ async fn every_door_answers_each_kind_of_client_as_documented() {
         }
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    // The role changes were audited like the other user actions: who, whom, the new role.
+    let audit = l
+        .req("GET", "/api/audit", &[("cookie", &l.admin_cookie)], "")
+        .await
+        .json();
+    let roles: Vec<(String, String, String)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "user.role")
+        .map(|e| {
+            let s = |k: &str| e[k].as_str().unwrap_or("").to_string();
+            (s("actor"), s("target"), s("detail"))
+        })
+        .collect();
+    let want = |detail: &str| {
+        (
+            "user:root".to_string(),
+            "newbie".to_string(),
+            detail.to_string(),
+        )
+    };
+    assert_eq!(roles, vec![want("viewer"), want("admin")], "{audit}");
+    // A state change by cookie needs the JSON content type (an HTML form cannot send it).
+    let r = l
+        .req(
+            "PATCH",
+            "/api/users/vic",
+            &[
+                ("cookie", &l.admin_cookie),
+                ("origin", &own),
+                ("content-type", "text/plain"),
+            ],
+            r#"{"role":"admin"}"#,
+        )
+        .await;
+    assert_eq!(r.status, 415, "{}", r.text());
     // The login page stands in for the dashboard without a session, at the same URL.
     let page = l.req("GET", "/", &[], "").await;
     assert!(page.text().contains("login-form"), "{}", page.text());
@@ -1345,5 +1414,128 @@ async fn snapshots_are_rate_limited_and_the_oldest_go_past_the_quota() {
         r.error()
     );
     assert_eq!(jpg_files(dir.path()), 0);
+    hub.stop().await;
+}
+
+/// Whether a new connection to `addr` is closed at once without an answer (the per-address
+/// budget is full) rather than served.
+async fn refused(addr: SocketAddr) -> bool {
+    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
+        return true;
+    };
+    let _ = s
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await;
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf))
+        .await
+        .expect("a connection is served or closed within 2 s")
+        .unwrap_or(0);
+    if n > 0 {
+        assert!(
+            buf.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+    }
+    n == 0
+}
+
+/// Regression (issue 15, "an idle timeout, on both ports"): a browser socket whose client
+/// completed the handshake and then went silent — never reading, never answering a ping —
+/// stayed open for ever, and an upgraded connection gave its place in the per-address
+/// budget back at the upgrade, so the budget did not bound WebSockets at all. Now every
+/// WebSocket holds its slot until it ends, the hub pings each browser socket every
+/// `ping_interval` and closes one from which nothing arrived for `idle_timeout` with 1001;
+/// the slot is then free again. A client that answers pings (tokio-tungstenite does while
+/// it reads) stays open well past the timeout and keeps receiving.
+#[tokio::test]
+async fn silent_browser_sockets_are_closed_and_their_slots_freed() {
+    use common::{RawWs, close_of};
+    use futures_util::StreamExt;
+    use std::time::Instant;
+    use tokio_tungstenite::tungstenite::Message;
+    let idle = Duration::from_millis(1000);
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Config::for_tests(dir.path());
+    c.ping_interval = Duration::from_millis(200);
+    c.idle_timeout = idle;
+    // The camera's control link and the three silent sockets below.
+    c.max_connections_per_address = 4;
+    let hub = TestHub::start(c).await;
+    let mut opts = CamOpts::new("cam-1");
+    opts.fps = 5;
+    let _cam = TestCamera::connect(&hub, opts).await;
+    hub.wait_camera("cam-1", |v| v["frames_in"].as_u64().unwrap_or(0) > 0)
+        .await;
+
+    let paths = ["/ws/view/cam-1", "/ws/ui", "/ws/playback/cam-1"];
+    let opened = Instant::now();
+    let mut silent = Vec::new();
+    for path in paths {
+        silent.push(RawWs::connect(hub.http, path).await);
+    }
+    assert!(
+        refused(hub.http).await,
+        "the camera link and three WebSockets fill a budget of 4: a fifth connection must be refused"
+    );
+    // Without reading anything from them: their slots come back once the hub gives up.
+    let freed = loop {
+        if !refused(hub.http).await {
+            break opened.elapsed();
+        }
+        assert!(
+            opened.elapsed() < idle + Duration::from_secs(5),
+            "silent sockets still hold their slots {:?} after opening",
+            opened.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    println!("silent sockets' slots free after {} ms", freed.as_millis());
+    assert!(
+        freed >= idle,
+        "freed after {freed:?}, before the idle timeout"
+    );
+    for (path, mut ws) in paths.into_iter().zip(silent) {
+        let frames = ws.read_until_closed().await;
+        let (code, reason) =
+            close_of(&frames).unwrap_or_else(|| panic!("{path}: closed without a close frame"));
+        println!("{path}: closed {code}: {reason}");
+        assert_eq!(code, 1001, "{path}: {reason}");
+        assert!(reason.contains("nothing received"), "{path}: {reason}");
+        assert!(
+            frames.iter().any(|(op, _)| *op == 0x9),
+            "{path}: no ping before the close"
+        );
+    }
+
+    // Clients that answer pings stay, and keep receiving, for three idle timeouts.
+    let mut view = ws(&hub.ws_url("/ws/view/cam-1")).await;
+    let mut ui = ws(&hub.ws_url("/ws/ui")).await;
+    let mut playback = ws(&hub.ws_url("/ws/playback/cam-1")).await;
+    let until = Instant::now() + 3 * idle;
+    let (mut frames, mut texts) = (0, 0);
+    while Instant::now() < until {
+        tokio::select! {
+            m = view.next() => match m {
+                Some(Ok(Message::Binary(_))) => frames += 1,
+                Some(Ok(Message::Ping(_) | Message::Text(_))) => {}
+                other => panic!("viewer socket: {other:?}"),
+            },
+            m = ui.next() => match m {
+                Some(Ok(Message::Text(_))) => texts += 1,
+                Some(Ok(Message::Ping(_))) => {}
+                other => panic!("/ws/ui: {other:?}"),
+            },
+            // Nothing is recorded: an `end` message, then it waits for frames.
+            m = playback.next() => match m {
+                Some(Ok(Message::Text(_) | Message::Ping(_))) => {}
+                other => panic!("playback socket: {other:?}"),
+            },
+            () = tokio::time::sleep_until(until.into()) => {}
+        }
+    }
+    assert!(frames >= 5, "{frames} frames in {:?}", 3 * idle);
+    assert!(texts >= 2, "{texts} /ws/ui messages in {:?}", 3 * idle);
     hub.stop().await;
 }

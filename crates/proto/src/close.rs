@@ -8,6 +8,10 @@
 pub const NORMAL: u16 = 1000;
 /// The endpoint is going away (hub shutting down, viewer leaving).
 pub const AWAY: u16 = 1001;
+/// The hub closing a browser socket from which nothing arrived — no pong to its pings, no
+/// message — within its idle timeout (`idle_timeout_ms`). The same code as [`AWAY`]: as
+/// far as the hub can tell, the peer has gone away.
+pub const IDLE: u16 = AWAY;
 /// The peer broke the WebSocket protocol.
 pub const PROTOCOL: u16 = 1002;
 /// A message of a type the endpoint does not accept.

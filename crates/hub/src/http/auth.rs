@@ -463,7 +463,7 @@ pub(crate) fn routes(gate: Arc<Gate>) -> Router {
         .route("/api/logout", post(logout))
         .route("/api/whoami", get(whoami))
         .route("/api/users", get(list_users).post(add_user))
-        .route("/api/users/{name}", delete(remove_user))
+        .route("/api/users/{name}", delete(remove_user).patch(set_role))
         .route("/api/users/{name}/password", post(set_password))
         .route("/api/tokens", get(list_tokens).post(add_token))
         .route("/api/tokens/{name}", delete(revoke_token))
@@ -833,6 +833,49 @@ async fn remove_user(State(gate): State<Arc<Gate>>, Path(name): Path<String>) ->
         Ok(Ok(())) => {
             gate.hub.access().credentials_changed();
             StatusCode::NO_CONTENT.into_response()
+        }
+        Ok(Err(e)) => user_error(e),
+        Err(r) => r,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoleBody {
+    role: String,
+}
+
+/// `PATCH /api/users/{name}` `{"role":"admin"|"viewer"}` → 200 `{"name","role"}`. The
+/// rules are the command line's (`espcam user role`), both being `Auth::set_role`: 404 an
+/// unknown user, 409 demoting the last admin. The user's sessions stay; their open streams
+/// are re-checked at once and end if the new role lacks their permission (`revoke.rs`),
+/// and their next requests get the new role.
+async fn set_role(
+    State(gate): State<Arc<Gate>>,
+    Path(name): Path<String>,
+    req: Request,
+) -> Response {
+    let name = match UserName::new(&name) {
+        Ok(n) => n,
+        Err(e) => return bad_name(e),
+    };
+    let body: RoleBody = match json_body(req, r#"{"role":"viewer"}"#).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let role = match body.role.parse::<Role>() {
+        Ok(r) => r,
+        Err(e) => return bad_role(e),
+    };
+    let n = name.clone();
+    match db(&gate.hub, "changing a role", move |a| a.set_role(&n, role)).await {
+        Ok(Ok(())) => {
+            gate.hub.access().credentials_changed();
+            with_note(
+                axum::Json(json!({ "name": name.as_str(), "role": role.as_str() })),
+                Some(name.as_str().to_string()),
+                role.as_str().to_string(),
+            )
         }
         Ok(Err(e)) => user_error(e),
         Err(r) => r,

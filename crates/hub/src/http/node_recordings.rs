@@ -164,6 +164,7 @@ pub(crate) async fn export(
     rec: Option<Extension<Recorder>>,
     Path((node, camera)): Path<(String, String)>,
     RawQuery(query): RawQuery,
+    caller: Option<Extension<crate::http::auth::Caller>>,
 ) -> Result<Response, ApiError> {
     let Some(Extension(nodes)) = nodes else {
         return Err(not_clustered());
@@ -172,7 +173,7 @@ pub(crate) async fn export(
     valid_camera(&camera)?;
     if node == nodes.0.this_node() {
         let q = recordings::range_query(&query)?;
-        return recordings::export(State(hub), rec, Path(camera), Query(q)).await;
+        return recordings::export(State(hub), rec, Path(camera), Query(q), caller).await;
     }
     let a = nodes
         .0
@@ -198,6 +199,7 @@ pub(crate) async fn export(
     let stream = futures_util::stream::unfold(reader, |mut r| async move {
         r.next_chunk().await.map(|item| (item, r))
     });
+    let stream = recordings::until_revoked(Box::pin(stream), caller.as_deref());
     let mut resp = Body::from_stream(stream).into_response();
     recordings::export_headers(
         &mut resp,

@@ -1,6 +1,7 @@
 //! Recordings over HTTP: spans, modes and manual recording, export as AVI/MKV, and the
 //! playback socket (recorded frames in the live viewer's message format, paced at 1×–8× or
-//! as fast as the client reads, with seek).
+//! as fast as the client reads, with seek; pinged, and closed with 1001 when nothing arrived
+//! for the idle timeout, `net/liveness.rs`).
 //!
 //! Times in requests are RFC 3339 (`2026-12-01T21:00:00Z`) or Unix milliseconds. Every
 //! library call blocks on disk, so it runs on `spawn_blocking`; an export streams from the
@@ -17,11 +18,15 @@ use axum::{Extension, Json};
 use espcam_proto::CameraId;
 use espcam_proto::close::echo;
 use espcam_record::ExportFormat;
+use futures_util::FutureExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::http::auth::Caller;
 use crate::http::error::ApiError;
+use crate::http::revoke::CredentialWatch;
 use crate::http::view::find_camera;
+use crate::net::liveness::{Due, Liveness};
 use crate::recorder::{Mode, Recorder};
 use crate::state::Hub;
 use crate::state::clock::now_us;
@@ -292,10 +297,11 @@ pub(crate) async fn export(
     rec: Option<Extension<Recorder>>,
     Path(camera): Path<String>,
     Query(q): Query<RangeQuery>,
+    caller: Option<Extension<Caller>>,
 ) -> Result<Response, ApiError> {
     let rec = recorder(rec)?;
     let id = camera_id(&hub, &camera)?;
-    export_of(rec, id, &q, None).await
+    export_of(rec, id, &q, None, caller.as_deref()).await
 }
 
 /// `GET /api/cameras/{camera}/timelapse?from=&to=&fps=&format=`: the camera's timelapse
@@ -306,6 +312,7 @@ pub(crate) async fn timelapse(
     rec: Option<Extension<Recorder>>,
     Path(camera): Path<String>,
     Query(mut q): Query<RangeQuery>,
+    caller: Option<Extension<Caller>>,
 ) -> Result<Response, ApiError> {
     let rec = recorder(rec)?;
     let id = camera_id(&hub, &camera)?;
@@ -325,7 +332,7 @@ pub(crate) async fn timelapse(
         };
         q.from = Some((to.saturating_sub(24 * 3600 * 1_000_000) / 1000).to_string());
     }
-    export_of(rec, tl, &q, Some(fps)).await
+    export_of(rec, tl, &q, Some(fps), caller.as_deref()).await
 }
 
 /// Plans an export of `id` in `q`'s range (the file's layout; no frame read yet).
@@ -394,11 +401,16 @@ pub(crate) fn export_headers(
     }
 }
 
+/// The export and timelapse downloads: the file streamed as it is built. The body fails
+/// (hyper then drops the connection, so the client sees a cut-off download, never a
+/// complete-looking one) when the credential it was requested with ends (`revoke.rs`), like
+/// the other streams: a long download does not outlive a revoked token or a logout.
 async fn export_of(
     rec: Recorder,
     id: CameraId,
     q: &RangeQuery,
     fps: Option<u32>,
+    caller: Option<&Caller>,
 ) -> Result<Response, ApiError> {
     let (mut exp, format) = plan_export(&rec, &id, q, fps).await?;
     let len = exp.len();
@@ -420,12 +432,40 @@ async fn export_of(
             }
         }
     });
+    // Dropping `rx` (the body failed or the client left) stops the exporter at its next
+    // chunk.
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     });
+    let stream = until_revoked(Box::pin(stream), caller);
     let mut resp = Body::from_stream(stream).into_response();
     export_headers(&mut resp, format.content_type(), len, &name, &parts);
     Ok(resp)
+}
+
+/// `stream`, failing with the reason once the credential of `caller` ends: a download (local
+/// or through another node) does not outlive a revoked token or a logout.
+pub(crate) fn until_revoked<T, S>(
+    stream: S,
+    caller: Option<&Caller>,
+) -> impl futures_util::Stream<Item = std::io::Result<T>> + Send + 'static
+where
+    S: futures_util::Stream<Item = std::io::Result<T>> + Send + Unpin + 'static,
+    T: Send + 'static,
+{
+    use futures_util::StreamExt;
+    let watch = CredentialWatch::start(caller, espcam_auth::Action::Recordings);
+    futures_util::stream::unfold(Some((stream, watch)), |state| async move {
+        let (mut stream, mut watch) = state?;
+        tokio::select! {
+            biased;
+            why = watch.ended() => {
+                let e = std::io::Error::new(std::io::ErrorKind::PermissionDenied, why);
+                Some((Err(e), None))
+            }
+            item = stream.next() => item.map(|i| (i, Some((stream, watch)))),
+        }
+    })
 }
 
 /// Query of the playback socket.
@@ -482,7 +522,7 @@ pub(crate) async fn playback_ws(
     rec: Option<Extension<Recorder>>,
     Path(camera): Path<String>,
     Query(q): Query<PlaybackQuery>,
-    caller: Option<Extension<crate::http::auth::Caller>>,
+    caller: Option<Extension<Caller>>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let rec = recorder(rec)?;
@@ -603,148 +643,217 @@ async fn local_cursor(
 }
 
 /// Upgrades to the playback socket over `source` (the auth guard has checked `Origin` and
-/// the credential; the socket ends when that credential does).
+/// the credential; the socket ends when that credential does, and is pinged and closed with
+/// 1001 when the client goes silent).
 pub(crate) fn serve_playback(
     hub: &Hub,
     ws: WebSocketUpgrade,
     source: Source,
     speed: Speed,
     meta: bool,
-    caller: Option<&crate::http::auth::Caller>,
+    caller: Option<&Caller>,
 ) -> Response {
     let stop = hub.shutdown_signal();
-    let mut watch =
-        crate::http::revoke::CredentialWatch::start(caller, espcam_auth::Action::Recordings);
+    let live = Liveness::new(hub.config().ping_interval, hub.config().idle_timeout);
+    let mut watch = CredentialWatch::start(caller, espcam_auth::Action::Recordings);
     ws.max_message_size(espcam_proto::control::MAX_CONTROL_MESSAGE)
         .on_upgrade(move |mut socket| async move {
-            // Ends when the credential it was opened with does.
-            let why = tokio::select! {
-                () = playback(&mut socket, source, speed, meta, stop) => return,
-                why = watch.ended() => why,
+            let mut p = Playback {
+                socket: &mut socket,
+                source,
+                speed,
+                base: None,
+                live,
             };
-            crate::net::ws::close(&mut socket, espcam_proto::close::POLICY, &why).await;
+            // Ends when the credential it was opened with does.
+            let (code, why) = tokio::select! {
+                end = p.run(meta, stop) => match end {
+                    Some(close) => close,
+                    None => return,
+                },
+                why = watch.ended() => (espcam_proto::close::POLICY, why),
+            };
+            crate::net::ws::close(&mut socket, code, &why).await;
         })
 }
 
-async fn playback(
-    socket: &mut WebSocket,
-    mut source: Source,
-    mut speed: Speed,
-    meta: bool,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    // Pacing: recorded time `base_rec` was shown at wall time `base_wall`.
-    let mut base: Option<(u64, tokio::time::Instant)> = None;
-    let mut at_end = false;
-    loop {
-        let frame = tokio::select! {
-            _ = stop.changed() => return,
-            f = source.next() => f,
-        };
-        let frame = match frame {
-            Ok(Some(f)) => {
-                at_end = false;
-                f
-            }
-            Ok(None) => {
-                if !at_end {
-                    at_end = true;
-                    let end = json!({"type": "end", "received_us": now_us()}).to_string();
-                    if socket.send(Message::Text(end.into())).await.is_err() {
-                        return;
-                    }
+/// One playback socket.
+struct Playback<'a> {
+    socket: &'a mut WebSocket,
+    source: Source,
+    speed: Speed,
+    /// Pacing: recorded time `.0` was shown at wall time `.1`.
+    base: Option<(u64, tokio::time::Instant)>,
+    live: Liveness,
+}
+
+/// What a client message did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Client {
+    /// The client closed or the socket failed.
+    Gone,
+    /// Nothing that changes what comes next (a pong, an unknown message).
+    Same,
+    /// A seek or a new speed: the frame in hand is stale.
+    Moved,
+}
+
+impl Playback<'_> {
+    /// Streams until the client leaves or the hub stops (`None`), or until the socket must
+    /// be closed with the returned code and reason (the client went silent).
+    async fn run(
+        &mut self,
+        meta: bool,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Option<(u16, String)> {
+        let mut at_end = false;
+        loop {
+            // What the client sent meanwhile: at full speed the loop below never waits, so
+            // its pongs (and seeks) are read here.
+            while let Some(msg) = self.socket.recv().now_or_never() {
+                if self.client(msg).await == Client::Gone {
+                    return None;
                 }
-                // Wait for newer durable frames, or a seek.
-                tokio::select! {
-                    _ = stop.changed() => return,
-                    _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-                    msg = socket.recv() => {
-                        if !handle_client(msg, &mut source, &mut speed, &mut base).await {
-                            return;
+            }
+            if let Some(due) = self.live.now()
+                && let Err(end) = self.on_due(due).await
+            {
+                return end;
+            }
+            let frame = tokio::select! {
+                _ = stop.changed() => return None,
+                f = self.source.next() => f,
+            };
+            let frame = match frame {
+                Ok(Some(f)) => {
+                    at_end = false;
+                    f
+                }
+                Ok(None) => {
+                    if !at_end {
+                        at_end = true;
+                        let end = json!({"type": "end", "received_us": now_us()}).to_string();
+                        self.socket.send(Message::Text(end.into())).await.ok()?;
+                    }
+                    // Wait for newer durable frames, or a seek.
+                    tokio::select! {
+                        _ = stop.changed() => return None,
+                        _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                        msg = self.socket.recv() => {
+                            if self.client(msg).await == Client::Gone {
+                                return None;
+                            }
                         }
-                    }
-                }
-                continue;
-            }
-            Err(e) => {
-                let err = json!({"type": "error", "message": e}).to_string();
-                let _ = socket.send(Message::Text(err.into())).await;
-                return;
-            }
-        };
-        if let Speed::Times(x) = speed {
-            let (rec0, wall0) =
-                *base.get_or_insert((frame.received_us, tokio::time::Instant::now()));
-            let due = wall0
-                + Duration::from_micros((frame.received_us.saturating_sub(rec0) as f64 / x) as u64);
-            let wait = tokio::time::sleep_until(due);
-            tokio::select! {
-                _ = stop.changed() => return,
-                _ = wait => {}
-                msg = socket.recv() => {
-                    if !handle_client(msg, &mut source, &mut speed, &mut base).await {
-                        return;
                     }
                     continue;
                 }
+                Err(e) => {
+                    let err = json!({"type": "error", "message": e}).to_string();
+                    let _ = self.socket.send(Message::Text(err.into())).await;
+                    return None;
+                }
+            };
+            if let Speed::Times(x) = self.speed {
+                let (rec0, wall0) = *self
+                    .base
+                    .get_or_insert((frame.received_us, tokio::time::Instant::now()));
+                let due = wall0
+                    + Duration::from_micros(
+                        (frame.received_us.saturating_sub(rec0) as f64 / x) as u64,
+                    );
+                let wait = tokio::time::sleep_until(due);
+                tokio::pin!(wait);
+                let moved = loop {
+                    tokio::select! {
+                        _ = stop.changed() => return None,
+                        () = &mut wait => break false,
+                        due = self.live.due() => {
+                            if let Err(end) = self.on_due(due).await {
+                                return end;
+                            }
+                        }
+                        msg = self.socket.recv() => match self.client(msg).await {
+                            Client::Gone => return None,
+                            Client::Same => {}
+                            Client::Moved => break true,
+                        },
+                    }
+                };
+                if moved {
+                    continue;
+                }
             }
-        }
-        if meta {
-            let m = json!({
-                "type": "frame",
-                "captured_us": frame.captured_us,
-                "received_us": frame.received_us,
-                "width": frame.width,
-                "height": frame.height,
-                "bytes": frame.jpeg.len(),
-            })
-            .to_string();
-            if socket.send(Message::Text(m.into())).await.is_err() {
-                return;
+            if meta {
+                let m = json!({
+                    "type": "frame",
+                    "captured_us": frame.captured_us,
+                    "received_us": frame.received_us,
+                    "width": frame.width,
+                    "height": frame.height,
+                    "bytes": frame.jpeg.len(),
+                })
+                .to_string();
+                self.socket.send(Message::Text(m.into())).await.ok()?;
             }
-        }
-        if socket.send(Message::Binary(frame.jpeg)).await.is_err() {
-            return;
+            self.socket.send(Message::Binary(frame.jpeg)).await.ok()?;
         }
     }
-}
 
-/// A client message on the playback socket. `false` when the socket is done.
-async fn handle_client(
-    msg: Option<Result<Message, axum::Error>>,
-    source: &mut Source,
-    speed: &mut Speed,
-    base: &mut Option<(u64, tokio::time::Instant)>,
-) -> bool {
-    let text = match msg {
-        Some(Ok(Message::Text(t))) => t,
-        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return false,
-        Some(Ok(_)) => return true,
-    };
-    let Ok(v) = serde_json::from_str::<Value>(text.as_str()) else {
-        return true;
-    };
-    if let Some(s) = v.get("speed").and_then(|s| {
-        s.as_str()
-            .map(str::to_string)
-            .or_else(|| s.as_u64().map(|n| n.to_string()))
-    }) && let Ok(sp) = parse_speed(&s)
-    {
-        *speed = sp;
-        *base = None;
-    }
-    let seek = v.get("seek").and_then(|t| {
-        t.as_u64()
-            .map(|ms| ms * 1000)
-            .or_else(|| t.as_str().and_then(|s| parse_time("seek", s).ok()))
-    });
-    if let Some(t) = seek {
-        if !source.seek(t).await {
-            return false;
+    /// Acts on a liveness verdict: sends the ping that is due, or gives the close for a
+    /// silent client. `Err(None)`: the ping could not be sent, the socket is done.
+    async fn on_due(&mut self, due: Due) -> Result<(), Option<(u16, String)>> {
+        match due {
+            Due::Ping => self
+                .socket
+                .send(Message::Ping(Default::default()))
+                .await
+                .map_err(|_| None),
+            Due::Silent => {
+                tracing::debug!("playback socket closed: {}", self.live.reason());
+                Err(Some((espcam_proto::close::IDLE, self.live.reason())))
+            }
         }
-        *base = None;
     }
-    true
+
+    /// Handles one client message (a seek, a speed, a pong).
+    async fn client(&mut self, msg: Option<Result<Message, axum::Error>>) -> Client {
+        let text = match msg {
+            Some(Ok(Message::Text(t))) => t,
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Client::Gone,
+            Some(Ok(_)) => {
+                self.live.heard();
+                return Client::Same;
+            }
+        };
+        self.live.heard();
+        let Ok(v) = serde_json::from_str::<Value>(text.as_str()) else {
+            return Client::Same;
+        };
+        let mut moved = Client::Same;
+        if let Some(s) = v.get("speed").and_then(|s| {
+            s.as_str()
+                .map(str::to_string)
+                .or_else(|| s.as_u64().map(|n| n.to_string()))
+        }) && let Ok(sp) = parse_speed(&s)
+        {
+            self.speed = sp;
+            self.base = None;
+            moved = Client::Moved;
+        }
+        let seek = v.get("seek").and_then(|t| {
+            t.as_u64()
+                .and_then(|ms| ms.checked_mul(1000))
+                .or_else(|| t.as_str().and_then(|s| parse_time("seek", s).ok()))
+        });
+        if let Some(t) = seek {
+            if !self.source.seek(t).await {
+                return Client::Gone;
+            }
+            self.base = None;
+            moved = Client::Moved;
+        }
+        moved
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Open streams end when their credential does: a viewer socket (`/ws/view`), an MJPEG
 //! response, a playback socket or `/ws/ui` opened with a session or token is closed (code
-//! 1008, or the MJPEG body ends) within about a second of a logout, a session expiring, a
+//! 1008, or the MJPEG body ends; an export or timelapse download is cut off: its body
+//! fails and the connection drops) within about a second of a logout, a session expiring, a
 //! token revoked, its user removed or its password changed, or a role change that takes
 //! away the permission the stream needs.
 //!

@@ -43,7 +43,7 @@ pub(crate) enum Door {
         /// Whether `?token=` is accepted.
         query_token: bool,
     },
-    /// A state change (POST, DELETE): `Origin` checked, a JSON body type unless the
+    /// A state change (POST, PATCH, DELETE): `Origin` checked, a JSON body type unless the
     /// credential is a Bearer token, then a credential with the action; audited on success
     /// when `audit` is set.
     Change {
@@ -139,6 +139,7 @@ pub(crate) fn door(method: &Method, path: &str) -> Door {
         (true, _, "/api/users") => Door::Read(A::Users),
         (false, "POST", "/api/users") => change(A::Users, Some(Au::UserAdd)),
         (false, "DELETE", "/api/users/{name}") => change(A::Users, Some(Au::UserRemove)),
+        (false, "PATCH", "/api/users/{name}") => change(A::Users, Some(Au::UserRole)),
         (false, "POST", "/api/users/{name}/password") => change(A::Users, Some(Au::UserPasswd)),
         (true, _, "/api/tokens") => Door::Read(A::Tokens),
         (false, "POST", "/api/tokens") => change(A::Tokens, Some(Au::TokenAdd)),

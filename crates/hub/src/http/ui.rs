@@ -12,14 +12,15 @@
 //! (`reboot` needs `Reboot`, the settings `Settings`; a viewer gets an `error` answer) and
 //! audited once the camera acknowledged it (a reboot once it is queued). The socket closes
 //! with 1008 when the credential it was opened with ends, and a role changed meanwhile
-//! counts from the next command (`revoke.rs`).
+//! counts from the next command (`revoke.rs`). The hub pings it every `ping_interval` and
+//! closes it with 1001 when nothing arrived for `idle_timeout` (`net/liveness.rs`).
 
 use axum::Extension;
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use espcam_auth::{Action, AuditAction};
-use espcam_proto::close::{AWAY, ECHO_CHARS, echo};
+use espcam_proto::close::{AWAY, ECHO_CHARS, IDLE, echo};
 use espcam_proto::control::MAX_CONTROL_MESSAGE;
 use espcam_proto::{Command, CommandMsg, Settings};
 use serde_json::{Value, json};
@@ -29,6 +30,7 @@ use tokio::sync::{Semaphore, broadcast};
 use crate::http::api::snapshot_json;
 use crate::http::auth::{Caller, forbidden_message};
 use crate::http::revoke::CredentialWatch;
+use crate::net::liveness::{Due, Liveness};
 use crate::net::ws::close;
 use crate::state::Hub;
 use crate::state::camera::CameraInfo;
@@ -144,6 +146,7 @@ async fn ui_conn(hub: Hub, mut socket: WebSocket, mut caller: Caller) {
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut stop = hub.shutdown_signal();
     let timeout = hub.config().viewer_timeout;
+    let mut live = Liveness::new(hub.config().ping_interval, hub.config().idle_timeout);
     let mut out = Some(cameras_json(&hub));
     loop {
         if let Some(text) = out.take() {
@@ -161,24 +164,43 @@ async fn ui_conn(hub: Hub, mut socket: WebSocket, mut caller: Caller) {
                 close(&mut socket, espcam_proto::close::POLICY, &why).await;
                 return;
             }
+            due = live.due() => match due {
+                Due::Silent => {
+                    tracing::debug!("/ws/ui from {} closed: {}", caller.addr, live.reason());
+                    close(&mut socket, IDLE, &live.reason()).await;
+                    return;
+                }
+                Due::Ping => {
+                    let sent = tokio::time::timeout(timeout, socket.send(Message::Ping(Default::default()))).await;
+                    if !matches!(sent, Ok(Ok(()))) {
+                        return;
+                    }
+                }
+            },
             ev = events.recv() => match ev {
                 Ok(event) => out = event_json(&hub, &event, me),
                 Err(broadcast::error::RecvError::Lagged(_)) => out = Some(cameras_json(&hub)),
                 Err(broadcast::error::RecvError::Closed) => return,
             },
-            msg = socket.recv() => match msg {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
-                Some(Ok(Message::Text(t))) => {
-                    if let Some(p) = watch.principal() {
-                        caller.principal = p;
+            msg = socket.recv() => {
+                if matches!(msg, Some(Ok(_))) {
+                    // Pongs included: anything from the client shows it is there.
+                    live.heard();
+                }
+                match msg {
+                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                    Some(Ok(Message::Text(t))) => {
+                        if let Some(p) = watch.principal() {
+                            caller.principal = p;
+                        }
+                        out = handle_command(&hub, me, t.as_str(), &in_flight, &caller);
                     }
-                    out = handle_command(&hub, me, t.as_str(), &in_flight, &caller);
+                    Some(Ok(Message::Binary(_))) => {
+                        out = Some(error_json(None, None, "binary messages are not accepted on /ws/ui; send JSON commands"));
+                    }
+                    Some(Ok(_)) => {}
                 }
-                Some(Ok(Message::Binary(_))) => {
-                    out = Some(error_json(None, None, "binary messages are not accepted on /ws/ui; send JSON commands"));
-                }
-                Some(Ok(_)) => {}
-            },
+            }
         }
     }
 }

@@ -7,7 +7,9 @@
 //! viewer timeout is dropped. Nothing here may make a camera's ingest wait or copy a JPEG
 //! per viewer (the WebSocket layer copies it into the socket buffer; `Bytes` are shared).
 //! The viewer socket and MJPEG end (close 1008, or the body ends between parts) when the
-//! credential they were opened with does (`revoke.rs`).
+//! credential they were opened with does (`revoke.rs`). The viewer socket is pinged every
+//! `ping_interval` and closed with 1001 when nothing (not even a pong) arrived for
+//! `idle_timeout` (`net/liveness.rs`); a stalled writer is the viewer timeout's, above.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +32,7 @@ use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::http::revoke::CredentialWatch;
 use crate::http::viewer_ws;
+use crate::net::liveness::{Due, Liveness};
 use crate::state::Hub;
 use crate::state::camera::{Camera, Frame, ViewerGuard};
 use crate::state::clock::now_us;
@@ -93,6 +96,7 @@ async fn view_conn(
     let mut stop = hub.shutdown_signal();
     let mut reader = viewer_ws::Reader::default();
     let mut incoming = Vec::new();
+    let mut live = Liveness::new(hub.config().ping_interval, hub.config().idle_timeout);
     loop {
         tokio::select! {
             biased;
@@ -106,6 +110,21 @@ async fn view_conn(
                 let _ = tokio::time::timeout(timeout, close).await;
                 return;
             }
+            due = live.due() => match due {
+                Due::Silent => {
+                    let why = live.reason();
+                    debug!("viewer of camera {} closed: {why}", cam.id);
+                    let close = viewer_ws::send_close(&mut io, espcam_proto::close::IDLE, &why);
+                    let _ = tokio::time::timeout(timeout, close).await;
+                    return;
+                }
+                Due::Ping => {
+                    let sent = tokio::time::timeout(timeout, viewer_ws::send_ping(&mut io)).await;
+                    if !matches!(sent, Ok(Ok(()))) {
+                        return;
+                    }
+                }
+            },
             tapped = tap.next() => {
                 let Some(t) = tapped else { return };
                 let frame = t.frame;
@@ -132,6 +151,8 @@ async fn view_conn(
                 if !matches!(read, Ok(true)) {
                     return;
                 }
+                // Any frame, pongs included, shows the client is there.
+                live.heard();
                 let processed = tokio::time::timeout(timeout, reader.process(&mut io, &mut incoming)).await;
                 if !matches!(processed, Ok(Ok(()))) {
                     return;

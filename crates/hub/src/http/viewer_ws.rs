@@ -240,6 +240,13 @@ pub(crate) async fn send_binary(
     }
 }
 
+/// Sends an empty ping (the liveness check, `net/liveness.rs`); the client's pong arrives
+/// through [`Reader::read`] like any frame.
+pub(crate) async fn send_ping(io: &mut Io) -> io::Result<()> {
+    io.write_frame(Frame::new(true, OpCode::Ping, None, Vec::new().into()))
+        .await
+}
+
 /// Sends a text message.
 pub(crate) async fn send_text(io: &mut Io, text: &str) -> io::Result<()> {
     io.write_frame(Frame::text(text.as_bytes().into())).await

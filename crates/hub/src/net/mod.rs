@@ -2,6 +2,7 @@
 //! and small WebSocket helpers both use.
 
 pub mod listener;
+pub(crate) mod liveness;
 pub mod serve;
 pub mod tls;
 pub(crate) mod upgrade;

@@ -11,12 +11,16 @@
 //! - the write-stall timeout of [`super::listener::StallGuard`] on every connection.
 //!
 //! Upgraded connections (WebSockets) leave hyper and are bounded by their own handlers
-//! (hello deadlines, size caps, write-stall timeouts). This module must never hold a
+//! (hello deadlines, size caps, write-stall timeouts, the browser sockets' idle timeout);
+//! they keep their place in the budget until they end, because the slot travels with the
+//! connection ([`Slotted`]) rather than with hyper's part of it. This module must never hold a
 //! connection past its budget or wait on one at shutdown for longer than [`DRAIN`].
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -66,6 +70,54 @@ impl Drop for Slot {
                 b.by_address.remove(&self.ip);
             }
         }
+    }
+}
+
+/// A connection with its place in the budget: the slot is given back when the connection
+/// is dropped — by hyper, or by the WebSocket handler it was upgraded to (hyper's connection
+/// future ends at the upgrade, while the socket lives on in the handler).
+struct Slotted<I> {
+    io: I,
+    _slot: Slot,
+}
+
+impl<I: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Slotted<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<I: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Slotted<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 
@@ -136,6 +188,8 @@ pub async fn serve(
                 continue;
             }
         };
+        // The slot lives as long as the connection, upgraded or not.
+        let io = Slotted { io, _slot: slot };
         let router = router.clone();
         let service = hyper::service::service_fn(
             move |mut req: axum::extract::Request<hyper::body::Incoming>| {
@@ -163,10 +217,10 @@ pub async fn serve(
                     }
                 }
             }
-            drop(slot);
         });
     }
-    // Wait (bounded) for the connections still finishing their requests.
+    // Wait (bounded) for the connections still finishing their requests, and for the
+    // WebSockets closing on `stop`.
     let deadline = tokio::time::Instant::now() + DRAIN;
     while budget.lock().unwrap_or_else(|e| e.into_inner()).total > 0
         && tokio::time::Instant::now() < deadline

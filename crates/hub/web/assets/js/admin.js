@@ -1,5 +1,5 @@
 // The admin page (`#/admin`, admins only): cameras waiting to be paired (Accept, Refuse), the
-// audit log newest first, the users (add, remove, change a password) and the API tokens (add,
+// audit log newest first, the users (add, remove, change a role or a password) and the API tokens (add,
 // showing the secret once, and revoke). It only shows what the hub's admin routes answer and
 // asks them for changes; the hub checks every permission and audits every change itself.
 // Every string in here comes from a peer (camera ids, user names, audit details, client
@@ -174,6 +174,17 @@ export class AdminPage {
     const pw = el("input", { type: "password", autocomplete: "new-password", placeholder: "new password", "aria-label": `New password for ${u.name}`, dataset: { testid: "adm-user-pw" } });
     const set = el("button", { className: "btn", type: "button", textContent: "Change password", dataset: { testid: "adm-user-passwd" } });
     const remove = el("button", { className: "btn danger", type: "button", textContent: "Remove", dataset: { testid: "adm-user-remove" } });
+    const role = el(
+      "select",
+      { "aria-label": `Role of ${u.name}`, dataset: { testid: "adm-user-role-select" } },
+      ...["viewer", "admin"].map((r) => el("option", { value: r, textContent: r, selected: r === u.role })),
+    );
+    role.addEventListener("change", async () => {
+      const value = role.value;
+      await this.#act("user-status", () => adminApi.setRole(u.name, value), `${u.name} is now ${value}.`);
+      // Reloaded either way: after a refusal (the last admin) the selector shows the role kept.
+      await this.#loadUsers();
+    });
     set.addEventListener("click", () => {
       if (!pw.value) return this.#status("user-status", `Type the new password for ${u.name} first.`, "error");
       const value = pw.value;
@@ -189,7 +200,7 @@ export class AdminPage {
       "tr",
       { dataset: { testid: "adm-user", user: u.name } },
       el("td", { textContent: u.name }),
-      el("td", { textContent: u.role }),
+      el("td", {}, role),
       el("td", { textContent: when(u.created_us) }),
       el("td", { textContent: when(u.last_login_us) }),
       el("td", {}, el("div", { className: "ota-row" }, pw, set, remove)),

@@ -135,6 +135,8 @@ export const adminApi = {
   users: () => request("/api/users"),
   addUser: (name, role, password) => request("/api/users", { method: "POST", body: { name, role, password } }),
   removeUser: (name) => request(`/api/users/${enc(name)}`, { method: "DELETE" }),
+  /** Resolves to `{name, role}`; 409 when it would demote the last admin. */
+  setRole: (name, role) => request(`/api/users/${enc(name)}`, { method: "PATCH", body: { role } }),
   setPassword: (name, password) =>
     request(`/api/users/${enc(name)}/password`, { method: "POST", body: { password } }),
   tokens: () => request("/api/tokens"),
