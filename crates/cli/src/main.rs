@@ -44,7 +44,10 @@ fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("ESPCAM_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // The NATS client's own log is off by default: the cluster service reports its
+                // connection events once per change and a refusal as the one error line
+                // (hub/src/cluster/connect.rs); ESPCAM_LOG=info,async_nats=debug shows them.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,async_nats=off")),
         )
         .with_target(false)
         .init();

@@ -8,7 +8,12 @@
 //! against frames sent: a frame must cross once per interested node, whatever the number
 //! of viewers there.
 //!
-//! `cargo run --release -p espcam-hub --example cluster_bench -- [--viewers 100] [--fps 15] [--secs 15]`
+//! `cargo run --release -p espcam-hub --example cluster_bench -- [--viewers 100] [--fps 15] [--secs 15] [--hub-exe target/release/espcam]`
+//!
+//! With `--hub-exe PATH` the two hubs are separate `PATH serve --cluster … --node …`
+//! processes (loopback, their own ports, data directories and an `espcam.toml` raising the
+//! per-address connection limit and turning motion analysis off, `ESPCAM_*` cleared);
+//! without it they run in this process (one runtime with the viewers).
 //!
 //! A benchmark, not a test: nothing here asserts a speed. Bounded in time; the NATS server
 //! is stopped by pid.
@@ -28,6 +33,129 @@ use espcam_hub::cluster::ClusterConfig;
 use espcam_proto::{CameraMsg, Resolution, Telemetry};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
+
+fn arg_str(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+/// A hub under test: in this process, or an `espcam serve` child process.
+enum Hub {
+    InProcess(TestHub, #[allow(dead_code)] tempfile::TempDir),
+    Process {
+        child: std::process::Child,
+        http: std::net::SocketAddr,
+        stream: std::net::SocketAddr,
+        _dir: tempfile::TempDir,
+    },
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Hub {
+    async fn start(exe: Option<&str>, nats: &Nats, node: &str, viewers: u64) -> Hub {
+        let dir = tempfile::tempdir().unwrap();
+        let Some(exe) = exe else {
+            let hub = TestHub::start(config(dir.path(), nats, node, viewers)).await;
+            return Hub::InProcess(hub, dir);
+        };
+        let limit = viewers as usize + 16;
+        std::fs::write(
+            dir.path().join("espcam.toml"),
+            format!(
+                "max_connections = {}\nmax_connections_per_address = {}\n\n[motion]\nenabled = false\n",
+                limit.max(1024),
+                limit.max(256)
+            ),
+        )
+        .unwrap();
+        let (port, stream_port) = (free_port(), free_port());
+        let log = std::fs::File::create(dir.path().join("hub.log")).unwrap();
+        let mut cmd = std::process::Command::new(exe);
+        cmd.arg("serve")
+            .args(["--bind", "127.0.0.1"])
+            .args(["--port", &port.to_string()])
+            .args(["--stream-port", &stream_port.to_string()])
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(["--cluster", &nats.url(), "--node", node]);
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("ESPCAM_") {
+                cmd.env_remove(key);
+            }
+        }
+        let child = cmd
+            .current_dir(dir.path())
+            .env("ESPCAM_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {exe}: {e}"));
+        let http: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let stream = format!("127.0.0.1:{stream_port}").parse().unwrap();
+        let mut hub = Hub::Process {
+            child,
+            http,
+            stream,
+            _dir: dir,
+        };
+        for _ in 0..600 {
+            if tokio::net::TcpStream::connect(http).await.is_ok() {
+                return hub;
+            }
+            if let Hub::Process { child, _dir, .. } = &mut hub
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                let log = std::fs::read_to_string(_dir.path().join("hub.log")).unwrap_or_default();
+                panic!("hub {node} exited ({status}):\n{log}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("hub {node} did not listen on {http} within 60 s");
+    }
+
+    fn http(&self) -> std::net::SocketAddr {
+        match self {
+            Hub::InProcess(h, _) => h.http,
+            Hub::Process { http, .. } => *http,
+        }
+    }
+
+    fn stream(&self) -> std::net::SocketAddr {
+        match self {
+            Hub::InProcess(h, _) => h.stream,
+            Hub::Process { stream, .. } => *stream,
+        }
+    }
+
+    async fn get(&self, path: &str) -> common::Resp {
+        common::http(self.http(), "GET", path, None).await
+    }
+
+    fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.http())
+    }
+
+    async fn stop(self) {
+        match self {
+            Hub::InProcess(h, _) => h.stop().await,
+            Hub::Process { mut child, .. } => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
 
 fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
@@ -83,17 +211,17 @@ async fn main() {
     };
     let store = tempfile::tempdir().unwrap();
     let nats = Nats::start(&bin, store.path());
-    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = TestHub::start(config(da.path(), &nats, "hub-a", viewers)).await;
-    let b = TestHub::start(config(db.path(), &nats, "hub-b", viewers)).await;
+    let exe = arg_str("--hub-exe");
+    let a = Hub::start(exe.as_deref(), &nats, "hub-a", viewers).await;
+    let b = Hub::start(exe.as_deref(), &nats, "hub-b", viewers).await;
 
     // The camera: QVGA JPEGs with a send stamp, at `fps`.
     let mut opts = CamOpts::new("cam-1");
     opts.settings.resolution = Resolution::Qvga;
     let jpeg = common::jpeg(320, 240, 12);
-    let mut control = ws(&format!("ws://{}/ws/camera", a.http)).await;
+    let mut control = ws(&format!("ws://{}/ws/camera", a.http())).await;
     hello_exchange(&mut control, control_hello(&opts)).await;
-    let mut stream = ws(&format!("ws://{}/ws/stream", a.stream)).await;
+    let mut stream = ws(&format!("ws://{}/ws/stream", a.stream())).await;
     hello_exchange(&mut stream, stream_hello("cam-1", "")).await;
     let sent = Arc::new(AtomicU64::new(0));
     let measuring = Arc::new(AtomicBool::new(false));
@@ -198,8 +326,12 @@ async fn main() {
     let sent = sent.load(Ordering::Relaxed);
     let crossed = crossed.load(Ordering::Relaxed);
     println!(
-        "1 camera (QVGA, {} B frames, {fps} fps) on hub A; {viewers} viewers on A and {viewers} on B, {secs} s measured",
-        common::jpeg(320, 240, 12).len() + 18
+        "1 camera (QVGA, {} B frames, {fps} fps) on hub A; {viewers} viewers on A and {viewers} on B, {secs} s measured; hubs {}",
+        common::jpeg(320, 240, 12).len() + 18,
+        match &exe {
+            Some(e) => format!("as separate processes ({e} serve --cluster)"),
+            None => "in this process".into(),
+        }
     );
     println!("hub    frames   p50 ms   p99 ms   max ms");
     for (name, ages) in [("A", &on_a), ("B", &on_b)] {

@@ -406,8 +406,8 @@ async fn events_and_snapshots_cross_hubs() {
 }
 
 /// The NATS credentials of `[cluster]` reach the server: with a server that requires a
-/// user and password, hubs given them share a camera; a hub given a wrong password never
-/// joins (and keeps serving on its own).
+/// user and password, hubs given them share a camera; a hub given a wrong password stops
+/// at start with the NATS URL and the cause (the other options: tests/cluster_auth.rs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_user_and_password_are_used() {
     let Some(bin) = require_nats() else { return };
@@ -428,7 +428,6 @@ async fn nats_user_and_password_are_used() {
     let (da, db, dc) = (tmp(), tmp(), tmp());
     let a = TestHub::start(with(da.path(), "hub-a", "s3cret-pw")).await;
     let b = TestHub::start(with(db.path(), "hub-b", "s3cret-pw")).await;
-    let c = TestHub::start(with(dc.path(), "hub-c", "wrong")).await;
     let mut cfg = HubCameraConfig::new(
         "127.0.0.1",
         a.http.port(),
@@ -441,11 +440,23 @@ async fn nats_user_and_password_are_used() {
     let _cam = HubCamera::spawn(cfg);
     let v = wait_listed(&b, "cam-1", |v| v["online"] == true).await;
     assert_eq!(v["node"], "hub-a", "{v}");
-    // Two more heartbeats: hub C, refused by the server, still knows nothing of it.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let listed = c.get("/api/cameras").await;
-    assert_eq!(listed.status, 200);
-    assert_eq!(listed.json(), serde_json::json!([]), "{}", listed.text());
+    // Hub C, refused by the server, stops at start with one line saying why.
+    let config = with(dc.path(), "hub-c", "wrong");
+    let listeners = espcam_hub::Listeners::bind(&config).await.unwrap();
+    let run = espcam_hub::run(config, listeners, std::future::pending());
+    let err = tokio::time::timeout(Duration::from_secs(15), run)
+        .await
+        .expect("hub C neither joined nor failed within 15 s")
+        .expect_err("hub C started with a wrong password")
+        .to_string();
+    assert!(
+        err.contains(&nats.url()) && err.contains("wrong or missing credentials"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("wrong\""),
+        "the password is in the message: {err}"
+    );
 }
 
 /// A playback socket's frames until its `end` message: (received µs, captured µs, size) of

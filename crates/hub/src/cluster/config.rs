@@ -31,6 +31,10 @@ pub struct ClusterFile {
     pub tls: bool,
     /// CA certificate (PEM) for the NATS server's TLS certificate.
     pub tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM), for a NATS server that verifies clients (`verify: true`).
+    pub tls_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM), with `tls_cert`.
+    pub tls_key: Option<PathBuf>,
     /// How long a directory entry lives without a heartbeat, ms (default 5000).
     pub ttl_ms: Option<u64>,
 }
@@ -52,6 +56,8 @@ pub struct ClusterConfig {
     pub tls: bool,
     /// CA certificate for TLS.
     pub tls_ca: Option<PathBuf>,
+    /// Client certificate and its key (PEM files), for mutual TLS.
+    pub tls_client: Option<(PathBuf, PathBuf)>,
     /// Lifetime of a directory entry without a heartbeat (the bucket's `max_age`).
     pub ttl: Duration,
 }
@@ -67,6 +73,7 @@ impl ClusterConfig {
             token: None,
             tls: false,
             tls_ca: None,
+            tls_client: None,
             ttl: Duration::from_secs(5),
         }
     }
@@ -143,14 +150,37 @@ pub fn resolve(
             ));
         }
     };
+    let given = [
+        f.credentials.is_some(),
+        user_password.is_some(),
+        f.token.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() > 1 {
+        return Err(ConfigError::Invalid(
+            "cluster: give one NATS credential: credentials (a .creds file), user and password, or token".into(),
+        ));
+    }
+    let tls_client = match (&f.tls_cert, &f.tls_key) {
+        (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+        (None, None) => None,
+        _ => {
+            return Err(ConfigError::Invalid(
+                "cluster.tls_cert and cluster.tls_key go together: give both PEM files or neither"
+                    .into(),
+            ));
+        }
+    };
     Ok(Some(ClusterConfig {
-        tls: f.tls || url.starts_with("tls://"),
+        // A CA or a client certificate means TLS: never plain text to a server the
+        // configuration expects to verify.
+        tls: f.tls || url.starts_with("tls://") || f.tls_ca.is_some() || tls_client.is_some(),
         url,
         node,
         credentials: f.credentials.clone(),
         user_password,
         token: f.token.clone(),
         tls_ca: f.tls_ca.clone(),
+        tls_client,
         ttl: Duration::from_millis(ttl_ms),
     }))
 }
@@ -192,5 +222,43 @@ mod tests {
             err.starts_with("cluster URL \"http://x\" is invalid"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn credentials_are_one_and_tls_files_imply_tls() {
+        let url = || Some("nats://10.0.0.1:4222".to_string());
+        let file = ClusterFile {
+            token: Some("t".into()),
+            user: Some("u".into()),
+            password: Some("p".into()),
+            ..ClusterFile::default()
+        };
+        let err = resolve(Some(&file), url(), None).unwrap_err().to_string();
+        assert!(err.contains("give one NATS credential"), "{err}");
+        let file = ClusterFile {
+            tls_cert: Some("c.pem".into()),
+            ..ClusterFile::default()
+        };
+        let err = resolve(Some(&file), url(), None).unwrap_err().to_string();
+        assert!(
+            err.starts_with("cluster.tls_cert and cluster.tls_key go together"),
+            "{err}"
+        );
+        let file = ClusterFile {
+            tls_ca: Some("ca.pem".into()),
+            ..ClusterFile::default()
+        };
+        let c = resolve(Some(&file), url(), None).unwrap().unwrap();
+        assert!(c.tls, "a CA given means TLS");
+        let file = ClusterFile {
+            tls_cert: Some("c.pem".into()),
+            tls_key: Some("k.pem".into()),
+            credentials: Some("hub.creds".into()),
+            ..ClusterFile::default()
+        };
+        let c = resolve(Some(&file), url(), None).unwrap().unwrap();
+        assert!(c.tls);
+        assert_eq!(c.tls_client, Some(("c.pem".into(), "k.pem".into())));
+        assert!(!resolve(None, url(), None).unwrap().unwrap().tls);
     }
 }

@@ -26,6 +26,7 @@
 
 mod commands;
 pub mod config;
+mod connect;
 pub mod directory;
 mod events;
 mod frames;
@@ -64,6 +65,14 @@ pub enum ClusterError {
         path: std::path::PathBuf,
         /// The OS error.
         io: std::io::Error,
+    },
+    /// The NATS server refused this hub: its credentials, or TLS (certificate, CA).
+    #[error("cluster: NATS at {url} refused this hub: {cause}")]
+    Refused {
+        /// The URL.
+        url: String,
+        /// What was refused, with the client's message.
+        cause: String,
     },
     /// The NATS client refused the URL or options.
     #[error("cluster: could not connect to NATS at {url}: {message}")]
@@ -194,42 +203,8 @@ impl Cluster {
     /// Connects to NATS (retrying in the background when the server is not up yet: the hub
     /// serves its own cameras meanwhile) and starts the service's tasks.
     pub async fn start(hub: Hub, config: ClusterConfig) -> Result<Self, ClusterError> {
-        let mut options = async_nats::ConnectOptions::new()
-            .name(format!("espcam-hub {}", config.node))
-            .retry_on_initial_connect()
-            .max_reconnects(None)
-            .connection_timeout(Duration::from_secs(2))
-            .request_timeout(Some(hub.config().ack_timeout + Duration::from_secs(1)));
-        if let Some(path) = &config.credentials {
-            options = options
-                .credentials_file(path)
-                .await
-                .map_err(|io| ClusterError::File {
-                    what: "the NATS credentials file",
-                    path: path.clone(),
-                    io,
-                })?;
-        }
-        if let Some((u, p)) = &config.user_password {
-            options = options.user_and_password(u.clone(), p.clone());
-        }
-        if let Some(t) = &config.token {
-            options = options.token(t.clone());
-        }
-        if config.tls {
-            options = options.require_tls(true);
-        }
-        if let Some(ca) = &config.tls_ca {
-            options = options.add_root_certificates(ca.clone());
-        }
-        let client =
-            options
-                .connect(config.url.as_str())
-                .await
-                .map_err(|e| ClusterError::Connect {
-                    url: config.url.clone(),
-                    message: e.to_string(),
-                })?;
+        let request_timeout = hub.config().ack_timeout + Duration::from_secs(1);
+        let client = connect::connect(&config, request_timeout).await?;
         info!(
             "cluster: node {} on NATS {} (directory bucket {BUCKET}, entries live {} ms without a heartbeat)",
             config.node,

@@ -25,6 +25,8 @@ use espcam_proto::control::MAX_CONTROL_MESSAGE;
 use espcam_proto::{Command, CommandMsg, Settings};
 use serde_json::{Value, json};
 use std::sync::Arc;
+
+use crate::http::nodes::Nodes;
 use tokio::sync::{Semaphore, broadcast};
 
 use crate::http::api::snapshot_json;
@@ -40,25 +42,43 @@ use crate::state::event::{CommandFailure, Event, Origin};
 /// Commands one browser socket may have waiting for acks at once.
 const MAX_IN_FLIGHT: usize = 8;
 
+/// A camera's JSON, with `node` (and `source: "remote"`) in cluster mode, as the REST API
+/// gives it, so the dashboard knows which cameras another hub holds.
+fn info_json(nodes: Option<&Nodes>, info: &CameraInfo) -> Value {
+    match nodes {
+        Some(n) => n.annotate(info),
+        None => serde_json::to_value(info).unwrap_or(Value::Null),
+    }
+}
+
 /// The `cameras` message: every known camera.
-pub(crate) fn cameras_json(hub: &Hub) -> String {
-    let cameras: Vec<CameraInfo> = hub.cameras().iter().map(|c| c.info()).collect();
+pub(crate) fn cameras_json(hub: &Hub, nodes: Option<&Nodes>) -> String {
+    let cameras: Vec<Value> = hub
+        .cameras()
+        .iter()
+        .map(|c| info_json(nodes, &c.info()))
+        .collect();
     json!({ "type": "cameras", "cameras": cameras }).to_string()
 }
 
 /// The JSON for one event, as this browser socket (client `me`) should see it; `None` for
 /// events that are not for it (answers to other clients' commands).
-pub(crate) fn event_json(hub: &Hub, event: &Event, me: u64) -> Option<String> {
+pub(crate) fn event_json(
+    hub: &Hub,
+    nodes: Option<&Nodes>,
+    event: &Event,
+    me: u64,
+) -> Option<String> {
     let kind = event.name();
     let v = match event {
-        Event::Online(info) => json!({ "type": kind, "camera": info }),
+        Event::Online(info) => json!({ "type": kind, "camera": info_json(nodes, info) }),
         Event::Offline { camera, reason } => {
             json!({ "type": kind, "camera": camera, "reason": reason })
         }
         Event::Settings { camera, settings } => {
             json!({ "type": kind, "camera": camera, "settings": settings })
         }
-        Event::Telemetry(info) => json!({ "type": kind, "camera": info }),
+        Event::Telemetry(info) => json!({ "type": kind, "camera": info_json(nodes, info) }),
         Event::Command {
             origin,
             id,
@@ -85,7 +105,7 @@ pub(crate) fn event_json(hub: &Hub, event: &Event, me: u64) -> Option<String> {
         }
         Event::SnapshotSaved(s) => json!({ "type": kind, "snapshot": snapshot_json(s) }),
         Event::SnapshotDeleted(id) => json!({ "type": kind, "id": id }),
-        Event::CamerasChanged => return Some(cameras_json(hub)),
+        Event::CamerasChanged => return Some(cameras_json(hub, nodes)),
         Event::MotionStarted(m) | Event::MotionEnded(m) => {
             json!({ "type": kind, "camera": m.camera, "event": crate::http::events::event_json(m) })
         }
@@ -126,16 +146,19 @@ fn ack_json(
 pub(crate) async fn ui_ws(
     State(hub): State<Hub>,
     Extension(caller): Extension<Caller>,
+    nodes: Option<Extension<Nodes>>,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let nodes = nodes.map(|Extension(n)| n);
     ws.read_buffer_size(4096)
         .write_buffer_size(0)
         .max_message_size(MAX_CONTROL_MESSAGE)
         .max_frame_size(MAX_CONTROL_MESSAGE)
-        .on_upgrade(move |socket| ui_conn(hub, socket, caller))
+        .on_upgrade(move |socket| ui_conn(hub, nodes, socket, caller))
 }
 
-async fn ui_conn(hub: Hub, mut socket: WebSocket, mut caller: Caller) {
+async fn ui_conn(hub: Hub, nodes: Option<Nodes>, mut socket: WebSocket, mut caller: Caller) {
+    let nodes = nodes.as_ref();
     // Ends the socket when its credential ends; keeps the role commands are checked with
     // up to date.
     let mut watch = CredentialWatch::start(Some(&caller), Action::View);
@@ -147,7 +170,7 @@ async fn ui_conn(hub: Hub, mut socket: WebSocket, mut caller: Caller) {
     let mut stop = hub.shutdown_signal();
     let timeout = hub.config().viewer_timeout;
     let mut live = Liveness::new(hub.config().ping_interval, hub.config().idle_timeout);
-    let mut out = Some(cameras_json(&hub));
+    let mut out = Some(cameras_json(&hub, nodes));
     loop {
         if let Some(text) = out.take() {
             let sent = tokio::time::timeout(timeout, socket.send(Message::Text(text.into()))).await;
@@ -178,8 +201,8 @@ async fn ui_conn(hub: Hub, mut socket: WebSocket, mut caller: Caller) {
                 }
             },
             ev = events.recv() => match ev {
-                Ok(event) => out = event_json(&hub, &event, me),
-                Err(broadcast::error::RecvError::Lagged(_)) => out = Some(cameras_json(&hub)),
+                Ok(event) => out = event_json(&hub, nodes, &event, me),
+                Err(broadcast::error::RecvError::Lagged(_)) => out = Some(cameras_json(&hub, nodes)),
                 Err(broadcast::error::RecvError::Closed) => return,
             },
             msg = socket.recv() => {

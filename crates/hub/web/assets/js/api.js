@@ -82,6 +82,11 @@ export const api = {
     if (before !== undefined) q.set("before", String(before));
     return request(`/api/snapshots?${q}`);
   },
+  /** Snapshots of camera `id` kept on another node of the cluster, newest first. */
+  nodeSnapshots: (node, id, { limit = 24 } = {}) => {
+    const q = new URLSearchParams({ camera: id, limit: String(limit) });
+    return request(`/api/nodes/${encodeURIComponent(node)}/snapshots?${q}`);
+  },
   deleteSnapshot: (snapshotId) =>
     request(`/api/snapshots/${encodeURIComponent(snapshotId)}`, { method: "DELETE" }),
   resolutions: () => request("/assets/resolutions.json"),

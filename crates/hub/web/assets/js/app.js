@@ -198,6 +198,8 @@ function renderCameraView() {
   snapshotBtn.disabled = status !== "online";
   snapshotBtn.title = status === "online" ? "" : SNAPSHOT_OFF[status];
   if (status !== "missing" && status !== "connecting") telemetry.show(info);
+  // A camera held by another hub: its older snapshots are kept there.
+  if (info.source === "remote" && info.node) snapshots.setNode(id, info.node);
 
   // The picture: live, or marked as old with the time it is from.
   const last = viewer.lastFrameAt;
@@ -283,6 +285,8 @@ function openCamera(id) {
   current.tick = setInterval(renderCameraView, 1000);
   renderCameraView();
   snapshots.setCamera(id);
+  const info = cameras.get(id);
+  if (info?.source === "remote" && info.node) snapshots.setNode(id, info.node);
   recordings.setCamera(id, viewer);
   cameraEvents.setCamera(id);
   zones.setCamera(id);

@@ -7,8 +7,10 @@
 // In cluster mode the strip also shows the snapshots another hub (node) saves of the camera
 // shown, as `remote_snapshot` messages announce them: their ids are that node's, so they are
 // kept apart from this hub's by a key with the node's name; their images come through the
-// `url` the message gives (this hub relays them); they cannot be deleted from here. Peer text
-// (the node's name) reaches the page only as textContent.
+// `url` the message gives (this hub relays them); they cannot be deleted from here. When the
+// camera shown is held by another node, that node's newest snapshots of it are listed too
+// (`GET /api/nodes/{node}/snapshots`, once per camera and node). Peer text (the node's name)
+// reaches the page only as textContent.
 
 import { api } from "./api.js";
 import { notify } from "./notifications.js";
@@ -44,6 +46,7 @@ export class Snapshots {
   #open = null; // the snapshot shown in the dialog
   #saving = false;
   #deleting = new Map(); // snapshot id -> { snap, timer, toast }: deleted, still undoable
+  #nodesLoaded = new Set(); // nodes whose snapshots of the camera shown were listed
 
   constructor({ list, empty, count, more, dialog }) {
     this.list = list;
@@ -67,8 +70,33 @@ export class Snapshots {
     if (camera === this.#camera) return;
     this.#camera = camera;
     this.#items = [];
+    this.#nodesLoaded = new Set();
     this.#render();
     this.#load(false);
+  }
+
+  /**
+   * Camera `camera`, if it is the one shown, is held by another node: list that node's newest
+   * snapshots of it (once per camera and node; called again with the same node, it does
+   * nothing).
+   */
+  setNode(camera, node) {
+    if (!camera || camera !== this.#camera) return;
+    if (typeof node !== "string" || !node || this.#nodesLoaded.has(node)) return;
+    this.#nodesLoaded.add(node);
+    this.#loadNode(camera, node);
+  }
+
+  async #loadNode(camera, node) {
+    try {
+      const page = await api.nodeSnapshots(node, camera, { limit: PAGE });
+      if (camera !== this.#camera || !Array.isArray(page)) return;
+      for (const snap of page) this.remoteAdded(node, snap);
+    } catch (e) {
+      if (camera !== this.#camera) return;
+      this.#nodesLoaded.delete(node); // asked again at the next update of the camera
+      notify(`Could not load the snapshots kept on ${node}: ${e.message}`, { kind: "error" });
+    }
   }
 
   /** Saves the camera's current frame and adds it to the gallery. */
