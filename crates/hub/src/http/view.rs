@@ -27,6 +27,7 @@ use tokio::sync::watch;
 use tracing::{debug, info};
 
 use crate::http::auth::Caller;
+use crate::http::dormant::Dormant;
 use crate::http::error::ApiError;
 use crate::http::revoke::CredentialWatch;
 use crate::http::viewer_ws;
@@ -91,17 +92,21 @@ async fn view_conn(
     let mut tap = cam.tap(DropPolicy::Newest);
     let timeout = hub.config().viewer_timeout;
     let mut stop = hub.shutdown_signal();
+    // Once-in-a-lifetime signals, polled only when they fire rather than on every frame
+    // (the shutdown channel's waiter lock is shared by every connection; see `dormant`).
+    let mut stopping = Dormant::new(stop.changed());
+    let mut ended = Dormant::new(watch.ended());
     let mut reader = viewer_ws::Reader::default();
     let mut incoming = Vec::new();
     loop {
         tokio::select! {
             biased;
-            _ = stop.changed() => {
+            _ = &mut stopping => {
                 let close = viewer_ws::send_close(&mut io, viewer_ws::CLOSE_AWAY, "hub shutting down");
                 let _ = tokio::time::timeout(timeout, close).await;
                 return;
             }
-            why = watch.ended() => {
+            why = &mut ended => {
                 let close = viewer_ws::send_close(&mut io, espcam_proto::close::POLICY, &why);
                 let _ = tokio::time::timeout(timeout, close).await;
                 return;
