@@ -20,6 +20,7 @@
 pub(crate) mod api;
 pub(crate) mod assets;
 pub(crate) mod auth;
+mod dormant;
 pub mod error;
 pub(crate) mod events;
 pub(crate) mod firmware;

@@ -25,10 +25,10 @@ use espcam_proto::ApMessage;
 use espcam_proto::close::echo;
 use espcam_proto::standalone::{ApRequest, PONG};
 use serde::Deserialize;
-use tokio::sync::watch;
 use tracing::{debug, info};
 
 use crate::http::auth::Caller;
+use crate::http::dormant::Dormant;
 use crate::http::error::ApiError;
 use crate::http::revoke::CredentialWatch;
 use crate::http::viewer_ws;
@@ -94,18 +94,22 @@ async fn view_conn(
     let mut tap = cam.tap(DropPolicy::Newest);
     let timeout = hub.config().viewer_timeout;
     let mut stop = hub.shutdown_signal();
+    // Once-in-a-lifetime signals, polled only when they fire rather than on every frame
+    // (the shutdown channel's waiter lock is shared by every connection; see `dormant`).
+    let mut stopping = Dormant::new(stop.changed());
+    let mut ended = Dormant::new(watch.ended());
     let mut reader = viewer_ws::Reader::default();
     let mut incoming = Vec::new();
     let mut live = Liveness::new(hub.config().ping_interval, hub.config().idle_timeout);
     loop {
         tokio::select! {
             biased;
-            _ = stop.changed() => {
+            _ = &mut stopping => {
                 let close = viewer_ws::send_close(&mut io, viewer_ws::CLOSE_AWAY, "hub shutting down");
                 let _ = tokio::time::timeout(timeout, close).await;
                 return;
             }
-            why = watch.ended() => {
+            why = &mut ended => {
                 let close = viewer_ws::send_close(&mut io, espcam_proto::close::POLICY, &why);
                 let _ = tokio::time::timeout(timeout, close).await;
                 return;
@@ -277,11 +281,19 @@ pub(crate) async fn stream_mjpg(
     caller: Option<Extension<Caller>>,
 ) -> Result<Response, ApiError> {
     let cam = find_camera(&hub, &camera)?;
+    let mut stop = hub.shutdown_signal();
+    let mut watch = CredentialWatch::start(caller.as_deref(), Action::View);
     let state = Mjpeg {
-        watch: CredentialWatch::start(caller.as_deref(), Action::View),
         tap: cam.tap(DropPolicy::Newest),
         guard: cam.viewer_guard(),
-        stop: hub.shutdown_signal(),
+        // Polled only when they fire, not for every part (see `dormant`); each owns its
+        // receiver (the credential watch ends with the body).
+        stopping: Dormant::new(Box::pin(async move {
+            let _ = stop.changed().await;
+        })),
+        ended: Dormant::new(Box::pin(async move {
+            watch.ended().await;
+        })),
         pending: Vec::with_capacity(2),
     };
     // hyper polls the stream only when the socket can take more, so a slow client simply
@@ -307,12 +319,17 @@ pub(crate) async fn stream_mjpg(
     Ok(r)
 }
 
+/// A once-a-lifetime signal of an MJPEG body.
+type Signal = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
 struct Mjpeg {
     guard: ViewerGuard,
     tap: FrameTap,
-    stop: watch::Receiver<bool>,
-    /// The credential it was opened with: the body ends, between parts, when it does.
-    watch: CredentialWatch,
+    /// Resolves when the hub stops.
+    stopping: Dormant<Signal>,
+    /// Resolves when the credential it was opened with ends: the body ends, between
+    /// parts, when it does.
+    ended: Dormant<Signal>,
     /// The rest of the current part, in reverse order (popped from the end).
     pending: Vec<Bytes>,
 }
@@ -323,8 +340,8 @@ impl Mjpeg {
             return Some(b);
         }
         let t = tokio::select! {
-            _ = self.stop.changed() => return None,
-            _ = self.watch.ended() => return None,
+            _ = &mut self.stopping => return None,
+            _ = &mut self.ended => return None,
             t = self.tap.next() => t?,
         };
         let frame = t.frame;
