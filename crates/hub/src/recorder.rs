@@ -37,11 +37,13 @@ use crate::state::tap::DropPolicy;
 /// threads by their id, so one camera's frames stay in order on one thread, and the
 /// filesystem runs the threads' syncs side by side.
 const WRITERS: usize = 4;
+/// Thread names (at most 15 bytes, Linux's limit, so `/proc/PID/task/*/comm` shows them
+/// whole: the benchmark finds the writers' CPU time by this prefix).
 const WRITER_NAMES: [&str; WRITERS] = [
-    "espcam-recorder-0",
-    "espcam-recorder-1",
-    "espcam-recorder-2",
-    "espcam-recorder-3",
+    "rec-writer-0",
+    "rec-writer-1",
+    "rec-writer-2",
+    "rec-writer-3",
 ];
 /// Frames queued between the cameras' tasks and each writer thread (2 048 in all, about two
 /// seconds of 30 cameras at 30 fps); beyond it frames are counted as missed.

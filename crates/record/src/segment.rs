@@ -31,6 +31,8 @@ pub(crate) struct SegmentFile {
     pub durable: usize,
     /// Whether the directory entry of the file has been synced.
     dir_synced: bool,
+    /// Write system calls made and not yet taken by [`take_writes`](Self::take_writes).
+    writes: u64,
     sync: bool,
     /// The test hook in force when the file was created (`None` in production).
     faults: Faults,
@@ -50,7 +52,7 @@ impl SegmentFile {
             .open(&path)
             .map_err(|e| IoError::new("create segment file", &path, e))?;
         let h = header.encode();
-        fault::write_all_vectored(&faults, &path, &mut file, &mut [IoSlice::new(&h)])
+        let writes = fault::write_all_vectored(&faults, &path, &mut file, &mut [IoSlice::new(&h)])
             .map_err(|e| IoError::new("write segment header", &path, e))?;
         Ok(Self {
             path,
@@ -59,6 +61,7 @@ impl SegmentFile {
             entries: Vec::with_capacity(2048),
             durable: 0,
             dir_synced: false,
+            writes,
             sync,
             faults,
         })
@@ -67,6 +70,11 @@ impl SegmentFile {
     /// Bytes in the file so far.
     pub fn len(&self) -> u64 {
         self.len
+    }
+
+    /// Write system calls made since the last call (for the metrics).
+    pub fn take_writes(&mut self) -> u64 {
+        std::mem::take(&mut self.writes)
     }
 
     /// Appends one frame (header + JPEG in one `writev`). `meta.offset` is filled in here.
@@ -78,11 +86,12 @@ impl SegmentFile {
         meta.offset = self.len + FRAME_HEADER_LEN;
         let header = format::encode_frame_header(&meta, self.durable as u32);
         let mut bufs = [IoSlice::new(&header), IoSlice::new(jpeg)];
-        if let Err(e) =
-            fault::write_all_vectored(&self.faults, &self.path, &mut self.file, &mut bufs)
-        {
-            let _ = self.file.set_len(self.len);
-            return Err(IoError::new("append to segment file", &self.path, e));
+        match fault::write_all_vectored(&self.faults, &self.path, &mut self.file, &mut bufs) {
+            Ok(calls) => self.writes += calls,
+            Err(e) => {
+                let _ = self.file.set_len(self.len);
+                return Err(IoError::new("append to segment file", &self.path, e));
+            }
         }
         self.len = meta.end();
         self.entries.push(meta);
@@ -111,8 +120,9 @@ impl SegmentFile {
     }
 
     /// Closes the segment: cuts the file after the last whole frame, appends the trailer
-    /// and syncs. Every frame in `entries` is durable afterwards.
-    pub fn finish(self) -> Result<(Vec<FrameMeta>, u64), IoError> {
+    /// and syncs. Every frame in `entries` is durable afterwards. Returns the entries, the
+    /// file's length and the write system calls not yet taken (the trailer's included).
+    pub fn finish(self) -> Result<(Vec<FrameMeta>, u64, u64), IoError> {
         let io = |action| {
             let path = self.path.clone();
             move |e| IoError::new(action, path, e)
@@ -133,7 +143,7 @@ impl SegmentFile {
             }
         }
         let len = self.len + trailer.len() as u64;
-        Ok((self.entries, len))
+        Ok((self.entries, len, self.writes + 1))
     }
 }
 

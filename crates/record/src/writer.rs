@@ -50,6 +50,21 @@ pub struct Appended {
 /// once it closes (a later retry, or recovery at the next start).
 const HOLD_BACK_US: u64 = 60_000_000;
 
+/// A writer's counters not yet added to the shared metrics.
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    /// Frames appended.
+    pub frames: u64,
+    /// JPEG bytes appended.
+    pub bytes: u64,
+    /// Frames made durable.
+    pub durable: u64,
+    /// Frames the hub could not hand over.
+    pub missed: u64,
+    /// Write system calls on segment files.
+    pub writes: u64,
+}
+
 /// A segment whose close failed.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Unclosed {
@@ -82,7 +97,7 @@ pub struct Writer {
     /// Frames made durable since this writer was created.
     durable_total: u64,
     /// Counters not yet added to the shared metrics.
-    pending: (u64, u64, u64, u64),
+    pending: Pending,
     /// Segments that failed to close: retried at the next flush and before a new segment
     /// opens.
     unclosed: Vec<Unclosed>,
@@ -115,7 +130,7 @@ impl Writer {
             last_t,
             last_sync_us: None,
             durable_total: 0,
-            pending: (0, 0, 0, 0),
+            pending: Pending::default(),
             unclosed,
         })
     }
@@ -132,7 +147,7 @@ impl Writer {
 
     /// Counts frames the hub could not hand to the recorder (a full queue), for metrics.
     pub fn note_missed(&mut self, frames: u64) {
-        self.pending.3 += frames;
+        self.pending.missed += frames;
     }
 
     /// Writes one frame to the camera's open segment (starting a new segment when the
@@ -191,8 +206,9 @@ impl Writer {
             }
         }
         self.last_t = t;
-        self.pending.0 += 1;
-        self.pending.1 += frame.jpeg.len() as u64;
+        self.pending.frames += 1;
+        self.pending.bytes += frame.jpeg.len() as u64;
+        self.pending.writes += cur.file.take_writes();
         Ok(Appended {
             segment: cur.id,
             index: (cur.file.entries.len() - 1) as u32,
@@ -231,7 +247,7 @@ impl Writer {
                 cur.live.entries().extend_from_slice(new);
                 let n = new.len() as u64;
                 self.durable_total += n;
-                self.pending.2 += n;
+                self.pending.durable += n;
                 self.report(Some(None));
                 Ok(n)
             }
@@ -342,7 +358,7 @@ impl Writer {
         let latency = t0.elapsed();
         // On failure the `Live` stays: its durable frames remain readable until a retry
         // closes the segment.
-        let (entries, len) = match result {
+        let (entries, len, writes) = match result {
             Ok(x) => x,
             Err(e) => {
                 self.fail(&e);
@@ -373,7 +389,8 @@ impl Writer {
         }
         inner.note_closed();
         self.durable_total += not_durable;
-        self.pending.2 += not_durable;
+        self.pending.durable += not_durable;
+        self.pending.writes += writes;
         if info.frames == 0 {
             // Nothing in it (a segment whose first append failed): remove it altogether.
             let _ = fs::remove_file(inner.segment_path(&self.camera, id, start_us));
@@ -461,8 +478,8 @@ impl Writer {
     }
 
     fn report(&mut self, error: Option<Option<String>>) {
-        let (f, b, d, m) = std::mem::take(&mut self.pending);
-        self.rec.inner.note_camera(&self.camera, f, b, d, m, error);
+        let p = std::mem::take(&mut self.pending);
+        self.rec.inner.note_camera(&self.camera, &p, error);
     }
 }
 
