@@ -33,6 +33,8 @@ pub(crate) struct SegmentFile {
     dir_synced: bool,
     /// Write system calls made and not yet taken by [`take_writes`](Self::take_writes).
     writes: u64,
+    /// The frame headers of the batch being written (kept to reuse its allocation).
+    headers: Vec<[u8; FRAME_HEADER_LEN as usize]>,
     sync: bool,
     /// The test hook in force when the file was created (`None` in production).
     faults: Faults,
@@ -62,6 +64,7 @@ impl SegmentFile {
             durable: 0,
             dir_synced: false,
             writes,
+            headers: Vec::new(),
             sync,
             faults,
         })
@@ -82,20 +85,63 @@ impl SegmentFile {
     /// and recovery cut it again), so a failed append never leaves a frame half-indexed.
     ///
     /// [`finish`]: SegmentFile::finish
-    pub fn append(&mut self, mut meta: FrameMeta, jpeg: &[u8]) -> Result<FrameMeta, IoError> {
-        meta.offset = self.len + FRAME_HEADER_LEN;
-        let header = format::encode_frame_header(&meta, self.durable as u32);
-        let mut bufs = [IoSlice::new(&header), IoSlice::new(jpeg)];
-        match fault::write_all_vectored(&self.faults, &self.path, &mut self.file, &mut bufs) {
-            Ok(calls) => self.writes += calls,
-            Err(e) => {
-                let _ = self.file.set_len(self.len);
-                return Err(IoError::new("append to segment file", &self.path, e));
+    pub fn append(&mut self, meta: FrameMeta, jpeg: &[u8]) -> Result<FrameMeta, IoError> {
+        self.append_many(&[(meta, jpeg)])?;
+        self.entries
+            .last()
+            .copied()
+            .ok_or_else(|| IoError::new("append to segment file", &self.path, no_entry()))
+    }
+
+    /// Appends frames one after the other, every header and JPEG in one `writev` (the
+    /// kernel's limit of 1 024 slices splits a larger batch). Each `offset` is filled in
+    /// here. All or nothing: on error the file is cut back to where the batch began (best
+    /// effort, as in [`append`](SegmentFile::append)) and none of the frames is indexed.
+    pub fn append_many(&mut self, frames: &[(FrameMeta, &[u8])]) -> Result<(), IoError> {
+        if frames.is_empty() {
+            return Ok(());
+        }
+        let durable = self.durable as u32;
+        let first = self.entries.len();
+        let mut end = self.len;
+        self.headers.clear();
+        for (meta, _) in frames {
+            let mut m = *meta;
+            m.offset = end + FRAME_HEADER_LEN;
+            end = m.end();
+            self.headers.push(format::encode_frame_header(&m, durable));
+            self.entries.push(m);
+        }
+        // The slices live on the stack (no allocation per batch), `CHUNK` frames per
+        // `writev`.
+        const CHUNK: usize = 64;
+        let mut result = Ok(());
+        for (headers, frames) in self.headers.chunks(CHUNK).zip(frames.chunks(CHUNK)) {
+            let mut slices = [IoSlice::new(&[]); 2 * CHUNK];
+            for (i, (h, (_, jpeg))) in headers.iter().zip(frames).enumerate() {
+                slices[2 * i] = IoSlice::new(h);
+                slices[2 * i + 1] = IoSlice::new(jpeg);
+            }
+            let bufs = &mut slices[..2 * frames.len()];
+            match fault::write_all_vectored(&self.faults, &self.path, &mut self.file, bufs) {
+                Ok(calls) => self.writes += calls,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
             }
         }
-        self.len = meta.end();
-        self.entries.push(meta);
-        Ok(meta)
+        match result {
+            Ok(()) => {
+                self.len = end;
+                Ok(())
+            }
+            Err(e) => {
+                self.entries.truncate(first);
+                let _ = self.file.set_len(self.len);
+                Err(IoError::new("append to segment file", &self.path, e))
+            }
+        }
     }
 
     /// Group commit: makes every frame written so far durable. Returns how long the sync
@@ -145,6 +191,12 @@ impl SegmentFile {
         let len = self.len + trailer.len() as u64;
         Ok((self.entries, len, self.writes + 1))
     }
+}
+
+/// The error of an append that indexed nothing (cannot happen: `append_many` of one frame
+/// indexes it or fails).
+fn no_entry() -> std::io::Error {
+    std::io::Error::other("frame not indexed")
 }
 
 /// `fsync` a directory so that entries created or removed in it are durable.

@@ -155,15 +155,7 @@ impl Writer {
     /// [`max_gap_us`](crate::Config::max_gap_us)). The frame is durable only after a later
     /// [`flush_if_due`](Writer::flush_if_due) or [`close`](Writer::close).
     pub fn append(&mut self, frame: &Frame<'_>) -> Result<Appended, WriteError> {
-        if frame.jpeg.is_empty() {
-            return Err(WriteError::Empty);
-        }
-        if frame.jpeg.len() > MAX_FRAME_BYTES {
-            return Err(WriteError::TooLarge(frame.jpeg.len()));
-        }
-        if frame.width == 0 || frame.height == 0 {
-            return Err(WriteError::BadDimensions(frame.width, frame.height));
-        }
+        check(frame)?;
         let t = frame.received_us.max(self.last_t).min(i64::MAX as u64);
         let cfg = &self.rec.inner.config;
         let mut closed_previous = false;
@@ -215,6 +207,96 @@ impl Writer {
             received_us: t,
             closed_previous,
         })
+    }
+
+    /// Appends `frames` in order, as [`append`](Writer::append) would one by one (the same
+    /// segment changes, times kept non-decreasing), but with one `writev` per segment the
+    /// batch touches instead of one per frame. Returns how many frames were appended. On an
+    /// error the frames before the failing segment's part of the batch stay appended (and
+    /// counted), that part and the rest are not: the error is returned as from `append`.
+    pub fn append_batch(&mut self, frames: &[Frame<'_>]) -> Result<u64, WriteError> {
+        let mut staged: Vec<(FrameMeta, &[u8])> = Vec::with_capacity(frames.len());
+        let mut appended = 0;
+        for frame in frames {
+            if let Err(e) = check(frame) {
+                // The frames before it are appended; the error is this frame's.
+                self.write_staged(&mut staged)?;
+                return Err(e);
+            }
+            let last_t = staged.last().map_or(self.last_t, |(m, _)| m.received_us);
+            let t = frame.received_us.max(last_t).min(i64::MAX as u64);
+            if let Some(cur) = &self.cur {
+                let cfg = &self.rec.inner.config;
+                let (last, len) = match staged.last() {
+                    // Offsets of staged frames are not known yet: their sizes are.
+                    Some((m, _)) => (m.received_us, m.offset),
+                    None => (
+                        cur.file
+                            .entries
+                            .last()
+                            .map_or(cur.start_us, |m| m.received_us),
+                        cur.file.len(),
+                    ),
+                };
+                let len = len + FRAME_HEADER_LEN + frame.jpeg.len() as u64;
+                if t - cur.start_us >= cfg.segment_duration_us
+                    || t - last > cfg.max_gap_us
+                    || len > cfg.max_segment_bytes
+                {
+                    appended += self.write_staged(&mut staged)?;
+                    self.close_current()?;
+                }
+            }
+            if self.cur.is_none() {
+                self.open_segment(t)?;
+            }
+            let end = match (staged.last(), &self.cur) {
+                (Some((m, _)), _) => m.offset,
+                (None, Some(cur)) => cur.file.len(),
+                (None, None) => return Err(WriteError::Empty), // unreachable: opened above
+            };
+            staged.push((
+                FrameMeta {
+                    // Here: where this frame ends, so the next one knows where it starts
+                    // (`SegmentFile::append_many` sets the real offsets).
+                    offset: end + FRAME_HEADER_LEN + frame.jpeg.len() as u64,
+                    len: frame.jpeg.len() as u32,
+                    received_us: t,
+                    captured_us: frame.captured_us,
+                    width: frame.width,
+                    height: frame.height,
+                    crc: format::data_crc(frame.jpeg),
+                },
+                frame.jpeg,
+            ));
+        }
+        appended += self.write_staged(&mut staged)?;
+        Ok(appended)
+    }
+
+    /// Writes the staged frames to the open segment in one go; empties `staged`.
+    fn write_staged(&mut self, staged: &mut Vec<(FrameMeta, &[u8])>) -> Result<u64, WriteError> {
+        if staged.is_empty() {
+            return Ok(0);
+        }
+        let Some(cur) = self.cur.as_mut() else {
+            return Err(WriteError::Empty); // unreachable: frames are staged on a segment
+        };
+        if let Err(e) = cur.file.append_many(staged) {
+            staged.clear();
+            self.fail(&e);
+            self.abandon_current();
+            return Err(e.into());
+        }
+        let n = staged.len() as u64;
+        self.pending.frames += n;
+        self.pending.bytes += staged.iter().map(|(m, _)| u64::from(m.len)).sum::<u64>();
+        self.pending.writes += cur.file.take_writes();
+        if let Some((m, _)) = staged.last() {
+            self.last_t = m.received_us;
+        }
+        staged.clear();
+        Ok(n)
     }
 
     /// Group commit: if [`commit_interval_us`](crate::Config::commit_interval_us) has passed
@@ -505,6 +587,20 @@ impl Drop for Writer {
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&self.camera);
     }
+}
+
+/// What a frame must be to be recorded.
+fn check(frame: &Frame<'_>) -> Result<(), WriteError> {
+    if frame.jpeg.is_empty() {
+        return Err(WriteError::Empty);
+    }
+    if frame.jpeg.len() > MAX_FRAME_BYTES {
+        return Err(WriteError::TooLarge(frame.jpeg.len()));
+    }
+    if frame.width == 0 || frame.height == 0 {
+        return Err(WriteError::BadDimensions(frame.width, frame.height));
+    }
+    Ok(())
 }
 
 /// An error message cut to a length a metrics label or a log line can carry.

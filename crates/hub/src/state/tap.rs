@@ -85,12 +85,45 @@ impl FrameTap {
             },
             Inner::Every(rx) => rx.recv().await?,
         };
+        Some(self.tapped(frame))
+    }
+}
+
+/// [`FrameTap::try_next`] on a tap whose camera is gone for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TapClosed;
+
+impl FrameTap {
+    /// The next frame if one is waiting, without waiting (for a thread that drains its taps
+    /// on its own schedule: no waker is registered, so ingest wakes nobody per frame).
+    /// `Ok(None)`: nothing new yet. `Err(TapClosed)`: the camera is gone for good.
+    pub fn try_next(&mut self) -> Result<Option<Tapped>, TapClosed> {
+        let frame = match &mut self.inner {
+            Inner::Newest(rx) => {
+                if !rx.has_changed().map_err(|_| TapClosed)? {
+                    return Ok(None);
+                }
+                match rx.borrow_and_update().clone() {
+                    Some(f) => f,
+                    None => return Ok(None),
+                }
+            }
+            Inner::Every(rx) => match rx.try_recv() {
+                Ok(f) => f,
+                Err(mpsc::error::TryRecvError::Empty) => return Ok(None),
+                Err(mpsc::error::TryRecvError::Disconnected) => return Err(TapClosed),
+            },
+        };
+        Ok(Some(self.tapped(frame)))
+    }
+
+    fn tapped(&mut self, frame: Arc<Frame>) -> Tapped {
         let missed = match self.last_index {
             Some(last) => frame.index.saturating_sub(last).saturating_sub(1),
             None => 0,
         };
         self.last_index = Some(frame.index);
-        Some(Tapped { frame, missed })
+        Tapped { frame, missed }
     }
 }
 
