@@ -63,6 +63,11 @@ struct BenchArgs {
     /// with recording off (target `rec-off`), and print on ÷ off.
     #[arg(long)]
     recording: bool,
+    /// Run every scenario this many times (targets back to back each time), so ratios and
+    /// differences come with their spread; `--recording` then also prints the median of the
+    /// on − off figures.
+    #[arg(long, default_value_t = 1)]
+    repeat: u32,
     /// Internal: serve the baseline relay on these ports (how `--baseline` starts it).
     #[arg(long, hide = true, num_args = 2, value_names = ["PORT", "STREAM_PORT"])]
     serve_baseline: Option<Vec<u16>>,
@@ -244,6 +249,22 @@ fn main() -> std::process::ExitCode {
 
 fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let specs = specs(args)?;
+    if !(1..=20).contains(&args.repeat) {
+        bail!("repeat {} out of range 1..=20", args.repeat);
+    }
+    // Repeated scenarios are named `name#1`, `name#2`, …: reports pair up by name.
+    let specs: Vec<Spec> = specs
+        .into_iter()
+        .flat_map(|s| {
+            (1..=args.repeat).map(move |i| {
+                let mut s = s.clone();
+                if args.repeat > 1 {
+                    s.name = format!("{}#{i}", s.name);
+                }
+                s
+            })
+        })
+        .collect();
     let hub = match &args.hub_exe {
         Some(p) => {
             relay::check_exe(p)?;
@@ -713,6 +734,7 @@ fn recording_table(reports: &[Report]) -> String {
          | scenario | cameras × viewers | frames recorded/s | missed | fsyncs per camera per s | write syscalls per frame | (a) other threads µs (user + sys) | (b) writers user µs | (c) writers sys µs | (a) + (b) µs | p99 on / off ms | p99 Δ ms | load on / off |\n\
          |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
+    let mut rows: Vec<(String, [f64; 8])> = Vec::new();
     for on in reports.iter().filter(|r| r.target == "hub") {
         let Some(off) = reports
             .iter()
@@ -732,6 +754,7 @@ fn recording_table(reports: &[Report]) -> String {
         let os = per(t.other_system_us, u.other_system_us);
         let wu = per(t.named_user_us, u.named_user_us);
         let ws = per(t.named_system_us, u.named_system_us);
+        let dp99 = (on.latency.p99_us as f64 - off.latency.p99_us as f64) / 1000.0;
         let load = |r: &Report| {
             r.loadavg_before
                 .map_or_else(|| "?".into(), |l| format!("{l:.2}"))
@@ -753,9 +776,52 @@ fn recording_table(reports: &[Report]) -> String {
             ou + os + wu,
             ms(on.latency.p99_us),
             ms(off.latency.p99_us),
-            (on.latency.p99_us as f64 - off.latency.p99_us as f64) / 1000.0,
+            dp99,
             load(on),
             load(off),
+        ));
+        let base = on
+            .spec
+            .name
+            .split('#')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        rows.push((base, [ou + os, ou, os, wu, ws, ou + os + wu, dp99, rate]));
+    }
+    // Medians over repeats, per scenario.
+    let mut bases: Vec<&str> = rows.iter().map(|(b, _)| b.as_str()).collect();
+    bases.dedup();
+    for base in bases {
+        let mine: Vec<&[f64; 8]> = rows
+            .iter()
+            .filter(|(b, _)| b == base)
+            .map(|(_, v)| v)
+            .collect();
+        if mine.len() < 2 {
+            continue;
+        }
+        let med = |i: usize| {
+            let mut v: Vec<f64> = mine.iter().map(|r| r[i]).collect();
+            v.sort_by(f64::total_cmp);
+            let n = v.len();
+            if n % 2 == 1 {
+                v[n / 2]
+            } else {
+                (v[n / 2 - 1] + v[n / 2]) / 2.0
+            }
+        };
+        out.push_str(&format!(
+            "| **{base}: median of {}** | | {:.0} | | | | {:.2} ({:.2} + {:.2}) | {:.2} | {:.2} | **{:.2}** | | {:+.2} | |\n",
+            mine.len(),
+            med(7),
+            med(0),
+            med(1),
+            med(2),
+            med(3),
+            med(4),
+            med(5),
+            med(6),
         ));
     }
     out
