@@ -279,16 +279,28 @@ impl Recorder {
         map: &'m mut HashMap<CameraId, CameraCtl>,
         id: &CameraId,
     ) -> &'m mut CameraCtl {
-        map.entry(id.clone()).or_insert_with(|| CameraCtl {
-            mode: self
+        // Looked up before inserting, so that the writer threads' look-ups (one per camera
+        // per drain) never clone the id.
+        if !map.contains_key(id) {
+            let mode = self
                 .0
                 .config
                 .modes
                 .get(id)
                 .copied()
-                .unwrap_or(self.0.config.default_mode),
-            ..CameraCtl::default()
-        })
+                .unwrap_or(self.0.config.default_mode);
+            map.insert(
+                id.clone(),
+                CameraCtl {
+                    mode,
+                    ..CameraCtl::default()
+                },
+            );
+        }
+        match map.get_mut(id) {
+            Some(c) => c,
+            None => unreachable!("inserted just above, under the same lock"),
+        }
     }
 
     /// What decides whether `id` records, as it stands now (one lock per drain, not per
@@ -600,12 +612,15 @@ fn write(
     frames: &[Arc<Frame>],
     missed: u64,
 ) {
-    let w = match writers.entry(id.clone()) {
-        std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-        std::collections::hash_map::Entry::Vacant(v) => match recordings.writer(id) {
-            Ok(w) => v.insert(w),
+    // Looked up first: the id is cloned only when the camera's writer is created.
+    if !writers.contains_key(id) {
+        match recordings.writer(id) {
+            Ok(w) => writers.insert(id.clone(), w),
             Err(e) => return ctl.failed(id, &e),
-        },
+        };
+    }
+    let Some(w) = writers.get_mut(id) else {
+        return;
     };
     let queue_missed = ctl
         .0
