@@ -63,6 +63,11 @@ struct BenchArgs {
     /// with recording off (target `rec-off`), and print on ÷ off.
     #[arg(long)]
     recording: bool,
+    /// Run every scenario this many times (targets back to back each time), so ratios and
+    /// differences come with their spread; `--recording` then also prints the median of the
+    /// on − off figures.
+    #[arg(long, default_value_t = 1)]
+    repeat: u32,
     /// Internal: serve the baseline relay on these ports (how `--baseline` starts it).
     #[arg(long, hide = true, num_args = 2, value_names = ["PORT", "STREAM_PORT"])]
     serve_baseline: Option<Vec<u16>>,
@@ -189,6 +194,34 @@ struct Report {
     loadavg_before: Option<f64>,
     /// Viewers the hub counted, once per second (stalled scenarios only).
     hub_viewers_series: Vec<u64>,
+    /// The relay's CPU time in the window, the recording writer threads (`rec-writer-N`)
+    /// apart from the rest.
+    threads: procfs::ThreadSplit,
+    /// What the recorder did in the window, from the hub's `/metrics` (`None`: no metrics).
+    recorder: Option<RecorderFigures>,
+}
+
+/// The hub's recording writer threads are named `rec-writer-0` … `rec-writer-3`.
+const WRITER_PREFIX: &str = "rec-writer-";
+
+/// The recorder's counters from the hub's `/metrics` (totals over cameras).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+struct RecorderFigures {
+    frames: u64,
+    missed: u64,
+    fsyncs: u64,
+    write_syscalls: u64,
+}
+
+impl RecorderFigures {
+    fn since(&self, earlier: &RecorderFigures) -> RecorderFigures {
+        RecorderFigures {
+            frames: self.frames.saturating_sub(earlier.frames),
+            missed: self.missed.saturating_sub(earlier.missed),
+            fsyncs: self.fsyncs.saturating_sub(earlier.fsyncs),
+            write_syscalls: self.write_syscalls.saturating_sub(earlier.write_syscalls),
+        }
+    }
 }
 
 /// One relay the scenarios run against.
@@ -216,6 +249,22 @@ fn main() -> std::process::ExitCode {
 
 fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let specs = specs(args)?;
+    if !(1..=20).contains(&args.repeat) {
+        bail!("repeat {} out of range 1..=20", args.repeat);
+    }
+    // Repeated scenarios are named `name#1`, `name#2`, …: reports pair up by name.
+    let specs: Vec<Spec> = specs
+        .into_iter()
+        .flat_map(|s| {
+            (1..=args.repeat).map(move |i| {
+                let mut s = s.clone();
+                if args.repeat > 1 {
+                    s.name = format!("{}#{i}", s.name);
+                }
+                s
+            })
+        })
+        .collect();
     let hub = match &args.hub_exe {
         Some(p) => {
             relay::check_exe(p)?;
@@ -295,6 +344,9 @@ fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     for other in targets.iter().skip(1) {
         print!("{}", ratio_table(&reports, other.name));
+    }
+    if args.recording {
+        print!("{}", recording_table(&reports));
     }
     if let Some(path) = &args.json {
         let json = serde_json::to_string(&reports).context("encoding the results")?;
@@ -422,6 +474,8 @@ async fn run_scenario(target: &Target, spec: &Spec) -> anyhow::Result<Report> {
     let viewers = connect_viewers(&hub, spec, &ids, &phase_rx).await?;
 
     tokio::time::sleep(Duration::from_secs_f64(spec.warmup_s)).await;
+    let recorder0 = recorder_figures(&hub).await;
+    let split0 = procfs::thread_split(pid, WRITER_PREFIX)?;
     let cpu0 = procfs::cpu_time_us(pid)?;
     let own = std::process::id();
     let load_cpu0 = procfs::cpu_time_us(own)?;
@@ -449,11 +503,20 @@ async fn run_scenario(target: &Target, spec: &Spec) -> anyhow::Result<Report> {
         let left = window.saturating_sub(t0.elapsed());
         tokio::time::sleep(left.min(Duration::from_millis(100))).await;
     }
-    let hub_viewers = hub_viewer_count(&hub).await;
-    if matches!(hub.kind(), Kind::HubRecording(_)) {
-        eprintln!("  {}", recorded_summary(&hub).await);
-    }
     let cpu1 = procfs::cpu_time_us(pid)?;
+    let split1 = procfs::thread_split(pid, WRITER_PREFIX)?;
+    let recorder1 = recorder_figures(&hub).await;
+    let hub_viewers = hub_viewer_count(&hub).await;
+    let recorder = recorder0.zip(recorder1).map(|(a, b)| b.since(&a));
+    if matches!(hub.kind(), Kind::HubRecording(_)) {
+        match &recorder {
+            Some(r) => eprintln!(
+                "  recorder (measured window): {} frames recorded, {} missed, {} fsyncs, {} write syscalls",
+                r.frames, r.missed, r.fsyncs, r.write_syscalls
+            ),
+            None => eprintln!("  recorder: no /metrics"),
+        }
+    }
     let load_cpu1 = procfs::cpu_time_us(own)?;
     let measured = t0.elapsed().as_secs_f64();
     let peak = procfs::memory(pid)?.peak_kib;
@@ -533,6 +596,8 @@ async fn run_scenario(target: &Target, spec: &Spec) -> anyhow::Result<Report> {
         load_cpu_percent: load_cpu1.saturating_sub(load_cpu0) as f64 / (measured * 1e6) * 100.0,
         loadavg_before,
         hub_viewers_series: viewer_series,
+        threads: split1.since(&split0),
+        recorder,
     })
 }
 
@@ -629,24 +694,137 @@ async fn hub_viewer_count(hub: &RelayProcess) -> Option<u64> {
         .sum()
 }
 
-/// What the hub's recorder did, from its `/metrics`: frames recorded and missed, fsyncs.
-async fn recorded_summary(hub: &RelayProcess) -> String {
+/// The recorder's counters from the hub's `/metrics`; `None` for the baseline or when the
+/// hub does not answer.
+async fn recorder_figures(hub: &RelayProcess) -> Option<RecorderFigures> {
+    if matches!(hub.kind(), Kind::Baseline(_)) {
+        return None;
+    }
     let Ok((200, text)) = hub.get("/metrics").await else {
-        return "recorder: no /metrics".into();
+        return None;
     };
     let total = |name: &str| -> u64 {
         text.lines()
-            .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+            .filter(|l| !l.starts_with('#'))
+            .filter(|l| {
+                l.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+            })
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .map(|v| v as u64)
             .sum()
     };
-    format!(
-        "recorder: {} frames recorded, {} missed, {} fsyncs",
-        total("espcam_record_frames_total"),
-        total("espcam_record_frames_missed_total"),
-        total("espcam_record_fsyncs_total")
-    )
+    Some(RecorderFigures {
+        frames: total("espcam_record_frames_total"),
+        missed: total("espcam_record_frames_missed_total"),
+        fsyncs: total("espcam_record_fsyncs_total"),
+        write_syscalls: total("espcam_record_write_syscalls_total"),
+    })
+}
+
+/// What recording costs, recording on (`hub`) minus off (`rec-off`), scenario by scenario,
+/// per recorded frame: (a) CPU added on the hub's threads other than the recording
+/// writers, (b) the writers' user CPU, (c) the writers' system CPU (the `writev`s and
+/// `fdatasync`s, beside their wake-ups); plus the write and sync system calls, frames
+/// missed and the viewers' p99. Each side's CPU is taken per second of its own window
+/// before subtracting.
+fn recording_table(reports: &[Report]) -> String {
+    let mut out = String::from(
+        "\nrecording cost (on − off, per recorded frame; CPU at 10 ms tick resolution):\n\n\
+         | scenario | cameras × viewers | frames recorded/s | missed | fsyncs per camera per s | write syscalls per frame | (a) other threads µs (user + sys) | (b) writers user µs | (c) writers sys µs | (a) + (b) µs | p99 on / off ms | p99 Δ ms | load on / off |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    let mut rows: Vec<(String, [f64; 8])> = Vec::new();
+    for on in reports.iter().filter(|r| r.target == "hub") {
+        let Some(off) = reports
+            .iter()
+            .find(|r| r.target == "rec-off" && r.spec.name == on.spec.name)
+        else {
+            continue;
+        };
+        let Some(rec) = on.recorder else { continue };
+        if rec.frames == 0 {
+            continue;
+        }
+        let rate = rec.frames as f64 / on.measured_s;
+        // µs per second added by recording, per recorded frame.
+        let per = |a: u64, b: u64| (a as f64 / on.measured_s - b as f64 / off.measured_s) / rate;
+        let (t, u) = (&on.threads, &off.threads);
+        let ou = per(t.other_user_us, u.other_user_us);
+        let os = per(t.other_system_us, u.other_system_us);
+        let wu = per(t.named_user_us, u.named_user_us);
+        let ws = per(t.named_system_us, u.named_system_us);
+        let dp99 = (on.latency.p99_us as f64 - off.latency.p99_us as f64) / 1000.0;
+        let load = |r: &Report| {
+            r.loadavg_before
+                .map_or_else(|| "?".into(), |l| format!("{l:.2}"))
+        };
+        out.push_str(&format!(
+            "| {} | {} × {} | {:.0} | {} | {:.2} | {:.3} | {:.2} ({:.2} + {:.2}) | {:.2} | {:.2} | {:.2} | {} / {} | {:+.2} | {} / {} |\n",
+            on.spec.name,
+            on.spec.cameras,
+            on.spec.viewers,
+            rate,
+            rec.missed,
+            rec.fsyncs as f64 / f64::from(on.spec.cameras) / on.measured_s,
+            rec.write_syscalls as f64 / rec.frames as f64,
+            ou + os,
+            ou,
+            os,
+            wu,
+            ws,
+            ou + os + wu,
+            ms(on.latency.p99_us),
+            ms(off.latency.p99_us),
+            dp99,
+            load(on),
+            load(off),
+        ));
+        let base = on
+            .spec
+            .name
+            .split('#')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        rows.push((base, [ou + os, ou, os, wu, ws, ou + os + wu, dp99, rate]));
+    }
+    // Medians over repeats, per scenario.
+    let mut bases: Vec<&str> = rows.iter().map(|(b, _)| b.as_str()).collect();
+    bases.dedup();
+    for base in bases {
+        let mine: Vec<&[f64; 8]> = rows
+            .iter()
+            .filter(|(b, _)| b == base)
+            .map(|(_, v)| v)
+            .collect();
+        if mine.len() < 2 {
+            continue;
+        }
+        let med = |i: usize| {
+            let mut v: Vec<f64> = mine.iter().map(|r| r[i]).collect();
+            v.sort_by(f64::total_cmp);
+            let n = v.len();
+            if n % 2 == 1 {
+                v[n / 2]
+            } else {
+                (v[n / 2 - 1] + v[n / 2]) / 2.0
+            }
+        };
+        out.push_str(&format!(
+            "| **{base}: median of {}** | | {:.0} | | | | {:.2} ({:.2} + {:.2}) | {:.2} | {:.2} | **{:.2}** | | {:+.2} | |\n",
+            mine.len(),
+            med(7),
+            med(0),
+            med(1),
+            med(2),
+            med(3),
+            med(4),
+            med(5),
+            med(6),
+        ));
+    }
+    out
 }
 
 fn fps_label(fps: f64) -> String {

@@ -2,13 +2,16 @@
 //! its owner chose — `off`, `continuous`, or `events` (while an event is active, with a
 //! pre-roll from memory and a post-roll) — plus manual recordings (`POST .../record`).
 //!
-//! A service beside `ingest` and `http`, built on `state` only: one task per camera follows
-//! the camera's frames through an [`DropPolicy::Every`] tap (so it sees every frame or knows
-//! what it missed) and keeps the pre-roll as shared `Arc<Frame>`s (no copy). Frames to record
-//! go through bounded queues to a few dedicated writer threads (a camera always to the same
-//! one), because an fsync blocks the thread that calls it for milliseconds to a second: the async runtime, ingest and viewers
-//! never wait for the disk. When the queue is full the frames are counted as missed, not
-//! queued without bound. A write error (full disk, unwritable directory) stops recording for
+//! A service beside `ingest` and `http`, built on `state` only: each camera's frames are
+//! followed through a [`DropPolicy::Every`] tap (so every frame is seen or counted as missed)
+//! that a task per camera hands to one of a few dedicated writer threads (a camera always to
+//! the same one), because an fsync blocks the thread that calls it for milliseconds to a
+//! second: the async runtime, ingest and viewers never wait for the disk. The writer thread
+//! drains its taps every [`BATCH`] (100 ms) without being woken per frame, decides per frame
+//! (modes, events, pre-roll kept as shared `Arc<Frame>`s, no copy) and appends each camera's
+//! new frames in one `writev`. A tap holds at most [`TAP_CAPACITY`] frames; when the thread
+//! falls further behind (a slow sync), ingest counts the frames as missed instead of
+//! queueing them without bound. A write error (full disk, unwritable directory) stops recording for
 //! that camera, is reported in the log (once, then at most once a minute while it lasts), the
 //! API and the metrics; a full disk wakes retention at once (its free-disk floor makes
 //! room); recording resumes by itself once a write succeeds again; what was durable stays
@@ -22,14 +25,14 @@ use std::time::Duration;
 use espcam_proto::CameraId;
 use espcam_record::{Recordings, Writer};
 use serde::Serialize;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tracing::{info, warn};
 
 pub use crate::config::{Mode, RecordingConfig};
 use crate::state::Hub;
 use crate::state::camera::{Camera, Frame};
 use crate::state::clock::now_us;
-use crate::state::tap::DropPolicy;
+use crate::state::tap::{DropPolicy, FrameTap, TapClosed};
 
 /// Writer threads. A sync blocks its thread for as long as the disk takes (tens to hundreds
 /// of ms on a loaded disk), and one camera needs one a second: with one thread, 50 cameras
@@ -37,16 +40,19 @@ use crate::state::tap::DropPolicy;
 /// threads by their id, so one camera's frames stay in order on one thread, and the
 /// filesystem runs the threads' syncs side by side.
 const WRITERS: usize = 4;
+/// Thread names (at most 15 bytes, Linux's limit, so `/proc/PID/task/*/comm` shows them
+/// whole: the benchmark finds the writers' CPU time by this prefix).
 const WRITER_NAMES: [&str; WRITERS] = [
-    "espcam-recorder-0",
-    "espcam-recorder-1",
-    "espcam-recorder-2",
-    "espcam-recorder-3",
+    "rec-writer-0",
+    "rec-writer-1",
+    "rec-writer-2",
+    "rec-writer-3",
 ];
-/// Frames queued between the cameras' tasks and each writer thread (2 048 in all, about two
-/// seconds of 30 cameras at 30 fps); beyond it frames are counted as missed.
+/// Jobs queued for each writer thread: cameras to follow, the timelapse's frames (counted
+/// as missed beyond it), closes.
 const QUEUE: usize = 512;
-/// Frames a camera task's tap holds before ingest counts misses.
+/// Frames a camera's tap holds before ingest counts misses: about two seconds at 30 fps,
+/// twenty drains.
 const TAP_CAPACITY: usize = 64;
 /// After a failed write, how long a camera waits before trying again.
 const ERROR_PAUSE_US: u64 = 5_000_000;
@@ -88,10 +94,34 @@ struct CameraCtl {
 }
 
 enum Job {
-    Frame(CameraId, Arc<Frame>, u64),
+    /// A camera to follow: the writer thread drains its tap from now on.
+    Follow(Box<Follower>),
+    /// One frame to record whatever the modes say (the timelapse's).
+    Frame(CameraId, Arc<Frame>),
+    /// Drain the camera's tap a last time, close its segment and stop following it.
     Close(CameraId),
-    Tick,
 }
+
+/// A camera followed by a writer thread: its tap, drained every [`BATCH`], its pre-roll
+/// and whether it was recording.
+struct Follower {
+    id: CameraId,
+    tap: FrameTap,
+    /// Dropped with the follower: the camera's follow task, waiting for that, then ends.
+    _alive: oneshot::Sender<()>,
+    /// Events mode: the pre-roll, shared frames (no copy).
+    ring: VecDeque<Arc<Frame>>,
+    was_recording: bool,
+    /// The frames of this drain to record (kept to reuse its allocation).
+    batch: Vec<Arc<Frame>>,
+}
+
+/// How often a writer thread drains its cameras' taps, appending each camera's new frames
+/// in one `writev`. A frame waits in its tap (shared, not copied) for at most this long
+/// before it reaches the page cache; it becomes durable at the next group commit anyway,
+/// up to a second later. Draining on a timer instead of being woken per frame is what
+/// takes the hand-off's cost per frame to almost nothing (`docs/BENCHMARKS.md`).
+const BATCH: Duration = Duration::from_millis(100);
 
 /// Handle to the recorder. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -163,19 +193,14 @@ impl Recorder {
             .take();
     }
 
-    /// Queues `job` on the writer thread of its camera; a tick goes to every thread.
+    /// Queues `job` on the writer thread of its camera.
     fn send(&self, job: Job) -> bool {
         let Some(writers) = self.0.writers.get() else {
             return false;
         };
         let id = match &job {
-            Job::Frame(id, ..) | Job::Close(id) => id,
-            Job::Tick => {
-                for w in writers {
-                    w.send(Job::Tick);
-                }
-                return true;
-            }
+            Job::Follow(f) => &f.id,
+            Job::Frame(id, _) | Job::Close(id) => id,
         };
         let shard = {
             use std::hash::{Hash, Hasher};
@@ -234,7 +259,15 @@ impl Recorder {
     /// `track` is a pseudo-camera id). Dropped and counted like any frame when the queue is
     /// full.
     pub fn append(&self, track: &CameraId, frame: Arc<Frame>) {
-        self.enqueue(track, frame, 0);
+        if !self.send(Job::Frame(track.clone(), frame)) {
+            *self
+                .0
+                .missed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(track.clone())
+                .or_default() += 1;
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CameraId, CameraCtl>> {
@@ -246,44 +279,53 @@ impl Recorder {
         map: &'m mut HashMap<CameraId, CameraCtl>,
         id: &CameraId,
     ) -> &'m mut CameraCtl {
-        map.entry(id.clone()).or_insert_with(|| CameraCtl {
-            mode: self
+        // Looked up before inserting, so that the writer threads' look-ups (one per camera
+        // per drain) never clone the id.
+        if !map.contains_key(id) {
+            let mode = self
                 .0
                 .config
                 .modes
                 .get(id)
                 .copied()
-                .unwrap_or(self.0.config.default_mode),
-            ..CameraCtl::default()
-        })
+                .unwrap_or(self.0.config.default_mode);
+            map.insert(
+                id.clone(),
+                CameraCtl {
+                    mode,
+                    ..CameraCtl::default()
+                },
+            );
+        }
+        match map.get_mut(id) {
+            Some(c) => c,
+            None => unreachable!("inserted just above, under the same lock"),
+        }
     }
 
-    fn mode(&self, id: &CameraId) -> Mode {
-        let mut map = self.lock();
-        self.ctl(&mut map, id).mode
-    }
-
-    /// Whether `id` should record now.
-    fn wants(&self, id: &CameraId, now: u64) -> bool {
+    /// What decides whether `id` records, as it stands now (one lock per drain, not per
+    /// frame).
+    fn decision(&self, id: &CameraId) -> Decision {
         let mut map = self.lock();
         let c = self.ctl(&mut map, id);
-        let want = c.manual
-            || c.mode == Mode::Continuous
-            || (c.mode == Mode::Events && (c.event_active || now < c.event_until_us));
-        want && now >= c.paused_until_us
+        Decision {
+            manual: c.manual,
+            mode: c.mode,
+            event_active: c.event_active,
+            event_until_us: c.event_until_us,
+            paused_until_us: c.paused_until_us,
+        }
     }
 
-    /// Starts a task per camera, for the cameras known now and those that appear later, and
-    /// the once-a-second commit tick; at the end, closes every open segment.
+    /// Starts a task per camera, for the cameras known now and those that appear later; at
+    /// the end, has every followed camera's segment closed.
     async fn supervise(self, hub: Hub) {
-        let (ticker, spawner) = (self.clone(), self.clone());
+        let spawner = self.clone();
         let stop = hub.clone();
         let followed = crate::follow::follow_cameras(
             hub,
-            Some(Duration::from_secs(1)),
-            move || {
-                ticker.send(Job::Tick);
-            },
+            None,
+            || {},
             move |cam| {
                 Some(tokio::spawn(
                     spawner.clone().follow(cam, stop.shutdown_signal()),
@@ -296,63 +338,33 @@ impl Recorder {
         }
     }
 
-    /// One camera: pre-roll ring, decisions, handing frames to the writer. Holds the tap,
-    /// not the camera: a camera the registry forgets (nothing else holding it) drops the
-    /// tap's sender, and this task ends.
+    /// One camera: hands its tap to the camera's writer thread, which drains it, decides
+    /// and records, and waits until that thread lets it go (the camera is gone for good)
+    /// or the hub stops. Holds neither the camera nor the tap: a camera the registry
+    /// forgets drops the tap's sender, the writer thread sees the tap closed and drops the
+    /// follower, and this task ends.
     async fn follow(self, cam: Arc<Camera>, mut stop: watch::Receiver<bool>) {
-        let mut tap = cam.tap(DropPolicy::Every {
+        let tap = cam.tap(DropPolicy::Every {
             capacity: TAP_CAPACITY,
         });
         let id = cam.id.clone();
         drop(cam);
-        let pre_roll = self.0.config.pre_roll.as_micros() as u64;
-        let mut ring: VecDeque<Arc<Frame>> = VecDeque::new();
-        let mut was_recording = false;
-        loop {
-            let t = tokio::select! {
-                _ = stop.changed() => return,
-                t = tap.next() => match t { Some(t) => t, None => return },
-            };
-            let now = now_us();
-            let want = self.wants(&id, now);
-            if want {
-                if !was_recording {
-                    // Starting: the pre-roll first, oldest first.
-                    for f in ring.drain(..) {
-                        self.enqueue(&id, f, 0);
-                    }
-                }
-                self.enqueue(&id, t.frame, t.missed);
-            } else {
-                if was_recording {
-                    self.send(Job::Close(id.clone()));
-                }
-                // The pre-roll is only worth its memory in events mode.
-                if self.mode(&id) == Mode::Events {
-                    ring.push_back(t.frame);
-                } else {
-                    ring.clear();
-                }
-                while ring.front().is_some_and(|f| f.received_us + pre_roll < now) {
-                    ring.pop_front();
-                }
-            }
-            was_recording = want;
-            self.lock()
-                .entry(id.clone())
-                .and_modify(|c| c.recording = want);
+        let (alive, released) = oneshot::channel();
+        let follower = Follower {
+            id: id.clone(),
+            tap,
+            _alive: alive,
+            ring: VecDeque::new(),
+            was_recording: false,
+            batch: Vec::new(),
+        };
+        if !self.send(Job::Follow(Box::new(follower))) {
+            warn!("camera {id}: not recorded: the recorder's queue is full or stopped");
+            return;
         }
-    }
-
-    fn enqueue(&self, id: &CameraId, frame: Arc<Frame>, missed_before: u64) {
-        if !self.send(Job::Frame(id.clone(), frame, missed_before)) {
-            *self
-                .0
-                .missed
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .entry(id.clone())
-                .or_default() += 1;
+        tokio::select! {
+            _ = stop.changed() => {}
+            _ = released => {}
         }
     }
 
@@ -442,49 +454,173 @@ impl Ctl {
     }
 }
 
+/// A camera's recording settings at one moment (see [`Recorder::decision`]).
+#[derive(Debug, Clone, Copy)]
+struct Decision {
+    manual: bool,
+    mode: Mode,
+    event_active: bool,
+    event_until_us: u64,
+    paused_until_us: u64,
+}
+
+impl Decision {
+    /// Whether a frame received at `t` (µs) is recorded.
+    fn wants(&self, t: u64) -> bool {
+        let want = self.manual
+            || self.mode == Mode::Continuous
+            || (self.mode == Mode::Events && (self.event_active || t < self.event_until_us));
+        want && t >= self.paused_until_us
+    }
+}
+
+/// One writer thread: follows its cameras' taps, draining them every [`BATCH`] (each
+/// camera's new frames in one append), group-commits, and handles the jobs in between.
 fn writer_thread(ctl: &Ctl, recordings: &Recordings, rx: std_mpsc::Receiver<Job>) {
     let mut writers: HashMap<CameraId, Writer> = HashMap::new();
-    while let Ok(job) = rx.recv() {
-        match job {
-            Job::Frame(id, frame, missed) => {
-                write(ctl, recordings, &mut writers, &id, &frame, missed)
+    let mut followers: Vec<Follower> = Vec::new();
+    let mut next = std::time::Instant::now() + BATCH;
+    loop {
+        let wait = next.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(wait) {
+            Ok(Job::Follow(f)) => {
+                // A camera that came back (a new tap) replaces its old follower.
+                followers.retain(|o| o.id != f.id);
+                followers.push(*f);
             }
-            Job::Close(id) => {
-                if let Some(mut w) = writers.remove(&id)
-                    && let Err(e) = w.close()
-                {
-                    warn!("camera {id}: closing its recording segment failed: {e}");
-                }
+            Ok(Job::Frame(id, frame)) => {
+                write(ctl, recordings, &mut writers, &id, &[frame], 0);
             }
-            Job::Tick => {
-                let now = now_us();
-                for (id, w) in &mut writers {
-                    if let Err(e) = w.flush_if_due(now) {
-                        ctl.failed(id, &e);
-                    }
+            Ok(Job::Close(id)) => {
+                if let Some(i) = followers.iter().position(|f| f.id == id) {
+                    let mut f = followers.swap_remove(i);
+                    drain(ctl, recordings, &mut writers, &mut f);
                 }
+                close(&mut writers, &id);
+            }
+            Err(std_mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        let now = std::time::Instant::now();
+        if now < next {
+            continue;
+        }
+        next = now + BATCH;
+        followers.retain_mut(|f| {
+            let open = drain(ctl, recordings, &mut writers, f);
+            if !open {
+                close(&mut writers, &f.id);
+            }
+            open
+        });
+        // Group commit, also for cameras that went quiet since their last frame.
+        let now_us = now_us();
+        for (id, w) in &mut writers {
+            if let Err(e) = w.flush_if_due(now_us) {
+                ctl.failed(id, &e);
             }
         }
+    }
+    // Stopping: what the taps still hold, then every segment closed.
+    for mut f in followers {
+        drain(ctl, recordings, &mut writers, &mut f);
     }
     for (_, mut w) in writers {
         let _ = w.close();
     }
 }
 
+fn close(writers: &mut HashMap<CameraId, Writer>, id: &CameraId) {
+    if let Some(mut w) = writers.remove(id)
+        && let Err(e) = w.close()
+    {
+        warn!("camera {id}: closing its recording segment failed: {e}");
+    }
+}
+
+/// Takes every frame waiting in `f`'s tap, decides for each whether it is recorded (the
+/// pre-roll first when recording starts; the segment closed when it stops) and appends
+/// the recorded ones in one batch. Returns `false` once the tap is closed.
+fn drain(
+    ctl: &Ctl,
+    recordings: &Recordings,
+    writers: &mut HashMap<CameraId, Writer>,
+    f: &mut Follower,
+) -> bool {
+    let rec = Recorder(ctl.0.clone());
+    let pre_roll = ctl.0.config.pre_roll.as_micros() as u64;
+    let decision = rec.decision(&f.id);
+    let recording_before = f.was_recording;
+    let mut missed = 0;
+    let open = loop {
+        let t = match f.tap.try_next() {
+            Ok(Some(t)) => t,
+            Ok(None) => break true,
+            Err(TapClosed) => break false,
+        };
+        let at = t.frame.received_us;
+        let want = decision.wants(at);
+        if want {
+            if !f.was_recording {
+                // Starting: the pre-roll first, oldest first.
+                f.batch.extend(f.ring.drain(..));
+            }
+            missed += t.missed;
+            f.batch.push(t.frame);
+        } else {
+            if f.was_recording {
+                write(ctl, recordings, writers, &f.id, &f.batch, missed);
+                f.batch.clear();
+                missed = 0;
+                close(writers, &f.id);
+            }
+            // The pre-roll is only worth its memory in events mode.
+            if decision.mode == Mode::Events {
+                f.ring.push_back(t.frame);
+            } else {
+                f.ring.clear();
+            }
+            while f
+                .ring
+                .front()
+                .is_some_and(|r| r.received_us + pre_roll < at)
+            {
+                f.ring.pop_front();
+            }
+        }
+        f.was_recording = want;
+    };
+    if !f.batch.is_empty() {
+        write(ctl, recordings, writers, &f.id, &f.batch, missed);
+        f.batch.clear();
+    }
+    if f.was_recording != recording_before {
+        rec.lock()
+            .entry(f.id.clone())
+            .and_modify(|c| c.recording = f.was_recording);
+    }
+    open
+}
+
+/// Appends `frames` (in order) to the camera's writer, opening it if needed, noting the
+/// frames missed before them.
 fn write(
     ctl: &Ctl,
     recordings: &Recordings,
     writers: &mut HashMap<CameraId, Writer>,
     id: &CameraId,
-    frame: &Frame,
+    frames: &[Arc<Frame>],
     missed: u64,
 ) {
-    let w = match writers.entry(id.clone()) {
-        std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-        std::collections::hash_map::Entry::Vacant(v) => match recordings.writer(id) {
-            Ok(w) => v.insert(w),
+    // Looked up first: the id is cloned only when the camera's writer is created.
+    if !writers.contains_key(id) {
+        match recordings.writer(id) {
+            Ok(w) => writers.insert(id.clone(), w),
             Err(e) => return ctl.failed(id, &e),
-        },
+        };
+    }
+    let Some(w) = writers.get_mut(id) else {
+        return;
     };
     let queue_missed = ctl
         .0
@@ -496,14 +632,19 @@ fn write(
     if missed + queue_missed > 0 {
         w.note_missed(missed + queue_missed);
     }
-    let appended = w.append(&espcam_record::Frame {
-        jpeg: &frame.jpeg,
-        captured_us: frame.captured_us,
-        received_us: frame.received_us,
-        width: frame.width,
-        height: frame.height,
-    });
-    let result = appended.and_then(|_| w.flush_if_due(now_us()));
+    let batch: Vec<espcam_record::Frame<'_>> = frames
+        .iter()
+        .map(|frame| espcam_record::Frame {
+            jpeg: &frame.jpeg,
+            captured_us: frame.captured_us,
+            received_us: frame.received_us,
+            width: frame.width,
+            height: frame.height,
+        })
+        .collect();
+    let result = w
+        .append_batch(&batch)
+        .and_then(|_| w.flush_if_due(now_us()));
     match result {
         Ok(_) => {
             let mut map = ctl.0.cameras.lock().unwrap_or_else(|e| e.into_inner());

@@ -44,13 +44,14 @@ fn budget(faults: &Faults, path: &Path, len: usize) -> usize {
 }
 
 /// `write_all` for a vector of slices (std's `write_all_vectored` is unstable), through the
-/// hook.
+/// hook. Returns the number of write system calls it made (one, unless the kernel took
+/// fewer bytes than offered), for the metrics.
 pub(crate) fn write_all_vectored(
     faults: &Faults,
     path: &Path,
     file: &mut std::fs::File,
     bufs: &mut [IoSlice<'_>],
-) -> io::Result<()> {
+) -> io::Result<u64> {
     let total: usize = bufs.iter().map(|b| b.len()).sum();
     let allowed = budget(faults, path, total);
     if allowed < total {
@@ -64,7 +65,9 @@ pub(crate) fn write_all_vectored(
         return Err(no_space());
     }
     let mut bufs = bufs;
+    let mut calls = 0;
     while !bufs.is_empty() {
+        calls += 1;
         match file.write_vectored(bufs) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => IoSlice::advance_slices(&mut bufs, n),
@@ -72,7 +75,7 @@ pub(crate) fn write_all_vectored(
             Err(e) => return Err(e),
         }
     }
-    Ok(())
+    Ok(calls)
 }
 
 /// `write_all_at` through the hook.

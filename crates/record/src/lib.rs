@@ -172,6 +172,8 @@ pub struct Metrics {
     pub segments_closed: u64,
     /// Syncs of segment files (group commits and closes).
     pub fsyncs: u64,
+    /// Write system calls on segment files (`writev` of frames, headers, index trailers).
+    pub write_syscalls: u64,
     /// Sync latency counts per bucket of [`FSYNC_BUCKETS_US`], plus one overflow bucket.
     pub fsync_latency: Vec<u64>,
     /// Frames the hub reported it could not hand to the recorder ([`Writer::note_missed`]).
@@ -221,6 +223,7 @@ struct Counters {
     durable_frames: AtomicU64,
     segments_closed: AtomicU64,
     fsyncs: AtomicU64,
+    write_syscalls: AtomicU64,
     fsync_latency: [AtomicU64; FSYNC_BUCKETS_US.len() + 1],
     frames_missed: AtomicU64,
     write_errors: AtomicU64,
@@ -480,6 +483,7 @@ impl Recordings {
             durable_frames: ld(&c.durable_frames),
             segments_closed: ld(&c.segments_closed),
             fsyncs: ld(&c.fsyncs),
+            write_syscalls: ld(&c.write_syscalls),
             fsync_latency: c.fsync_latency.iter().map(ld).collect(),
             frames_missed: ld(&c.frames_missed),
             write_errors: ld(&c.write_errors),
@@ -504,13 +508,12 @@ impl Inner {
     pub(crate) fn note_camera(
         &self,
         camera: &CameraId,
-        frames: u64,
-        bytes: u64,
-        durable: u64,
-        missed: u64,
+        p: &writer::Pending,
         error: Option<Option<String>>,
     ) {
+        let (frames, bytes, durable, missed) = (p.frames, p.bytes, p.durable, p.missed);
         let c = &self.counters;
+        c.write_syscalls.fetch_add(p.writes, Ordering::Relaxed);
         c.frames.fetch_add(frames, Ordering::Relaxed);
         c.bytes.fetch_add(bytes, Ordering::Relaxed);
         c.durable_frames.fetch_add(durable, Ordering::Relaxed);

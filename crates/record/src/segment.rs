@@ -31,6 +31,10 @@ pub(crate) struct SegmentFile {
     pub durable: usize,
     /// Whether the directory entry of the file has been synced.
     dir_synced: bool,
+    /// Write system calls made and not yet taken by [`take_writes`](Self::take_writes).
+    writes: u64,
+    /// The frame headers of the batch being written (kept to reuse its allocation).
+    headers: Vec<[u8; FRAME_HEADER_LEN as usize]>,
     sync: bool,
     /// The test hook in force when the file was created (`None` in production).
     faults: Faults,
@@ -50,7 +54,7 @@ impl SegmentFile {
             .open(&path)
             .map_err(|e| IoError::new("create segment file", &path, e))?;
         let h = header.encode();
-        fault::write_all_vectored(&faults, &path, &mut file, &mut [IoSlice::new(&h)])
+        let writes = fault::write_all_vectored(&faults, &path, &mut file, &mut [IoSlice::new(&h)])
             .map_err(|e| IoError::new("write segment header", &path, e))?;
         Ok(Self {
             path,
@@ -59,6 +63,8 @@ impl SegmentFile {
             entries: Vec::with_capacity(2048),
             durable: 0,
             dir_synced: false,
+            writes,
+            headers: Vec::new(),
             sync,
             faults,
         })
@@ -69,24 +75,73 @@ impl SegmentFile {
         self.len
     }
 
+    /// Write system calls made since the last call (for the metrics).
+    pub fn take_writes(&mut self) -> u64 {
+        std::mem::take(&mut self.writes)
+    }
+
     /// Appends one frame (header + JPEG in one `writev`). `meta.offset` is filled in here.
     /// On error the file is cut back to the previous frame's end (best effort; [`finish`]
     /// and recovery cut it again), so a failed append never leaves a frame half-indexed.
     ///
     /// [`finish`]: SegmentFile::finish
-    pub fn append(&mut self, mut meta: FrameMeta, jpeg: &[u8]) -> Result<FrameMeta, IoError> {
-        meta.offset = self.len + FRAME_HEADER_LEN;
-        let header = format::encode_frame_header(&meta, self.durable as u32);
-        let mut bufs = [IoSlice::new(&header), IoSlice::new(jpeg)];
-        if let Err(e) =
-            fault::write_all_vectored(&self.faults, &self.path, &mut self.file, &mut bufs)
-        {
-            let _ = self.file.set_len(self.len);
-            return Err(IoError::new("append to segment file", &self.path, e));
+    pub fn append(&mut self, meta: FrameMeta, jpeg: &[u8]) -> Result<FrameMeta, IoError> {
+        self.append_many(&[(meta, jpeg)])?;
+        self.entries
+            .last()
+            .copied()
+            .ok_or_else(|| IoError::new("append to segment file", &self.path, no_entry()))
+    }
+
+    /// Appends frames one after the other, every header and JPEG in one `writev` (the
+    /// kernel's limit of 1 024 slices splits a larger batch). Each `offset` is filled in
+    /// here. All or nothing: on error the file is cut back to where the batch began (best
+    /// effort, as in [`append`](SegmentFile::append)) and none of the frames is indexed.
+    pub fn append_many(&mut self, frames: &[(FrameMeta, &[u8])]) -> Result<(), IoError> {
+        if frames.is_empty() {
+            return Ok(());
         }
-        self.len = meta.end();
-        self.entries.push(meta);
-        Ok(meta)
+        let durable = self.durable as u32;
+        let first = self.entries.len();
+        let mut end = self.len;
+        self.headers.clear();
+        for (meta, _) in frames {
+            let mut m = *meta;
+            m.offset = end + FRAME_HEADER_LEN;
+            end = m.end();
+            self.headers.push(format::encode_frame_header(&m, durable));
+            self.entries.push(m);
+        }
+        // The slices live on the stack (no allocation per batch), `CHUNK` frames per
+        // `writev`.
+        const CHUNK: usize = 64;
+        let mut result = Ok(());
+        for (headers, frames) in self.headers.chunks(CHUNK).zip(frames.chunks(CHUNK)) {
+            let mut slices = [IoSlice::new(&[]); 2 * CHUNK];
+            for (i, (h, (_, jpeg))) in headers.iter().zip(frames).enumerate() {
+                slices[2 * i] = IoSlice::new(h);
+                slices[2 * i + 1] = IoSlice::new(jpeg);
+            }
+            let bufs = &mut slices[..2 * frames.len()];
+            match fault::write_all_vectored(&self.faults, &self.path, &mut self.file, bufs) {
+                Ok(calls) => self.writes += calls,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        match result {
+            Ok(()) => {
+                self.len = end;
+                Ok(())
+            }
+            Err(e) => {
+                self.entries.truncate(first);
+                let _ = self.file.set_len(self.len);
+                Err(IoError::new("append to segment file", &self.path, e))
+            }
+        }
     }
 
     /// Group commit: makes every frame written so far durable. Returns how long the sync
@@ -111,8 +166,9 @@ impl SegmentFile {
     }
 
     /// Closes the segment: cuts the file after the last whole frame, appends the trailer
-    /// and syncs. Every frame in `entries` is durable afterwards.
-    pub fn finish(self) -> Result<(Vec<FrameMeta>, u64), IoError> {
+    /// and syncs. Every frame in `entries` is durable afterwards. Returns the entries, the
+    /// file's length and the write system calls not yet taken (the trailer's included).
+    pub fn finish(self) -> Result<(Vec<FrameMeta>, u64, u64), IoError> {
         let io = |action| {
             let path = self.path.clone();
             move |e| IoError::new(action, path, e)
@@ -133,8 +189,14 @@ impl SegmentFile {
             }
         }
         let len = self.len + trailer.len() as u64;
-        Ok((self.entries, len))
+        Ok((self.entries, len, self.writes + 1))
     }
+}
+
+/// The error of an append that indexed nothing (cannot happen: `append_many` of one frame
+/// indexes it or fails).
+fn no_entry() -> std::io::Error {
+    std::io::Error::other("frame not indexed")
 }
 
 /// `fsync` a directory so that entries created or removed in it are durable.

@@ -50,6 +50,21 @@ pub struct Appended {
 /// once it closes (a later retry, or recovery at the next start).
 const HOLD_BACK_US: u64 = 60_000_000;
 
+/// A writer's counters not yet added to the shared metrics.
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    /// Frames appended.
+    pub frames: u64,
+    /// JPEG bytes appended.
+    pub bytes: u64,
+    /// Frames made durable.
+    pub durable: u64,
+    /// Frames the hub could not hand over.
+    pub missed: u64,
+    /// Write system calls on segment files.
+    pub writes: u64,
+}
+
 /// A segment whose close failed.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Unclosed {
@@ -82,7 +97,7 @@ pub struct Writer {
     /// Frames made durable since this writer was created.
     durable_total: u64,
     /// Counters not yet added to the shared metrics.
-    pending: (u64, u64, u64, u64),
+    pending: Pending,
     /// Segments that failed to close: retried at the next flush and before a new segment
     /// opens.
     unclosed: Vec<Unclosed>,
@@ -115,7 +130,7 @@ impl Writer {
             last_t,
             last_sync_us: None,
             durable_total: 0,
-            pending: (0, 0, 0, 0),
+            pending: Pending::default(),
             unclosed,
         })
     }
@@ -132,7 +147,7 @@ impl Writer {
 
     /// Counts frames the hub could not hand to the recorder (a full queue), for metrics.
     pub fn note_missed(&mut self, frames: u64) {
-        self.pending.3 += frames;
+        self.pending.missed += frames;
     }
 
     /// Writes one frame to the camera's open segment (starting a new segment when the
@@ -140,15 +155,7 @@ impl Writer {
     /// [`max_gap_us`](crate::Config::max_gap_us)). The frame is durable only after a later
     /// [`flush_if_due`](Writer::flush_if_due) or [`close`](Writer::close).
     pub fn append(&mut self, frame: &Frame<'_>) -> Result<Appended, WriteError> {
-        if frame.jpeg.is_empty() {
-            return Err(WriteError::Empty);
-        }
-        if frame.jpeg.len() > MAX_FRAME_BYTES {
-            return Err(WriteError::TooLarge(frame.jpeg.len()));
-        }
-        if frame.width == 0 || frame.height == 0 {
-            return Err(WriteError::BadDimensions(frame.width, frame.height));
-        }
+        check(frame)?;
         let t = frame.received_us.max(self.last_t).min(i64::MAX as u64);
         let cfg = &self.rec.inner.config;
         let mut closed_previous = false;
@@ -191,14 +198,105 @@ impl Writer {
             }
         }
         self.last_t = t;
-        self.pending.0 += 1;
-        self.pending.1 += frame.jpeg.len() as u64;
+        self.pending.frames += 1;
+        self.pending.bytes += frame.jpeg.len() as u64;
+        self.pending.writes += cur.file.take_writes();
         Ok(Appended {
             segment: cur.id,
             index: (cur.file.entries.len() - 1) as u32,
             received_us: t,
             closed_previous,
         })
+    }
+
+    /// Appends `frames` in order, as [`append`](Writer::append) would one by one (the same
+    /// segment changes, times kept non-decreasing), but with one `writev` per segment the
+    /// batch touches instead of one per frame. Returns how many frames were appended. On an
+    /// error the frames before the failing segment's part of the batch stay appended (and
+    /// counted), that part and the rest are not: the error is returned as from `append`.
+    pub fn append_batch(&mut self, frames: &[Frame<'_>]) -> Result<u64, WriteError> {
+        let mut staged: Vec<(FrameMeta, &[u8])> = Vec::with_capacity(frames.len());
+        let mut appended = 0;
+        for frame in frames {
+            if let Err(e) = check(frame) {
+                // The frames before it are appended; the error is this frame's.
+                self.write_staged(&mut staged)?;
+                return Err(e);
+            }
+            let last_t = staged.last().map_or(self.last_t, |(m, _)| m.received_us);
+            let t = frame.received_us.max(last_t).min(i64::MAX as u64);
+            if let Some(cur) = &self.cur {
+                let cfg = &self.rec.inner.config;
+                let (last, len) = match staged.last() {
+                    // Offsets of staged frames are not known yet: their sizes are.
+                    Some((m, _)) => (m.received_us, m.offset),
+                    None => (
+                        cur.file
+                            .entries
+                            .last()
+                            .map_or(cur.start_us, |m| m.received_us),
+                        cur.file.len(),
+                    ),
+                };
+                let len = len + FRAME_HEADER_LEN + frame.jpeg.len() as u64;
+                if t - cur.start_us >= cfg.segment_duration_us
+                    || t - last > cfg.max_gap_us
+                    || len > cfg.max_segment_bytes
+                {
+                    appended += self.write_staged(&mut staged)?;
+                    self.close_current()?;
+                }
+            }
+            if self.cur.is_none() {
+                self.open_segment(t)?;
+            }
+            let end = match (staged.last(), &self.cur) {
+                (Some((m, _)), _) => m.offset,
+                (None, Some(cur)) => cur.file.len(),
+                (None, None) => return Err(WriteError::Empty), // unreachable: opened above
+            };
+            staged.push((
+                FrameMeta {
+                    // Here: where this frame ends, so the next one knows where it starts
+                    // (`SegmentFile::append_many` sets the real offsets).
+                    offset: end + FRAME_HEADER_LEN + frame.jpeg.len() as u64,
+                    len: frame.jpeg.len() as u32,
+                    received_us: t,
+                    captured_us: frame.captured_us,
+                    width: frame.width,
+                    height: frame.height,
+                    crc: format::data_crc(frame.jpeg),
+                },
+                frame.jpeg,
+            ));
+        }
+        appended += self.write_staged(&mut staged)?;
+        Ok(appended)
+    }
+
+    /// Writes the staged frames to the open segment in one go; empties `staged`.
+    fn write_staged(&mut self, staged: &mut Vec<(FrameMeta, &[u8])>) -> Result<u64, WriteError> {
+        if staged.is_empty() {
+            return Ok(0);
+        }
+        let Some(cur) = self.cur.as_mut() else {
+            return Err(WriteError::Empty); // unreachable: frames are staged on a segment
+        };
+        if let Err(e) = cur.file.append_many(staged) {
+            staged.clear();
+            self.fail(&e);
+            self.abandon_current();
+            return Err(e.into());
+        }
+        let n = staged.len() as u64;
+        self.pending.frames += n;
+        self.pending.bytes += staged.iter().map(|(m, _)| u64::from(m.len)).sum::<u64>();
+        self.pending.writes += cur.file.take_writes();
+        if let Some((m, _)) = staged.last() {
+            self.last_t = m.received_us;
+        }
+        staged.clear();
+        Ok(n)
     }
 
     /// Group commit: if [`commit_interval_us`](crate::Config::commit_interval_us) has passed
@@ -231,7 +329,7 @@ impl Writer {
                 cur.live.entries().extend_from_slice(new);
                 let n = new.len() as u64;
                 self.durable_total += n;
-                self.pending.2 += n;
+                self.pending.durable += n;
                 self.report(Some(None));
                 Ok(n)
             }
@@ -342,7 +440,7 @@ impl Writer {
         let latency = t0.elapsed();
         // On failure the `Live` stays: its durable frames remain readable until a retry
         // closes the segment.
-        let (entries, len) = match result {
+        let (entries, len, writes) = match result {
             Ok(x) => x,
             Err(e) => {
                 self.fail(&e);
@@ -373,7 +471,8 @@ impl Writer {
         }
         inner.note_closed();
         self.durable_total += not_durable;
-        self.pending.2 += not_durable;
+        self.pending.durable += not_durable;
+        self.pending.writes += writes;
         if info.frames == 0 {
             // Nothing in it (a segment whose first append failed): remove it altogether.
             let _ = fs::remove_file(inner.segment_path(&self.camera, id, start_us));
@@ -461,8 +560,8 @@ impl Writer {
     }
 
     fn report(&mut self, error: Option<Option<String>>) {
-        let (f, b, d, m) = std::mem::take(&mut self.pending);
-        self.rec.inner.note_camera(&self.camera, f, b, d, m, error);
+        let p = std::mem::take(&mut self.pending);
+        self.rec.inner.note_camera(&self.camera, &p, error);
     }
 }
 
@@ -488,6 +587,20 @@ impl Drop for Writer {
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&self.camera);
     }
+}
+
+/// What a frame must be to be recorded.
+fn check(frame: &Frame<'_>) -> Result<(), WriteError> {
+    if frame.jpeg.is_empty() {
+        return Err(WriteError::Empty);
+    }
+    if frame.jpeg.len() > MAX_FRAME_BYTES {
+        return Err(WriteError::TooLarge(frame.jpeg.len()));
+    }
+    if frame.width == 0 || frame.height == 0 {
+        return Err(WriteError::BadDimensions(frame.width, frame.height));
+    }
+    Ok(())
 }
 
 /// An error message cut to a length a metrics label or a log line can carry.

@@ -616,3 +616,131 @@ fn config_changes_segment_length() {
     record(&rec, &c, &bases(), T0, 2, 60, 0, u64::MAX);
     assert_eq!(rec.segments(&c, 0, u64::MAX).unwrap().len(), 3);
 }
+
+/// `append_batch` writes exactly what `append` one frame at a time writes (same segments,
+/// same bytes, same index), with one `writev` per segment part of the batch instead of one
+/// per frame; a batch crossing a segment's end (a minute) closes it and goes on in the next.
+#[test]
+fn a_batch_append_writes_the_same_files_as_single_appends_in_fewer_writes() {
+    let b = bases();
+    let (one, many) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let c = cam("batch");
+    // 95 s at 10 fps: batches of 7 frames, one of which crosses the 60 s segment change.
+    let jpegs: Vec<Vec<u8>> = (0..950).map(|n| numbered(&b[0].0, n)).collect();
+    let frame = |i: usize| Frame {
+        jpeg: &jpegs[i],
+        captured_us: Some(T0 + i as u64 * SEC / 10 - 1_000),
+        received_us: T0 + i as u64 * SEC / 10,
+        width: b[0].1,
+        height: b[0].2,
+    };
+    let (r1, _) = Recordings::open(one.path()).unwrap();
+    let mut w = r1.writer(&c).unwrap();
+    for i in 0..jpegs.len() {
+        w.append(&frame(i)).unwrap();
+        // Synced where the batches below sync (each header names the frames synced
+        // before it, so the bytes match only then).
+        if i % 7 == 6 || i == jpegs.len() - 1 {
+            w.flush_if_due(frame(i).received_us).unwrap();
+        }
+    }
+    w.close().unwrap();
+    let single = r1.metrics();
+
+    let (r2, _) = Recordings::open(many.path()).unwrap();
+    let mut w = r2.writer(&c).unwrap();
+    let mut appended = 0;
+    for start in (0..jpegs.len()).step_by(7) {
+        let batch: Vec<Frame<'_>> = (start..(start + 7).min(jpegs.len())).map(frame).collect();
+        appended += w.append_batch(&batch).unwrap();
+        w.flush_if_due(batch[batch.len() - 1].received_us).unwrap();
+    }
+    w.close().unwrap();
+    assert_eq!(appended, 950);
+    let batched = r2.metrics();
+    assert_eq!(
+        (batched.frames, batched.bytes),
+        (single.frames, single.bytes)
+    );
+    assert_eq!(batched.durable_frames, 950);
+
+    let files = |dir: &Path| -> Vec<(String, Vec<u8>)> {
+        let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir.join("recordings/batch"))
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let name = e.file_name().to_string_lossy().into_owned();
+                // The file name holds the segment's database id, the same in both.
+                (name, std::fs::read(e.path()).unwrap())
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let (f1, f2) = (files(one.path()), files(many.path()));
+    assert_eq!(f1.len(), 2, "95 s make two segments");
+    assert_eq!(f1.len(), f2.len());
+    for ((n1, b1), (n2, b2)) in f1.iter().zip(&f2) {
+        assert_eq!(n1, n2);
+        assert!(b1 == b2, "segment {n1}: the batched file differs");
+    }
+    // Single appends: a header write per segment, a writev per frame, a trailer per segment.
+    assert_eq!(single.write_syscalls, 950 + 2 * 2);
+    // Batches: 136 batches, one of them split by the segment change.
+    assert_eq!(batched.write_syscalls, 136 + 1 + 2 * 2);
+    let got = play_all(&r2, &c, 0);
+    assert_eq!(got.len(), 950);
+    assert!(
+        got.iter()
+            .enumerate()
+            .all(|(i, f)| number_of(&f.jpeg) == Some(i as u64))
+    );
+}
+
+/// A batch that hits a full disk indexes none of its frames: what was appended before stays
+/// readable, nothing of the failed batch is served, and the error is the disk's.
+#[test]
+fn a_batch_that_fails_part_way_indexes_none_of_its_frames() {
+    #[derive(Debug)]
+    struct FullAfter(std::sync::atomic::AtomicU64);
+    impl espcam_record::fault::IoFaults for FullAfter {
+        fn write(&self, _: &Path, len: usize) -> usize {
+            let left = self.0.load(std::sync::atomic::Ordering::SeqCst) as usize;
+            let n = left.min(len);
+            self.0
+                .fetch_sub(n as u64, std::sync::atomic::Ordering::SeqCst);
+            n
+        }
+    }
+    let b = bases();
+    let dir = tempfile::tempdir().unwrap();
+    let (rec, _) = Recordings::open(dir.path()).unwrap();
+    let c = cam("full");
+    let jpegs: Vec<Vec<u8>> = (0..10).map(|n| numbered(&b[0].0, n)).collect();
+    let frame = |i: usize| Frame {
+        jpeg: &jpegs[i],
+        captured_us: None,
+        received_us: T0 + i as u64 * 100_000,
+        width: b[0].1,
+        height: b[0].2,
+    };
+    let mut w = rec.writer(&c).unwrap();
+    let first: Vec<Frame<'_>> = (0..4).map(frame).collect();
+    assert_eq!(w.append_batch(&first).unwrap(), 4);
+    w.flush(T0 + 400_000).unwrap();
+    // Room for one and a half frames more: the next batch of six fails part-way.
+    let room = (jpegs[4].len() + 40) * 3 / 2;
+    rec.set_io_faults(Some(std::sync::Arc::new(FullAfter(
+        std::sync::atomic::AtomicU64::new(room as u64),
+    ))));
+    // The hook applies to segments opened from now on: close the first so the next opens.
+    w.close().unwrap();
+    let second: Vec<Frame<'_>> = (4..10).map(frame).collect();
+    let err = w.append_batch(&second).unwrap_err();
+    assert!(err.is_disk_full(), "{err}");
+    rec.set_io_faults(None);
+    drop(w);
+    let got = play_all(&rec, &c, 0);
+    let numbers: Vec<Option<u64>> = got.iter().map(|f| number_of(&f.jpeg)).collect();
+    assert_eq!(numbers, (0..4).map(Some).collect::<Vec<_>>());
+}

@@ -135,7 +135,7 @@ fn write_recording(out: &mut String, r: &RecordingFigures) {
             &rows(|u| u.bytes),
         );
     }
-    let totals: [(&str, &str, &str, u64); 4] = [
+    let totals: [(&str, &str, &str, u64); 5] = [
         (
             "espcam_record_segments_closed_total",
             "counter",
@@ -147,6 +147,12 @@ fn write_recording(out: &mut String, r: &RecordingFigures) {
             "counter",
             "Syncs of segment files (group commits, at most one per camera per second).",
             m.fsyncs,
+        ),
+        (
+            "espcam_record_write_syscalls_total",
+            "counter",
+            "Write system calls on segment files (frames, headers, index trailers).",
+            m.write_syscalls,
         ),
         (
             "espcam_record_durable_frames_total",

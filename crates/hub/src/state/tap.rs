@@ -85,12 +85,45 @@ impl FrameTap {
             },
             Inner::Every(rx) => rx.recv().await?,
         };
+        Some(self.tapped(frame))
+    }
+}
+
+/// [`FrameTap::try_next`] on a tap whose camera is gone for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TapClosed;
+
+impl FrameTap {
+    /// The next frame if one is waiting, without waiting (for a thread that drains its taps
+    /// on its own schedule: no waker is registered, so ingest wakes nobody per frame).
+    /// `Ok(None)`: nothing new yet. `Err(TapClosed)`: the camera is gone for good.
+    pub fn try_next(&mut self) -> Result<Option<Tapped>, TapClosed> {
+        let frame = match &mut self.inner {
+            Inner::Newest(rx) => {
+                if !rx.has_changed().map_err(|_| TapClosed)? {
+                    return Ok(None);
+                }
+                match rx.borrow_and_update().clone() {
+                    Some(f) => f,
+                    None => return Ok(None),
+                }
+            }
+            Inner::Every(rx) => match rx.try_recv() {
+                Ok(f) => f,
+                Err(mpsc::error::TryRecvError::Empty) => return Ok(None),
+                Err(mpsc::error::TryRecvError::Disconnected) => return Err(TapClosed),
+            },
+        };
+        Ok(Some(self.tapped(frame)))
+    }
+
+    fn tapped(&mut self, frame: Arc<Frame>) -> Tapped {
         let missed = match self.last_index {
             Some(last) => frame.index.saturating_sub(last).saturating_sub(1),
             None => 0,
         };
         self.last_index = Some(frame.index);
-        Some(Tapped { frame, missed })
+        Tapped { frame, missed }
     }
 }
 
@@ -106,5 +139,60 @@ impl EverySender {
             self.0.try_send(frame.clone()),
             Err(mpsc::error::TrySendError::Closed(_))
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use bytes::Bytes;
+
+    fn frame(index: u64) -> Arc<Frame> {
+        let mut f = Frame::new(Bytes::from_static(b"\xff\xd8\xff\xd9"), 0, None, index);
+        f.index = index;
+        Arc::new(f)
+    }
+
+    #[test]
+    fn try_next_on_every_takes_what_is_queued_counts_gaps_and_sees_the_end() {
+        let (tx, rx) = mpsc::channel(4);
+        let mut tap = FrameTap::every(rx);
+        assert_eq!(tap.try_next().map(|t| t.is_none()), Ok(true), "nothing yet");
+        let sender = EverySender(tx);
+        for i in [1, 2, 5] {
+            assert!(sender.offer(&frame(i)));
+        }
+        let got: Vec<(u64, u64)> = std::iter::from_fn(|| tap.try_next().unwrap())
+            .map(|t| (t.frame.index, t.missed))
+            .collect();
+        assert_eq!(got, vec![(1, 0), (2, 0), (5, 2)]);
+        drop(sender);
+        assert_eq!(tap.try_next().map(|t| t.is_none()), Err(TapClosed));
+    }
+
+    #[test]
+    fn try_next_on_newest_gives_the_newest_once_and_sees_the_end() {
+        let (tx, rx) = watch::channel(None);
+        let mut tap = FrameTap::newest(rx);
+        assert_eq!(
+            tap.try_next().map(|t| t.is_none()),
+            Ok(true),
+            "no frame yet"
+        );
+        tx.send_replace(Some(frame(3)));
+        tx.send_replace(Some(frame(7)));
+        let t = tap.try_next().unwrap().unwrap();
+        assert_eq!((t.frame.index, t.missed), (7, 0));
+        assert_eq!(
+            tap.try_next().map(|t| t.is_none()),
+            Ok(true),
+            "seen already"
+        );
+        tx.send_replace(Some(frame(9)));
+        assert_eq!(tap.try_next().unwrap().unwrap().missed, 1);
+        drop(tx);
+        assert_eq!(tap.try_next().map(|t| t.is_none()), Err(TapClosed));
     }
 }

@@ -189,6 +189,16 @@ async fn scenes_make_exactly_the_events_they_should() {
     let clip = hub.get(export).await;
     assert_eq!(clip.status, 200, "{export}: {}", clip.text());
     assert!(clip.body.len() > 10_000);
+    // With its pre-roll (5 s; the camera had been still for 6 s): the recording starts
+    // about 5 s before the event, from frames kept in memory, and not earlier.
+    let started = e["started_ms"].as_u64().unwrap();
+    let rec = hub.get("/api/cameras/door/recordings?from=0").await.json();
+    let first_ms = rec["spans"][0]["start_us"].as_u64().unwrap() / 1000;
+    assert!(
+        first_ms + 4_000 <= started && first_ms + 6_500 >= started,
+        "recording starts {} ms before the event, expected about 5 000 (the pre-roll): {rec}",
+        started as i64 - first_ms as i64
+    );
 
     // Webhooks: start and end arrived at the live receiver despite the dead one, with
     // thumbnail links that decode.
