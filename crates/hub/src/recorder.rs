@@ -612,6 +612,11 @@ fn write(
     frames: &[Arc<Frame>],
     missed: u64,
 ) {
+    // Nothing to append (a stop right after a failed batch): an empty append would succeed
+    // and be taken for the end of the failure, clearing the error while nothing is written.
+    if frames.is_empty() {
+        return;
+    }
     // Looked up first: the id is cloned only when the camera's writer is created.
     if !writers.contains_key(id) {
         match recordings.writer(id) {

@@ -56,6 +56,11 @@ async fn an_unwritable_directory_stops_recording_clearly_and_recording_resumes_b
         "{state}"
     );
     assert_eq!(state["mode"], "continuous", "{state}");
+    // … and it stays until a frame is really written again (an empty append on the stop
+    // that follows a failed batch once cleared it within 100 ms).
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let later = hub.get("/api/cameras/cam-1/recordings").await.json();
+    assert!(later["state"]["error"].is_string(), "{later}");
     // … in the log …
     let logged = log.text();
     assert!(
