@@ -195,10 +195,13 @@ impl Recorder {
 
     /// Queues `job` on the writer thread of its camera.
     fn send(&self, job: Job) -> bool {
-        let Some(writers) = self.0.writers.get() else {
-            return false;
-        };
-        let id = match &job {
+        self.writer(&job).is_some_and(|w| w.send(job))
+    }
+
+    /// The writer thread of the job's camera.
+    fn writer(&self, job: &Job) -> Option<&crate::worker::Worker<Job>> {
+        let writers = self.0.writers.get()?;
+        let id = match job {
             Job::Follow(f) => &f.id,
             Job::Frame(id, _) | Job::Close(id) => id,
         };
@@ -208,7 +211,7 @@ impl Recorder {
             id.hash(&mut h);
             h.finish() as usize % writers.len().max(1)
         };
-        writers.get(shard).is_some_and(|w| w.send(job))
+        writers.get(shard)
     }
 
     /// The camera's recording state.
@@ -358,8 +361,17 @@ impl Recorder {
             was_recording: false,
             batch: Vec::new(),
         };
-        if !self.send(Job::Follow(Box::new(follower))) {
-            warn!("camera {id}: not recorded: the recorder's queue is full or stopped");
+        // Never dropped: while the writer's queue is full (a slow sync behind timelapse
+        // frames) the camera waits a drain for room, so it is recorded once there is.
+        let job = Job::Follow(Box::new(follower));
+        let queued = match self.writer(&job) {
+            Some(w) => w.send_when_room(job, BATCH, &mut stop).await,
+            None => false,
+        };
+        if !queued {
+            if !*stop.borrow() {
+                warn!("camera {id}: not recorded: the recorder is stopped");
+            }
             return;
         }
         tokio::select! {
