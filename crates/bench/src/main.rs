@@ -266,10 +266,7 @@ fn run(args: &BenchArgs) -> anyhow::Result<()> {
         })
         .collect();
     let hub = match &args.hub_exe {
-        Some(p) => {
-            relay::check_exe(p)?;
-            p.clone()
-        }
+        Some(p) => relay::check_exe(p)?,
         None => relay::default_hub_exe()?,
     };
     let mut targets = vec![Target {
@@ -287,10 +284,9 @@ fn run(args: &BenchArgs) -> anyhow::Result<()> {
         });
     }
     if let Some(p) = &args.compare_exe {
-        relay::check_exe(p)?;
         targets.push(Target {
             name: "compare",
-            kind: Kind::Hub(p.clone()),
+            kind: Kind::Hub(relay::check_exe(p)?),
         });
     }
     if args.baseline {

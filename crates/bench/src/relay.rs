@@ -255,10 +255,48 @@ pub fn default_hub_exe() -> anyhow::Result<PathBuf> {
     )
 }
 
-/// Checks that `exe` exists, for a clear error before anything is started.
-pub fn check_exe(exe: &Path) -> anyhow::Result<()> {
+/// Checks that `exe` exists, for a clear error before anything is started, and returns
+/// it absolute.
+pub fn check_exe(exe: &Path) -> anyhow::Result<PathBuf> {
     if !exe.is_file() {
         bail!("{} is not a file: expected an espcam binary", exe.display());
     }
-    Ok(())
+    // Made absolute here: the relay runs in a working directory of its own, where a
+    // relative `--hub-exe target/release/espcam` would name nothing.
+    std::fs::canonicalize(exe).with_context(|| format!("resolving {}", exe.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A relative `--hub-exe` names the same file once the relay runs in its own working
+    /// directory (it failed with "No such file or directory" before).
+    #[test]
+    fn a_relative_hub_exe_is_made_absolute() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("espcam");
+        std::fs::write(&exe, b"").unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        let relative = pathdiff(&exe, &cwd);
+        let resolved = check_exe(&relative).unwrap();
+        assert!(resolved.is_absolute(), "{}", resolved.display());
+        assert_eq!(resolved, std::fs::canonicalize(&exe).unwrap());
+        assert!(check_exe(Path::new("no/such/espcam")).is_err());
+    }
+
+    /// `target` relative to `base` (both absolute), with `..` as needed.
+    fn pathdiff(target: &Path, base: &Path) -> PathBuf {
+        let t: Vec<_> = target.components().collect();
+        let b: Vec<_> = base.components().collect();
+        let common = t.iter().zip(&b).take_while(|(x, y)| x == y).count();
+        let mut p = PathBuf::new();
+        for _ in common..b.len() {
+            p.push("..");
+        }
+        for c in &t[common..] {
+            p.push(c);
+        }
+        p
+    }
 }
