@@ -259,6 +259,9 @@ pub async fn serve(
             hub.stop();
         }
     });
+    if let Some((from, to)) = crate::net::raise_fd_limit() {
+        info!("open-file limit raised from {from} to {to}");
+    }
     let (http_limits, stream_limits) = door_limits(hub.config());
     info!(
         "connection limits: HTTP port {} in all, {} per address; stream port {} in all; request heads within {} ms",
