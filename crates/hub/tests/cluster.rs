@@ -33,6 +33,19 @@ fn hub_config(dir: &Path, nats: &Nats, node: &str) -> Config {
     c
 }
 
+/// Waits until a hub has created the cluster's directory bucket (bounded: 20 s).
+async fn wait_for_directory(nats: &Nats) {
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    for _ in 0..400 {
+        if js.get_stream("KV_espcam_cameras").await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no hub created the directory bucket within 20 s");
+}
+
 /// Polls `GET /api/cameras` until the camera's entry satisfies `pred` (bounded: 20 s).
 async fn wait_listed(hub: &TestHub, id: &str, pred: impl Fn(&Value) -> bool) -> Value {
     wait_listed_or(hub, id, pred, String::new).await
@@ -260,6 +273,9 @@ async fn events_and_snapshots_cross_hubs() {
     let mut ca = hub_config(da.path(), &nats, "hub-a");
     ca.motion.default.detector.end_after_ms = 1_000;
     let a = TestHub::start(ca).await;
+    // A creates the directory bucket, so its 3 s TTL is the bucket's. Starting B at the
+    // same moment let either create it: with B's 30 s this test failed now and then.
+    wait_for_directory(&nats).await;
     // A long TTL: an offline event that arrives before it must have crossed as an event.
     let mut cb = hub_config(db.path(), &nats, "hub-b");
     if let Some(c) = &mut cb.cluster {

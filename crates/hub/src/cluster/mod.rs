@@ -258,7 +258,7 @@ impl Cluster {
         use async_nats::jetstream::stream;
         let js = async_nats::jetstream::new(self.0.client.clone());
         if let Ok(s) = js.get_key_value(BUCKET).await {
-            return Ok(s);
+            return Ok(self.checked(s).await);
         }
         let created = js
             .get_or_create_stream(stream::Config {
@@ -277,9 +277,31 @@ impl Cluster {
             })
             .await;
         if let Err(e) = created {
-            return Err(e.to_string());
+            // Two nodes starting together: the other one created the bucket a moment
+            // earlier, with its own TTL ("stream name already in use with a different
+            // configuration"). Use that bucket now instead of waiting for the next tick.
+            return match js.get_key_value(BUCKET).await {
+                Ok(s) => Ok(self.checked(s).await),
+                Err(_) => Err(e.to_string()),
+            };
         }
         js.get_key_value(BUCKET).await.map_err(|e| e.to_string())
+    }
+
+    /// Says so when the bucket keeps entries for another time than this node's `ttl`: the
+    /// node that created the bucket set its `max_age`, and that value is in force for
+    /// every node's entries.
+    async fn checked(&self, store: kv::Store) -> kv::Store {
+        if let Ok(status) = store.status().await
+            && status.max_age() != self.0.config.ttl
+        {
+            warn!(
+                "cluster: the directory keeps entries {} ms without a heartbeat (set by the node that created it), not this node's ttl of {} ms",
+                status.max_age().as_millis(),
+                self.0.config.ttl.as_millis()
+            );
+        }
+        store
     }
 
     /// Heartbeats this node's cameras into the directory and makes the registry match
