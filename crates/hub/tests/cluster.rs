@@ -333,6 +333,11 @@ async fn events_and_snapshots_cross_hubs() {
     let start = ui_event(&mut ui, "motion_start", "cam-1", Duration::from_secs(10)).await;
     let event_id = start["event"]["id"].as_i64().unwrap();
     assert!(event_id > 0, "{start}");
+    // A's id and links name A's events database: B's browser gets the node and no links
+    // (B's /api/events/{id}/thumb.jpg is not that event's; the dashboard asked for it and
+    // got a 404).
+    assert_eq!(start["event"]["node"], "hub-a", "{start}");
+    assert_eq!(start["event"]["links"], serde_json::json!({}), "{start}");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     cam.inject(espcam_sim::Fault::Scene(espcam_sim::Scene::Still));
     let end = ui_event(&mut ui, "motion_end", "cam-1", Duration::from_secs(30)).await;

@@ -278,7 +278,9 @@ export class EventList {
     open.dataset.testid = "event-open";
     const img = document.createElement("img");
     // The peak frame changes while the event runs: its end gets a fresh URL, not the cache.
-    img.src = `${ev.links?.thumb ?? `/api/events/${ev.id}/thumb.jpg`}${running ? "" : "?v=end"}`;
+    // Another node's event comes without links: its thumbnail is not on this hub.
+    const thumb = ev.node ? ev.links?.thumb : (ev.links?.thumb ?? `/api/events/${ev.id}/thumb.jpg`);
+    if (thumb) img.src = `${thumb}${running ? "" : "?v=end"}`;
     img.alt = "";
     img.loading = "lazy";
     img.decoding = "async";
