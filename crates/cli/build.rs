@@ -14,7 +14,7 @@
 //! of its package metadata (version, features, dependencies): after a dependency of the hub
 //! or the CLI changes, or the version, regenerate the list with `scripts/startup-order`
 //! (callgrind on an idle hub). Measured: one dependency added to the hub left idle RSS at
-//! 11.5 MiB with the old list, 8.4 MiB with a fresh one, 13.6 MiB without. Only release builds for x86_64 Linux with Rust's own linker use it; a linker of
+//! 11.4–11.7 MiB with the old list, 8.1–8.3 MiB with a fresh one, 13.6 MiB without. Only release builds for x86_64 Linux with Rust's own linker use it; a linker of
 //! the user's choice (`RUSTC_LINKER`, `-C linker…` in RUSTFLAGS) is left alone, and
 //! `ESPCAM_NO_STARTUP_ORDER=1` turns it off.
 

@@ -630,6 +630,7 @@ impl Worker {
                     peak_score: score,
                     peak_ms,
                     zones,
+                    node: None,
                 };
                 c.running = Some(info.clone());
                 info!("camera {id}: motion started (event {event_id})");
@@ -688,6 +689,7 @@ impl Worker {
                         peak_score,
                         peak_ms: peak_frame_at,
                         zones,
+                        node: None,
                     },
                 );
             }

@@ -38,7 +38,11 @@ async fn wait_for_directory(nats: &Nats) {
     let client = async_nats::connect(nats.url()).await.unwrap();
     let js = async_nats::jetstream::new(client);
     for _ in 0..400 {
-        if js.get_stream("KV_espcam_cameras").await.is_ok() {
+        if js
+            .get_stream(format!("KV_{}", espcam_hub::cluster::BUCKET))
+            .await
+            .is_ok()
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -109,17 +109,19 @@ impl From<&MotionInfo> for WireMotion {
     }
 }
 
-impl From<WireMotion> for MotionInfo {
-    fn from(m: WireMotion) -> Self {
-        Self {
-            camera: m.camera,
-            id: m.id,
-            started_ms: m.started_ms,
-            ended_ms: m.ended_ms,
-            last_motion_ms: m.last_motion_ms,
-            peak_score: m.peak_score,
-            peak_ms: m.peak_ms,
-            zones: m.zones.iter().take(16).map(|z| cut(z)).collect(),
+impl WireMotion {
+    /// The event on this node's bus: `node`'s, so its id and links are that node's.
+    fn into_info(self, node: &str) -> MotionInfo {
+        MotionInfo {
+            camera: self.camera,
+            id: self.id,
+            started_ms: self.started_ms,
+            ended_ms: self.ended_ms,
+            last_motion_ms: self.last_motion_ms,
+            peak_score: self.peak_score,
+            peak_ms: self.peak_ms,
+            zones: self.zones.iter().take(16).map(|z| cut(z)).collect(),
+            node: Some(node.to_string()),
         }
     }
 }
@@ -206,12 +208,12 @@ impl Cluster {
             }
             Wire::MotionStart { motion } => {
                 if held_by_sender(&motion.camera) {
-                    hub.emit(Event::MotionStarted(Box::new(motion.into())));
+                    hub.emit(Event::MotionStarted(Box::new(motion.into_info(node))));
                 }
             }
             Wire::MotionEnd { motion } => {
                 if held_by_sender(&motion.camera) {
-                    hub.emit(Event::MotionEnded(Box::new(motion.into())));
+                    hub.emit(Event::MotionEnded(Box::new(motion.into_info(node))));
                 }
             }
             Wire::Snapshot { snapshot: s } => {

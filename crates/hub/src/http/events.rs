@@ -54,9 +54,11 @@ fn links(id: i64, camera: &str, started_ms: u64, ended_ms: Option<u64>) -> Value
     })
 }
 
-/// An event from the bus, as browsers and webhooks see it.
+/// An event from the bus, as browsers and webhooks see it. Another node's event goes out
+/// with its `node` and no links: its id, thumbnail and clip are that node's, and this hub's
+/// `/api/events/{id}` is another event (the dashboard's thumbnail of it was a 404).
 pub(crate) fn event_json(m: &MotionInfo) -> Value {
-    json!({
+    let mut v = json!({
         "id": m.id,
         "camera": m.camera,
         "started_ms": m.started_ms,
@@ -65,8 +67,13 @@ pub(crate) fn event_json(m: &MotionInfo) -> Value {
         "peak_score": m.peak_score,
         "peak_ms": m.peak_ms,
         "zones": m.zones,
-        "links": links(m.id, m.camera.as_str(), m.started_ms, m.ended_ms),
-    })
+        "links": {},
+    });
+    match &m.node {
+        Some(node) => v["node"] = json!(node),
+        None => v["links"] = links(m.id, m.camera.as_str(), m.started_ms, m.ended_ms),
+    }
+    v
 }
 
 fn stored_json(e: &StoredEvent) -> Value {

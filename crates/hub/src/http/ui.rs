@@ -107,15 +107,7 @@ pub(crate) fn event_json(
         Event::SnapshotDeleted(id) => json!({ "type": kind, "id": id }),
         Event::CamerasChanged => return Some(cameras_json(hub, nodes)),
         Event::MotionStarted(m) | Event::MotionEnded(m) => {
-            let mut event = crate::http::events::event_json(m);
-            // Another node's event: its id and links name that node's events database, not
-            // this hub's (its thumbnail here was a 404), so it goes out with its node and no
-            // links.
-            if let Some(node) = nodes.and_then(|n| n.0.remote_node(m.camera.as_str())) {
-                event["node"] = Value::String(node);
-                event["links"] = json!({});
-            }
-            json!({ "type": kind, "camera": m.camera, "event": event })
+            json!({ "type": kind, "camera": m.camera, "event": crate::http::events::event_json(m) })
         }
         Event::Ota { camera, status } => json!({ "type": kind, "camera": camera, "ota": status }),
         Event::RemoteSnapshotSaved { node, snapshot } => {

@@ -35,12 +35,10 @@ pub fn raise_fd_limit() -> Option<(u64, u64)> {
     Some((current, wanted))
 }
 
-/// The process's soft limit on open file descriptors (Linux: `/proc/self/limits`), when it
-/// can be read.
+/// The process's soft limit on open file descriptors; `None` when unlimited.
 pub fn fd_soft_limit() -> Option<usize> {
-    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
-    line.split_whitespace().nth(3)?.parse().ok()
+    let current = rustix::process::getrlimit(rustix::process::Resource::Nofile).current?;
+    usize::try_from(current).ok()
 }
 
 #[cfg(test)]

@@ -115,6 +115,9 @@ pub struct MotionInfo {
     pub peak_ms: u64,
     /// Names of the zones that triggered so far.
     pub zones: Vec<String>,
+    /// The node that analysed the camera, when it is another hub of the cluster: the id
+    /// and the event's links then belong to that node's events database, not this hub's.
+    pub node: Option<String>,
 }
 
 /// A command that did not get a positive ack.

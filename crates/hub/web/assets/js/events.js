@@ -278,8 +278,8 @@ export class EventList {
     open.dataset.testid = "event-open";
     const img = document.createElement("img");
     // The peak frame changes while the event runs: its end gets a fresh URL, not the cache.
-    // Another node's event comes without links: its thumbnail is not on this hub.
-    const thumb = ev.node ? ev.links?.thumb : (ev.links?.thumb ?? `/api/events/${ev.id}/thumb.jpg`);
+    // Every event carries its links; another node's has none (its thumbnail is not here).
+    const thumb = ev.links?.thumb;
     if (thumb) img.src = `${thumb}${running ? "" : "?v=end"}`;
     img.alt = "";
     img.loading = "lazy";
